@@ -1,0 +1,54 @@
+//! The inventory: one YAML file naming the hosts, their roles and the
+//! settings of each role. This module owns reading it (`yaml`), decoding it
+//! into typed values with spans while collecting every problem (`decode`,
+//! `from_yaml`) and the resulting model (`model`). It never talks to hosts.
+
+mod decode;
+mod from_yaml;
+mod model;
+pub mod yaml;
+
+use std::path::{Path, PathBuf};
+
+pub use decode::{did_you_mean, quoted_list};
+pub use from_yaml::file_start;
+pub use model::*;
+
+use crate::diagnostic::Diagnostic;
+use crate::source::SourceFile;
+
+/// An inventory file, read and decoded as far as it could be.
+pub struct Loaded {
+    pub source: SourceFile,
+    /// `None` when the file is not valid YAML or not a mapping at all.
+    pub inventory: Option<Inventory>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Reading the file itself failed; everything after that is a [`Diagnostic`].
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read inventory `{}`", path.display())]
+pub struct ReadError {
+    pub path: PathBuf,
+    #[source]
+    pub error: std::io::Error,
+}
+
+/// Reads and decodes an inventory file.
+pub fn load(path: &Path) -> Result<Loaded, ReadError> {
+    let text = std::fs::read_to_string(path).map_err(|error| ReadError { path: path.to_path_buf(), error })?;
+    let base_dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let base_dir = if base_dir.as_os_str().is_empty() { PathBuf::from(".") } else { base_dir };
+    Ok(parse(SourceFile::new(path, text), &base_dir))
+}
+
+/// Decodes inventory text; `base_dir` anchors the relative paths in it.
+pub fn parse(source: SourceFile, base_dir: &Path) -> Loaded {
+    let root = match yaml::parse(&source) {
+        Ok(root) => root,
+        Err(diagnostic) => return Loaded { source, inventory: None, diagnostics: vec![diagnostic] },
+    };
+    let mut decoder = decode::Decoder::default();
+    let inventory = from_yaml::inventory(&mut decoder, &root, base_dir);
+    Loaded { source, inventory, diagnostics: decoder.diagnostics }
+}

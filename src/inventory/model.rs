@@ -1,0 +1,148 @@
+//! The decoded inventory: typed values that still remember their spans.
+//!
+//! Later steps trust the types here (an address is an `IpAddr`, a port is a
+//! `u16`) but keep spans so the stack rules can point at the line to fix.
+//! Defaults that the documentation promises are applied here, once.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+
+use crate::secret::SecretRef;
+use crate::source::{Span, Spanned};
+use crate::topology::Role;
+
+/// Everything an inventory file declares.
+#[derive(Clone, Debug)]
+pub struct Inventory {
+    /// The directory relative paths in the inventory are resolved against.
+    pub base_dir: PathBuf,
+    pub ssh: SshSettings,
+    pub templates: Option<Spanned<PathBuf>>,
+    pub hosts: Vec<Host>,
+    /// The span of the `hosts` key, for problems with the host list as a whole.
+    pub hosts_span: Span,
+    pub load_balancer: Option<LoadBalancerSettings>,
+    pub web: Option<WebSettings>,
+    pub app: Option<AppSettings>,
+    pub database: Option<DatabaseSettings>,
+    /// True when decoding reported errors: rules that reason about what is
+    /// absent stay quiet, because the absence may be a decoding casualty.
+    pub incomplete: bool,
+}
+
+/// How to reach hosts over SSH; hosts may override `user` and `port`.
+#[derive(Clone, Debug, Default)]
+pub struct SshSettings {
+    pub user: Option<Spanned<String>>,
+    pub port: Option<Spanned<u16>>,
+    pub identity: Option<Spanned<PathBuf>>,
+    pub known_hosts: Option<Spanned<PathBuf>>,
+}
+
+impl SshSettings {
+    pub fn user_or_default(&self) -> &str {
+        self.user.as_ref().map_or("root", |user| user.value.as_str())
+    }
+
+    pub fn port_or_default(&self) -> u16 {
+        self.port.as_ref().map_or(22, |port| port.value)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Host {
+    pub name: Spanned<String>,
+    pub address: Spanned<IpAddr>,
+    pub roles: Vec<Spanned<Role>>,
+    pub ssh: SshSettings,
+    pub vrrp: HostVrrp,
+}
+
+impl Host {
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.iter().any(|candidate| candidate.value == role)
+    }
+}
+
+/// Per-host keepalived settings; unset values come from `load_balancer`.
+#[derive(Clone, Debug, Default)]
+pub struct HostVrrp {
+    pub priority: Option<Spanned<u8>>,
+    pub virtual_router_id: Option<Spanned<u8>>,
+    pub secret: Option<SecretRef>,
+}
+
+/// HAProxy balancing algorithms that make sense for HTTP backends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Balance {
+    RoundRobin,
+    LeastConn,
+    Source,
+}
+
+impl Balance {
+    pub const NAMES: [&'static str; 3] = ["roundrobin", "leastconn", "source"];
+
+    pub fn from_name(name: &str) -> Option<Balance> {
+        match name {
+            "roundrobin" => Some(Balance::RoundRobin),
+            "leastconn" => Some(Balance::LeastConn),
+            "source" => Some(Balance::Source),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        Balance::NAMES[self as usize]
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct LoadBalancerSettings {
+    pub span: Span,
+    /// The virtual IP with its prefix length, e.g. `10.20.0.10/24`.
+    pub virtual_ip: Spanned<IpNet>,
+    pub interface: Spanned<String>,
+    pub virtual_router_id: Spanned<u8>,
+    pub vrrp_secret: SecretRef,
+    pub frontend_port: Spanned<u16>,
+    pub balance: Spanned<Balance>,
+    /// An explicit backend list (host names); must be exactly the web hosts.
+    pub backends: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct WebSettings {
+    pub span: Span,
+    pub port: Spanned<u16>,
+    pub server_name: Spanned<String>,
+    pub static_root: Spanned<String>,
+    pub static_source: Option<Spanned<PathBuf>>,
+    /// An explicit upstream list; must be exactly the app hosts' Gunicorn binds.
+    pub upstreams: Option<Spanned<Vec<Spanned<SocketAddr>>>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct AppSettings {
+    pub span: Span,
+    /// The WSGI entry point, `module:callable`.
+    pub module: Spanned<String>,
+    pub bind: Spanned<SocketAddr>,
+    pub workers: Spanned<u16>,
+    pub source: Spanned<PathBuf>,
+    pub directory: Spanned<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct DatabaseSettings {
+    pub span: Span,
+    pub name: Spanned<String>,
+    pub user: Spanned<String>,
+    pub password: SecretRef,
+    pub port: Spanned<u16>,
+    pub bind_address: Option<Spanned<IpAddr>>,
+    /// An explicit list of client addresses; must be exactly the app hosts'.
+    pub allowed_hosts: Option<Spanned<Vec<Spanned<IpAddr>>>>,
+}

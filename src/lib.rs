@@ -1,0 +1,11 @@
+//! `infra` lays out the classic scaled-up web stack (HAProxy + keepalived,
+//! Nginx, Gunicorn, MariaDB) from one YAML inventory. The library holds every
+//! concept; `main.rs` only parses arguments and calls in. See
+//! docs/ARCHITECTURE.md for the data flow between the modules.
+
+pub mod check;
+pub mod diagnostic;
+pub mod inventory;
+pub mod secret;
+pub mod source;
+pub mod topology;

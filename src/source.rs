@@ -1,0 +1,136 @@
+//! Source text and byte spans.
+//!
+//! Every value read from an inventory keeps the byte range it came from, so
+//! that any later step (decoding, stack rules, rendering) can point at the
+//! exact line and column that caused a problem. Spans are byte offsets into a
+//! single [`SourceFile`]; line and column are computed only when a diagnostic
+//! is printed, which keeps the hot path (1,000-host inventories) cheap.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A half-open byte range `start..end` into a [`SourceFile`]'s text.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Span {
+    pub fn new(start: usize, end: usize) -> Self {
+        Span { start, end: end.max(start) }
+    }
+
+    pub fn range(self) -> std::ops::Range<usize> {
+        self.start..self.end
+    }
+}
+
+/// A value together with the span it was read from.
+#[derive(Clone, Debug)]
+pub struct Spanned<T> {
+    pub value: T,
+    pub span: Span,
+}
+
+impl<T> Spanned<T> {
+    pub fn new(value: T, span: Span) -> Self {
+        Spanned { value, span }
+    }
+
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Spanned<U> {
+        Spanned { value: f(self.value), span: self.span }
+    }
+}
+
+impl<T: PartialEq> PartialEq for Spanned<T> {
+    /// Two spanned values are equal when their values are: spans are where a
+    /// value came from, not part of what it is.
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value
+    }
+}
+
+impl<T: fmt::Display> fmt::Display for Spanned<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.value.fmt(f)
+    }
+}
+
+/// A named source text, usually an inventory file.
+#[derive(Clone, Debug)]
+pub struct SourceFile {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+/// A 1-based line and column (counted in characters, like rustc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct LineColumn {
+    pub line: usize,
+    pub column: usize,
+}
+
+impl SourceFile {
+    pub fn new(path: impl Into<PathBuf>, text: impl Into<String>) -> Self {
+        SourceFile { path: path.into(), text: text.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The line and column of a byte offset, clamped to the text.
+    pub fn line_column(&self, offset: usize) -> LineColumn {
+        let offset = self.floor_char_boundary(offset.min(self.text.len()));
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |index| index + 1);
+        let column = before[line_start..].chars().count() + 1;
+        LineColumn { line, column }
+    }
+
+    /// The byte offset of a 1-based line and character column, for parser
+    /// errors that report only a line and column.
+    pub fn offset_of(&self, line: usize, column: usize) -> usize {
+        let mut offset = 0;
+        for (index, text_line) in self.text.split_inclusive('\n').enumerate() {
+            if index + 1 == line {
+                let within = text_line
+                    .char_indices()
+                    .nth(column.saturating_sub(1))
+                    .map_or(text_line.len(), |(byte, _)| byte);
+                return offset + within;
+            }
+            offset += text_line.len();
+        }
+        self.text.len()
+    }
+
+    fn floor_char_boundary(&self, mut offset: usize) -> usize {
+        while offset > 0 && !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        offset
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_column_counts_characters_not_bytes() {
+        let file = SourceFile::new("x.yml", "a: 1\né: 2\n");
+        assert_eq!(file.line_column(0), LineColumn { line: 1, column: 1 });
+        assert_eq!(file.line_column(9), LineColumn { line: 2, column: 4 });
+        assert_eq!(file.offset_of(2, 4), 9);
+    }
+
+    #[test]
+    fn offsets_past_the_end_are_clamped() {
+        let file = SourceFile::new("x.yml", "a: 1");
+        assert_eq!(file.line_column(100), LineColumn { line: 1, column: 5 });
+        assert_eq!(file.offset_of(9, 9), 4);
+    }
+}

@@ -1,0 +1,121 @@
+//! Roles, the stage order between them, and the facts derived across hosts.
+//!
+//! A role's dependencies are declared once ([`Role::depends_on`]); stages are
+//! a topological sort of that graph, so adding a role never means editing a
+//! chain of if/else. The derived facts (HAProxy backends, Nginx upstreams,
+//! database clients) come from here and nowhere else, which is what lets the
+//! rules in `check` compare explicit lists against them.
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::inventory::{Host, Inventory};
+
+/// What a host does in the stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Database,
+    App,
+    Web,
+    LoadBalancer,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Database, Role::App, Role::Web, Role::LoadBalancer];
+    pub const NAMES: [&'static str; 4] = ["database", "app", "web", "load_balancer"];
+
+    pub fn name(self) -> &'static str {
+        Role::NAMES[self as usize]
+    }
+
+    pub fn from_name(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|role| role.name() == name)
+    }
+
+    /// The roles that must be converged and healthy before this one is
+    /// touched: each tier talks to the one behind it.
+    pub fn depends_on(self) -> &'static [Role] {
+        match self {
+            Role::Database => &[],
+            Role::App => &[Role::Database],
+            Role::Web => &[Role::App],
+            Role::LoadBalancer => &[Role::Web],
+        }
+    }
+}
+
+/// Roles in dependency order: a role comes after everything it depends on.
+pub fn role_order() -> Vec<Role> {
+    let mut order: Vec<Role> = Vec::with_capacity(Role::ALL.len());
+    while order.len() < Role::ALL.len() {
+        let before = order.len();
+        for role in Role::ALL {
+            if !order.contains(&role) && role.depends_on().iter().all(|dependency| order.contains(dependency)) {
+                order.push(role);
+            }
+        }
+        assert!(order.len() > before, "the role dependency graph has a cycle");
+    }
+    order
+}
+
+/// One step of a rollout: a role and the hosts that carry it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Stage<'a> {
+    pub role: Role,
+    #[serde(serialize_with = "host_names")]
+    pub hosts: Vec<&'a Host>,
+}
+
+fn host_names<S: serde::Serializer>(hosts: &[&Host], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(hosts.iter().map(|host| host.name.value.as_str()))
+}
+
+/// The stages of an inventory in dependency order. A host with several roles
+/// is placed at its earliest stage, so that it is converged before anything
+/// that depends on any of its roles.
+pub fn stages(inventory: &Inventory) -> Vec<Stage<'_>> {
+    let order = role_order();
+    let stage_of = |host: &Host| order.iter().position(|role| host.has_role(*role));
+    order
+        .iter()
+        .enumerate()
+        .map(|(index, role)| Stage {
+            role: *role,
+            hosts: inventory.hosts.iter().filter(|host| stage_of(host) == Some(index)).collect(),
+        })
+        .collect()
+}
+
+pub fn hosts_with(inventory: &Inventory, role: Role) -> impl Iterator<Item = &Host> {
+    inventory.hosts.iter().filter(move |host| host.has_role(role))
+}
+
+/// The web hosts HAProxy balances over, with the port Nginx listens on.
+pub fn haproxy_backends(inventory: &Inventory) -> Vec<(&str, SocketAddr)> {
+    let port = inventory.web.as_ref().map_or(80, |web| web.port.value);
+    hosts_with(inventory, Role::Web)
+        .map(|host| (host.name.value.as_str(), SocketAddr::new(host.address.value, port)))
+        .collect()
+}
+
+/// The Gunicorn addresses Nginx proxies to: each app host at the bind port.
+pub fn nginx_upstreams(inventory: &Inventory) -> Vec<SocketAddr> {
+    let port = inventory.app.as_ref().map_or(8000, |app| app.bind.value.port());
+    hosts_with(inventory, Role::App).map(|host| SocketAddr::new(host.address.value, port)).collect()
+}
+
+/// The addresses the database accepts the application's user from.
+pub fn database_clients(inventory: &Inventory) -> Vec<IpAddr> {
+    hosts_with(inventory, Role::App).map(|host| host.address.value).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_are_ordered_by_their_dependencies() {
+        assert_eq!(role_order(), vec![Role::Database, Role::App, Role::Web, Role::LoadBalancer]);
+    }
+}
