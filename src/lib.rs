@@ -9,3 +9,8 @@ pub mod inventory;
 pub mod secret;
 pub mod source;
 pub mod topology;
+pub mod desired;
+pub mod render;
+pub mod checkers;
+pub mod cli;
+pub mod commands;

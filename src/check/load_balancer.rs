@@ -108,7 +108,7 @@ fn shared_vrrp_settings(settings: &LoadBalancerSettings, balancers: &[&Host], fo
 
 /// The effective VRRP priority of each balancer, in inventory order: an
 /// explicit `vrrp.priority`, or 150, 140, 130, … by position.
-pub fn priorities<'a>(balancers: &[&'a Host]) -> Vec<(u8, Option<Span>, &'a Host)> {
+pub fn vrrp_priorities<'a>(balancers: &[&'a Host]) -> Vec<(u8, Option<Span>, &'a Host)> {
     balancers
         .iter()
         .enumerate()
@@ -121,7 +121,7 @@ pub fn priorities<'a>(balancers: &[&'a Host]) -> Vec<(u8, Option<Span>, &'a Host
 
 fn distinct_priorities(balancers: &[&Host], found: &mut Vec<Diagnostic>) {
     let mut seen: HashMap<u8, &Host> = HashMap::new();
-    for (priority, span, host) in priorities(balancers) {
+    for (priority, span, host) in vrrp_priorities(balancers) {
         if let Some(other) = seen.get(&priority) {
             found.push(
                 Diagnostic::error("vrrp-priority-duplicate", format!("load balancers `{}` and `{}` have the same VRRP priority {priority}", other.name, host.name))

@@ -9,6 +9,8 @@
 mod files;
 mod hosts;
 mod load_balancer;
+
+pub use load_balancer::vrrp_priorities;
 mod tiers;
 
 use crate::diagnostic::Diagnostic;

@@ -105,7 +105,24 @@ fn span_of(location: &Location, source: &SourceFile) -> Span {
     }
 }
 
+/// Containers are reported at their first character; widen them to their
+/// last child so a label underlines the whole `{env: NAME}`.
 fn into_node(raw: serde_saphyr::Spanned<RawValue>, source: &SourceFile) -> Node {
+    let mut node = into_node_shallow(raw, source);
+    let children_end = match &node.value {
+        Value::Sequence(items) => items.iter().map(|item| item.span.end).max(),
+        Value::Mapping(entries) => entries.iter().map(|(_, value)| value.span.end).max(),
+        _ => None,
+    };
+    if let Some(end) = children_end {
+        let closing = source.text.get(end..).and_then(|rest| rest.find(|c: char| !c.is_whitespace()).filter(|&i| matches!(rest.as_bytes()[i], b'}' | b']')).map(|i| i + 1));
+        let starts_flow = matches!(source.text.as_bytes().get(node.span.start), Some(b'{' | b'['));
+        node.span.end = node.span.end.max(end + if starts_flow { closing.unwrap_or(0) } else { 0 });
+    }
+    node
+}
+
+fn into_node_shallow(raw: serde_saphyr::Spanned<RawValue>, source: &SourceFile) -> Node {
     let span = span_of(&raw.referenced, source);
     let value = match raw.value {
         RawValue::Null => Value::Null,

@@ -1,0 +1,83 @@
+//! Command-line arguments, and nothing else: each subcommand's behaviour lives
+//! in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "infra", version, about = "Lay out and converge a load-balanced web stack from one YAML inventory")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// When to colour output.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// More logging on stderr (`-v` info, `-vv` debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check an inventory offline: parse, stack rules, render, and the services' own config checkers.
+    Validate(ValidateArgs),
+    /// Render every host's configuration into a directory, one folder per host, for review.
+    Render(RenderArgs),
+    /// Print the rollout stages in dependency order with the hosts in each.
+    Stages(StagesArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct InventoryArg {
+    /// The inventory file.
+    #[arg(short, long, value_name = "FILE")]
+    pub inventory: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// Treat warnings (a single load balancer, say) as errors.
+    #[arg(long)]
+    pub strict: bool,
+    /// Skip the external checkers (haproxy -c, nginx -t, ...).
+    #[arg(long)]
+    pub no_checkers: bool,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// Where to write the rendered tree (created; must be empty if it exists).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Treat warnings as errors.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct StagesArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}

@@ -1,0 +1,108 @@
+//! One module per subcommand; this one holds what they share: logging setup,
+//! colour choice, loading and checking an inventory, and printing errors
+//! with their causes and hints.
+
+mod render;
+mod stages;
+mod validate;
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::cli::{Cli, ColorChoice, Command};
+use crate::diagnostic::{self, Diagnostic, Severity, Style};
+use crate::inventory::{self, Inventory};
+use crate::source::SourceFile;
+
+/// Runs a parsed command line and returns the process exit code:
+/// 0 success, 1 failure (clap uses 2 for usage errors).
+pub fn run(cli: Cli) -> ExitCode {
+    init_logging(cli.verbose);
+    let style = style(cli.color);
+    let result = match cli.command {
+        Command::Validate(args) => validate::run(&args, style),
+        Command::Render(args) => render::run(&args, style),
+        Command::Stages(args) => stages::run(&args, style),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            print_error(&error);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("INFRA_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).without_time().init();
+}
+
+fn style(choice: ColorChoice) -> Style {
+    let colored = match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal(),
+    };
+    if colored { Style::Colored } else { Style::Plain }
+}
+
+/// `error: ...` then each cause on its own `caused by:` line.
+fn print_error(error: &anyhow::Error) {
+    eprintln!("error: {error}");
+    for cause in error.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+}
+
+/// An inventory with every problem that loading and the rules found.
+pub(crate) struct Checked {
+    pub source: SourceFile,
+    pub inventory: Option<Inventory>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Checked {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+
+    pub fn print(&self, style: Style) {
+        if !self.diagnostics.is_empty() {
+            eprint!("{}", diagnostic::render(&self.diagnostics, &self.source, style));
+        }
+    }
+}
+
+/// Loads an inventory and runs the stack rules; `strict` makes warnings errors.
+pub(crate) fn load_and_check(path: &Path, strict: bool) -> anyhow::Result<Checked> {
+    let loaded = inventory::load(path)?;
+    let mut diagnostics = loaded.diagnostics;
+    if let Some(inventory) = &loaded.inventory {
+        diagnostics.extend(crate::check::run(inventory));
+    }
+    if strict {
+        promote_warnings(&mut diagnostics);
+    }
+    Ok(Checked { source: loaded.source, inventory: loaded.inventory, diagnostics })
+}
+
+pub(crate) fn promote_warnings(diagnostics: &mut [Diagnostic]) {
+    for diagnostic in diagnostics.iter_mut().filter(|d| d.severity == Severity::Warning) {
+        diagnostic.severity = Severity::Error;
+        diagnostic.help.push("this is an error because of `--strict`".to_string());
+    }
+}
+
+/// `N errors, M warnings` for summary lines.
+pub(crate) fn counts(diagnostics: &[Diagnostic]) -> String {
+    let (errors, warnings) = diagnostic::summary(diagnostics);
+    let plural = |count: usize, word: &str| format!("{count} {word}{}", if count == 1 { "" } else { "s" });
+    format!("{}, {}", plural(errors, "error"), plural(warnings, "warning"))
+}

@@ -1,0 +1,92 @@
+//! `infra validate`: everything that can be checked without touching a host.
+//!
+//! Parse, stack rules, render every host (with placeholders for secrets that
+//! CI does not have), then the services' own checkers on the rendered files.
+//! Text goes to stderr; `--format json` prints one versioned document on
+//! stdout for CI.
+
+use std::process::ExitCode;
+
+use serde_json::json;
+
+use crate::checkers::{self, CheckerRun, Outcome};
+use crate::cli::{Format, ValidateArgs};
+use crate::diagnostic::{Diagnostic, Style};
+use crate::render::{self, SecretMode};
+
+/// The version of the JSON document, bumped on incompatible changes.
+const JSON_VERSION: u32 = 1;
+
+pub fn run(args: &ValidateArgs, style: Style) -> anyhow::Result<ExitCode> {
+    let mut checked = super::load_and_check(&args.inventory.inventory, args.strict)?;
+    let mut runs: Vec<CheckerRun> = Vec::new();
+    if let Some(inventory) = checked.inventory.as_ref().filter(|_| !checked.has_errors()) {
+        match render::render(inventory, SecretMode::Placeholder) {
+            Ok(rendered) => {
+                let secrets_failed = rendered.diagnostics.iter().any(Diagnostic::is_error);
+                checked.diagnostics.extend(rendered.diagnostics);
+                // A secret that failed its rule was rendered empty: checkers would only repeat that.
+                if !args.no_checkers && !secrets_failed {
+                    runs = checkers::run_all(&rendered.state)?;
+                    checked.diagnostics.extend(runs.iter().filter_map(checker_diagnostic));
+                }
+            }
+            Err(error) => checked.diagnostics.push(render_diagnostic(&error)),
+        }
+    }
+    let valid = !checked.has_errors();
+    match args.format {
+        Format::Json => print_json(&checked, &runs, valid),
+        Format::Text => print_text(&checked, &runs, valid, style),
+    }
+    Ok(if valid { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn checker_diagnostic(run: &CheckerRun) -> Option<Diagnostic> {
+    let Outcome::Failed { output } = &run.outcome else { return None };
+    Some(
+        Diagnostic::error("checker-failed", format!("`{}` rejected {} rendered for `{}`", run.checker.name(), run.files.join(", "), run.host))
+            .help(format!("{} said:\n{output}", run.checker.name())),
+    )
+}
+
+fn render_diagnostic(error: &render::RenderError) -> Diagnostic {
+    let mut chain = vec![error.to_string()];
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        chain.push(cause.to_string());
+        source = cause.source();
+    }
+    Diagnostic::error("render-failed", chain.join(": "))
+}
+
+fn print_text(checked: &super::Checked, runs: &[CheckerRun], valid: bool, style: Style) {
+    checked.print(style);
+    for run in runs {
+        let status = match &run.outcome {
+            Outcome::Passed => "passed".to_string(),
+            Outcome::Failed { .. } => "FAILED".to_string(),
+            Outcome::Skipped { reason } => format!("skipped: {reason}"),
+        };
+        eprintln!("checker {:<16} {:<8} {}: {status}", run.checker.name(), run.host, run.files.join(", "));
+    }
+    let path = checked.source.path().display();
+    let hosts = checked.inventory.as_ref().map_or(0, |inventory| inventory.hosts.len());
+    if valid {
+        eprintln!("`{path}` is valid: {hosts} hosts, {}", super::counts(&checked.diagnostics));
+    } else {
+        eprintln!("error: `{path}` is invalid: {}", super::counts(&checked.diagnostics));
+    }
+}
+
+fn print_json(checked: &super::Checked, runs: &[CheckerRun], valid: bool) {
+    let diagnostics: Vec<_> = checked.diagnostics.iter().map(|d| d.to_json(&checked.source)).collect();
+    let document = json!({
+        "version": JSON_VERSION,
+        "inventory": checked.source.path().display().to_string(),
+        "valid": valid,
+        "diagnostics": diagnostics,
+        "checkers": runs,
+    });
+    println!("{document:#}");
+}

@@ -1,0 +1,107 @@
+//! The desired state of each host: plain data that plan and apply consume.
+//!
+//! Rendering produces it; nothing here does I/O. A host's state lists the
+//! packages to install, the files to write (content, mode, owner, and the
+//! checker that validates them), and the services with the files that make
+//! them reload or restart. Keeping it plain data is what makes plan a pure
+//! function of desired state and facts.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::topology::Role;
+
+/// Every host's desired state, in stage order.
+#[derive(Clone, Debug, Serialize)]
+pub struct DesiredState {
+    pub hosts: Vec<HostState>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct HostState {
+    pub name: String,
+    pub address: IpAddr,
+    pub roles: Vec<Role>,
+    pub packages: Vec<String>,
+    pub files: Vec<ManagedFile>,
+    pub services: Vec<ManagedService>,
+    /// Commands to run after the files that trigger them changed (the SQL
+    /// that creates the database and user, say).
+    pub hooks: Vec<Hook>,
+    /// Commands that must succeed once the host is converged.
+    pub health_checks: Vec<HealthCheck>,
+}
+
+/// A file with exactly this content, mode and owner.
+#[derive(Clone, Debug, Serialize)]
+pub struct ManagedFile {
+    pub path: String,
+    #[serde(skip)]
+    pub content: Vec<u8>,
+    pub mode: u32,
+    pub owner: String,
+    pub group: String,
+    /// The content holds a secret: never shown in diffs or logs.
+    pub sensitive: bool,
+    /// The service's own parser for this file, if it has one.
+    pub checker: Option<Checker>,
+    /// Where the content came from: a template name or a local source path.
+    pub origin: String,
+}
+
+/// A systemd service and the files that affect it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ManagedService {
+    pub name: String,
+    /// Files whose change needs only a graceful reload.
+    pub reload_on: Vec<String>,
+    /// Files whose change needs a restart (or that the service cannot reload).
+    pub restart_on: Vec<String>,
+    pub enabled: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Hook {
+    pub name: String,
+    pub command: String,
+    pub triggered_by: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct HealthCheck {
+    pub description: String,
+    pub command: String,
+}
+
+/// A service's own configuration checker, able to judge a whole config tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Checker {
+    Haproxy,
+    Nginx,
+    Keepalived,
+    Mariadb,
+    /// Gunicorn's config is Python: compile it.
+    Python,
+    SystemdUnit,
+}
+
+impl Checker {
+    pub fn name(self) -> &'static str {
+        match self {
+            Checker::Haproxy => "haproxy",
+            Checker::Nginx => "nginx",
+            Checker::Keepalived => "keepalived",
+            Checker::Mariadb => "mariadbd",
+            Checker::Python => "python3",
+            Checker::SystemdUnit => "systemd-analyze",
+        }
+    }
+}
+
+impl HostState {
+    pub fn file(&self, path: &str) -> Option<&ManagedFile> {
+        self.files.iter().find(|file| file.path == path)
+    }
+}

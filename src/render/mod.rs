@@ -1,0 +1,196 @@
+//! Rendering: a checked inventory to the desired state of every host.
+//!
+//! This module resolves secrets (or stands in placeholders when only
+//! validating), derives each template's context from the topology, renders
+//! the templates and reads the application and static files to deploy. The
+//! result is [`DesiredState`], in stage order; no host is contacted.
+
+mod roles;
+mod templates;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use minijinja::Environment;
+
+pub use templates::{BUILT_IN, TemplateError};
+
+use crate::desired::{DesiredState, HostState};
+use crate::diagnostic::Diagnostic;
+use crate::inventory::Inventory;
+use crate::secret::{Secret, SecretRef, SecretSource};
+use crate::topology;
+
+/// What to do about a secret that cannot be resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretMode {
+    /// Every secret must resolve (render for hosts, plan, apply).
+    Require,
+    /// Unresolvable secrets become placeholders with a note (offline validation in CI).
+    Placeholder,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("cannot render `{template}` for host `{host}`")]
+    Render {
+        template: String,
+        host: String,
+        #[source]
+        error: minijinja::Error,
+    },
+    #[error("cannot read `{}`", path.display())]
+    ReadSource {
+        path: PathBuf,
+        #[source]
+        error: std::io::Error,
+    },
+}
+
+/// The output of rendering: the state, and any diagnostics about secrets.
+pub struct Rendered {
+    pub state: DesiredState,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Secrets by source, resolved once per run however often they are used.
+pub(crate) struct Secrets {
+    values: HashMap<SecretSource, Secret>,
+}
+
+impl Secrets {
+    pub(crate) fn get(&self, reference: &SecretRef) -> &str {
+        self.values.get(&reference.source).map_or("", Secret::expose)
+    }
+
+    fn all(&self) -> impl Iterator<Item = &Secret> {
+        self.values.values()
+    }
+}
+
+/// Renders every host of a checked inventory.
+pub fn render(inventory: &Inventory, mode: SecretMode) -> Result<Rendered, RenderError> {
+    let (secrets, diagnostics) = resolve_secrets(inventory, mode);
+    let overrides = inventory.templates.as_ref().map(|path| inventory.base_dir.join(&path.value));
+    let environment = templates::environment(overrides.as_deref())?;
+    let sources = roles::Sources::read(inventory)?;
+    let mut hosts = Vec::with_capacity(inventory.hosts.len());
+    for stage in topology::stages(inventory) {
+        for host in stage.hosts {
+            let context = roles::HostContext { inventory, host, secrets: &secrets, environment: &environment, sources: &sources };
+            hosts.push(context.state()?);
+        }
+    }
+    mark_sensitive(&mut hosts, &secrets);
+    Ok(Rendered { state: DesiredState { hosts }, diagnostics })
+}
+
+/// keepalived's PASS authentication uses at most 8 characters and silently
+/// truncates longer secrets, so two peers could disagree without noticing.
+const VRRP_SECRET_MAX: usize = 8;
+
+/// Every secret reference, with the longest value it may have.
+fn secret_references(inventory: &Inventory) -> Vec<(&SecretRef, Option<usize>)> {
+    let mut references: Vec<(&SecretRef, Option<usize>)> = Vec::new();
+    if let Some(load_balancer) = &inventory.load_balancer {
+        references.push((&load_balancer.vrrp_secret, Some(VRRP_SECRET_MAX)));
+    }
+    references.extend(inventory.hosts.iter().filter_map(|host| host.vrrp.secret.as_ref()).map(|r| (r, Some(VRRP_SECRET_MAX))));
+    if let Some(database) = &inventory.database {
+        references.push((&database.password, None));
+    }
+    references
+}
+
+fn resolve_secrets(inventory: &Inventory, mode: SecretMode) -> (Secrets, Vec<Diagnostic>) {
+    let mut values = HashMap::new();
+    let mut diagnostics = Vec::new();
+    for (reference, max_len) in secret_references(inventory) {
+        if values.contains_key(&reference.source) {
+            continue;
+        }
+        let value = match reference.resolve(&inventory.base_dir) {
+            Ok(secret) if max_len.is_some_and(|max| secret.expose().chars().count() > max) => {
+                diagnostics.push(
+                    Diagnostic::error("vrrp-secret-too-long", format!("the VRRP secret from {} is longer than {VRRP_SECRET_MAX} characters", reference.source))
+                        .at(reference.span, "keepalived would truncate it")
+                        .help(format!("use a secret of at most {VRRP_SECRET_MAX} characters")),
+                );
+                continue;
+            }
+            Ok(secret) => secret,
+            Err(error) if mode == SecretMode::Require => {
+                diagnostics.push(
+                    Diagnostic::error("secret-unavailable", error.to_string())
+                        .at(reference.span, "needed to render the configuration")
+                        .help(secret_help(&reference.source)),
+                );
+                continue;
+            }
+            Err(error) => {
+                diagnostics.push(
+                    Diagnostic::note("secret-placeholder", format!("{error}; validating with a placeholder value"))
+                        .at(reference.span, "placeholder used"),
+                );
+                Secret::placeholder()
+            }
+        };
+        values.insert(reference.source.clone(), value);
+    }
+    (Secrets { values }, diagnostics)
+}
+
+fn secret_help(source: &SecretSource) -> String {
+    match source {
+        SecretSource::Env(name) => format!("set it with `export {name}=...` (plan and apply never fall back to an empty value)"),
+        SecretSource::File(path) => format!("create `{}` with the secret on its first line", path.display()),
+    }
+}
+
+/// A file is sensitive when its content holds any secret value, whatever
+/// template (built-in or override) put it there.
+fn mark_sensitive(hosts: &mut [HostState], secrets: &Secrets) {
+    let needles: Vec<&[u8]> = secrets.all().map(|secret| secret.expose().as_bytes()).filter(|value| !value.is_empty()).collect();
+    for file in hosts.iter_mut().flat_map(|host| host.files.iter_mut()) {
+        if needles.iter().any(|needle| file.content.windows(needle.len()).any(|window| window == *needle)) {
+            file.sensitive = true;
+        }
+    }
+}
+
+pub(crate) fn render_template(
+    environment: &Environment<'_>,
+    name: &str,
+    host: &str,
+    context: minijinja::Value,
+) -> Result<String, RenderError> {
+    let render_error = |error| RenderError::Render { template: name.to_string(), host: host.to_string(), error };
+    let template = environment.get_template(name).map_err(render_error)?;
+    template.render(context).map_err(render_error)
+}
+
+pub(crate) fn read_tree(root: &Path) -> Result<Vec<(String, Vec<u8>)>, RenderError> {
+    let mut files = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(directory) = pending.pop() {
+        let read_error = |error| RenderError::ReadSource { path: directory.clone(), error };
+        for entry in std::fs::read_dir(&directory).map_err(read_error)? {
+            let path = entry.map_err(read_error)?.path();
+            let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+            if name.starts_with('.') || name == "__pycache__" {
+                continue;
+            }
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let content = std::fs::read(&path).map_err(|error| RenderError::ReadSource { path: path.clone(), error })?;
+                let relative = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().into_owned();
+                files.push((relative, content));
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}

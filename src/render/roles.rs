@@ -1,0 +1,227 @@
+//! What each role puts on a host: packages, files, services, hooks, health checks.
+//!
+//! One function per role, each reading like a checklist of that service's
+//! setup. Template contexts are derived from the topology here, so a template
+//! never computes cross-host facts itself.
+
+use minijinja::{Environment, context};
+
+use super::{RenderError, Secrets, read_tree, render_template};
+use crate::check::vrrp_priorities;
+use crate::desired::{Checker, HealthCheck, Hook, HostState, ManagedFile, ManagedService};
+use crate::inventory::{Host, Inventory};
+use crate::topology::{self, Role, hosts_with};
+
+/// Local files deployed verbatim, read once per run rather than once per host.
+pub(crate) struct Sources {
+    app: Vec<(String, Vec<u8>)>,
+    static_site: Vec<(String, Vec<u8>)>,
+}
+
+impl Sources {
+    pub(crate) fn read(inventory: &Inventory) -> Result<Sources, RenderError> {
+        let app = match &inventory.app {
+            Some(app) if topology::hosts_with(inventory, Role::App).next().is_some() => read_tree(&inventory.base_dir.join(&app.source.value))?,
+            _ => Vec::new(),
+        };
+        let static_site = match inventory.web.as_ref().and_then(|web| web.static_source.as_ref()) {
+            Some(source) if topology::hosts_with(inventory, Role::Web).next().is_some() => read_tree(&inventory.base_dir.join(&source.value))?,
+            _ => Vec::new(),
+        };
+        Ok(Sources { app, static_site })
+    }
+}
+
+pub(crate) struct HostContext<'a> {
+    pub inventory: &'a Inventory,
+    pub host: &'a Host,
+    pub secrets: &'a Secrets,
+    pub environment: &'a Environment<'static>,
+    pub sources: &'a Sources,
+}
+
+struct FileSpec<'s> {
+    path: &'s str,
+    template: &'s str,
+    mode: u32,
+    group: &'s str,
+    checker: Option<Checker>,
+}
+
+impl HostContext<'_> {
+    pub fn state(&self) -> Result<HostState, RenderError> {
+        let mut state = HostState {
+            name: self.host.name.value.clone(),
+            address: self.host.address.value,
+            roles: self.host.roles.iter().map(|role| role.value).collect(),
+            packages: Vec::new(),
+            files: Vec::new(),
+            services: Vec::new(),
+            hooks: Vec::new(),
+            health_checks: Vec::new(),
+        };
+        for role in topology::role_order().into_iter().filter(|role| self.host.has_role(*role)) {
+            match role {
+                Role::Database => self.database(&mut state)?,
+                Role::App => self.app(&mut state)?,
+                Role::Web => self.web(&mut state)?,
+                Role::LoadBalancer => self.load_balancer(&mut state)?,
+            }
+        }
+        Ok(state)
+    }
+
+    fn file(&self, state: &mut HostState, spec: FileSpec, context: minijinja::Value) -> Result<(), RenderError> {
+        let content = render_template(self.environment, spec.template, &self.host.name.value, context)?;
+        state.files.push(ManagedFile {
+            path: spec.path.to_string(),
+            content: content.into_bytes(),
+            mode: spec.mode,
+            owner: "root".to_string(),
+            group: spec.group.to_string(),
+            sensitive: false,
+            checker: spec.checker,
+            origin: format!("template {}", spec.template),
+        });
+        Ok(())
+    }
+
+    fn copies(state: &mut HostState, files: &[(String, Vec<u8>)], destination: &str, origin: &str) {
+        for (relative, content) in files {
+            state.files.push(ManagedFile {
+                path: format!("{destination}/{relative}"),
+                content: content.clone(),
+                mode: 0o644,
+                owner: "root".to_string(),
+                group: "root".to_string(),
+                sensitive: false,
+                checker: None,
+                origin: format!("{origin}/{relative}"),
+            });
+        }
+    }
+
+    fn host_context(&self) -> minijinja::Value {
+        context! { name => self.host.name.value.clone(), address => self.host.address.value.to_string() }
+    }
+
+    fn database(&self, state: &mut HostState) -> Result<(), RenderError> {
+        let Some(database) = &self.inventory.database else { return Ok(()) };
+        let clients: Vec<String> = topology::database_clients(self.inventory).iter().map(ToString::to_string).collect();
+        let bind_address = database.bind_address.as_ref().map_or(self.host.address.value, |bind| bind.value);
+        let context = context! {
+            host => self.host_context(),
+            clients => clients,
+            database => context! {
+                name => database.name.value.clone(), user => database.user.value.clone(), port => database.port.value,
+                bind_address => bind_address.to_string(), password => self.secrets.get(&database.password),
+            },
+        };
+        state.packages.push("mariadb-server".to_string());
+        let config = "/etc/mysql/mariadb.conf.d/60-infra.cnf";
+        let sql = "/etc/infra/database.sql";
+        self.file(state, FileSpec { path: config, template: "mariadb.cnf.j2", mode: 0o644, group: "root", checker: Some(Checker::Mariadb) }, context.clone())?;
+        self.file(state, FileSpec { path: sql, template: "database.sql.j2", mode: 0o600, group: "root", checker: None }, context)?;
+        state.services.push(ManagedService { name: "mariadb".into(), reload_on: vec![], restart_on: vec![config.into()], enabled: true });
+        state.hooks.push(Hook { name: "create database and grants".into(), command: format!("mariadb < {sql}"), triggered_by: vec![sql.into()] });
+        state.health_checks.push(HealthCheck { description: "the database answers a query".into(), command: "mariadb --execute 'SELECT 1'".into() });
+        Ok(())
+    }
+
+    fn app(&self, state: &mut HostState) -> Result<(), RenderError> {
+        let Some(app) = &self.inventory.app else { return Ok(()) };
+        let database_host = hosts_with(self.inventory, Role::Database).next();
+        let database = self.inventory.database.as_ref();
+        let web_addresses: Vec<String> = hosts_with(self.inventory, Role::Web).map(|host| host.address.value.to_string()).collect();
+        let context = context! {
+            host => self.host_context(),
+            web_addresses => web_addresses,
+            app => context! {
+                module => app.module.value.clone(), bind => app.bind.value.to_string(), workers => app.workers.value,
+                directory => app.directory.value.clone(),
+            },
+            database => database.map(|database| context! {
+                address => database_host.map(|host| database.bind_address.as_ref().map_or(host.address.value, |b| b.value).to_string()),
+                port => database.port.value, name => database.name.value.clone(), user => database.user.value.clone(),
+                password => self.secrets.get(&database.password),
+            }),
+        };
+        state.packages.extend(["gunicorn", "python3-flask", "python3-pymysql"].map(String::from));
+        let config = "/etc/infra/gunicorn.conf.py";
+        let unit = "/etc/systemd/system/infra-app.service";
+        let environment = "/etc/infra/app.env";
+        self.file(state, FileSpec { path: config, template: "gunicorn.conf.py.j2", mode: 0o644, group: "root", checker: Some(Checker::Python) }, context.clone())?;
+        self.file(state, FileSpec { path: unit, template: "infra-app.service.j2", mode: 0o644, group: "root", checker: Some(Checker::SystemdUnit) }, context.clone())?;
+        self.file(state, FileSpec { path: environment, template: "app.env.j2", mode: 0o640, group: "www-data", checker: None }, context)?;
+        let first_code_file = state.files.len();
+        Self::copies(state, &self.sources.app, &app.directory.value, &app.source.value.display().to_string());
+        let code: Vec<String> = state.files[first_code_file..].iter().map(|file| file.path.clone()).collect();
+        state.services.push(ManagedService {
+            name: "infra-app".into(),
+            reload_on: std::iter::once(config.to_string()).chain(code).collect(),
+            restart_on: vec![unit.into(), environment.into()],
+            enabled: true,
+        });
+        let url = format!("http://{}:{}/", self.host.address.value, app.bind.value.port());
+        state.health_checks.push(HealthCheck { description: "Gunicorn answers HTTP".into(), command: format!("curl -fsS -o /dev/null {url}") });
+        Ok(())
+    }
+
+    fn web(&self, state: &mut HostState) -> Result<(), RenderError> {
+        let Some(web) = &self.inventory.web else { return Ok(()) };
+        let upstreams: Vec<String> = topology::nginx_upstreams(self.inventory).iter().map(ToString::to_string).collect();
+        let context = context! {
+            host => self.host_context(),
+            upstreams => upstreams,
+            web => context! { port => web.port.value, server_name => web.server_name.value.clone(), static_root => web.static_root.value.clone() },
+        };
+        state.packages.push("nginx".to_string());
+        let main = "/etc/nginx/nginx.conf";
+        let site = "/etc/nginx/sites-enabled/infra.conf";
+        self.file(state, FileSpec { path: main, template: "nginx.conf.j2", mode: 0o644, group: "root", checker: Some(Checker::Nginx) }, context.clone())?;
+        self.file(state, FileSpec { path: site, template: "nginx-site.conf.j2", mode: 0o644, group: "root", checker: Some(Checker::Nginx) }, context)?;
+        if let Some(source) = &web.static_source {
+            Self::copies(state, &self.sources.static_site, &web.static_root.value, &source.value.display().to_string());
+        }
+        state.services.push(ManagedService { name: "nginx".into(), reload_on: vec![main.into(), site.into()], restart_on: vec![], enabled: true });
+        let base = format!("http://127.0.0.1:{}", web.port.value);
+        state.health_checks.push(HealthCheck { description: "Nginx answers".into(), command: format!("curl -fsS -o /dev/null {base}/healthz") });
+        state.health_checks.push(HealthCheck { description: "Nginx proxies to the app".into(), command: format!("curl -fsS -o /dev/null {base}/") });
+        Ok(())
+    }
+
+    fn load_balancer(&self, state: &mut HostState) -> Result<(), RenderError> {
+        let Some(settings) = &self.inventory.load_balancer else { return Ok(()) };
+        let balancers: Vec<&Host> = hosts_with(self.inventory, Role::LoadBalancer).collect();
+        let priority = vrrp_priorities(&balancers).into_iter().find(|(_, _, host)| host.name == self.host.name).map_or(100, |(p, _, _)| p);
+        let vrrp = &self.host.vrrp;
+        let peers: Vec<String> = balancers.iter().filter(|host| host.name != self.host.name).map(|host| host.address.value.to_string()).collect();
+        let backends: Vec<minijinja::Value> = topology::haproxy_backends(self.inventory)
+            .into_iter()
+            .map(|(name, address)| context! { name => name, address => address.to_string() })
+            .collect();
+        let context = context! {
+            host => self.host_context(),
+            backends => backends,
+            load_balancer => context! { frontend_port => settings.frontend_port.value, balance => settings.balance.value.name() },
+            vrrp => context! {
+                interface => settings.interface.value.clone(),
+                virtual_router_id => vrrp.virtual_router_id.as_ref().unwrap_or(&settings.virtual_router_id).value,
+                priority => priority,
+                peers => peers,
+                secret => self.secrets.get(vrrp.secret.as_ref().unwrap_or(&settings.vrrp_secret)),
+                virtual_ip => settings.virtual_ip.value.to_string(),
+            },
+        };
+        state.packages.extend(["haproxy", "keepalived"].map(String::from));
+        let haproxy = "/etc/haproxy/haproxy.cfg";
+        let keepalived = "/etc/keepalived/keepalived.conf";
+        self.file(state, FileSpec { path: haproxy, template: "haproxy.cfg.j2", mode: 0o644, group: "root", checker: Some(Checker::Haproxy) }, context.clone())?;
+        self.file(state, FileSpec { path: keepalived, template: "keepalived.conf.j2", mode: 0o600, group: "root", checker: Some(Checker::Keepalived) }, context)?;
+        state.services.push(ManagedService { name: "haproxy".into(), reload_on: vec![haproxy.into()], restart_on: vec![], enabled: true });
+        state.services.push(ManagedService { name: "keepalived".into(), reload_on: vec![keepalived.into()], restart_on: vec![], enabled: true });
+        let url = format!("http://127.0.0.1:{}/healthz", settings.frontend_port.value);
+        state.health_checks.push(HealthCheck { description: "HAProxy answers on the frontend".into(), command: format!("curl -fsS -o /dev/null {url}") });
+        Ok(())
+    }
+}
