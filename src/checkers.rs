@@ -108,7 +108,7 @@ fn check(checker: Checker, host: &HostState) -> Result<Outcome, PrepareError> {
         Ok(path)
     };
     let mut command = match checker {
-        Checker::Haproxy => command(&["haproxy", "-c", "-q", "-f"], &write("haproxy.cfg", "/etc/haproxy/haproxy.cfg")?),
+        Checker::Haproxy => command(&["haproxy", "-c", "-f"], &write("haproxy.cfg", "/etc/haproxy/haproxy.cfg")?),
         Checker::Keepalived => {
             let path = write("keepalived.conf", "/etc/keepalived/keepalived.conf")?;
             command(&["keepalived", "--config-test", "--use-file"], &path)

@@ -21,6 +21,9 @@ pub fn check(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
         );
     }
     let Some(settings) = &inventory.load_balancer else {
+        if inventory.declared_sections.contains(&"load_balancer") {
+            return; // present but broken: decoding already said how
+        }
         found.push(
             Diagnostic::error("missing-settings", "hosts have the role `load_balancer` but the inventory has no `load_balancer` section")
                 .at(balancers[0].roles.iter().find(|r| r.value == Role::LoadBalancer).map_or(balancers[0].name.span, |r| r.span), "load balancer role")

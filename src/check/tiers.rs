@@ -31,7 +31,7 @@ fn sections_match_roles(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
     for (role, section, required) in sections {
         let first_host = hosts_with(inventory, role).next();
         match (first_host, section) {
-            (Some(host), None) if !required.is_empty() => found.push(
+            (Some(host), None) if !required.is_empty() && !inventory.declared_sections.contains(&role.name()) => found.push(
                 Diagnostic::error("missing-settings", format!("hosts have the role `{}` but the inventory has no `{}` section", role.name(), role.name()))
                     .at(host.roles.iter().find(|r| r.value == role).map_or(host.name.span, |r| r.span), format!("`{}` role", role.name()))
                     .help(format!("add `{}:` with {required}", role.name())),

@@ -90,6 +90,8 @@ pub(crate) fn load_and_check(path: &Path, strict: bool) -> anyhow::Result<Checke
     if strict {
         promote_warnings(&mut diagnostics);
     }
+    // Top to bottom, the order a reader fixes them in; unlocated ones last.
+    diagnostics.sort_by_key(|d| d.labels.iter().find(|l| l.primary).map_or(usize::MAX, |l| l.span.start));
     Ok(Checked { source: loaded.source, inventory: loaded.inventory, diagnostics })
 }
 

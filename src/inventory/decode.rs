@@ -185,6 +185,16 @@ impl<'n> Fields<'n> {
         value
     }
 
+    /// Renames the mapping in messages, once it is known (a host by its name).
+    pub fn rename(&mut self, what: String) {
+        self.what = what;
+    }
+
+    /// Whether the mapping has `key`, even with a value that failed to decode.
+    pub fn has(&self, key: &str) -> bool {
+        self.entries.iter().any(|(name, _)| matches!(&name.value, Value::String(text) if text == key))
+    }
+
     /// Where to point for a problem with the mapping as a whole: its first key.
     pub fn anchor(&self) -> Span {
         self.entries.first().map_or(self.span, |(key, _)| key.span)

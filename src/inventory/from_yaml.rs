@@ -25,6 +25,7 @@ pub fn inventory(decoder: &mut Decoder, root: &Node, base_dir: &Path) -> Option<
     let app = fields.optional("app").and_then(|node| app(decoder, node));
     let database = fields.optional("database").and_then(|node| database(decoder, node));
     let hosts_span = hosts_node.map_or_else(|| fields.anchor(), |node| node.span);
+    let declared_sections = ["load_balancer", "web", "app", "database"].into_iter().filter(|key| fields.has(key)).collect();
     fields.finish(decoder);
     Some(Inventory {
         base_dir: base_dir.to_path_buf(),
@@ -36,6 +37,7 @@ pub fn inventory(decoder: &mut Decoder, root: &Node, base_dir: &Path) -> Option<
         web,
         app,
         database,
+        declared_sections,
         incomplete: decoder.diagnostics.iter().any(Diagnostic::is_error),
     })
 }
@@ -61,6 +63,7 @@ fn host(decoder: &mut Decoder, node: &Node, index: usize) -> Option<Host> {
     let mut fields = decoder.fields(node, &format!("host #{}", index + 1))?;
     let name = fields.required(decoder, "name").and_then(|node| decoder.string(node, "the host name"));
     let label = name.as_ref().map_or_else(|| format!("host #{}", index + 1), |name| format!("host `{name}`"));
+    fields.rename(label.clone());
     let address = fields.required(decoder, "address").and_then(|node| decoder.ip(node, &format!("`address` of {label}")));
     let roles = fields.required(decoder, "roles").map(|node| roles(decoder, node, &label)).unwrap_or_default();
     let ssh = fields.optional("ssh").map_or_else(SshSettings::default, |node| ssh(decoder, node, &format!("`ssh` of {label}")));

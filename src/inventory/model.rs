@@ -27,6 +27,8 @@ pub struct Inventory {
     pub web: Option<WebSettings>,
     pub app: Option<AppSettings>,
     pub database: Option<DatabaseSettings>,
+    /// The role sections the file has, including ones that failed to decode.
+    pub declared_sections: Vec<&'static str>,
     /// True when decoding reported errors: rules that reason about what is
     /// absent stay quiet, because the absence may be a decoding casualty.
     pub incomplete: bool,
