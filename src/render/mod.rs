@@ -8,8 +8,10 @@
 mod roles;
 mod templates;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use minijinja::Environment;
 
@@ -74,12 +76,13 @@ impl Secrets {
 pub fn render(inventory: &Inventory, mode: SecretMode) -> Result<Rendered, RenderError> {
     let (secrets, diagnostics) = resolve_secrets(inventory, mode);
     let overrides = inventory.templates.as_ref().map(|path| inventory.base_dir.join(&path.value));
-    let environment = templates::environment(overrides.as_deref())?;
+    let renderer = TemplateRenderer::new(templates::environment(overrides.as_deref())?);
     let sources = roles::Sources::read(inventory)?;
+    let derived = roles::Derived::new(inventory);
     let mut hosts = Vec::with_capacity(inventory.hosts.len());
     for stage in topology::stages(inventory) {
         for host in stage.hosts {
-            let context = roles::HostContext { inventory, host, secrets: &secrets, environment: &environment, sources: &sources };
+            let context = roles::HostContext { inventory, host, secrets: &secrets, renderer: &renderer, sources: &sources, derived: &derived };
             hosts.push(context.state()?);
         }
     }
@@ -152,23 +155,45 @@ fn secret_help(source: &SecretSource) -> String {
 /// A file is sensitive when its content holds any secret value, whatever
 /// template (built-in or override) put it there.
 fn mark_sensitive(hosts: &mut [HostState], secrets: &Secrets) {
-    let needles: Vec<&[u8]> = secrets.all().map(|secret| secret.expose().as_bytes()).filter(|value| !value.is_empty()).collect();
+    let finders: Vec<memchr::memmem::Finder> =
+        secrets.all().map(|secret| secret.expose().as_bytes()).filter(|value| !value.is_empty()).map(memchr::memmem::Finder::new).collect();
     for file in hosts.iter_mut().flat_map(|host| host.files.iter_mut()) {
-        if needles.iter().any(|needle| file.content.windows(needle.len()).any(|window| window == *needle)) {
+        if finders.iter().any(|finder| finder.find(&file.content).is_some()) {
             file.sensitive = true;
         }
     }
 }
 
-pub(crate) fn render_template(
-    environment: &Environment<'_>,
-    name: &str,
-    host: &str,
-    context: minijinja::Value,
-) -> Result<String, RenderError> {
-    let render_error = |error| RenderError::Render { template: name.to_string(), host: host.to_string(), error };
-    let template = environment.get_template(name).map_err(render_error)?;
-    template.render(context).map_err(render_error)
+/// The context variables that differ from host to host. Every other context
+/// variable is derived from the inventory as a whole, which is what makes the
+/// render cache below correct.
+const PER_HOST_VARIABLES: [&str; 2] = ["host", "vrrp"];
+
+/// Renders templates, once per run for those that use no per-host variable:
+/// 500 web hosts share one Nginx site with 500 upstreams, rendered once.
+pub(crate) struct TemplateRenderer {
+    environment: Environment<'static>,
+    shared_output: RefCell<HashMap<String, Rc<str>>>,
+}
+
+impl TemplateRenderer {
+    fn new(environment: Environment<'static>) -> Self {
+        TemplateRenderer { environment, shared_output: RefCell::new(HashMap::new()) }
+    }
+
+    pub(crate) fn render(&self, name: &str, host: &str, context: minijinja::Value) -> Result<Rc<str>, RenderError> {
+        let render_error = |error| RenderError::Render { template: name.to_string(), host: host.to_string(), error };
+        if let Some(output) = self.shared_output.borrow().get(name) {
+            return Ok(Rc::clone(output));
+        }
+        let template = self.environment.get_template(name).map_err(render_error)?;
+        let output: Rc<str> = template.render(context).map_err(render_error)?.into();
+        let per_host = template.undeclared_variables(false).iter().any(|variable| PER_HOST_VARIABLES.contains(&variable.as_str()));
+        if !per_host {
+            self.shared_output.borrow_mut().insert(name.to_string(), Rc::clone(&output));
+        }
+        Ok(output)
+    }
 }
 
 pub(crate) fn read_tree(root: &Path) -> Result<Vec<(String, Vec<u8>)>, RenderError> {

@@ -4,9 +4,9 @@
 //! setup. Template contexts are derived from the topology here, so a template
 //! never computes cross-host facts itself.
 
-use minijinja::{Environment, context};
+use minijinja::{Value, context};
 
-use super::{RenderError, Secrets, read_tree, render_template};
+use super::{RenderError, Secrets, TemplateRenderer, read_tree};
 use crate::check::vrrp_priorities;
 use crate::desired::{Checker, HealthCheck, Hook, HostState, ManagedFile, ManagedService};
 use crate::inventory::{Host, Inventory};
@@ -32,12 +32,53 @@ impl Sources {
     }
 }
 
+/// Cross-host facts every template context needs, computed once per run.
+/// Lists are minijinja values (reference-counted), so handing one to each of
+/// 500 host contexts copies a pointer, not the list.
+pub(crate) struct Derived {
+    upstreams: Value,
+    backends: Value,
+    database_clients: Value,
+    web_addresses: Value,
+    /// Each load balancer's name, address and effective VRRP priority.
+    balancers: Vec<(String, String, u8)>,
+    database_address: Value,
+}
+
+impl Derived {
+    pub(crate) fn new(inventory: &Inventory) -> Derived {
+        let balancers: Vec<&Host> = hosts_with(inventory, Role::LoadBalancer).collect();
+        let database_address = hosts_with(inventory, Role::Database).next().map(|host| {
+            let bind = inventory.database.as_ref().and_then(|database| database.bind_address.as_ref());
+            bind.map_or(host.address.value, |bind| bind.value).to_string()
+        });
+        let strings = |items: Vec<String>| Value::from(items);
+        Derived {
+            upstreams: strings(topology::nginx_upstreams(inventory).iter().map(ToString::to_string).collect()),
+            backends: Value::from(
+                topology::haproxy_backends(inventory)
+                    .into_iter()
+                    .map(|(name, address)| context! { name => name, address => address.to_string() })
+                    .collect::<Vec<_>>(),
+            ),
+            database_clients: strings(topology::database_clients(inventory).iter().map(ToString::to_string).collect()),
+            web_addresses: strings(hosts_with(inventory, Role::Web).map(|host| host.address.value.to_string()).collect()),
+            balancers: vrrp_priorities(&balancers)
+                .into_iter()
+                .map(|(priority, _, host)| (host.name.value.clone(), host.address.value.to_string(), priority))
+                .collect(),
+            database_address: Value::from(database_address),
+        }
+    }
+}
+
 pub(crate) struct HostContext<'a> {
     pub inventory: &'a Inventory,
     pub host: &'a Host,
     pub secrets: &'a Secrets,
-    pub environment: &'a Environment<'static>,
+    pub renderer: &'a TemplateRenderer,
     pub sources: &'a Sources,
+    pub derived: &'a Derived,
 }
 
 struct FileSpec<'s> {
@@ -72,10 +113,10 @@ impl HostContext<'_> {
     }
 
     fn file(&self, state: &mut HostState, spec: FileSpec, context: minijinja::Value) -> Result<(), RenderError> {
-        let content = render_template(self.environment, spec.template, &self.host.name.value, context)?;
+        let content = self.renderer.render(spec.template, &self.host.name.value, context)?;
         state.files.push(ManagedFile {
             path: spec.path.to_string(),
-            content: content.into_bytes(),
+            content: content.as_bytes().to_vec(),
             mode: spec.mode,
             owner: "root".to_string(),
             group: spec.group.to_string(),
@@ -107,11 +148,10 @@ impl HostContext<'_> {
 
     fn database(&self, state: &mut HostState) -> Result<(), RenderError> {
         let Some(database) = &self.inventory.database else { return Ok(()) };
-        let clients: Vec<String> = topology::database_clients(self.inventory).iter().map(ToString::to_string).collect();
         let bind_address = database.bind_address.as_ref().map_or(self.host.address.value, |bind| bind.value);
         let context = context! {
             host => self.host_context(),
-            clients => clients,
+            clients => self.derived.database_clients.clone(),
             database => context! {
                 name => database.name.value.clone(), user => database.user.value.clone(), port => database.port.value,
                 bind_address => bind_address.to_string(), password => self.secrets.get(&database.password),
@@ -130,18 +170,16 @@ impl HostContext<'_> {
 
     fn app(&self, state: &mut HostState) -> Result<(), RenderError> {
         let Some(app) = &self.inventory.app else { return Ok(()) };
-        let database_host = hosts_with(self.inventory, Role::Database).next();
         let database = self.inventory.database.as_ref();
-        let web_addresses: Vec<String> = hosts_with(self.inventory, Role::Web).map(|host| host.address.value.to_string()).collect();
         let context = context! {
             host => self.host_context(),
-            web_addresses => web_addresses,
+            web_addresses => self.derived.web_addresses.clone(),
             app => context! {
                 module => app.module.value.clone(), bind => app.bind.value.to_string(), workers => app.workers.value,
                 directory => app.directory.value.clone(),
             },
             database => database.map(|database| context! {
-                address => database_host.map(|host| database.bind_address.as_ref().map_or(host.address.value, |b| b.value).to_string()),
+                address => self.derived.database_address.clone(),
                 port => database.port.value, name => database.name.value.clone(), user => database.user.value.clone(),
                 password => self.secrets.get(&database.password),
             }),
@@ -169,10 +207,9 @@ impl HostContext<'_> {
 
     fn web(&self, state: &mut HostState) -> Result<(), RenderError> {
         let Some(web) = &self.inventory.web else { return Ok(()) };
-        let upstreams: Vec<String> = topology::nginx_upstreams(self.inventory).iter().map(ToString::to_string).collect();
         let context = context! {
             host => self.host_context(),
-            upstreams => upstreams,
+            upstreams => self.derived.upstreams.clone(),
             web => context! { port => web.port.value, server_name => web.server_name.value.clone(), static_root => web.static_root.value.clone() },
         };
         state.packages.push("nginx".to_string());
@@ -192,17 +229,13 @@ impl HostContext<'_> {
 
     fn load_balancer(&self, state: &mut HostState) -> Result<(), RenderError> {
         let Some(settings) = &self.inventory.load_balancer else { return Ok(()) };
-        let balancers: Vec<&Host> = hosts_with(self.inventory, Role::LoadBalancer).collect();
-        let priority = vrrp_priorities(&balancers).into_iter().find(|(_, _, host)| host.name == self.host.name).map_or(100, |(p, _, _)| p);
+        let me = &self.host.name.value;
+        let priority = self.derived.balancers.iter().find(|(name, _, _)| name == me).map_or(100, |(_, _, priority)| *priority);
+        let peers: Vec<String> = self.derived.balancers.iter().filter(|(name, _, _)| name != me).map(|(_, address, _)| address.clone()).collect();
         let vrrp = &self.host.vrrp;
-        let peers: Vec<String> = balancers.iter().filter(|host| host.name != self.host.name).map(|host| host.address.value.to_string()).collect();
-        let backends: Vec<minijinja::Value> = topology::haproxy_backends(self.inventory)
-            .into_iter()
-            .map(|(name, address)| context! { name => name, address => address.to_string() })
-            .collect();
         let context = context! {
             host => self.host_context(),
-            backends => backends,
+            backends => self.derived.backends.clone(),
             load_balancer => context! { frontend_port => settings.frontend_port.value, balance => settings.balance.value.name() },
             vrrp => context! {
                 interface => settings.interface.value.clone(),

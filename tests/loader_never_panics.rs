@@ -1,0 +1,64 @@
+//! Property tests of the inventory loader: whatever bytes it is given, it
+//! returns diagnostics and never panics. Inputs are both arbitrary strings
+//! and YAML-shaped mutations of a real inventory, which reach much deeper
+//! into the decoder and the rules than random bytes do.
+
+use std::path::Path;
+
+use infra::inventory;
+use infra::source::SourceFile;
+use proptest::prelude::*;
+
+const VALID: &str = include_str!("fixtures/minimal.yml");
+
+fn load_everything(text: String) {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let loaded = inventory::parse(SourceFile::new("fuzz.yml", text), &base);
+    if let Some(inventory) = &loaded.inventory {
+        let diagnostics = infra::check::run(inventory);
+        let _ = infra::diagnostic::render(&diagnostics, &loaded.source, infra::diagnostic::Style::Plain);
+        if !inventory.incomplete && !diagnostics.iter().any(|d| d.is_error()) {
+            let _ = infra::render::render(inventory, infra::render::SecretMode::Placeholder);
+        }
+    }
+    let _ = infra::diagnostic::render(&loaded.diagnostics, &loaded.source, infra::diagnostic::Style::Plain);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn arbitrary_text_never_panics(text in "\\PC{0,400}") {
+        load_everything(text);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        load_everything(String::from_utf8_lossy(&bytes).into_owned());
+    }
+
+    #[test]
+    fn mutated_inventories_never_panic(
+        cut in 0..VALID.len(),
+        length in 0usize..40,
+        insert in "[\\[\\]{}:,\\- a-z0-9.\\n'\"&*!|>#]{0,20}",
+    ) {
+        let mut text = VALID.to_string();
+        let start = (0..=cut).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+        let end = (start + length).min(text.len());
+        let end = (end..=text.len()).find(|i| text.is_char_boundary(*i)).unwrap_or(text.len());
+        text.replace_range(start..end, &insert);
+        load_everything(text);
+    }
+}
+
+#[test]
+fn alias_bombs_are_refused_not_expanded() {
+    let mut text = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+    for level in 0..12 {
+        let previous = if level == 0 { "a".to_string() } else { format!("l{}", level - 1) };
+        text.push_str(&format!("l{level}: &l{level} [*{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}]\n"));
+    }
+    let loaded = inventory::parse(SourceFile::new("bomb.yml", text), Path::new("."));
+    assert!(loaded.diagnostics.iter().any(|d| d.is_error()));
+}
