@@ -4,13 +4,13 @@
 //! docs/ARCHITECTURE.md for the data flow between the modules.
 
 pub mod check;
-pub mod diagnostic;
-pub mod inventory;
-pub mod secret;
-pub mod source;
-pub mod topology;
-pub mod desired;
-pub mod render;
 pub mod checkers;
 pub mod cli;
 pub mod commands;
+pub mod desired;
+pub mod diagnostic;
+pub mod inventory;
+pub mod render;
+pub mod secret;
+pub mod source;
+pub mod topology;

@@ -37,14 +37,27 @@ pub fn check(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
     interface_name(settings, found);
 }
 
-fn virtual_ip(inventory: &Inventory, settings: &LoadBalancerSettings, balancers: &[&Host], found: &mut Vec<Diagnostic>) {
+fn virtual_ip(
+    inventory: &Inventory,
+    settings: &LoadBalancerSettings,
+    balancers: &[&Host],
+    found: &mut Vec<Diagnostic>,
+) {
     let network = settings.virtual_ip.value;
     let vip = network.addr();
     let span = settings.virtual_ip.span;
-    if vip == network.network() || (vip == network.broadcast() && network.prefix_len() < network.max_prefix_len() - 1) {
+    if vip == network.network()
+        || (vip == network.broadcast() && network.prefix_len() < network.max_prefix_len() - 1)
+    {
         found.push(
-            Diagnostic::error("vip-not-host-address", format!("virtual IP {vip} is the network or broadcast address of {}", network.trunc()))
-                .at(span, "not usable as a host address"),
+            Diagnostic::error(
+                "vip-not-host-address",
+                format!(
+                    "virtual IP {vip} is the network or broadcast address of {}",
+                    network.trunc()
+                ),
+            )
+            .at(span, "not usable as a host address"),
         );
     }
     for balancer in balancers {
@@ -52,7 +65,12 @@ fn virtual_ip(inventory: &Inventory, settings: &LoadBalancerSettings, balancers:
             found.push(
                 Diagnostic::error(
                     "vip-outside-subnet",
-                    format!("load balancer `{}` ({}) is outside the virtual IP's subnet {}", balancer.name, balancer.address, network.trunc()),
+                    format!(
+                        "load balancer `{}` ({}) is outside the virtual IP's subnet {}",
+                        balancer.name,
+                        balancer.address,
+                        network.trunc()
+                    ),
                 )
                 .at(span, "virtual IP and prefix")
                 .also(balancer.address.span, "not in that subnet")
@@ -73,11 +91,25 @@ fn virtual_ip(inventory: &Inventory, settings: &LoadBalancerSettings, balancers:
 }
 
 /// Every balancer's effective router id and secret, with where each came from.
-fn shared_vrrp_settings(settings: &LoadBalancerSettings, balancers: &[&Host], found: &mut Vec<Diagnostic>) {
-    let default_id = (settings.virtual_router_id.value, settings.virtual_router_id.span);
+fn shared_vrrp_settings(
+    settings: &LoadBalancerSettings,
+    balancers: &[&Host],
+    found: &mut Vec<Diagnostic>,
+) {
+    let default_id = (
+        settings.virtual_router_id.value,
+        settings.virtual_router_id.span,
+    );
     let ids: Vec<(u8, Span, &Host)> = balancers
         .iter()
-        .map(|host| host.vrrp.virtual_router_id.as_ref().map_or((default_id.0, default_id.1, *host), |id| (id.value, id.span, *host)))
+        .map(|host| {
+            host.vrrp
+                .virtual_router_id
+                .as_ref()
+                .map_or((default_id.0, default_id.1, *host), |id| {
+                    (id.value, id.span, *host)
+                })
+        })
         .collect();
     if let Some((first, rest)) = ids.split_first() {
         for (id, span, host) in rest.iter().filter(|(id, _, _)| *id != first.0) {
@@ -93,9 +125,15 @@ fn shared_vrrp_settings(settings: &LoadBalancerSettings, balancers: &[&Host], fo
         }
     }
     let default_secret = &settings.vrrp_secret;
-    let secrets: Vec<_> = balancers.iter().map(|host| (host.vrrp.secret.as_ref().unwrap_or(default_secret), *host)).collect();
+    let secrets: Vec<_> = balancers
+        .iter()
+        .map(|host| (host.vrrp.secret.as_ref().unwrap_or(default_secret), *host))
+        .collect();
     if let Some((first, rest)) = secrets.split_first() {
-        for (secret, host) in rest.iter().filter(|(secret, _)| secret.source != first.0.source) {
+        for (secret, host) in rest
+            .iter()
+            .filter(|(secret, _)| secret.source != first.0.source)
+        {
             found.push(
                 Diagnostic::error(
                     "vrrp-secret-mismatch",
@@ -117,7 +155,13 @@ pub fn vrrp_priorities<'a>(balancers: &[&'a Host]) -> Vec<(u8, Option<Span>, &'a
         .enumerate()
         .map(|(index, host)| match &host.vrrp.priority {
             Some(priority) => (priority.value, Some(priority.span), *host),
-            None => (150u8.saturating_sub(u8::try_from(index * 10).unwrap_or(u8::MAX)).max(1), None, *host),
+            None => (
+                150u8
+                    .saturating_sub(u8::try_from(index * 10).unwrap_or(u8::MAX))
+                    .max(1),
+                None,
+                *host,
+            ),
         })
         .collect()
 }
@@ -139,11 +183,20 @@ fn distinct_priorities(balancers: &[&Host], found: &mut Vec<Diagnostic>) {
 
 fn interface_name(settings: &LoadBalancerSettings, found: &mut Vec<Diagnostic>) {
     let name = &settings.interface.value;
-    let valid = name.len() <= 15 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c));
+    let valid = name.len() <= 15
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c));
     if !valid {
         found.push(
-            Diagnostic::error("invalid-interface", format!("`{name}` is not a network interface name"))
-                .at(settings.interface.span, "at most 15 letters, digits, `-`, `_`, `.` or `@`"),
+            Diagnostic::error(
+                "invalid-interface",
+                format!("`{name}` is not a network interface name"),
+            )
+            .at(
+                settings.interface.span,
+                "at most 15 letters, digits, `-`, `_`, `.` or `@`",
+            ),
         );
     }
 }
@@ -154,44 +207,80 @@ mod tests {
 
     #[test]
     fn one_load_balancer_is_a_warning() {
-        let text = broken("  - name: lb-02\n    address: 10.20.0.12\n    roles: [load_balancer]\n    vrrp: {priority: 100}\n", "");
+        let text = broken(
+            "  - name: lb-02\n    address: 10.20.0.12\n    roles: [load_balancer]\n    vrrp: {priority: 100}\n",
+            "",
+        );
         assert_eq!(codes(&text), ["single-load-balancer"]);
     }
 
     #[test]
     fn vip_outside_the_balancers_subnet() {
-        assert_eq!(codes(&broken("virtual_ip: 10.20.0.10/24", "virtual_ip: 10.30.0.10/24")), ["vip-outside-subnet", "vip-outside-subnet"]);
+        assert_eq!(
+            codes(&broken(
+                "virtual_ip: 10.20.0.10/24",
+                "virtual_ip: 10.30.0.10/24"
+            )),
+            ["vip-outside-subnet", "vip-outside-subnet"]
+        );
     }
 
     #[test]
     fn vip_equal_to_a_host_address() {
-        assert_eq!(codes(&broken("virtual_ip: 10.20.0.10/24", "virtual_ip: 10.20.0.21/24")), ["vip-is-host-address"]);
+        assert_eq!(
+            codes(&broken(
+                "virtual_ip: 10.20.0.10/24",
+                "virtual_ip: 10.20.0.21/24"
+            )),
+            ["vip-is-host-address"]
+        );
     }
 
     #[test]
     fn vip_is_the_network_address() {
-        assert_eq!(codes(&broken("virtual_ip: 10.20.0.10/24", "virtual_ip: 10.20.0.0/24")), ["vip-not-host-address"]);
+        assert_eq!(
+            codes(&broken(
+                "virtual_ip: 10.20.0.10/24",
+                "virtual_ip: 10.20.0.0/24"
+            )),
+            ["vip-not-host-address"]
+        );
     }
 
     #[test]
     fn router_ids_differ() {
-        let text = broken("    vrrp: {priority: 100}", "    vrrp: {priority: 100, virtual_router_id: 52}");
+        let text = broken(
+            "    vrrp: {priority: 100}",
+            "    vrrp: {priority: 100, virtual_router_id: 52}",
+        );
         assert_eq!(codes(&text), ["vrrp-router-id-mismatch"]);
     }
 
     #[test]
     fn secrets_differ() {
-        let text = broken("    vrrp: {priority: 100}", "    vrrp: {priority: 100, secret: {env: OTHER_SECRET}}");
+        let text = broken(
+            "    vrrp: {priority: 100}",
+            "    vrrp: {priority: 100, secret: {env: OTHER_SECRET}}",
+        );
         assert_eq!(codes(&text), ["vrrp-secret-mismatch"]);
     }
 
     #[test]
     fn equal_priorities() {
-        assert_eq!(codes(&broken("vrrp: {priority: 100}", "vrrp: {priority: 150}")), ["vrrp-priority-duplicate"]);
+        assert_eq!(
+            codes(&broken("vrrp: {priority: 100}", "vrrp: {priority: 150}")),
+            ["vrrp-priority-duplicate"]
+        );
     }
 
     #[test]
     fn bad_interface_name() {
-        assert_eq!(codes(&broken("interface: eth0", "interface: a-very-long-interface-name")), ["invalid-interface"]);
+        assert_eq!(
+            codes(&broken(
+                "interface: eth0",
+                "interface: a-very-long-interface-name"
+            )),
+            ["invalid-interface"]
+        );
     }
 }

@@ -10,16 +10,32 @@ pub fn run(args: &StagesArgs, style: Style) -> anyhow::Result<ExitCode> {
     let checked = super::load_and_check(&args.inventory.inventory, false)?;
     checked.print(style);
     let Some(inventory) = checked.inventory.as_ref().filter(|_| !checked.has_errors()) else {
-        eprintln!("error: `{}` has {}", checked.source.path().display(), super::counts(&checked.diagnostics));
+        eprintln!(
+            "error: `{}` has {}",
+            checked.source.path().display(),
+            super::counts(&checked.diagnostics)
+        );
         return Ok(ExitCode::FAILURE);
     };
-    let stages: Vec<_> = topology::stages(inventory).into_iter().filter(|stage| !stage.hosts.is_empty()).collect();
+    let stages: Vec<_> = topology::stages(inventory)
+        .into_iter()
+        .filter(|stage| !stage.hosts.is_empty())
+        .collect();
     match args.format {
         Format::Json => println!("{}", serde_json::json!({ "version": 1, "stages": stages })),
         Format::Text => {
             for (index, stage) in stages.iter().enumerate() {
-                let hosts: Vec<&str> = stage.hosts.iter().map(|host| host.name.value.as_str()).collect();
-                println!("{}. {:<14} {}", index + 1, stage.role.name(), hosts.join(", "));
+                let hosts: Vec<&str> = stage
+                    .hosts
+                    .iter()
+                    .map(|host| host.name.value.as_str())
+                    .collect();
+                println!(
+                    "{}. {:<14} {}",
+                    index + 1,
+                    stage.role.name(),
+                    hosts.join(", ")
+                );
             }
         }
     }

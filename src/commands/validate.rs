@@ -28,7 +28,9 @@ pub fn run(args: &ValidateArgs, style: Style) -> anyhow::Result<ExitCode> {
                 // A secret that failed its rule was rendered empty: checkers would only repeat that.
                 if !args.no_checkers && !secrets_failed {
                     runs = checkers::run_all(&rendered.state)?;
-                    checked.diagnostics.extend(runs.iter().filter_map(checker_diagnostic));
+                    checked
+                        .diagnostics
+                        .extend(runs.iter().filter_map(checker_diagnostic));
                 }
             }
             Err(error) => checked.diagnostics.push(render_diagnostic(&error)),
@@ -39,14 +41,28 @@ pub fn run(args: &ValidateArgs, style: Style) -> anyhow::Result<ExitCode> {
         Format::Json => print_json(&checked, &runs, valid),
         Format::Text => print_text(&checked, &runs, valid, style),
     }
-    Ok(if valid { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn checker_diagnostic(run: &CheckerRun) -> Option<Diagnostic> {
-    let Outcome::Failed { output } = &run.outcome else { return None };
+    let Outcome::Failed { output } = &run.outcome else {
+        return None;
+    };
     Some(
-        Diagnostic::error("checker-failed", format!("`{}` rejected {} rendered for `{}`", run.checker.name(), run.files.join(", "), run.host))
-            .help(format!("{} said:\n{output}", run.checker.name())),
+        Diagnostic::error(
+            "checker-failed",
+            format!(
+                "`{}` rejected {} rendered for `{}`",
+                run.checker.name(),
+                run.files.join(", "),
+                run.host
+            ),
+        )
+        .help(format!("{} said:\n{output}", run.checker.name())),
     )
 }
 
@@ -68,19 +84,37 @@ fn print_text(checked: &super::Checked, runs: &[CheckerRun], valid: bool, style:
             Outcome::Failed { .. } => "FAILED".to_string(),
             Outcome::Skipped { reason } => format!("skipped: {reason}"),
         };
-        eprintln!("checker {:<16} {:<8} {}: {status}", run.checker.name(), run.host, run.files.join(", "));
+        eprintln!(
+            "checker {:<16} {:<8} {}: {status}",
+            run.checker.name(),
+            run.host,
+            run.files.join(", ")
+        );
     }
     let path = checked.source.path().display();
-    let hosts = checked.inventory.as_ref().map_or(0, |inventory| inventory.hosts.len());
+    let hosts = checked
+        .inventory
+        .as_ref()
+        .map_or(0, |inventory| inventory.hosts.len());
     if valid {
-        eprintln!("`{path}` is valid: {hosts} hosts, {}", super::counts(&checked.diagnostics));
+        eprintln!(
+            "`{path}` is valid: {hosts} hosts, {}",
+            super::counts(&checked.diagnostics)
+        );
     } else {
-        eprintln!("error: `{path}` is invalid: {}", super::counts(&checked.diagnostics));
+        eprintln!(
+            "error: `{path}` is invalid: {}",
+            super::counts(&checked.diagnostics)
+        );
     }
 }
 
 fn print_json(checked: &super::Checked, runs: &[CheckerRun], valid: bool) {
-    let diagnostics: Vec<_> = checked.diagnostics.iter().map(|d| d.to_json(&checked.source)).collect();
+    let diagnostics: Vec<_> = checked
+        .diagnostics
+        .iter()
+        .map(|d| d.to_json(&checked.source))
+        .collect();
     let document = json!({
         "version": JSON_VERSION,
         "inventory": checked.source.path().display().to_string(),

@@ -26,15 +26,26 @@ impl Decoder {
 
     fn wrong_type(&mut self, node: &Node, what: &str, expected: &str) {
         self.report(
-            Diagnostic::error("wrong-type", format!("expected {expected} for {what}, found {}", node.value.kind()))
-                .at(node.span, format!("expected {expected}")),
+            Diagnostic::error(
+                "wrong-type",
+                format!(
+                    "expected {expected} for {what}, found {}",
+                    node.value.kind()
+                ),
+            )
+            .at(node.span, format!("expected {expected}")),
         );
     }
 
     /// Opens a mapping for keyed reads; `what` names it in messages.
     pub fn fields<'n>(&mut self, node: &'n Node, what: &str) -> Option<Fields<'n>> {
         match &node.value {
-            Value::Mapping(entries) => Some(Fields { span: node.span, entries, asked: Vec::new(), what: what.to_string() }),
+            Value::Mapping(entries) => Some(Fields {
+                span: node.span,
+                entries,
+                asked: Vec::new(),
+                what: what.to_string(),
+            }),
             _ => {
                 self.wrong_type(node, what, "a mapping");
                 None
@@ -55,7 +66,10 @@ impl Decoder {
     pub fn string(&mut self, node: &Node, what: &str) -> Option<Spanned<String>> {
         match &node.value {
             Value::String(text) if text.trim().is_empty() => {
-                self.report(Diagnostic::error("empty-value", format!("{what} is empty")).at(node.span, "empty"));
+                self.report(
+                    Diagnostic::error("empty-value", format!("{what} is empty"))
+                        .at(node.span, "empty"),
+                );
                 None
             }
             Value::String(text) => Some(Spanned::new(text.clone(), node.span)),
@@ -67,7 +81,13 @@ impl Decoder {
     }
 
     /// An integer in `min..=max`.
-    pub fn integer<T: TryFrom<i128> + Copy>(&mut self, node: &Node, what: &str, min: i128, max: i128) -> Option<Spanned<T>> {
+    pub fn integer<T: TryFrom<i128> + Copy>(
+        &mut self,
+        node: &Node,
+        what: &str,
+        min: i128,
+        max: i128,
+    ) -> Option<Spanned<T>> {
         let Value::Integer(value) = node.value else {
             self.wrong_type(node, what, "an integer");
             return None;
@@ -76,8 +96,11 @@ impl Decoder {
             Ok(typed) if (min..=max).contains(&value) => Some(Spanned::new(typed, node.span)),
             _ => {
                 self.report(
-                    Diagnostic::error("out-of-range", format!("{what} must be between {min} and {max}, found {value}"))
-                        .at(node.span, "out of range"),
+                    Diagnostic::error(
+                        "out-of-range",
+                        format!("{what} must be between {min} and {max}, found {value}"),
+                    )
+                    .at(node.span, "out of range"),
                 );
                 None
             }
@@ -89,7 +112,9 @@ impl Decoder {
     }
 
     pub fn ip(&mut self, node: &Node, what: &str) -> Option<Spanned<IpAddr>> {
-        self.parsed(node, what, "an IP address", "invalid-ip", |text| text.parse::<IpAddr>().ok())
+        self.parsed(node, what, "an IP address", "invalid-ip", |text| {
+            text.parse::<IpAddr>().ok()
+        })
     }
 
     pub fn path(&mut self, node: &Node, what: &str) -> Option<Spanned<PathBuf>> {
@@ -117,7 +142,8 @@ impl Decoder {
             Some(value) => Some(Spanned::new(value, node.span)),
             None => {
                 self.report(
-                    Diagnostic::error(code, format!("{what} `{text}` is not {expected}")).at(node.span, format!("not {expected}")),
+                    Diagnostic::error(code, format!("{what} `{text}` is not {expected}"))
+                        .at(node.span, format!("not {expected}")),
                 );
                 None
             }
@@ -139,18 +165,28 @@ impl Decoder {
         let file = fields.optional("file");
         fields.finish(self);
         let source = match (env, file) {
-            (Some(env), None) => SecretSource::Env(self.string(env, &format!("`env` of {what}"))?.value),
-            (None, Some(file)) => SecretSource::File(self.path(file, &format!("`file` of {what}"))?.value),
+            (Some(env), None) => {
+                SecretSource::Env(self.string(env, &format!("`env` of {what}"))?.value)
+            }
+            (None, Some(file)) => {
+                SecretSource::File(self.path(file, &format!("`file` of {what}"))?.value)
+            }
             _ => {
                 self.report(
-                    Diagnostic::error("secret-reference", format!("{what} must name exactly one of `env` or `file`"))
-                        .at(node.span, "ambiguous secret reference")
-                        .help("write `{env: NAME}` or `{file: path}`"),
+                    Diagnostic::error(
+                        "secret-reference",
+                        format!("{what} must name exactly one of `env` or `file`"),
+                    )
+                    .at(node.span, "ambiguous secret reference")
+                    .help("write `{env: NAME}` or `{file: path}`"),
                 );
                 return None;
             }
         };
-        Some(SecretRef { source, span: node.span })
+        Some(SecretRef {
+            source,
+            span: node.span,
+        })
     }
 }
 
@@ -192,7 +228,9 @@ impl<'n> Fields<'n> {
 
     /// Whether the mapping has `key`, even with a value that failed to decode.
     pub fn has(&self, key: &str) -> bool {
-        self.entries.iter().any(|(name, _)| matches!(&name.value, Value::String(text) if text == key))
+        self.entries
+            .iter()
+            .any(|(name, _)| matches!(&name.value, Value::String(text) if text == key))
     }
 
     /// Where to point for a problem with the mapping as a whole: its first key.
@@ -205,16 +243,26 @@ impl<'n> Fields<'n> {
         for (key, _) in self.entries {
             let Value::String(name) = &key.value else {
                 decoder.report(
-                    Diagnostic::error("key-type", format!("keys in {} must be strings, found {}", self.what, key.value.kind()))
-                        .at(key.span, "not a string"),
+                    Diagnostic::error(
+                        "key-type",
+                        format!(
+                            "keys in {} must be strings, found {}",
+                            self.what,
+                            key.value.kind()
+                        ),
+                    )
+                    .at(key.span, "not a string"),
                 );
                 continue;
             };
             if self.asked.contains(&name.as_str()) {
                 continue;
             }
-            let mut diagnostic = Diagnostic::error("unknown-key", format!("unknown key `{name}` in {}", self.what))
-                .at(key.span, "unknown key");
+            let mut diagnostic = Diagnostic::error(
+                "unknown-key",
+                format!("unknown key `{name}` in {}", self.what),
+            )
+            .at(key.span, "unknown key");
             diagnostic = match did_you_mean(name, &self.asked) {
                 Some(suggestion) => diagnostic.help(format!("did you mean `{suggestion}`?")),
                 None => diagnostic.help(format!("expected one of {}", quoted_list(&self.asked))),
@@ -235,7 +283,11 @@ pub fn did_you_mean<'a>(input: &str, candidates: &[&'a str]) -> Option<&'a str> 
 }
 
 pub fn quoted_list(items: &[&str]) -> String {
-    items.iter().map(|item| format!("`{item}`")).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(|item| format!("`{item}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -244,7 +296,10 @@ mod tests {
 
     #[test]
     fn suggests_close_keys_only() {
-        assert_eq!(did_you_mean("adress", &["name", "address", "roles"]), Some("address"));
+        assert_eq!(
+            did_you_mean("adress", &["name", "address", "roles"]),
+            Some("address")
+        );
         assert_eq!(did_you_mean("colour", &["name", "address", "roles"]), None);
     }
 }

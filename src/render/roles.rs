@@ -21,11 +21,19 @@ pub(crate) struct Sources {
 impl Sources {
     pub(crate) fn read(inventory: &Inventory) -> Result<Sources, RenderError> {
         let app = match &inventory.app {
-            Some(app) if topology::hosts_with(inventory, Role::App).next().is_some() => read_tree(&inventory.base_dir.join(&app.source.value))?,
+            Some(app) if topology::hosts_with(inventory, Role::App).next().is_some() => {
+                read_tree(&inventory.base_dir.join(&app.source.value))?
+            }
             _ => Vec::new(),
         };
-        let static_site = match inventory.web.as_ref().and_then(|web| web.static_source.as_ref()) {
-            Some(source) if topology::hosts_with(inventory, Role::Web).next().is_some() => read_tree(&inventory.base_dir.join(&source.value))?,
+        let static_site = match inventory
+            .web
+            .as_ref()
+            .and_then(|web| web.static_source.as_ref())
+        {
+            Some(source) if topology::hosts_with(inventory, Role::Web).next().is_some() => {
+                read_tree(&inventory.base_dir.join(&source.value))?
+            }
             _ => Vec::new(),
         };
         Ok(Sources { app, static_site })
@@ -49,23 +57,49 @@ impl Derived {
     pub(crate) fn new(inventory: &Inventory) -> Derived {
         let balancers: Vec<&Host> = hosts_with(inventory, Role::LoadBalancer).collect();
         let database_address = hosts_with(inventory, Role::Database).next().map(|host| {
-            let bind = inventory.database.as_ref().and_then(|database| database.bind_address.as_ref());
-            bind.map_or(host.address.value, |bind| bind.value).to_string()
+            let bind = inventory
+                .database
+                .as_ref()
+                .and_then(|database| database.bind_address.as_ref());
+            bind.map_or(host.address.value, |bind| bind.value)
+                .to_string()
         });
         let strings = |items: Vec<String>| Value::from(items);
         Derived {
-            upstreams: strings(topology::nginx_upstreams(inventory).iter().map(ToString::to_string).collect()),
+            upstreams: strings(
+                topology::nginx_upstreams(inventory)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+            ),
             backends: Value::from(
                 topology::haproxy_backends(inventory)
                     .into_iter()
-                    .map(|(name, address)| context! { name => name, address => address.to_string() })
+                    .map(
+                        |(name, address)| context! { name => name, address => address.to_string() },
+                    )
                     .collect::<Vec<_>>(),
             ),
-            database_clients: strings(topology::database_clients(inventory).iter().map(ToString::to_string).collect()),
-            web_addresses: strings(hosts_with(inventory, Role::Web).map(|host| host.address.value.to_string()).collect()),
+            database_clients: strings(
+                topology::database_clients(inventory)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+            ),
+            web_addresses: strings(
+                hosts_with(inventory, Role::Web)
+                    .map(|host| host.address.value.to_string())
+                    .collect(),
+            ),
             balancers: vrrp_priorities(&balancers)
                 .into_iter()
-                .map(|(priority, _, host)| (host.name.value.clone(), host.address.value.to_string(), priority))
+                .map(|(priority, _, host)| {
+                    (
+                        host.name.value.clone(),
+                        host.address.value.to_string(),
+                        priority,
+                    )
+                })
                 .collect(),
             database_address: Value::from(database_address),
         }
@@ -101,7 +135,10 @@ impl HostContext<'_> {
             hooks: Vec::new(),
             health_checks: Vec::new(),
         };
-        for role in topology::role_order().into_iter().filter(|role| self.host.has_role(*role)) {
+        for role in topology::role_order()
+            .into_iter()
+            .filter(|role| self.host.has_role(*role))
+        {
             match role {
                 Role::Database => self.database(&mut state)?,
                 Role::App => self.app(&mut state)?,
@@ -112,8 +149,15 @@ impl HostContext<'_> {
         Ok(state)
     }
 
-    fn file(&self, state: &mut HostState, spec: FileSpec, context: minijinja::Value) -> Result<(), RenderError> {
-        let content = self.renderer.render(spec.template, &self.host.name.value, context)?;
+    fn file(
+        &self,
+        state: &mut HostState,
+        spec: FileSpec,
+        context: minijinja::Value,
+    ) -> Result<(), RenderError> {
+        let content = self
+            .renderer
+            .render(spec.template, &self.host.name.value, context)?;
         state.files.push(ManagedFile {
             path: spec.path.to_string(),
             content: content.as_bytes().to_vec(),
@@ -147,8 +191,13 @@ impl HostContext<'_> {
     }
 
     fn database(&self, state: &mut HostState) -> Result<(), RenderError> {
-        let Some(database) = &self.inventory.database else { return Ok(()) };
-        let bind_address = database.bind_address.as_ref().map_or(self.host.address.value, |bind| bind.value);
+        let Some(database) = &self.inventory.database else {
+            return Ok(());
+        };
+        let bind_address = database
+            .bind_address
+            .as_ref()
+            .map_or(self.host.address.value, |bind| bind.value);
         let context = context! {
             host => self.host_context(),
             clients => self.derived.database_clients.clone(),
@@ -160,16 +209,50 @@ impl HostContext<'_> {
         state.packages.push("mariadb-server".to_string());
         let config = "/etc/mysql/mariadb.conf.d/60-infra.cnf";
         let sql = "/etc/infra/database.sql";
-        self.file(state, FileSpec { path: config, template: "mariadb.cnf.j2", mode: 0o644, group: "root", checker: Some(Checker::Mariadb) }, context.clone())?;
-        self.file(state, FileSpec { path: sql, template: "database.sql.j2", mode: 0o600, group: "root", checker: None }, context)?;
-        state.services.push(ManagedService { name: "mariadb".into(), reload_on: vec![], restart_on: vec![config.into()], enabled: true });
-        state.hooks.push(Hook { name: "create database and grants".into(), command: format!("mariadb < {sql}"), triggered_by: vec![sql.into()] });
-        state.health_checks.push(HealthCheck { description: "the database answers a query".into(), command: "mariadb --execute 'SELECT 1'".into() });
+        self.file(
+            state,
+            FileSpec {
+                path: config,
+                template: "mariadb.cnf.j2",
+                mode: 0o644,
+                group: "root",
+                checker: Some(Checker::Mariadb),
+            },
+            context.clone(),
+        )?;
+        self.file(
+            state,
+            FileSpec {
+                path: sql,
+                template: "database.sql.j2",
+                mode: 0o600,
+                group: "root",
+                checker: None,
+            },
+            context,
+        )?;
+        state.services.push(ManagedService {
+            name: "mariadb".into(),
+            reload_on: vec![],
+            restart_on: vec![config.into()],
+            enabled: true,
+        });
+        state.hooks.push(Hook {
+            name: "create database and grants".into(),
+            command: format!("mariadb < {sql}"),
+            triggered_by: vec![sql.into()],
+        });
+        state.health_checks.push(HealthCheck {
+            description: "the database answers a query".into(),
+            command: "mariadb --execute 'SELECT 1'".into(),
+        });
         Ok(())
     }
 
     fn app(&self, state: &mut HostState) -> Result<(), RenderError> {
-        let Some(app) = &self.inventory.app else { return Ok(()) };
+        let Some(app) = &self.inventory.app else {
+            return Ok(());
+        };
         let database = self.inventory.database.as_ref();
         let context = context! {
             host => self.host_context(),
@@ -184,29 +267,78 @@ impl HostContext<'_> {
                 password => self.secrets.get(&database.password),
             }),
         };
-        state.packages.extend(["gunicorn", "python3-flask", "python3-pymysql"].map(String::from));
+        state
+            .packages
+            .extend(["gunicorn", "python3-flask", "python3-pymysql"].map(String::from));
         let config = "/etc/infra/gunicorn.conf.py";
         let unit = "/etc/systemd/system/infra-app.service";
         let environment = "/etc/infra/app.env";
-        self.file(state, FileSpec { path: config, template: "gunicorn.conf.py.j2", mode: 0o644, group: "root", checker: Some(Checker::Python) }, context.clone())?;
-        self.file(state, FileSpec { path: unit, template: "infra-app.service.j2", mode: 0o644, group: "root", checker: Some(Checker::SystemdUnit) }, context.clone())?;
-        self.file(state, FileSpec { path: environment, template: "app.env.j2", mode: 0o640, group: "www-data", checker: None }, context)?;
+        self.file(
+            state,
+            FileSpec {
+                path: config,
+                template: "gunicorn.conf.py.j2",
+                mode: 0o644,
+                group: "root",
+                checker: Some(Checker::Python),
+            },
+            context.clone(),
+        )?;
+        self.file(
+            state,
+            FileSpec {
+                path: unit,
+                template: "infra-app.service.j2",
+                mode: 0o644,
+                group: "root",
+                checker: Some(Checker::SystemdUnit),
+            },
+            context.clone(),
+        )?;
+        self.file(
+            state,
+            FileSpec {
+                path: environment,
+                template: "app.env.j2",
+                mode: 0o640,
+                group: "www-data",
+                checker: None,
+            },
+            context,
+        )?;
         let first_code_file = state.files.len();
-        Self::copies(state, &self.sources.app, &app.directory.value, &app.source.value.display().to_string());
-        let code: Vec<String> = state.files[first_code_file..].iter().map(|file| file.path.clone()).collect();
+        Self::copies(
+            state,
+            &self.sources.app,
+            &app.directory.value,
+            &app.source.value.display().to_string(),
+        );
+        let code: Vec<String> = state.files[first_code_file..]
+            .iter()
+            .map(|file| file.path.clone())
+            .collect();
         state.services.push(ManagedService {
             name: "infra-app".into(),
             reload_on: std::iter::once(config.to_string()).chain(code).collect(),
             restart_on: vec![unit.into(), environment.into()],
             enabled: true,
         });
-        let url = format!("http://{}:{}/", self.host.address.value, app.bind.value.port());
-        state.health_checks.push(HealthCheck { description: "Gunicorn answers HTTP".into(), command: format!("curl -fsS -o /dev/null {url}") });
+        let url = format!(
+            "http://{}:{}/",
+            self.host.address.value,
+            app.bind.value.port()
+        );
+        state.health_checks.push(HealthCheck {
+            description: "Gunicorn answers HTTP".into(),
+            command: format!("curl -fsS -o /dev/null {url}"),
+        });
         Ok(())
     }
 
     fn web(&self, state: &mut HostState) -> Result<(), RenderError> {
-        let Some(web) = &self.inventory.web else { return Ok(()) };
+        let Some(web) = &self.inventory.web else {
+            return Ok(());
+        };
         let context = context! {
             host => self.host_context(),
             upstreams => self.derived.upstreams.clone(),
@@ -215,23 +347,72 @@ impl HostContext<'_> {
         state.packages.push("nginx".to_string());
         let main = "/etc/nginx/nginx.conf";
         let site = "/etc/nginx/sites-enabled/infra.conf";
-        self.file(state, FileSpec { path: main, template: "nginx.conf.j2", mode: 0o644, group: "root", checker: Some(Checker::Nginx) }, context.clone())?;
-        self.file(state, FileSpec { path: site, template: "nginx-site.conf.j2", mode: 0o644, group: "root", checker: Some(Checker::Nginx) }, context)?;
+        self.file(
+            state,
+            FileSpec {
+                path: main,
+                template: "nginx.conf.j2",
+                mode: 0o644,
+                group: "root",
+                checker: Some(Checker::Nginx),
+            },
+            context.clone(),
+        )?;
+        self.file(
+            state,
+            FileSpec {
+                path: site,
+                template: "nginx-site.conf.j2",
+                mode: 0o644,
+                group: "root",
+                checker: Some(Checker::Nginx),
+            },
+            context,
+        )?;
         if let Some(source) = &web.static_source {
-            Self::copies(state, &self.sources.static_site, &web.static_root.value, &source.value.display().to_string());
+            Self::copies(
+                state,
+                &self.sources.static_site,
+                &web.static_root.value,
+                &source.value.display().to_string(),
+            );
         }
-        state.services.push(ManagedService { name: "nginx".into(), reload_on: vec![main.into(), site.into()], restart_on: vec![], enabled: true });
+        state.services.push(ManagedService {
+            name: "nginx".into(),
+            reload_on: vec![main.into(), site.into()],
+            restart_on: vec![],
+            enabled: true,
+        });
         let base = format!("http://127.0.0.1:{}", web.port.value);
-        state.health_checks.push(HealthCheck { description: "Nginx answers".into(), command: format!("curl -fsS -o /dev/null {base}/healthz") });
-        state.health_checks.push(HealthCheck { description: "Nginx proxies to the app".into(), command: format!("curl -fsS -o /dev/null {base}/") });
+        state.health_checks.push(HealthCheck {
+            description: "Nginx answers".into(),
+            command: format!("curl -fsS -o /dev/null {base}/healthz"),
+        });
+        state.health_checks.push(HealthCheck {
+            description: "Nginx proxies to the app".into(),
+            command: format!("curl -fsS -o /dev/null {base}/"),
+        });
         Ok(())
     }
 
     fn load_balancer(&self, state: &mut HostState) -> Result<(), RenderError> {
-        let Some(settings) = &self.inventory.load_balancer else { return Ok(()) };
+        let Some(settings) = &self.inventory.load_balancer else {
+            return Ok(());
+        };
         let me = &self.host.name.value;
-        let priority = self.derived.balancers.iter().find(|(name, _, _)| name == me).map_or(100, |(_, _, priority)| *priority);
-        let peers: Vec<String> = self.derived.balancers.iter().filter(|(name, _, _)| name != me).map(|(_, address, _)| address.clone()).collect();
+        let priority = self
+            .derived
+            .balancers
+            .iter()
+            .find(|(name, _, _)| name == me)
+            .map_or(100, |(_, _, priority)| *priority);
+        let peers: Vec<String> = self
+            .derived
+            .balancers
+            .iter()
+            .filter(|(name, _, _)| name != me)
+            .map(|(_, address, _)| address.clone())
+            .collect();
         let vrrp = &self.host.vrrp;
         let context = context! {
             host => self.host_context(),
@@ -246,15 +427,50 @@ impl HostContext<'_> {
                 virtual_ip => settings.virtual_ip.value.to_string(),
             },
         };
-        state.packages.extend(["haproxy", "keepalived"].map(String::from));
+        state
+            .packages
+            .extend(["haproxy", "keepalived"].map(String::from));
         let haproxy = "/etc/haproxy/haproxy.cfg";
         let keepalived = "/etc/keepalived/keepalived.conf";
-        self.file(state, FileSpec { path: haproxy, template: "haproxy.cfg.j2", mode: 0o644, group: "root", checker: Some(Checker::Haproxy) }, context.clone())?;
-        self.file(state, FileSpec { path: keepalived, template: "keepalived.conf.j2", mode: 0o600, group: "root", checker: Some(Checker::Keepalived) }, context)?;
-        state.services.push(ManagedService { name: "haproxy".into(), reload_on: vec![haproxy.into()], restart_on: vec![], enabled: true });
-        state.services.push(ManagedService { name: "keepalived".into(), reload_on: vec![keepalived.into()], restart_on: vec![], enabled: true });
+        self.file(
+            state,
+            FileSpec {
+                path: haproxy,
+                template: "haproxy.cfg.j2",
+                mode: 0o644,
+                group: "root",
+                checker: Some(Checker::Haproxy),
+            },
+            context.clone(),
+        )?;
+        self.file(
+            state,
+            FileSpec {
+                path: keepalived,
+                template: "keepalived.conf.j2",
+                mode: 0o600,
+                group: "root",
+                checker: Some(Checker::Keepalived),
+            },
+            context,
+        )?;
+        state.services.push(ManagedService {
+            name: "haproxy".into(),
+            reload_on: vec![haproxy.into()],
+            restart_on: vec![],
+            enabled: true,
+        });
+        state.services.push(ManagedService {
+            name: "keepalived".into(),
+            reload_on: vec![keepalived.into()],
+            restart_on: vec![],
+            enabled: true,
+        });
         let url = format!("http://127.0.0.1:{}/healthz", settings.frontend_port.value);
-        state.health_checks.push(HealthCheck { description: "HAProxy answers on the frontend".into(), command: format!("curl -fsS -o /dev/null {url}") });
+        state.health_checks.push(HealthCheck {
+            description: "HAProxy answers on the frontend".into(),
+            command: format!("curl -fsS -o /dev/null {url}"),
+        });
         Ok(())
     }
 }
