@@ -188,25 +188,11 @@ fn stages_are_in_dependency_order() {
 #[test]
 fn a_template_override_replaces_the_built_in_one() {
     let directory = tempfile::tempdir().expect("temp dir");
-    let templates = directory.path().join("templates");
-    std::fs::create_dir(&templates).expect("create");
-    std::fs::write(
-        templates.join("haproxy.cfg.j2"),
+    let path = five_server_with_override(
+        directory.path(),
+        "haproxy.cfg.j2",
         "global\n    this-is-not-a-keyword\n",
-    )
-    .expect("write");
-    let inventory = std::fs::read_to_string("inventories/five-server.yml")
-        .expect("readable")
-        .replace(
-            "ssh:\n",
-            &format!("templates: {}\nssh:\n", templates.display()),
-        )
-        .replace(
-            "../examples",
-            &format!("{}/examples", env!("CARGO_MANIFEST_DIR")),
-        );
-    let path = directory.path().join("inventory.yml");
-    std::fs::write(&path, inventory).expect("write");
+    );
     let output = infra()
         .args(["validate", "-i"])
         .arg(&path)
@@ -229,21 +215,7 @@ fn a_template_override_replaces_the_built_in_one() {
 #[test]
 fn an_unknown_template_override_is_an_error() {
     let directory = tempfile::tempdir().expect("temp dir");
-    let templates = directory.path().join("templates");
-    std::fs::create_dir(&templates).expect("create");
-    std::fs::write(templates.join("haproxy.conf.j2"), "x").expect("write");
-    let inventory = std::fs::read_to_string("inventories/five-server.yml")
-        .expect("readable")
-        .replace(
-            "ssh:\n",
-            &format!("templates: {}\nssh:\n", templates.display()),
-        )
-        .replace(
-            "../examples",
-            &format!("{}/examples", env!("CARGO_MANIFEST_DIR")),
-        );
-    let path = directory.path().join("inventory.yml");
-    std::fs::write(&path, inventory).expect("write");
+    let path = five_server_with_override(directory.path(), "haproxy.conf.j2", "x");
     let output = infra()
         .args(["validate", "--no-checkers", "-i"])
         .arg(&path)
@@ -255,6 +227,27 @@ fn an_unknown_template_override_is_an_error() {
         stderr.contains("haproxy.conf.j2` in the template overrides is not a template infra knows"),
         "{stderr}"
     );
+}
+
+/// A copy of the five-server inventory in `directory` whose `templates:`
+/// directory holds one override file; returns the inventory's path.
+fn five_server_with_override(directory: &Path, name: &str, content: &str) -> std::path::PathBuf {
+    let templates = directory.join("templates");
+    std::fs::create_dir(&templates).expect("create");
+    std::fs::write(templates.join(name), content).expect("write");
+    let inventory = std::fs::read_to_string("inventories/five-server.yml")
+        .expect("readable")
+        .replace(
+            "ssh:\n",
+            &format!("templates: {}\nssh:\n", templates.display()),
+        )
+        .replace(
+            "../examples",
+            &format!("{}/examples", env!("CARGO_MANIFEST_DIR")),
+        );
+    let path = directory.join("inventory.yml");
+    std::fs::write(&path, inventory).expect("write");
+    path
 }
 
 fn which(program: &str) -> bool {

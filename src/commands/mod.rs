@@ -92,6 +92,18 @@ impl Checked {
             );
         }
     }
+
+    /// Prints the diagnostics and returns the inventory, or `None` (after a
+    /// summary line) when it has errors and the command must stop.
+    pub fn printed_and_valid(&self, style: Style) -> Option<&Inventory> {
+        self.print(style);
+        let inventory = self.inventory.as_ref().filter(|_| !self.has_errors());
+        if inventory.is_none() {
+            let path = self.source.path().display();
+            eprintln!("error: `{path}` has {}", counts(&self.diagnostics));
+        }
+        inventory
+    }
 }
 
 /// Loads an inventory and runs the stack rules; `strict` makes warnings errors.

@@ -16,13 +16,7 @@ use crate::render::{self, SecretMode};
 
 pub fn run(args: &RenderArgs, style: Style) -> anyhow::Result<ExitCode> {
     let checked = super::load_and_check(&args.inventory.inventory, args.strict)?;
-    checked.print(style);
-    let Some(inventory) = checked.inventory.as_ref().filter(|_| !checked.has_errors()) else {
-        eprintln!(
-            "error: `{}` has {}",
-            checked.source.path().display(),
-            super::counts(&checked.diagnostics)
-        );
+    let Some(inventory) = checked.printed_and_valid(style) else {
         return Ok(ExitCode::FAILURE);
     };
     let rendered = render::render(inventory, SecretMode::Require)

@@ -8,13 +8,7 @@ use crate::topology;
 
 pub fn run(args: &StagesArgs, style: Style) -> anyhow::Result<ExitCode> {
     let checked = super::load_and_check(&args.inventory.inventory, false)?;
-    checked.print(style);
-    let Some(inventory) = checked.inventory.as_ref().filter(|_| !checked.has_errors()) else {
-        eprintln!(
-            "error: `{}` has {}",
-            checked.source.path().display(),
-            super::counts(&checked.diagnostics)
-        );
+    let Some(inventory) = checked.printed_and_valid(style) else {
         return Ok(ExitCode::FAILURE);
     };
     let stages: Vec<_> = topology::stages(inventory)
