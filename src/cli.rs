@@ -30,6 +30,30 @@ pub enum Command {
     Render(RenderArgs),
     /// Print the rollout stages in dependency order with the hosts in each.
     Stages(StagesArgs),
+    /// A local lab of real Debian hosts for an inventory (needs root).
+    #[command(subcommand)]
+    Lab(LabCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LabCommand {
+    /// Boot one host per inventory host at its address and wait for SSH; hosts already up are left alone.
+    Up(InventoryArg),
+    /// Remove every process, mount, namespace, veth and bridge the lab made.
+    Down,
+    /// List the lab's hosts with their state.
+    Status {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Power a host off.
+    Stop { host: String },
+    /// Power a host on and wait for SSH.
+    Start { host: String },
+    /// Take a host's network link down.
+    Cut { host: String },
+    /// Bring a host's network link back up.
+    Heal { host: String },
 }
 
 #[derive(clap::Args, Debug)]

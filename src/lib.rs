@@ -10,6 +10,7 @@ pub mod commands;
 pub mod desired;
 pub mod diagnostic;
 pub mod inventory;
+pub mod lab;
 pub mod render;
 pub mod secret;
 pub mod source;

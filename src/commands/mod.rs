@@ -2,6 +2,7 @@
 //! colour choice, loading and checking an inventory, and printing errors
 //! with their causes and hints.
 
+mod lab;
 mod render;
 mod stages;
 mod validate;
@@ -24,6 +25,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Validate(args) => validate::run(&args, style),
         Command::Render(args) => render::run(&args, style),
         Command::Stages(args) => stages::run(&args, style),
+        Command::Lab(command) => lab::run(&command, style),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,119 @@
+//! `infra lab`: the local lab of real hosts. The inventory is checked like
+//! any other command's before the lab reads its hosts and addresses.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+
+use crate::cli::{Format, LabCommand};
+use crate::diagnostic::Style;
+use crate::inventory::Inventory;
+use crate::lab::{self, LabHost, LabSpec};
+
+pub fn run(command: &LabCommand, style: Style) -> anyhow::Result<ExitCode> {
+    match command {
+        LabCommand::Up(args) => {
+            let checked = super::load_and_check(&args.inventory, false)?;
+            let Some(inventory) = checked.printed_and_valid(style) else {
+                return Ok(ExitCode::FAILURE);
+            };
+            up(inventory)?;
+        }
+        LabCommand::Down => {
+            let removed = lab::down().context("cannot take the lab down")?;
+            eprintln!(
+                "lab down: removed {} hosts, their namespaces, mounts and the lab bridge",
+                removed.len()
+            );
+        }
+        LabCommand::Status { format } => status(*format)?,
+        LabCommand::Stop { host } => {
+            lab::stop(host).with_context(|| format!("cannot stop `{host}`"))?
+        }
+        LabCommand::Start { host } => {
+            lab::start(host).with_context(|| format!("cannot start `{host}`"))?
+        }
+        LabCommand::Cut { host } => {
+            lab::set_link(host, false).with_context(|| format!("cannot cut `{host}`"))?
+        }
+        LabCommand::Heal { host } => {
+            lab::set_link(host, true).with_context(|| format!("cannot heal `{host}`"))?
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn spec(inventory: &Inventory) -> anyhow::Result<LabSpec> {
+    let Some(load_balancer) = &inventory.load_balancer else {
+        bail!(
+            "the lab takes its subnet from `load_balancer.virtual_ip`, and this inventory has none"
+        );
+    };
+    let hosts = inventory
+        .hosts
+        .iter()
+        .map(|host| LabHost {
+            name: host.name.value.clone(),
+            address: host.address.value,
+        })
+        .collect();
+    Ok(LabSpec::new(
+        load_balancer.virtual_ip.value,
+        hosts,
+        &[load_balancer.virtual_ip.value.addr()],
+    )?)
+}
+
+fn up(inventory: &Inventory) -> anyhow::Result<()> {
+    let spec = spec(inventory)?;
+    eprintln!(
+        "lab: {} hosts on {} (gateway {})",
+        spec.hosts.len(),
+        spec.subnet,
+        spec.gateway
+    );
+    let report = lab::up(&spec).context("cannot bring the lab up")?;
+    if report.rootfs_built {
+        eprintln!(
+            "lab: built the root filesystem in {:.0} s (cached for next time)",
+            report.rootfs_seconds
+        );
+    }
+    if !report.already_up.is_empty() {
+        eprintln!("lab: already up: {}", report.already_up.join(", "));
+    }
+    eprintln!(
+        "lab: booted {} in {:.1} s; every host answers SSH",
+        if report.booted.is_empty() {
+            "nothing".into()
+        } else {
+            report.booted.join(", ")
+        },
+        report.seconds
+    );
+    eprintln!(
+        "lab: key `{}`, known hosts `{}`",
+        lab::key_path().display(),
+        lab::known_hosts_path().display()
+    );
+    Ok(())
+}
+
+fn status(format: Format) -> anyhow::Result<()> {
+    let hosts = lab::status()?;
+    match format {
+        Format::Json => println!("{}", serde_json::json!({ "version": 1, "hosts": hosts })),
+        Format::Text => {
+            for host in hosts {
+                let state = if host.running { "running" } else { "stopped" };
+                let link = if host.link_up { "link up" } else { "link cut" };
+                println!(
+                    "{:<12} {:<16} {state:<8} {link}",
+                    host.name,
+                    host.address.to_string()
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,230 @@
+//! One lab host: an overlay over the shared rootfs, its own identity files,
+//! and a `systemd-nspawn -b` container booted inside its network namespace.
+
+use std::net::IpAddr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::network;
+use super::system::{self, SystemError};
+
+/// A host's directories under the lab state directory.
+pub struct MachineDirs {
+    pub base: PathBuf,
+}
+
+impl MachineDirs {
+    pub fn new(state: &Path, host: &str) -> Self {
+        MachineDirs {
+            base: state.join("hosts").join(host),
+        }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.base.join("root")
+    }
+
+    fn upper(&self) -> PathBuf {
+        self.base.join("upper")
+    }
+
+    fn work(&self) -> PathBuf {
+        self.base.join("work")
+    }
+
+    pub fn console_log(&self) -> PathBuf {
+        self.base.join("console.log")
+    }
+}
+
+pub fn is_mounted(path: &Path) -> bool {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let target = path.display().to_string();
+    mounts
+        .lines()
+        .any(|line| line.split_whitespace().nth(1) == Some(target.as_str()))
+}
+
+/// Mounts the host's overlay over the rootfs, unless it is mounted.
+pub fn ensure_overlay(dirs: &MachineDirs, rootfs: &Path) -> Result<(), SystemError> {
+    if is_mounted(&dirs.root()) {
+        return Ok(());
+    }
+    for directory in [dirs.upper(), dirs.work(), dirs.root()] {
+        std::fs::create_dir_all(&directory).map_err(|error| SystemError::Write {
+            path: directory.clone(),
+            error,
+        })?;
+    }
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        rootfs.display(),
+        dirs.upper().display(),
+        dirs.work().display()
+    );
+    system::run(
+        Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o", &options])
+            .arg(dirs.root()),
+    )?;
+    Ok(())
+}
+
+pub fn unmount(dirs: &MachineDirs) -> Result<(), SystemError> {
+    if is_mounted(&dirs.root()) {
+        system::run(Command::new("umount").arg(dirs.root()))?;
+    }
+    Ok(())
+}
+
+/// What makes a host itself: name, the lab's addresses, DNS that fails fast,
+/// the lab's key, and (once) its own SSH host key. Returns the host key line.
+pub struct Identity<'a> {
+    pub name: &'a str,
+    pub etc_hosts: &'a str,
+    pub authorized_key: &'a str,
+}
+
+pub fn write_identity(dirs: &MachineDirs, identity: &Identity) -> Result<String, SystemError> {
+    let root = dirs.root();
+    system::write(root.join("etc/hostname"), format!("{}\n", identity.name))?;
+    system::write(root.join("etc/hosts"), identity.etc_hosts)?;
+    // Nothing listens on 127.0.0.1:53: every lookup fails at once instead of
+    // waiting 10 s on a nameserver the lab cannot reach.
+    system::write(
+        root.join("etc/resolv.conf"),
+        "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
+    )?;
+    system::write(
+        root.join("root/.ssh/authorized_keys"),
+        identity.authorized_key,
+    )?;
+    let host_key = root.join("etc/ssh/ssh_host_ed25519_key");
+    if !host_key.exists() {
+        system::run(
+            Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", identity.name, "-f"])
+                .arg(&host_key),
+        )?;
+    }
+    let public = host_key.with_extension("pub");
+    let line = std::fs::read_to_string(&public).map_err(|error| SystemError::Write {
+        path: public,
+        error,
+    })?;
+    Ok(line
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" "))
+}
+
+/// The container's nspawn process, if it is running.
+pub fn running_pid(dirs: &MachineDirs) -> Option<u32> {
+    let root = dirs.root().display().to_string();
+    let entries = std::fs::read_dir("/proc").ok()?;
+    entries.flatten().find_map(|entry| {
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+        let arguments: Vec<&[u8]> = cmdline.split(|byte| *byte == 0).collect();
+        let is_nspawn = arguments
+            .first()
+            .is_some_and(|program| program.ends_with(b"systemd-nspawn"));
+        (is_nspawn
+            && arguments
+                .iter()
+                .any(|argument| *argument == root.as_bytes()))
+        .then_some(pid)
+    })
+}
+
+/// Boots the container in the background, detached from this process.
+pub fn boot(dirs: &MachineDirs, host: &str) -> Result<(), SystemError> {
+    let console =
+        std::fs::File::create(dirs.console_log()).map_err(|error| SystemError::Write {
+            path: dirs.console_log(),
+            error,
+        })?;
+    let console_err = console.try_clone().map_err(|error| SystemError::Write {
+        path: dirs.console_log(),
+        error,
+    })?;
+    let mut command = Command::new("systemd-nspawn");
+    command
+        .args(["--boot", "--directory"])
+        .arg(dirs.root())
+        .arg(format!(
+            "--network-namespace-path=/run/netns/{}",
+            network::netns_name(host)
+        ))
+        .args([
+            "--register=no",
+            "--keep-unit",
+            "--console=passive",
+            "--resolv-conf=off",
+            "--timezone=off",
+            "--link-journal=no",
+        ])
+        // keepalived needs these to add the virtual IP and send VRRP.
+        .arg("--capability=CAP_NET_ADMIN,CAP_NET_RAW,CAP_NET_BROADCAST")
+        .arg(format!("--machine={host}"))
+        .stdin(Stdio::null())
+        .stdout(console)
+        .stderr(console_err)
+        // Its own process group: a Ctrl-C aimed at infra does not power hosts off.
+        .process_group(0);
+    command.spawn().map_err(|error| SystemError::Spawn {
+        command: "systemd-nspawn".into(),
+        error,
+    })?;
+    Ok(())
+}
+
+/// Powers a host off: SIGTERM makes nspawn halt the container cleanly; after
+/// `grace` the container is killed.
+pub fn power_off(dirs: &MachineDirs, grace: Duration) -> Result<(), SystemError> {
+    let Some(pid) = running_pid(dirs) else {
+        return Ok(());
+    };
+    let _ = system::run(Command::new("kill").args(["-TERM", &pid.to_string()]));
+    let deadline = Instant::now() + grace;
+    while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if Path::new(&format!("/proc/{pid}")).exists() {
+        let _ = system::run(Command::new("kill").args(["-KILL", &pid.to_string()]));
+    }
+    Ok(())
+}
+
+/// Waits until the host accepts the lab key over SSH with strict host-key
+/// checking, or `timeout` passes.
+pub fn wait_for_ssh(address: IpAddr, key: &Path, known_hosts: &Path, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        let reachable = system::succeeds(
+            Command::new("ssh")
+                .args([
+                    "-o",
+                    "BatchMode=yes",
+                    "-o",
+                    "StrictHostKeyChecking=yes",
+                    "-o",
+                    "ConnectTimeout=2",
+                    "-i",
+                ])
+                .arg(key)
+                .arg("-o")
+                .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+                .arg(format!("root@{address}"))
+                .arg("true"),
+        );
+        if reachable {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    false
+}

@@ -1,0 +1,422 @@
+//! The lab: real Debian hosts booted on this machine, one per inventory host,
+//! at the inventory's addresses, so plan and apply can be tried and tested
+//! against real sshd, systemd and services.
+//!
+//! Each host is a `systemd-nspawn` container over an overlay of one cached
+//! rootfs (`rootfs`), in its own network namespace on a lab bridge
+//! (`network`, `machine`). What the lab made is recorded in a state
+//! directory (`INFRA_LAB_STATE`, default `/var/lib/infra/lab`): the SSH key
+//! pair, a `known_hosts` with every host's key, and `lab.json`. `down`
+//! removes exactly what `up` made.
+
+mod machine;
+mod network;
+mod preflight;
+mod rootfs;
+mod system;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+pub use preflight::PreflightError;
+pub use rootfs::{PACKAGES, RootfsError};
+pub use system::SystemError;
+
+use machine::MachineDirs;
+
+/// A host the lab boots: a name and an address.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LabHost {
+    pub name: String,
+    pub address: IpAddr,
+}
+
+/// What the lab is made of, derived from an inventory.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LabSpec {
+    pub subnet: IpNet,
+    pub gateway: IpAddr,
+    pub hosts: Vec<LabHost>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error(transparent)]
+    Preflight(#[from] PreflightError),
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
+    #[error(transparent)]
+    System(#[from] SystemError),
+    #[error(
+        "host `{host}` ({address}) is outside the lab subnet {subnet}; every lab host must be on the load balancers' subnet"
+    )]
+    OutsideSubnet {
+        host: String,
+        address: IpAddr,
+        subnet: IpNet,
+    },
+    #[error("the subnet {subnet} has no free address left for the lab's gateway")]
+    NoGateway { subnet: IpNet },
+    #[error(
+        "a lab for {existing} is already up; run `infra lab down` before starting one for {requested}"
+    )]
+    OtherLab { existing: IpNet, requested: IpNet },
+    #[error("no lab is up; run `infra lab up -i INVENTORY` first")]
+    NotUp,
+    #[error("`{host}` is not a lab host; the lab has {known}")]
+    UnknownHost { host: String, known: String },
+    #[error("host `{host}` did not answer SSH within {seconds} s; its console log is `{}`", console.display())]
+    SshTimeout {
+        host: String,
+        seconds: u64,
+        console: PathBuf,
+    },
+    #[error("cannot read or write the lab state `{}`", path.display())]
+    State {
+        path: PathBuf,
+        #[source]
+        error: std::io::Error,
+    },
+}
+
+/// How long a booting host may take to answer SSH.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a clean power-off may take before the container is killed.
+const POWER_OFF_GRACE: Duration = Duration::from_secs(20);
+
+pub fn state_dir() -> PathBuf {
+    std::env::var_os("INFRA_LAB_STATE")
+        .map_or_else(|| PathBuf::from("/var/lib/infra/lab"), PathBuf::from)
+}
+
+/// The files plan and apply use to reach lab hosts.
+pub fn key_path() -> PathBuf {
+    state_dir().join("id_ed25519")
+}
+
+pub fn known_hosts_path() -> PathBuf {
+    state_dir().join("known_hosts")
+}
+
+fn spec_path() -> PathBuf {
+    state_dir().join("lab.json")
+}
+
+impl LabSpec {
+    /// The lab for an inventory: every host on `subnet`, the gateway on the
+    /// highest free address.
+    pub fn new(
+        subnet: IpNet,
+        hosts: Vec<LabHost>,
+        reserved: &[IpAddr],
+    ) -> Result<LabSpec, LabError> {
+        let subnet = subnet.trunc();
+        for host in &hosts {
+            if !subnet.contains(&host.address) {
+                return Err(LabError::OutsideSubnet {
+                    host: host.name.clone(),
+                    address: host.address,
+                    subnet,
+                });
+            }
+        }
+        let taken = |address: &IpAddr| {
+            hosts.iter().any(|host| host.address == *address) || reserved.contains(address)
+        };
+        let gateway = subnet
+            .hosts()
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .find(|address| !taken(address));
+        let gateway = gateway.ok_or(LabError::NoGateway { subnet })?;
+        Ok(LabSpec {
+            subnet,
+            gateway,
+            hosts,
+        })
+    }
+
+    fn host(&self, name: &str) -> Result<&LabHost, LabError> {
+        self.hosts
+            .iter()
+            .find(|host| host.name == name)
+            .ok_or_else(|| LabError::UnknownHost {
+                host: name.to_string(),
+                known: self
+                    .hosts
+                    .iter()
+                    .map(|host| format!("`{}`", host.name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    fn etc_hosts(&self) -> String {
+        let mut text =
+            String::from("127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n");
+        for host in &self.hosts {
+            text.push_str(&format!("{} {}\n", host.address, host.name));
+        }
+        text
+    }
+}
+
+fn load_spec() -> Result<Option<LabSpec>, LabError> {
+    let path = spec_path();
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(LabError::State { path, error }),
+    }
+}
+
+fn save_spec(spec: &LabSpec) -> Result<(), LabError> {
+    let text = serde_json::to_string_pretty(spec).unwrap_or_default();
+    system::write(spec_path(), text)?;
+    Ok(())
+}
+
+/// What `up` did, for its report.
+pub struct UpReport {
+    pub rootfs_built: bool,
+    pub rootfs_seconds: f64,
+    pub booted: Vec<String>,
+    pub already_up: Vec<String>,
+    pub seconds: f64,
+}
+
+/// Checks that refuse before anything is touched.
+pub fn preflight(subnet: IpNet) -> Result<(), LabError> {
+    preflight::require_root()?;
+    preflight::require_programs()?;
+    preflight::require_free_subnet(subnet.trunc(), network::BRIDGE)?;
+    Ok(())
+}
+
+/// Boots every host of `spec` that is not running; leaves running ones alone.
+pub fn up(spec: &LabSpec) -> Result<UpReport, LabError> {
+    let started = Instant::now();
+    preflight(spec.subnet)?;
+    if let Some(existing) = load_spec()?
+        && existing.subnet != spec.subnet
+        && existing
+            .hosts
+            .iter()
+            .any(|host| network::netns_exists(&network::netns_name(&host.name)))
+    {
+        return Err(LabError::OtherLab {
+            existing: existing.subnet,
+            requested: spec.subnet,
+        });
+    }
+    let (rootfs, rootfs_built) = rootfs::ensure()?;
+    let rootfs_seconds = started.elapsed().as_secs_f64();
+    let authorized_key = ensure_key_pair()?;
+    network::ensure_bridge(spec.subnet, spec.gateway)?;
+    save_spec(spec)?;
+    let mut known_hosts = String::new();
+    let (mut booted, mut already_up) = (Vec::new(), Vec::new());
+    for host in &spec.hosts {
+        let dirs = MachineDirs::new(&state_dir(), &host.name);
+        network::ensure_host(&host.name, host.address, spec.subnet)?;
+        let running = machine::running_pid(&dirs).is_some();
+        machine::ensure_overlay(&dirs, &rootfs)?;
+        let identity = machine::Identity {
+            name: &host.name,
+            etc_hosts: &spec.etc_hosts(),
+            authorized_key: &authorized_key,
+        };
+        let host_key = if running {
+            read_host_key(&dirs)?
+        } else {
+            machine::write_identity(&dirs, &identity)?
+        };
+        known_hosts.push_str(&format!("{},{} {host_key}\n", host.address, host.name));
+        if running {
+            already_up.push(host.name.clone());
+        } else {
+            machine::boot(&dirs, &host.name)?;
+            booted.push(host.name.clone());
+        }
+    }
+    system::write(known_hosts_path(), known_hosts)?;
+    wait_all(spec, &booted)?;
+    Ok(UpReport {
+        rootfs_built,
+        rootfs_seconds,
+        booted,
+        already_up,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn read_host_key(dirs: &MachineDirs) -> Result<String, LabError> {
+    let path = dirs.root().join("etc/ssh/ssh_host_ed25519_key.pub");
+    let line = std::fs::read_to_string(&path).map_err(|error| LabError::State { path, error })?;
+    Ok(line
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" "))
+}
+
+/// The lab's SSH key pair, created once; returns the public key line.
+fn ensure_key_pair() -> Result<String, LabError> {
+    let key = key_path();
+    if !key.exists() {
+        std::fs::create_dir_all(state_dir()).map_err(|error| LabError::State {
+            path: state_dir(),
+            error,
+        })?;
+        system::run(
+            Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", "infra-lab", "-f"])
+                .arg(&key),
+        )?;
+    }
+    let public = key.with_extension("pub");
+    std::fs::read_to_string(&public).map_err(|error| LabError::State {
+        path: public,
+        error,
+    })
+}
+
+/// Waits for every named host to answer SSH, in parallel.
+fn wait_all(spec: &LabSpec, names: &[String]) -> Result<(), LabError> {
+    let (key, known_hosts) = (key_path(), known_hosts_path());
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let waits: Vec<_> = spec
+            .hosts
+            .iter()
+            .filter(|host| names.contains(&host.name))
+            .map(|host| {
+                let (key, known_hosts) = (&key, &known_hosts);
+                scope.spawn(move || {
+                    (!machine::wait_for_ssh(host.address, key, known_hosts, BOOT_TIMEOUT))
+                        .then(|| host.name.clone())
+                })
+            })
+            .collect();
+        waits
+            .into_iter()
+            .filter_map(|wait| wait.join().ok().flatten())
+            .collect()
+    });
+    match failures.first() {
+        Some(host) => Err(LabError::SshTimeout {
+            host: host.clone(),
+            seconds: BOOT_TIMEOUT.as_secs(),
+            console: MachineDirs::new(&state_dir(), host).console_log(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Removes every process, mount, namespace, veth and bridge the lab made,
+/// and its state (the key pair stays for the next `up`).
+pub fn down() -> Result<Vec<String>, LabError> {
+    preflight::require_root()?;
+    let mut names: Vec<String> = load_spec()?
+        .map(|spec| spec.hosts.into_iter().map(|host| host.name).collect())
+        .unwrap_or_default();
+    for leftover in network::leftover_namespaces() {
+        if !names.contains(&leftover) {
+            names.push(leftover);
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(state_dir().join("hosts")) {
+        names.extend(
+            entries
+                .flatten()
+                .filter_map(|entry| entry.file_name().to_str().map(String::from))
+                .filter(|name| !names.contains(name))
+                .collect::<Vec<_>>(),
+        );
+    }
+    std::thread::scope(|scope| {
+        for name in &names {
+            scope.spawn(move || {
+                machine::power_off(&MachineDirs::new(&state_dir(), name), POWER_OFF_GRACE)
+            });
+        }
+    });
+    for name in &names {
+        let dirs = MachineDirs::new(&state_dir(), name);
+        machine::unmount(&dirs)?;
+        network::remove_host(name)?;
+        let _ = std::fs::remove_dir_all(&dirs.base);
+    }
+    network::remove_bridge()?;
+    for path in [spec_path(), known_hosts_path(), state_dir().join("hosts")] {
+        let _ = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+    }
+    Ok(names)
+}
+
+/// One line of `lab status`.
+#[derive(Serialize)]
+pub struct HostStatus {
+    pub name: String,
+    pub address: IpAddr,
+    pub running: bool,
+    pub link_up: bool,
+}
+
+pub fn status() -> Result<Vec<HostStatus>, LabError> {
+    let spec = load_spec()?.ok_or(LabError::NotUp)?;
+    Ok(spec
+        .hosts
+        .iter()
+        .map(|host| HostStatus {
+            name: host.name.clone(),
+            address: host.address,
+            running: machine::running_pid(&MachineDirs::new(&state_dir(), &host.name)).is_some(),
+            link_up: network::link_is_up(&host.name),
+        })
+        .collect())
+}
+
+fn lab_host(name: &str) -> Result<(LabSpec, MachineDirs), LabError> {
+    preflight::require_root()?;
+    let spec = load_spec()?.ok_or(LabError::NotUp)?;
+    spec.host(name)?;
+    Ok((spec, MachineDirs::new(&state_dir(), name)))
+}
+
+/// Powers a host off, like pulling its power: the others keep running.
+pub fn stop(name: &str) -> Result<(), LabError> {
+    let (_, dirs) = lab_host(name)?;
+    machine::power_off(&dirs, POWER_OFF_GRACE)?;
+    Ok(())
+}
+
+/// Powers a stopped host on and waits for SSH.
+pub fn start(name: &str) -> Result<(), LabError> {
+    let (spec, dirs) = lab_host(name)?;
+    if machine::running_pid(&dirs).is_none() {
+        machine::boot(&dirs, name)?;
+    }
+    wait_all(&spec, &[name.to_string()])
+}
+
+/// Takes a host's network link down (`up = false`) or back up.
+pub fn set_link(name: &str, up: bool) -> Result<(), LabError> {
+    lab_host(name)?;
+    network::set_link(name, up)?;
+    Ok(())
+}
+
+/// Whether the lab directory holds what plan and apply need.
+pub fn is_up() -> bool {
+    Path::new(&known_hosts_path()).exists()
+}
