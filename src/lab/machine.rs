@@ -132,11 +132,7 @@ pub fn running_pid(dirs: &MachineDirs) -> Option<u32> {
         let is_nspawn = arguments
             .first()
             .is_some_and(|program| program.ends_with(b"systemd-nspawn"));
-        (is_nspawn
-            && arguments
-                .iter()
-                .any(|argument| *argument == root.as_bytes()))
-        .then_some(pid)
+        (is_nspawn && arguments.contains(&root.as_bytes())).then_some(pid)
     })
 }
 
@@ -169,7 +165,7 @@ pub fn boot(dirs: &MachineDirs, host: &str) -> Result<(), SystemError> {
         ])
         // keepalived needs these to add the virtual IP and send VRRP.
         .arg("--capability=CAP_NET_ADMIN,CAP_NET_RAW,CAP_NET_BROADCAST")
-        .arg(format!("--machine={host}"))
+        .arg(format!("--machine={}-{host}", network::lab_name()))
         .stdin(Stdio::null())
         .stdout(console)
         .stderr(console_err)

@@ -195,7 +195,7 @@ pub struct UpReport {
 pub fn preflight(subnet: IpNet) -> Result<(), LabError> {
     preflight::require_root()?;
     preflight::require_programs()?;
-    preflight::require_free_subnet(subnet.trunc(), network::BRIDGE)?;
+    preflight::require_free_subnet(subnet.trunc(), &network::bridge_name())?;
     Ok(())
 }
 
@@ -419,4 +419,35 @@ pub fn set_link(name: &str, up: bool) -> Result<(), LabError> {
 /// Whether the lab directory holds what plan and apply need.
 pub fn is_up() -> bool {
     Path::new(&known_hosts_path()).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(name: &str, address: &str) -> LabHost {
+        LabHost {
+            name: name.into(),
+            address: address.parse().expect("address"),
+        }
+    }
+
+    #[test]
+    fn the_gateway_takes_the_highest_free_address() {
+        let subnet: IpNet = "10.1.0.10/24".parse().expect("subnet");
+        let spec = LabSpec::new(subnet, vec![host("a", "10.1.0.254")], &[]).expect("spec");
+        assert_eq!(spec.subnet.to_string(), "10.1.0.0/24");
+        assert_eq!(spec.gateway.to_string(), "10.1.0.253");
+    }
+
+    #[test]
+    fn hosts_outside_the_subnet_are_refused() {
+        let subnet: IpNet = "10.1.0.0/24".parse().expect("subnet");
+        let error = LabSpec::new(subnet, vec![host("a", "10.2.0.1")], &[]).expect_err("outside");
+        assert!(
+            error
+                .to_string()
+                .starts_with("host `a` (10.2.0.1) is outside the lab subnet 10.1.0.0/24")
+        );
+    }
 }

@@ -11,25 +11,39 @@ use sha2::{Digest, Sha256};
 
 use super::system::{self, SystemError};
 
-pub const BRIDGE: &str = "infralab0";
-const NETNS_PREFIX: &str = "infralab-";
+/// The lab's name (`INFRA_LAB_NAME`, default `infralab`) prefixes everything
+/// it creates, so a test lab and a user's lab never touch each other.
+pub fn lab_name() -> String {
+    std::env::var("INFRA_LAB_NAME")
+        .ok()
+        .filter(|name| {
+            !name.is_empty() && name.len() <= 10 && name.chars().all(|c| c.is_ascii_alphanumeric())
+        })
+        .unwrap_or_else(|| "infralab".to_string())
+}
+
+pub fn bridge_name() -> String {
+    format!("{}0", lab_name())
+}
+
+fn netns_prefix() -> String {
+    format!("{}-", lab_name())
+}
 
 pub fn netns_name(host: &str) -> String {
-    format!("{NETNS_PREFIX}{host}")
+    format!("{}{host}", netns_prefix())
 }
 
 /// The bridge-side veth name: interface names have at most 15 bytes, host
-/// names may be longer, so it is a short hash of the host name.
+/// names may be longer, so it is a short hash of the lab and host names.
 pub fn veth_name(host: &str) -> String {
-    let digest = Sha256::digest(host.as_bytes());
-    format!(
-        "il{}",
-        digest
-            .iter()
-            .take(5)
-            .map(|byte| format!("{byte:02x}"))
-            .collect::<String>()
-    )
+    let digest = Sha256::digest(format!("{}/{host}", lab_name()).as_bytes());
+    let hex: String = digest
+        .iter()
+        .take(5)
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    format!("il{hex}")
 }
 
 fn link_exists(name: &str) -> bool {
@@ -42,17 +56,13 @@ pub fn netns_exists(name: &str) -> bool {
 
 /// Creates the bridge with the gateway address, unless it exists.
 pub fn ensure_bridge(subnet: IpNet, gateway: IpAddr) -> Result<(), SystemError> {
-    if !link_exists(BRIDGE) {
-        system::ip(&["link", "add", BRIDGE, "type", "bridge"])?;
-        system::ip(&[
-            "addr",
-            "add",
-            &format!("{gateway}/{}", subnet.prefix_len()),
-            "dev",
-            BRIDGE,
-        ])?;
+    let bridge = bridge_name();
+    if !link_exists(&bridge) {
+        system::ip(&["link", "add", &bridge, "type", "bridge"])?;
+        let gateway = format!("{gateway}/{}", subnet.prefix_len());
+        system::ip(&["addr", "add", &gateway, "dev", &bridge])?;
     }
-    system::ip(&["link", "set", BRIDGE, "up"])?;
+    system::ip(&["link", "set", &bridge, "up"])?;
     Ok(())
 }
 
@@ -77,7 +87,7 @@ pub fn ensure_host(host: &str, address: IpAddr, subnet: IpNet) -> Result<(), Sys
             "eth0",
         ])?;
     }
-    system::ip(&["link", "set", &veth, "master", BRIDGE, "up"])?;
+    system::ip(&["link", "set", &veth, "master", &bridge_name(), "up"])?;
     system::ip(&["-n", &netns, "link", "set", "eth0", "up"])?;
     system::ip(&["-n", &netns, "link", "set", "lo", "up"])?;
     Ok(())
@@ -115,8 +125,9 @@ pub fn remove_host(host: &str) -> Result<(), SystemError> {
 }
 
 pub fn remove_bridge() -> Result<(), SystemError> {
-    if link_exists(BRIDGE) {
-        system::ip(&["link", "del", BRIDGE])?;
+    let bridge = bridge_name();
+    if link_exists(&bridge) {
+        system::ip(&["link", "del", &bridge])?;
     }
     Ok(())
 }
@@ -129,8 +140,7 @@ pub fn leftover_namespaces() -> Vec<String> {
             entries
                 .flatten()
                 .filter_map(|entry| entry.file_name().to_str().map(String::from))
-                .filter(|name| name.starts_with(NETNS_PREFIX))
-                .map(|name| name[NETNS_PREFIX.len()..].to_string())
+                .filter_map(|name| name.strip_prefix(&netns_prefix()).map(String::from))
                 .collect()
         })
         .unwrap_or_default()

@@ -41,7 +41,7 @@ const PROGRAMS: [(&str, &str); 6] = [
 ];
 
 pub fn require_root() -> Result<(), PreflightError> {
-    // SAFETY-free: reading the effective uid through /proc avoids a libc dependency.
+    // The effective uid, read from /proc rather than through libc.
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let euid = status
         .lines()
