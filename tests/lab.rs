@@ -76,6 +76,8 @@ impl Lab {
         );
         std::fs::write(&inventory, text).expect("write inventory");
         let lab = Lab { state, inventory };
+        // A run that was killed outright (no Drop) may have left its lab up.
+        assert_success(&lab.infra(&["lab", "down"], None), "lab down of leftovers");
         let started = Instant::now();
         let output = lab.infra(&["lab", "up", "-i"], Some(&lab.inventory));
         assert_success(&output, "lab up");

@@ -48,7 +48,7 @@ pub fn is_mounted(path: &Path) -> bool {
 }
 
 /// Mounts the host's overlay over the rootfs, unless it is mounted.
-pub fn ensure_overlay(dirs: &MachineDirs, rootfs: &Path) -> Result<(), SystemError> {
+pub fn ensure_overlay(dirs: &MachineDirs, host: &str, rootfs: &Path) -> Result<(), SystemError> {
     if is_mounted(&dirs.root()) {
         return Ok(());
     }
@@ -64,19 +64,45 @@ pub fn ensure_overlay(dirs: &MachineDirs, rootfs: &Path) -> Result<(), SystemErr
         dirs.upper().display(),
         dirs.work().display()
     );
+    // The mount's source names the lab and host, so `down` finds it by name
+    // even when the state directory that holds it is gone.
+    let source = network::netns_name(host);
     system::run(
         Command::new("mount")
-            .args(["-t", "overlay", "overlay", "-o", &options])
+            .args(["-t", "overlay", &source, "-o", &options])
             .arg(dirs.root()),
     )?;
     Ok(())
 }
 
-pub fn unmount(dirs: &MachineDirs) -> Result<(), SystemError> {
-    if is_mounted(&dirs.root()) {
-        system::run(Command::new("umount").arg(dirs.root()))?;
+/// Unmounts every overlay of `host` in this lab, wherever it is mounted.
+pub fn unmount(host: &str) -> Result<(), SystemError> {
+    let source = network::netns_name(host);
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    for target in mounts.lines().filter_map(|line| {
+        let mut fields = line.split_whitespace();
+        (fields.next() == Some(source.as_str()))
+            .then(|| fields.next())
+            .flatten()
+    }) {
+        system::run(Command::new("umount").arg(target))?;
     }
     Ok(())
+}
+
+/// The hosts of this lab that still have a mount, found by mount source.
+pub fn mounted_hosts() -> Vec<String> {
+    let prefix = network::netns_name("");
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .filter_map(|line| {
+            line.split_whitespace()
+                .next()?
+                .strip_prefix(&prefix)
+                .map(String::from)
+        })
+        .collect()
 }
 
 /// What makes a host itself: name, the lab's addresses, DNS that fails fast,
@@ -121,9 +147,14 @@ pub fn write_identity(dirs: &MachineDirs, identity: &Identity) -> Result<String,
         .join(" "))
 }
 
-/// The container's nspawn process, if it is running.
-pub fn running_pid(dirs: &MachineDirs) -> Option<u32> {
-    let root = dirs.root().display().to_string();
+/// The container's nspawn process, if it is running. It is found by its
+/// network namespace, which is unique to the lab and host, so a container
+/// left by a crashed run with another state directory is found too.
+pub fn running_pid(host: &str) -> Option<u32> {
+    let wanted = format!(
+        "--network-namespace-path=/run/netns/{}",
+        network::netns_name(host)
+    );
     let entries = std::fs::read_dir("/proc").ok()?;
     entries.flatten().find_map(|entry| {
         let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
@@ -132,7 +163,7 @@ pub fn running_pid(dirs: &MachineDirs) -> Option<u32> {
         let is_nspawn = arguments
             .first()
             .is_some_and(|program| program.ends_with(b"systemd-nspawn"));
-        (is_nspawn && arguments.contains(&root.as_bytes())).then_some(pid)
+        (is_nspawn && arguments.contains(&wanted.as_bytes())).then_some(pid)
     })
 }
 
@@ -180,8 +211,8 @@ pub fn boot(dirs: &MachineDirs, host: &str) -> Result<(), SystemError> {
 
 /// Powers a host off: SIGTERM makes nspawn halt the container cleanly; after
 /// `grace` the container is killed.
-pub fn power_off(dirs: &MachineDirs, grace: Duration) -> Result<(), SystemError> {
-    let Some(pid) = running_pid(dirs) else {
+pub fn power_off(host: &str, grace: Duration) -> Result<(), SystemError> {
+    let Some(pid) = running_pid(host) else {
         return Ok(());
     };
     let _ = system::run(Command::new("kill").args(["-TERM", &pid.to_string()]));

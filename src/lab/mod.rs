@@ -225,8 +225,8 @@ pub fn up(spec: &LabSpec) -> Result<UpReport, LabError> {
     for host in &spec.hosts {
         let dirs = MachineDirs::new(&state_dir(), &host.name);
         network::ensure_host(&host.name, host.address, spec.subnet)?;
-        let running = machine::running_pid(&dirs).is_some();
-        machine::ensure_overlay(&dirs, &rootfs)?;
+        let running = machine::running_pid(&host.name).is_some();
+        machine::ensure_overlay(&dirs, &host.name, &rootfs)?;
         let identity = machine::Identity {
             name: &host.name,
             etc_hosts: &spec.etc_hosts(),
@@ -325,7 +325,10 @@ pub fn down() -> Result<Vec<String>, LabError> {
     let mut names: Vec<String> = load_spec()?
         .map(|spec| spec.hosts.into_iter().map(|host| host.name).collect())
         .unwrap_or_default();
-    for leftover in network::leftover_namespaces() {
+    for leftover in network::leftover_namespaces()
+        .into_iter()
+        .chain(machine::mounted_hosts())
+    {
         if !names.contains(&leftover) {
             names.push(leftover);
         }
@@ -341,14 +344,12 @@ pub fn down() -> Result<Vec<String>, LabError> {
     }
     std::thread::scope(|scope| {
         for name in &names {
-            scope.spawn(move || {
-                machine::power_off(&MachineDirs::new(&state_dir(), name), POWER_OFF_GRACE)
-            });
+            scope.spawn(move || machine::power_off(name, POWER_OFF_GRACE));
         }
     });
     for name in &names {
         let dirs = MachineDirs::new(&state_dir(), name);
-        machine::unmount(&dirs)?;
+        machine::unmount(name)?;
         network::remove_host(name)?;
         let _ = std::fs::remove_dir_all(&dirs.base);
     }
@@ -380,7 +381,7 @@ pub fn status() -> Result<Vec<HostStatus>, LabError> {
         .map(|host| HostStatus {
             name: host.name.clone(),
             address: host.address,
-            running: machine::running_pid(&MachineDirs::new(&state_dir(), &host.name)).is_some(),
+            running: machine::running_pid(&host.name).is_some(),
             link_up: network::link_is_up(&host.name),
         })
         .collect())
@@ -395,15 +396,15 @@ fn lab_host(name: &str) -> Result<(LabSpec, MachineDirs), LabError> {
 
 /// Powers a host off, like pulling its power: the others keep running.
 pub fn stop(name: &str) -> Result<(), LabError> {
-    let (_, dirs) = lab_host(name)?;
-    machine::power_off(&dirs, POWER_OFF_GRACE)?;
+    lab_host(name)?;
+    machine::power_off(name, POWER_OFF_GRACE)?;
     Ok(())
 }
 
 /// Powers a stopped host on and waits for SSH.
 pub fn start(name: &str) -> Result<(), LabError> {
     let (spec, dirs) = lab_host(name)?;
-    if machine::running_pid(&dirs).is_none() {
+    if machine::running_pid(name).is_none() {
         machine::boot(&dirs, name)?;
     }
     wait_all(&spec, &[name.to_string()])
