@@ -330,31 +330,23 @@ fn cut_and_heal_take_a_link_down_and_up(lab: &Lab) {
     }
 }
 
+/// What `ip ARGS` prints.
+fn ip_output(args: &[&str]) -> String {
+    let output = Command::new("ip").args(args).output().expect("ip runs");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// Everything the lab made, by its names: namespaces, links, mounts, processes.
 fn lab_leftovers(lab: &Lab) -> Vec<String> {
     let mut found = Vec::new();
-    let netns = String::from_utf8_lossy(
-        &Command::new("ip")
-            .args(["netns", "list"])
-            .output()
-            .expect("ip")
-            .stdout,
-    )
-    .into_owned();
+    let netns = ip_output(&["netns", "list"]);
     found.extend(
         netns
             .lines()
             .filter(|line| line.starts_with(&format!("{LAB_NAME}-")))
             .map(|line| format!("netns {line}")),
     );
-    let links = String::from_utf8_lossy(
-        &Command::new("ip")
-            .args(["-br", "link"])
-            .output()
-            .expect("ip")
-            .stdout,
-    )
-    .into_owned();
+    let links = ip_output(&["-br", "link"]);
     found.extend(
         links
             .lines()
@@ -410,14 +402,7 @@ fn refused_lab_up(inventory: &Path, prepare: impl FnOnce(&mut Command)) -> Strin
     prepare(&mut command);
     let output = command.output().expect("infra runs");
     assert_eq!(output.status.code(), Some(1), "lab up should refuse");
-    let netns = String::from_utf8_lossy(
-        &Command::new("ip")
-            .args(["netns", "list"])
-            .output()
-            .expect("ip")
-            .stdout,
-    )
-    .into_owned();
+    let netns = ip_output(&["netns", "list"]);
     assert!(
         !netns.contains("infrarefuse-"),
         "a refused lab up created namespaces: {netns}"
