@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod desired;
 pub mod diagnostic;
+pub mod facts;
 pub mod inventory;
 pub mod lab;
 pub mod render;

@@ -1,0 +1,335 @@
+//! Facts: what a host has now, gathered in one round trip.
+//!
+//! For every host one POSIX `sh` script is generated and sent over stdin
+//! (never on the command line). It reports, for every managed file, its
+//! sha256, mode, owner and group (or its absence) and, when the content
+//! differs from the desired content and is not sensitive, the content itself
+//! so plan can show a diff without a second round trip; for every package
+//! its installed version; for every service whether it is active and
+//! enabled. It needs only sh, coreutils, dpkg-query and systemctl.
+//!
+//! The output is parsed strictly: a line that does not fit, a missing or
+//! repeated item, or a missing end marker is an error naming the host, never
+//! a silent "absent".
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::desired::HostState;
+
+/// Files larger than this are compared by hash only; their diff is not shown.
+const MAX_DIFF_BYTES: u64 = 256 * 1024;
+
+/// What a host has now, for the items its desired state manages.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostFacts {
+    pub files: BTreeMap<String, FileFact>,
+    pub packages: BTreeMap<String, Option<String>>,
+    pub services: BTreeMap<String, ServiceFact>,
+    /// A digest of everything above: a saved plan records it, and apply
+    /// refuses when the host no longer matches.
+    pub fingerprint: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileFact {
+    Absent,
+    Present {
+        sha256: String,
+        mode: u32,
+        owner: String,
+        group: String,
+        /// The current content, sent only when it differs from the desired
+        /// content, is not sensitive and is small enough to diff.
+        #[serde(skip)]
+        content: Option<Vec<u8>>,
+    },
+    /// Something other than a regular file is at the path.
+    NotAFile {
+        kind: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceFact {
+    pub active: bool,
+    pub enabled: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FactsError {
+    #[error(
+        "host `{host}` answered the facts script with an unexpected line {line_number}: `{line}`"
+    )]
+    UnexpectedLine {
+        host: String,
+        line_number: usize,
+        line: String,
+    },
+    #[error("host `{host}` did not report {what}; its answer was cut short or garbled")]
+    Missing { host: String, what: String },
+    #[error("host `{host}` reported {what} twice")]
+    Repeated { host: String, what: String },
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// Quotes a string for `sh` with single quotes.
+fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// The script that gathers a host's facts; items are referred to by index so
+/// no path or name needs parsing back.
+pub fn script(host: &HostState) -> String {
+    let mut script = SCRIPT_PRELUDE.replace("MAX_DIFF_BYTES", &MAX_DIFF_BYTES.to_string());
+    for (index, file) in host.files.iter().enumerate() {
+        let send = if file.sensitive { 0 } else { 1 };
+        script.push_str(&format!(
+            "file {index} {} {} {send}\n",
+            quote(&file.path),
+            sha256_hex(&file.content)
+        ));
+    }
+    for (index, package) in host.packages.iter().enumerate() {
+        script.push_str(&format!("package {index} {}\n", quote(package)));
+    }
+    for (index, service) in host.services.iter().enumerate() {
+        script.push_str(&format!(
+            "service {index} {}\n",
+            quote(&format!("{}.service", service.name))
+        ));
+    }
+    script.push_str("echo END\n");
+    script
+}
+
+const SCRIPT_PRELUDE: &str = r#"set -u
+export LC_ALL=C
+file() {
+  if [ -L "$2" ] || { [ -e "$2" ] && [ ! -f "$2" ]; }; then
+    echo "N $1 $(stat -c %F "$2" | tr ' ' _)"
+  elif [ -f "$2" ]; then
+    sum=$(sha256sum < "$2" | cut -d' ' -f1)
+    echo "F $1 $sum $(stat -c '%a %U %G' "$2")"
+    if [ "$4" = 1 ] && [ "$sum" != "$3" ] && [ "$(stat -c %s "$2")" -le MAX_DIFF_BYTES ]; then
+      echo "C $1 $(base64 -w0 < "$2")"
+    fi
+  else
+    echo "A $1"
+  fi
+}
+package() {
+  status=$(dpkg-query -W -f '${db:Status-Abbrev}|${Version}' "$2" 2>/dev/null)
+  case "$status" in
+    ii*) echo "P $1 ${status#*|}" ;;
+    *) echo "P $1 -" ;;
+  esac
+}
+service() {
+  active=$(systemctl is-active "$2" 2>/dev/null)
+  enabled=$(systemctl is-enabled "$2" 2>/dev/null)
+  echo "S $1 ${active:-unknown} ${enabled:-not-found}"
+}
+"#;
+
+/// Parses a host's answer to [`script`].
+pub fn parse(host: &HostState, output: &str) -> Result<HostFacts, FactsError> {
+    let name = &host.name;
+    let mut facts = HostFacts::default();
+    let mut contents: BTreeMap<usize, Vec<u8>> = BTreeMap::new();
+    let mut ended = false;
+    for (number, line) in output.lines().enumerate() {
+        let unexpected = || FactsError::UnexpectedLine {
+            host: name.clone(),
+            line_number: number + 1,
+            line: line.chars().take(120).collect(),
+        };
+        if ended {
+            return Err(unexpected());
+        }
+        let fields: Vec<&str> = line.split(' ').collect();
+        match fields.as_slice() {
+            ["END"] => ended = true,
+            ["A", index] => {
+                insert_file(&mut facts, host, index, FileFact::Absent).ok_or_else(unexpected)??
+            }
+            ["N", index, kind] => insert_file(
+                &mut facts,
+                host,
+                index,
+                FileFact::NotAFile {
+                    kind: kind.replace('_', " "),
+                },
+            )
+            .ok_or_else(unexpected)??,
+            ["F", index, sha256, mode, owner, group] if is_sha256(sha256) => {
+                let mode = u32::from_str_radix(mode, 8).map_err(|_| unexpected())?;
+                let fact = FileFact::Present {
+                    sha256: sha256.to_string(),
+                    mode,
+                    owner: owner.to_string(),
+                    group: group.to_string(),
+                    content: None,
+                };
+                insert_file(&mut facts, host, index, fact).ok_or_else(unexpected)??;
+            }
+            ["C", index, encoded] => {
+                let index: usize = index.parse().map_err(|_| unexpected())?;
+                let bytes = decode_base64(encoded).ok_or_else(unexpected)?;
+                if host.files.get(index).is_none() || contents.insert(index, bytes).is_some() {
+                    return Err(unexpected());
+                }
+            }
+            ["P", index, version] => {
+                let package = item(&host.packages, index).ok_or_else(unexpected)?;
+                let version = (*version != "-").then(|| version.to_string());
+                if facts.packages.insert(package.clone(), version).is_some() {
+                    return Err(FactsError::Repeated {
+                        host: name.clone(),
+                        what: format!("package `{package}`"),
+                    });
+                }
+            }
+            ["S", index, active, enabled] => {
+                let service = item(&host.services, index).ok_or_else(unexpected)?;
+                let fact = ServiceFact {
+                    active: *active == "active",
+                    enabled: *enabled == "enabled",
+                };
+                if facts.services.insert(service.name.clone(), fact).is_some() {
+                    return Err(FactsError::Repeated {
+                        host: name.clone(),
+                        what: format!("service `{}`", service.name),
+                    });
+                }
+            }
+            _ => return Err(unexpected()),
+        }
+    }
+    attach_contents(&mut facts, host, contents);
+    complete(&facts, host, ended)?;
+    facts.fingerprint = fingerprint(&facts);
+    Ok(facts)
+}
+
+fn item<'a, T>(items: &'a [T], index: &str) -> Option<&'a T> {
+    index
+        .parse::<usize>()
+        .ok()
+        .and_then(|index| items.get(index))
+}
+
+/// `None` for a bad index; `Some(Err)` for a file reported twice.
+fn insert_file(
+    facts: &mut HostFacts,
+    host: &HostState,
+    index: &str,
+    fact: FileFact,
+) -> Option<Result<(), FactsError>> {
+    let file = item(&host.files, index)?;
+    Some(match facts.files.insert(file.path.clone(), fact) {
+        Some(_) => Err(FactsError::Repeated {
+            host: host.name.clone(),
+            what: format!("file `{}`", file.path),
+        }),
+        None => Ok(()),
+    })
+}
+
+fn attach_contents(facts: &mut HostFacts, host: &HostState, contents: BTreeMap<usize, Vec<u8>>) {
+    for (index, bytes) in contents {
+        if let Some(FileFact::Present {
+            content, sha256, ..
+        }) = facts.files.get_mut(&host.files[index].path)
+            && sha256_hex(&bytes) == *sha256
+        {
+            *content = Some(bytes);
+        }
+    }
+}
+
+fn complete(facts: &HostFacts, host: &HostState, ended: bool) -> Result<(), FactsError> {
+    let missing = |what: String| {
+        Err(FactsError::Missing {
+            host: host.name.clone(),
+            what,
+        })
+    };
+    if let Some(file) = host
+        .files
+        .iter()
+        .find(|file| !facts.files.contains_key(&file.path))
+    {
+        return missing(format!("file `{}`", file.path));
+    }
+    if let Some(package) = host
+        .packages
+        .iter()
+        .find(|package| !facts.packages.contains_key(*package))
+    {
+        return missing(format!("package `{package}`"));
+    }
+    if let Some(service) = host
+        .services
+        .iter()
+        .find(|service| !facts.services.contains_key(&service.name))
+    {
+        return missing(format!("service `{}`", service.name));
+    }
+    if !ended {
+        return missing("the end marker".to_string());
+    }
+    Ok(())
+}
+
+fn fingerprint(facts: &HostFacts) -> String {
+    let mut text = String::new();
+    for (path, fact) in &facts.files {
+        let state = match fact {
+            FileFact::Absent => "absent".to_string(),
+            FileFact::NotAFile { kind } => format!("not a file: {kind}"),
+            FileFact::Present {
+                sha256,
+                mode,
+                owner,
+                group,
+                ..
+            } => format!("{sha256} {mode:o} {owner}:{group}"),
+        };
+        text.push_str(&format!("file {path} {state}\n"));
+    }
+    for (package, version) in &facts.packages {
+        text.push_str(&format!(
+            "package {package} {}\n",
+            version.as_deref().unwrap_or("-")
+        ));
+    }
+    for (service, fact) in &facts.services {
+        text.push_str(&format!(
+            "service {service} {} {}\n",
+            fact.active, fact.enabled
+        ));
+    }
+    sha256_hex(text.as_bytes())
+}
+
+fn is_sha256(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|byte| byte.is_ascii_hexdigit())
+}
+
+/// Standard base64, as coreutils' `base64` writes it.
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(text).ok()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,191 @@
+//! The facts script is run by the real `sh` here, against files in a
+//! temporary directory, and its answers parsed; then the parser is fed
+//! answers a broken or hostile host could give.
+
+use std::process::{Command, Stdio};
+
+use super::*;
+use crate::desired::{HostState, ManagedFile, ManagedService};
+
+fn file(path: String, content: &str, sensitive: bool) -> ManagedFile {
+    ManagedFile {
+        path,
+        content: content.as_bytes().to_vec(),
+        mode: 0o644,
+        owner: "root".into(),
+        group: "root".into(),
+        sensitive,
+        checker: None,
+        origin: "test".into(),
+    }
+}
+
+fn host(directory: &std::path::Path) -> HostState {
+    let at = |name: &str| directory.join(name).display().to_string();
+    HostState {
+        name: "test-01".into(),
+        address: "10.0.0.1".parse().expect("address"),
+        roles: vec![],
+        packages: vec!["coreutils".into(), "surely-not-a-package".into()],
+        files: vec![
+            file(at("absent"), "x", false),
+            file(at("same"), "same\n", false),
+            file(at("differs"), "new\n", false),
+            file(at("secret"), "new secret\n", true),
+            file(at("a dir's name"), "x", false),
+        ],
+        services: vec![ManagedService {
+            name: "surely-not-a-service".into(),
+            reload_on: vec![],
+            restart_on: vec![],
+            enabled: true,
+        }],
+        hooks: vec![],
+        health_checks: vec![],
+    }
+}
+
+fn run_locally(script: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("sh")
+        .arg("-s")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sh runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(script.as_bytes())
+        .expect("script sent");
+    let output = child.wait_with_output().expect("sh finishes");
+    String::from_utf8(output.stdout).expect("facts are text")
+}
+
+#[test]
+fn the_script_reports_every_item_in_one_answer() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    std::fs::write(directory.path().join("same"), "same\n").expect("write");
+    std::fs::write(directory.path().join("differs"), "old\n").expect("write");
+    std::fs::write(directory.path().join("secret"), "old secret\n").expect("write");
+    std::fs::create_dir(directory.path().join("a dir's name")).expect("mkdir");
+    let host = host(directory.path());
+    let output = run_locally(&script(&host));
+    let facts = parse(&host, &output).unwrap_or_else(|error| panic!("{error}\n{output}"));
+    let fact = |name: &str| facts.files[&directory.path().join(name).display().to_string()].clone();
+    assert_eq!(fact("absent"), FileFact::Absent);
+    assert!(
+        matches!(fact("same"), FileFact::Present { content: None, .. }),
+        "unchanged content is not sent"
+    );
+    assert!(
+        matches!(fact("differs"), FileFact::Present { content: Some(ref c), .. } if c == b"old\n"),
+        "changed content is sent for the diff"
+    );
+    assert!(
+        matches!(fact("secret"), FileFact::Present { content: None, .. }),
+        "sensitive content never leaves the host"
+    );
+    assert_eq!(
+        fact("a dir's name"),
+        FileFact::NotAFile {
+            kind: "directory".into()
+        }
+    );
+    assert!(facts.packages["coreutils"].is_some());
+    assert_eq!(facts.packages["surely-not-a-package"], None);
+    assert_eq!(
+        facts.services["surely-not-a-service"],
+        ServiceFact {
+            active: false,
+            enabled: false
+        }
+    );
+    assert_eq!(facts.fingerprint.len(), 64);
+}
+
+#[test]
+fn the_fingerprint_changes_when_the_host_does() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let host = host(directory.path());
+    let before = parse(&host, &run_locally(&script(&host))).expect("facts");
+    std::fs::write(directory.path().join("absent"), "now here").expect("write");
+    let after = parse(&host, &run_locally(&script(&host))).expect("facts");
+    assert_ne!(before.fingerprint, after.fingerprint);
+}
+
+fn valid_answer() -> (HostState, String) {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let host = host(directory.path());
+    let output = run_locally(&script(&host));
+    (host, output)
+}
+
+#[test]
+fn garbage_is_an_error_naming_the_host_and_line() {
+    let (host, _) = valid_answer();
+    let error = parse(&host, "Welcome to the jungle\n").expect_err("garbage");
+    assert_eq!(
+        error,
+        FactsError::UnexpectedLine {
+            host: "test-01".into(),
+            line_number: 1,
+            line: "Welcome to the jungle".into()
+        }
+    );
+}
+
+#[test]
+fn a_cut_short_answer_is_an_error_not_absence() {
+    let (host, output) = valid_answer();
+    let cut: String = output
+        .lines()
+        .take(2)
+        .map(|line| format!("{line}\n"))
+        .collect();
+    assert!(matches!(
+        parse(&host, &cut),
+        Err(FactsError::Missing { .. })
+    ));
+    let no_end = output.replace("END\n", "");
+    assert_eq!(
+        parse(&host, &no_end),
+        Err(FactsError::Missing {
+            host: "test-01".into(),
+            what: "the end marker".into()
+        })
+    );
+}
+
+#[test]
+fn repeated_and_trailing_lines_are_errors() {
+    let (host, output) = valid_answer();
+    let first = output.lines().next().expect("a line").to_string();
+    assert!(matches!(
+        parse(&host, &format!("{first}\n{output}")),
+        Err(FactsError::Repeated { .. })
+    ));
+    assert!(matches!(
+        parse(&host, &format!("{output}extra\n")),
+        Err(FactsError::UnexpectedLine { .. })
+    ));
+}
+
+#[test]
+fn base64_matches_coreutils() {
+    for sample in ["", "a", "ab", "abc", "abcd", "hello\nworld\u{1F600}"] {
+        let encoded = Command::new("sh")
+            .arg("-c")
+            .arg(format!("printf %s {} | base64 -w0", quote(sample)))
+            .output()
+            .expect("base64");
+        let encoded = String::from_utf8(encoded.stdout).expect("ascii");
+        assert_eq!(
+            decode_base64(&encoded).as_deref(),
+            Some(sample.as_bytes()),
+            "{encoded}"
+        );
+    }
+    assert_eq!(decode_base64("a=bc"), None);
+}
