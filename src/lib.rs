@@ -12,6 +12,7 @@ pub mod diagnostic;
 pub mod facts;
 pub mod inventory;
 pub mod lab;
+pub mod plan;
 pub mod render;
 pub mod secret;
 pub mod source;

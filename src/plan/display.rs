@@ -1,0 +1,161 @@
+//! The plan as text for an operator: stage by stage, host by host, each
+//! change with its reason, diffs coloured, and one summary line.
+
+use std::fmt::Write;
+
+use super::{FileAction, HostPlan, Plan};
+
+/// ANSI colours, or none.
+#[derive(Clone, Copy)]
+pub struct Palette {
+    pub green: &'static str,
+    pub red: &'static str,
+    pub yellow: &'static str,
+    pub cyan: &'static str,
+    pub bold: &'static str,
+    pub reset: &'static str,
+}
+
+impl Palette {
+    pub const PLAIN: Palette = Palette {
+        green: "",
+        red: "",
+        yellow: "",
+        cyan: "",
+        bold: "",
+        reset: "",
+    };
+    pub const COLORED: Palette = Palette {
+        green: "\x1b[32m",
+        red: "\x1b[31m",
+        yellow: "\x1b[33m",
+        cyan: "\x1b[36m",
+        bold: "\x1b[1m",
+        reset: "\x1b[0m",
+    };
+}
+
+pub fn render_text(plan: &Plan, palette: Palette) -> String {
+    let mut out = String::new();
+    let mut stage = String::new();
+    for host in &plan.hosts {
+        let host_stage = host.roles.first().cloned().unwrap_or_default();
+        if host_stage != stage {
+            let _ = writeln!(out, "{}stage: {host_stage}{}", palette.bold, palette.reset);
+            stage = host_stage;
+        }
+        render_host(&mut out, host, palette);
+    }
+    for unreachable in &plan.unreachable {
+        let _ = writeln!(
+            out,
+            "{}! {} unreachable: {}{}",
+            palette.red, unreachable.host, unreachable.error, palette.reset
+        );
+    }
+    let summary = plan.summary();
+    let _ = writeln!(
+        out,
+        "{}Plan:{} {} hosts ({} changing{}), {} files to create, {} to change, {} packages to install, {} services to reload, {} to restart, {} to start",
+        palette.bold,
+        palette.reset,
+        summary.hosts,
+        summary.hosts_changing,
+        if summary.unreachable > 0 {
+            format!(", {} unreachable", summary.unreachable)
+        } else {
+            String::new()
+        },
+        summary.create,
+        summary.update,
+        summary.install,
+        summary.reload,
+        summary.restart,
+        summary.start,
+    );
+    out
+}
+
+fn render_host(out: &mut String, host: &HostPlan, palette: Palette) {
+    let _ = writeln!(
+        out,
+        "  {}{}{} ({})",
+        palette.bold, host.host, palette.reset, host.address
+    );
+    if host.is_empty() {
+        let _ = writeln!(out, "    no changes");
+        return;
+    }
+    for package in &host.install {
+        let _ = writeln!(
+            out,
+            "    {}+ install{} {package}",
+            palette.green, palette.reset
+        );
+    }
+    for file in &host.files {
+        let (sign, verb, color) = match file.action {
+            FileAction::Create => ("+", "create", palette.green),
+            FileAction::Update => ("~", "change", palette.yellow),
+            FileAction::Metadata => ("~", "set", palette.yellow),
+            FileAction::Replace => ("!", "replace", palette.red),
+        };
+        let mut line = format!(
+            "    {color}{sign} {verb}{} {} ({} {})",
+            palette.reset, file.path, file.mode, file.owner
+        );
+        if !file.metadata.is_empty() {
+            line.push_str(&format!(": {}", file.metadata.join(", ")));
+        }
+        if file.sensitive && file.action != FileAction::Metadata {
+            line.push_str(" (sensitive content changed)");
+        }
+        let _ = writeln!(out, "{line}");
+        if let Some(diff) = &file.diff {
+            render_diff(out, diff, palette);
+        }
+    }
+    for (verb, changes) in [
+        ("reload", &host.reload),
+        ("restart", &host.restart),
+        ("run", &host.hooks),
+    ] {
+        for change in changes {
+            let _ = writeln!(
+                out,
+                "    {}↻ {verb}{} {} (because {} changed)",
+                palette.cyan,
+                palette.reset,
+                change.name,
+                change.because.join(", ")
+            );
+        }
+    }
+    for service in &host.enable {
+        let _ = writeln!(
+            out,
+            "    {}▸ enable{} {service}",
+            palette.cyan, palette.reset
+        );
+    }
+    for service in &host.start {
+        let _ = writeln!(
+            out,
+            "    {}▸ start{} {service}",
+            palette.cyan, palette.reset
+        );
+    }
+}
+
+fn render_diff(out: &mut String, diff: &str, palette: Palette) {
+    for line in diff.lines() {
+        let color = match line.chars().next() {
+            Some('+') if !line.starts_with("+++") => palette.green,
+            Some('-') if !line.starts_with("---") => palette.red,
+            Some('@') => palette.cyan,
+            _ => "",
+        };
+        let reset = if color.is_empty() { "" } else { palette.reset };
+        let _ = writeln!(out, "        {color}{line}{reset}");
+    }
+}

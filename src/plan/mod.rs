@@ -1,0 +1,325 @@
+//! The plan: what apply would change, as a pure function of the desired
+//! state and the facts. No I/O here, so every decision is unit-tested
+//! without hosts.
+//!
+//! Per host, in stage order: packages to install; files to create or change
+//! (with a unified diff, or `(sensitive content changed)` when the file holds
+//! a secret); services to reload or restart and the files that cause it;
+//! services to enable or start; hooks to run. A plan serializes to the
+//! versioned JSON schema that `--format json` prints and `--out` saves; it
+//! never holds a secret value.
+
+mod display;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use display::{Palette, render_text};
+
+use crate::desired::{DesiredState, HostState, ManagedFile};
+use crate::facts::{FileFact, HostFacts};
+
+/// The plan file and JSON schema version.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Plan {
+    pub version: u32,
+    pub hosts: Vec<HostPlan>,
+    /// Hosts that could not be planned, with why.
+    pub unreachable: Vec<Unreachable>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Unreachable {
+    pub host: String,
+    pub error: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HostPlan {
+    pub host: String,
+    pub address: String,
+    pub roles: Vec<String>,
+    /// The facts this plan was made from; apply refuses if they changed.
+    pub fingerprint: String,
+    pub install: Vec<String>,
+    pub files: Vec<FileChange>,
+    pub reload: Vec<ServiceChange>,
+    pub restart: Vec<ServiceChange>,
+    pub enable: Vec<String>,
+    pub start: Vec<String>,
+    pub hooks: Vec<ServiceChange>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FileAction {
+    Create,
+    Update,
+    /// Only the mode or owner differs.
+    Metadata,
+    /// A directory or link is where the file should be: apply must stop.
+    Replace,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileChange {
+    pub path: String,
+    pub action: FileAction,
+    pub mode: String,
+    pub owner: String,
+    pub sensitive: bool,
+    /// What changes in mode or owner, e.g. `mode 0644 -> 0600`.
+    pub metadata: Vec<String>,
+    /// A unified diff; `None` for sensitive files and content we could not compare.
+    pub diff: Option<String>,
+}
+
+/// A service (or hook) and the changed files that cause the action.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ServiceChange {
+    pub name: String,
+    pub because: Vec<String>,
+}
+
+impl HostPlan {
+    pub fn is_empty(&self) -> bool {
+        self.install.is_empty()
+            && self.files.is_empty()
+            && self.reload.is_empty()
+            && self.restart.is_empty()
+            && self.enable.is_empty()
+            && self.start.is_empty()
+            && self.hooks.is_empty()
+    }
+}
+
+impl Plan {
+    pub fn has_changes(&self) -> bool {
+        self.hosts.iter().any(|host| !host.is_empty())
+    }
+}
+
+/// The whole plan: every desired host with facts is planned, in the desired
+/// state's (stage) order; hosts without facts are listed as unreachable.
+pub fn plan(
+    desired: &DesiredState,
+    facts: &BTreeMap<String, HostFacts>,
+    unreachable: Vec<Unreachable>,
+) -> Plan {
+    let hosts = desired
+        .hosts
+        .iter()
+        .filter_map(|host| facts.get(&host.name).map(|facts| plan_host(host, facts)))
+        .collect();
+    Plan {
+        version: SCHEMA_VERSION,
+        hosts,
+        unreachable,
+    }
+}
+
+pub fn plan_host(host: &HostState, facts: &HostFacts) -> HostPlan {
+    let install: Vec<String> = host
+        .packages
+        .iter()
+        .filter(|package| facts.packages.get(*package).is_none_or(Option::is_none))
+        .cloned()
+        .collect();
+    let files: Vec<FileChange> = host
+        .files
+        .iter()
+        .filter_map(|file| file_change(file, facts.files.get(&file.path)))
+        .collect();
+    let changed = |path: &String| {
+        files
+            .iter()
+            .any(|change| change.path == *path && change.action != FileAction::Metadata)
+    };
+    let (mut reload, mut restart, mut enable, mut start) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for service in &host.services {
+        let fact = facts.services.get(&service.name);
+        let active = fact.is_some_and(|fact| fact.active);
+        if service.enabled && !fact.is_some_and(|fact| fact.enabled) {
+            enable.push(service.name.clone());
+        }
+        let restart_because: Vec<String> = service
+            .restart_on
+            .iter()
+            .filter(|path| changed(path))
+            .cloned()
+            .collect();
+        let reload_because: Vec<String> = service
+            .reload_on
+            .iter()
+            .filter(|path| changed(path))
+            .cloned()
+            .collect();
+        if !active {
+            start.push(service.name.clone());
+        } else if !restart_because.is_empty() {
+            restart.push(ServiceChange {
+                name: service.name.clone(),
+                because: restart_because,
+            });
+        } else if !reload_because.is_empty() {
+            reload.push(ServiceChange {
+                name: service.name.clone(),
+                because: reload_because,
+            });
+        }
+    }
+    let hooks = host
+        .hooks
+        .iter()
+        .filter_map(|hook| {
+            let because: Vec<String> = hook
+                .triggered_by
+                .iter()
+                .filter(|path| changed(path))
+                .cloned()
+                .collect();
+            (!because.is_empty()).then(|| ServiceChange {
+                name: hook.name.clone(),
+                because,
+            })
+        })
+        .collect();
+    HostPlan {
+        host: host.name.clone(),
+        address: host.address.to_string(),
+        roles: host
+            .roles
+            .iter()
+            .map(|role| role.name().to_string())
+            .collect(),
+        fingerprint: facts.fingerprint.clone(),
+        install,
+        files,
+        reload,
+        restart,
+        enable,
+        start,
+        hooks,
+    }
+}
+
+fn file_change(file: &ManagedFile, fact: Option<&FileFact>) -> Option<FileChange> {
+    let change = |action, metadata, diff| FileChange {
+        path: file.path.clone(),
+        action,
+        mode: format!("{:04o}", file.mode),
+        owner: format!("{}:{}", file.owner, file.group),
+        sensitive: file.sensitive,
+        metadata,
+        diff,
+    };
+    match fact {
+        None | Some(FileFact::Absent) => {
+            let diff = (!file.sensitive)
+                .then(|| unified_diff(&file.path, b"", &file.content))
+                .flatten();
+            Some(change(FileAction::Create, Vec::new(), diff))
+        }
+        Some(FileFact::NotAFile { kind }) => Some(change(
+            FileAction::Replace,
+            vec![format!("a {kind} is at this path")],
+            None,
+        )),
+        Some(FileFact::Present {
+            sha256,
+            mode,
+            owner,
+            group,
+            content,
+        }) => {
+            let mut metadata = Vec::new();
+            if *mode != file.mode {
+                metadata.push(format!("mode {mode:04o} -> {:04o}", file.mode));
+            }
+            if *owner != file.owner || *group != file.group {
+                metadata.push(format!(
+                    "owner {owner}:{group} -> {}:{}",
+                    file.owner, file.group
+                ));
+            }
+            if *sha256 != crate::facts::sha256_hex(&file.content) {
+                let diff = if file.sensitive {
+                    None
+                } else {
+                    content
+                        .as_deref()
+                        .and_then(|old| unified_diff(&file.path, old, &file.content))
+                };
+                Some(change(FileAction::Update, metadata, diff))
+            } else if !metadata.is_empty() {
+                Some(change(FileAction::Metadata, metadata, None))
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// A unified diff with three lines of context; `None` for binary content.
+fn unified_diff(path: &str, old: &[u8], new: &[u8]) -> Option<String> {
+    let (old, new) = (
+        std::str::from_utf8(old).ok()?,
+        std::str::from_utf8(new).ok()?,
+    );
+    let diff = similar::TextDiff::from_lines(old, new);
+    Some(
+        diff.unified_diff()
+            .context_radius(3)
+            .header(&format!("{path} (on host)"), &format!("{path} (planned)"))
+            .to_string(),
+    )
+}
+
+/// Totals for the summary line.
+#[derive(Default, Debug, PartialEq, Eq)]
+pub struct Summary {
+    pub hosts: usize,
+    pub hosts_changing: usize,
+    pub create: usize,
+    pub update: usize,
+    pub install: usize,
+    pub reload: usize,
+    pub restart: usize,
+    pub start: usize,
+    pub unreachable: usize,
+}
+
+impl Plan {
+    pub fn summary(&self) -> Summary {
+        let mut summary = Summary {
+            hosts: self.hosts.len(),
+            unreachable: self.unreachable.len(),
+            ..Summary::default()
+        };
+        for host in &self.hosts {
+            summary.hosts_changing += usize::from(!host.is_empty());
+            summary.create += host
+                .files
+                .iter()
+                .filter(|file| file.action == FileAction::Create)
+                .count();
+            summary.update += host
+                .files
+                .iter()
+                .filter(|file| file.action != FileAction::Create)
+                .count();
+            summary.install += host.install.len();
+            summary.reload += host.reload.len();
+            summary.restart += host.restart.len();
+            summary.start += host.start.len();
+        }
+        summary
+    }
+}
+
+#[cfg(test)]
+mod tests;
