@@ -30,6 +30,8 @@ pub enum Command {
     Render(RenderArgs),
     /// Print the rollout stages in dependency order with the hosts in each.
     Stages(StagesArgs),
+    /// Show exactly what apply would change on the hosts, reading their state over SSH.
+    Plan(PlanArgs),
     /// A local lab of real Debian hosts for an inventory (needs root).
     #[command(subcommand)]
     Lab(LabCommand),
@@ -87,6 +89,41 @@ pub struct RenderArgs {
     /// Treat warnings as errors.
     #[arg(long)]
     pub strict: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// Only these hosts or roles (repeatable): a host name or a role name.
+    #[arg(long, value_name = "HOST|ROLE")]
+    pub limit: Vec<String>,
+    /// Exit 0 when there are no changes, 2 when changes are pending, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Save the plan, with the fingerprint of every host's facts, for `infra apply FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// Treat warnings as errors.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ConnectionArgs {
+    /// How many hosts to talk to at once.
+    #[arg(long, default_value_t = 128, value_name = "N")]
+    pub parallel: usize,
+    /// Seconds to wait for a host's SSH connection.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub connect_timeout: u64,
+    /// Add unknown host keys to known_hosts (ssh's accept-new); changed keys are still refused.
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
 }
 
 #[derive(clap::Args, Debug)]

@@ -17,3 +17,4 @@ pub mod render;
 pub mod secret;
 pub mod source;
 pub mod topology;
+pub mod transport;

@@ -3,6 +3,7 @@
 //! with their causes and hints.
 
 mod lab;
+mod plan;
 mod render;
 mod stages;
 mod validate;
@@ -26,6 +27,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Render(args) => render::run(&args, style),
         Command::Stages(args) => stages::run(&args, style),
         Command::Lab(command) => lab::run(&command, style),
+        Command::Plan(args) => plan::run(&args, style),
     };
     match result {
         Ok(code) => code,

@@ -12,12 +12,16 @@
 //! repeated item, or a missing end marker is an error naming the host, never
 //! a silent "absent".
 
+mod gather;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::desired::HostState;
+
+pub use gather::{Gathered, gather};
 
 /// Files larger than this are compared by hash only; their diff is not shown.
 const MAX_DIFF_BYTES: u64 = 256 * 1024;

@@ -1,0 +1,290 @@
+//! SSH transport: one multiplexed connection per host, strict host keys.
+//!
+//! Built on the `openssh` crate, which drives the system `ssh` with a
+//! ControlMaster: every command in a run reuses one authenticated
+//! connection, and `~/.ssh/config`, ssh-agent and ProxyJump work as they do
+//! for `ssh` itself. Host keys are checked strictly against the inventory's
+//! known_hosts (or the user's); `--accept-new-host-keys` is ssh's
+//! `accept-new`, never "accept anything". Scripts go over stdin, so nothing
+//! (a secret least of all) appears on a remote command line.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
+use tokio::io::AsyncWriteExt;
+
+use crate::inventory::Inventory;
+
+/// How to reach one host.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub name: String,
+    pub address: IpAddr,
+    pub user: String,
+    pub port: u16,
+    pub identity: Option<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    pub accept_new_host_keys: bool,
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error(
+        "the SSH host key of `{host}` ({address}) is not in {known_hosts}; the host offers {fingerprint}\n\nhint: if that is the key you expect, add it (`ssh-keyscan -p {port} {address} >> FILE`) or run again with `--accept-new-host-keys`"
+    )]
+    HostKeyUnknown {
+        host: String,
+        address: IpAddr,
+        port: u16,
+        known_hosts: String,
+        fingerprint: String,
+    },
+    #[error(
+        "the SSH host key of `{host}` ({address}) has CHANGED: it offers {fingerprint}, which does not match {known_hosts}; this is either a reinstalled host or someone intercepting the connection\n\nhint: if the host was reinstalled, remove the old key with `ssh-keygen -R {address}` (add `-f FILE` for the inventory's known_hosts) and check the new fingerprint"
+    )]
+    HostKeyChanged {
+        host: String,
+        address: IpAddr,
+        known_hosts: String,
+        fingerprint: String,
+    },
+    #[error("cannot connect to `{host}` ({address}): {message}")]
+    Connect {
+        host: String,
+        address: IpAddr,
+        message: String,
+    },
+    #[error("`{host}`: the remote script failed ({status}): {stderr}")]
+    Script {
+        host: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("`{host}`: the SSH connection failed while running a command: {message}")]
+    Run { host: String, message: String },
+}
+
+impl Target {
+    /// Targets for the inventory's hosts: per-host ssh settings, then the
+    /// inventory's, then ssh's own defaults; paths relative to the inventory.
+    pub fn from_inventory(inventory: &Inventory) -> Vec<Target> {
+        inventory
+            .hosts
+            .iter()
+            .map(|host| {
+                let path =
+                    |own: &Option<crate::source::Spanned<PathBuf>>,
+                     shared: &Option<crate::source::Spanned<PathBuf>>| {
+                        own.as_ref()
+                            .or(shared.as_ref())
+                            .map(|path| inventory.base_dir.join(&path.value))
+                    };
+                Target {
+                    name: host.name.value.clone(),
+                    address: host.address.value,
+                    user: host.ssh.user.as_ref().map_or_else(
+                        || inventory.ssh.user_or_default().to_string(),
+                        |user| user.value.clone(),
+                    ),
+                    port: host
+                        .ssh
+                        .port
+                        .as_ref()
+                        .map_or_else(|| inventory.ssh.port_or_default(), |port| port.value),
+                    identity: path(&host.ssh.identity, &inventory.ssh.identity),
+                    known_hosts: path(&host.ssh.known_hosts, &inventory.ssh.known_hosts),
+                }
+            })
+            .collect()
+    }
+
+    fn known_hosts_name(&self) -> String {
+        self.known_hosts.as_ref().map_or_else(
+            || "your known_hosts".to_string(),
+            |path| format!("`{}`", path.display()),
+        )
+    }
+}
+
+/// An open, multiplexed connection to one host.
+pub struct Connection {
+    pub target: Target,
+    session: Session,
+}
+
+impl Connection {
+    pub async fn open(target: &Target, settings: Settings) -> Result<Connection, TransportError> {
+        let mut builder = SessionBuilder::default();
+        builder
+            .user(target.user.clone())
+            .port(target.port)
+            .connect_timeout(settings.connect_timeout)
+            .server_alive_interval(Duration::from_secs(15))
+            .control_directory(std::env::temp_dir())
+            .known_hosts_check(if settings.accept_new_host_keys {
+                KnownHosts::Add
+            } else {
+                KnownHosts::Strict
+            });
+        if let Some(identity) = &target.identity {
+            builder.keyfile(identity);
+        }
+        if let Some(known_hosts) = &target.known_hosts {
+            builder.user_known_hosts_file(known_hosts);
+        }
+        match builder.connect(target.address.to_string()).await {
+            Ok(session) => Ok(Connection {
+                target: target.clone(),
+                session,
+            }),
+            Err(error) => Err(connect_error(target, &error)),
+        }
+    }
+
+    /// Runs a POSIX sh script sent over stdin; returns its stdout.
+    pub async fn run_script(&self, script: &str) -> Result<String, TransportError> {
+        let host = &self.target.name;
+        let run_error = |error: openssh::Error| TransportError::Run {
+            host: host.clone(),
+            message: error_chain(&error),
+        };
+        let mut child = self
+            .session
+            .command("sh")
+            .arg("-s")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .await
+            .map_err(run_error)?;
+        if let Some(mut stdin) = child.stdin().take() {
+            stdin
+                .write_all(script.as_bytes())
+                .await
+                .map_err(|error| TransportError::Run {
+                    host: host.clone(),
+                    message: error.to_string(),
+                })?;
+            stdin
+                .shutdown()
+                .await
+                .map_err(|error| TransportError::Run {
+                    host: host.clone(),
+                    message: error.to_string(),
+                })?;
+        }
+        let output = child.wait_with_output().await.map_err(run_error)?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let tail: Vec<&str> = stderr.lines().rev().take(10).collect();
+            return Err(TransportError::Script {
+                host: host.clone(),
+                status: output.status.to_string(),
+                stderr: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+            });
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    pub async fn close(self) {
+        let _ = self.session.close().await;
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn connect_error(target: &Target, error: &openssh::Error) -> TransportError {
+    let message = error_chain(error);
+    let host = target.name.clone();
+    let (address, known_hosts) = (target.address, target.known_hosts_name());
+    if message.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+        || message.contains("Host key for") && message.contains("has changed")
+    {
+        TransportError::HostKeyChanged {
+            host,
+            address,
+            known_hosts,
+            fingerprint: offered_fingerprint(target),
+        }
+    } else if message.contains("No ") && message.contains("host key is known for")
+        || message.contains("Host key verification failed")
+    {
+        TransportError::HostKeyUnknown {
+            host,
+            address,
+            port: target.port,
+            known_hosts,
+            fingerprint: offered_fingerprint(target),
+        }
+    } else {
+        TransportError::Connect {
+            host,
+            address,
+            message: message.trim().to_string(),
+        }
+    }
+}
+
+/// The fingerprints the host offers, asked separately (only on the error
+/// path) so the message can show what to check.
+fn offered_fingerprint(target: &Target) -> String {
+    let scan = Command::new("ssh-keyscan")
+        .args([
+            "-T",
+            "3",
+            "-p",
+            &target.port.to_string(),
+            &target.address.to_string(),
+        ])
+        .output();
+    let Some(scan) = scan.ok().filter(|output| !output.stdout.is_empty()) else {
+        return "a key that could not be read back".to_string();
+    };
+    let mut keygen = match Command::new("ssh-keygen")
+        .args(["-l", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(_) => return "a key that could not be fingerprinted".to_string(),
+    };
+    if let Some(mut stdin) = keygen.stdin.take() {
+        use std::io::Write;
+        let _ = stdin.write_all(&scan.stdout);
+    }
+    let listed = keygen
+        .wait_with_output()
+        .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
+        .unwrap_or_default();
+    let fingerprints: Vec<String> = listed
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            Some(format!("{} {}", fields.last()?, fields.get(1)?))
+        })
+        .collect();
+    if fingerprints.is_empty() {
+        "a key that could not be fingerprinted".to_string()
+    } else {
+        fingerprints.join(", ")
+    }
+}
