@@ -279,7 +279,11 @@ fn offered_fingerprint(target: &Target) -> String {
         .lines()
         .filter_map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            Some(format!("{} {}", fields.last()?, fields.get(1)?))
+            Some(format!(
+                "{} {}",
+                fields.last()?.trim_matches(['(', ')']),
+                fields.get(1)?
+            ))
         })
         .collect();
     if fingerprints.is_empty() {

@@ -172,6 +172,418 @@ fn address(host: &str) -> String {
 }
 
 const HOSTS: [&str; 5] = ["lb-01", "lb-02", "web-01", "app-01", "db-01"];
+const VRRP_SECRET: &str = "lab-vrrp";
+const DB_PASSWORD: &str = "lab-db-password";
+
+impl Lab {
+    /// `infra plan` on `inventory` with the lab's secrets.
+    fn plan(&self, inventory: &Path, args: &[&str]) -> Output {
+        self.command()
+            .args(["plan", "-i"])
+            .arg(inventory)
+            .args(args)
+            .env("INFRA_VRRP_SECRET", VRRP_SECRET)
+            .env("INFRA_DB_PASSWORD", DB_PASSWORD)
+            .output()
+            .expect("infra runs")
+    }
+
+    /// A copy of the lab inventory with one text replaced.
+    fn inventory_with(&self, name: &str, from: &str, to: &str) -> PathBuf {
+        let text = std::fs::read_to_string(&self.inventory).expect("inventory");
+        assert!(text.contains(from), "the lab inventory has no `{from}`");
+        let path = self.state.path().join(name);
+        std::fs::write(&path, text.replacen(from, to, 1)).expect("write");
+        path
+    }
+}
+
+fn plan_json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!(
+            "plan JSON: {error}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+fn plan_on_fresh_hosts_lists_everything_in_stage_order(lab: &Lab) {
+    let output = lab.plan(&lab.inventory, &["--detailed-exitcode"]);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "fresh hosts have changes: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    for package in [
+        "mariadb-server",
+        "gunicorn",
+        "python3-flask",
+        "python3-pymysql",
+        "nginx",
+        "haproxy",
+        "keepalived",
+    ] {
+        assert!(
+            text.contains(&format!("+ install {package}")),
+            "{package} missing from:\n{text}"
+        );
+    }
+    for service in ["mariadb", "infra-app", "nginx", "haproxy", "keepalived"] {
+        assert!(
+            text.contains(&format!("start {service}")),
+            "{service} missing from:\n{text}"
+        );
+    }
+    for file in [
+        "/etc/haproxy/haproxy.cfg",
+        "/etc/keepalived/keepalived.conf",
+        "/etc/nginx/nginx.conf",
+        "/etc/infra/gunicorn.conf.py",
+        "/etc/infra/database.sql",
+    ] {
+        assert!(
+            text.contains(&format!("+ create {file}")),
+            "{file} missing from:\n{text}"
+        );
+    }
+    let stages: Vec<usize> = [
+        "stage: database",
+        "stage: app",
+        "stage: web",
+        "stage: load_balancer",
+    ]
+    .iter()
+    .map(|stage| {
+        text.find(stage)
+            .unwrap_or_else(|| panic!("no `{stage}` in:\n{text}"))
+    })
+    .collect();
+    assert!(
+        stages.windows(2).all(|pair| pair[0] < pair[1]),
+        "stages out of order:\n{text}"
+    );
+    assert!(
+        text.contains("(sensitive content changed)")
+            && !text.contains(DB_PASSWORD)
+            && !text.contains(VRRP_SECRET)
+    );
+    let json = plan_json(&lab.plan(&lab.inventory, &["--format", "json"]));
+    let hosts: Vec<&str> = json["hosts"]
+        .as_array()
+        .expect("hosts")
+        .iter()
+        .map(|host| host["host"].as_str().expect("name"))
+        .collect();
+    assert_eq!(hosts, ["db-01", "app-01", "web-01", "lb-01", "lb-02"]);
+}
+
+/// Makes the lab match the plan without `apply` (the next milestone):
+/// install the packages, write the rendered files with their modes and
+/// owners, run the hooks, enable and restart the services.
+fn converge_by_hand(lab: &Lab) {
+    let rendered = lab.state.path().join("converge");
+    let output = lab
+        .command()
+        .args(["render", "-i"])
+        .arg(&lab.inventory)
+        .arg("--out")
+        .arg(&rendered)
+        .env("INFRA_VRRP_SECRET", VRRP_SECRET)
+        .env("INFRA_DB_PASSWORD", DB_PASSWORD)
+        .output()
+        .expect("infra runs");
+    assert_success(&output, "render");
+    for host in ["db-01", "app-01", "web-01", "lb-01", "lb-02"] {
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(rendered.join(host).join("host.json")).expect("manifest"),
+        )
+        .expect("json");
+        let list = |key: &str| -> Vec<String> {
+            manifest[key]
+                .as_array()
+                .expect("list")
+                .iter()
+                .map(|item| {
+                    item.as_str()
+                        .map(String::from)
+                        .unwrap_or_else(|| item["name"].as_str().expect("name").to_string())
+                })
+                .collect()
+        };
+        let mut script = format!(
+            "set -e\nexport DEBIAN_FRONTEND=noninteractive\napt-get install -y -qq {} >/dev/null\n",
+            list("packages").join(" ")
+        );
+        for file in manifest["files"].as_array().expect("files") {
+            let path = file["path"].as_str().expect("path");
+            let content = std::fs::read(rendered.join(host).join(path.trim_start_matches('/')))
+                .expect("rendered file");
+            use base64::Engine;
+            let encoded = base64::engine::general_purpose::STANDARD.encode(content);
+            script.push_str(&format!(
+                "mkdir -p \"$(dirname {path})\"\necho {encoded} | base64 -d > {path}\nchmod {:o} {path}\nchown {}:{} {path}\n",
+                file["mode"].as_u64().expect("mode"),
+                file["owner"].as_str().expect("owner"),
+                file["group"].as_str().expect("group"),
+            ));
+        }
+        script.push_str("systemctl daemon-reload\n");
+        for hook in manifest["hooks"].as_array().expect("hooks") {
+            script.push_str(&format!(
+                "systemctl restart mariadb\n{}\n",
+                hook["command"].as_str().expect("command")
+            ));
+        }
+        for service in list("services") {
+            script.push_str(&format!(
+                "systemctl enable -q {service}\nsystemctl restart {service}\n"
+            ));
+        }
+        let mut child = Command::new("ssh")
+            .args([
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-i",
+            ])
+            .arg(lab.state.path().join("id_ed25519"))
+            .arg("-o")
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                lab.state.path().join("known_hosts").display()
+            ))
+            .arg(format!("root@{}", address(host)))
+            .args(["sh", "-s"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("ssh runs");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(script.as_bytes())
+            .expect("script sent");
+        assert_success(
+            &child.wait_with_output().expect("ssh finishes"),
+            &format!("converging {host}"),
+        );
+    }
+}
+
+fn managed_state(lab: &Lab) -> String {
+    let mut state = String::new();
+    for host in HOSTS {
+        state.push_str(&lab.ssh_ok(
+            &address(host),
+            "stat -c '%n %Y %a' /etc/haproxy/haproxy.cfg /etc/nginx/nginx.conf /etc/infra/* /etc/keepalived/keepalived.conf 2>/dev/null; \
+             for s in mariadb infra-app nginx haproxy keepalived; do echo $s $(systemctl is-active $s) $(systemctl show -p ActiveEnterTimestampMonotonic --value $s); done",
+        ));
+    }
+    state
+}
+
+fn plan_of_a_converged_lab_is_empty_and_touches_nothing(lab: &Lab) {
+    let before = managed_state(lab);
+    let output = lab.plan(&lab.inventory, &["--detailed-exitcode"]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "a converged lab has no changes:\n{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(text.matches("no changes").count(), 5, "{text}");
+    assert_eq!(managed_state(lab), before, "plan changed a host");
+}
+
+fn plan_of_one_changed_setting_touches_only_what_follows(lab: &Lab) {
+    let changed = lab.inventory_with("leastconn.yml", "balance: roundrobin", "balance: leastconn");
+    let output = lab.plan(&changed, &["--detailed-exitcode", "--format", "json"]);
+    assert_eq!(output.status.code(), Some(2));
+    let json = plan_json(&output);
+    for host in json["hosts"].as_array().expect("hosts") {
+        let name = host["host"].as_str().expect("name");
+        let files: Vec<&str> = host["files"]
+            .as_array()
+            .expect("files")
+            .iter()
+            .map(|file| file["path"].as_str().expect("path"))
+            .collect();
+        let reloads: Vec<&str> = host["reload"]
+            .as_array()
+            .expect("reload")
+            .iter()
+            .map(|change| change["name"].as_str().expect("name"))
+            .collect();
+        if name.starts_with("lb-") {
+            assert_eq!(files, ["/etc/haproxy/haproxy.cfg"], "{name}");
+            assert_eq!(reloads, ["haproxy"], "{name}");
+            assert!(
+                host["restart"].as_array().expect("restart").is_empty()
+                    && host["install"].as_array().expect("install").is_empty()
+            );
+            let diff = host["files"][0]["diff"].as_str().expect("diff");
+            assert!(
+                diff.contains("-    balance roundrobin") && diff.contains("+    balance leastconn"),
+                "{diff}"
+            );
+        } else {
+            assert!(
+                files.is_empty() && reloads.is_empty(),
+                "{name} should not change: {host}"
+            );
+        }
+    }
+}
+
+fn plan_limit_and_saved_plan(lab: &Lab) {
+    let json = plan_json(&lab.plan(&lab.inventory, &["--limit", "web", "--format", "json"]));
+    let hosts: Vec<&str> = json["hosts"]
+        .as_array()
+        .expect("hosts")
+        .iter()
+        .map(|host| host["host"].as_str().expect("name"))
+        .collect();
+    assert_eq!(hosts, ["web-01"]);
+    let saved = lab.state.path().join("saved-plan.json");
+    let fresh = lab.inventory_with("new-password.yml", "balance: roundrobin", "balance: source");
+    let output = lab
+        .command()
+        .args(["plan", "-i"])
+        .arg(&fresh)
+        .arg("--out")
+        .arg(&saved)
+        .env("INFRA_VRRP_SECRET", VRRP_SECRET)
+        .env("INFRA_DB_PASSWORD", "another-db-password")
+        .output()
+        .expect("infra runs");
+    assert_success(&output, "plan --out");
+    let text = std::fs::read_to_string(&saved).expect("saved plan");
+    let plan: serde_json::Value = serde_json::from_str(&text).expect("saved plan is JSON");
+    assert_eq!(plan["version"], 1);
+    for host in plan["hosts"].as_array().expect("hosts") {
+        assert_eq!(host["fingerprint"].as_str().expect("fingerprint").len(), 64);
+    }
+    for secret in [VRRP_SECRET, DB_PASSWORD, "another-db-password"] {
+        assert!(
+            !text.contains(secret),
+            "the saved plan holds a secret value"
+        );
+    }
+}
+
+fn plan_refuses_unknown_and_changed_host_keys(lab: &Lab) {
+    let empty = lab.state.path().join("empty_known_hosts");
+    std::fs::write(&empty, "").expect("write");
+    let inventory = lab.inventory_with(
+        "unknown-keys.yml",
+        &format!("known_hosts: {}/known_hosts", lab.state.path().display()),
+        &format!("known_hosts: {}", empty.display()),
+    );
+    let output = lab.plan(&inventory, &["--limit", "db-01"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the SSH host key of `db-01` ({}) is not in `{}`; the host offers ED25519 SHA256:",
+            address("db-01"),
+            empty.display()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--accept-new-host-keys"), "{stderr}");
+
+    let other_key = lab.state.path().join("other_key");
+    assert!(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&other_key)
+            .status()
+            .expect("ssh-keygen")
+            .success()
+    );
+    let public = std::fs::read_to_string(other_key.with_extension("pub")).expect("public key");
+    let wrong = lab.state.path().join("wrong_known_hosts");
+    let key: Vec<&str> = public.split_whitespace().take(2).collect();
+    std::fs::write(&wrong, format!("{} {}\n", address("db-01"), key.join(" "))).expect("write");
+    let inventory = lab.inventory_with(
+        "changed-keys.yml",
+        &format!("known_hosts: {}/known_hosts", lab.state.path().display()),
+        &format!("known_hosts: {}", wrong.display()),
+    );
+    let output = lab.plan(&inventory, &["--limit", "db-01"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the SSH host key of `db-01` ({}) has CHANGED: it offers ED25519 SHA256:",
+            address("db-01")
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("ssh-keygen -R"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&wrong)
+            .expect("known hosts")
+            .lines()
+            .count(),
+        1,
+        "a changed key is never written"
+    );
+}
+
+fn plan_reports_unreachable_and_garbled_hosts(lab: &Lab) {
+    assert_success(
+        &lab.infra(&["lab", "cut", "web-01"], None),
+        "lab cut web-01",
+    );
+    let output = lab.plan(
+        &lab.inventory,
+        &["--connect-timeout", "2", "--detailed-exitcode"],
+    );
+    assert_success(
+        &lab.infra(&["lab", "heal", "web-01"], None),
+        "lab heal web-01",
+    );
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "an unreachable host is an error:\n{stdout}{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "cannot connect to `web-01` ({})",
+            address("web-01")
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("db-01") && stdout.contains("lb-02") && stdout.contains("1 unreachable"),
+        "the others are still planned:\n{stdout}"
+    );
+
+    // A sha256sum that answers nonsense: the host then reports a checksum
+    // that is not one, and plan must say so rather than guess.
+    lab.ssh_ok(&address("app-01"), "printf '#!/bin/sh\\necho garbage -\\n' > /usr/local/bin/sha256sum && chmod +x /usr/local/bin/sha256sum");
+    let output = lab.plan(&lab.inventory, &["--limit", "app-01"]);
+    lab.ssh_ok(&address("app-01"), "rm /usr/local/bin/sha256sum");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("host `app-01` answered the facts script with an unexpected line"),
+        "{stderr}"
+    );
+}
 
 #[test]
 fn lab_end_to_end() {
@@ -179,9 +591,16 @@ fn lab_end_to_end() {
         return;
     }
     let lab = Lab::up();
+    plan_on_fresh_hosts_lists_everything_in_stage_order(&lab);
     every_host_answers_ssh_and_systemd_runs(&lab);
     packages_install_with_no_network(&lab);
     hosts_have_no_route_out_and_dns_fails_fast(&lab);
+    converge_by_hand(&lab);
+    plan_of_a_converged_lab_is_empty_and_touches_nothing(&lab);
+    plan_of_one_changed_setting_touches_only_what_follows(&lab);
+    plan_limit_and_saved_plan(&lab);
+    plan_refuses_unknown_and_changed_host_keys(&lab);
+    plan_reports_unreachable_and_garbled_hosts(&lab);
     vrrp_moves_the_virtual_ip_when_the_holder_stops(&lab);
     cut_and_heal_take_a_link_down_and_up(&lab);
     down_leaves_nothing_behind_and_up_works_again(&lab);
