@@ -59,21 +59,26 @@ struct Lab {
 
 impl Lab {
     fn up() -> Lab {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("inventories/lab.yml"),
+        )
+        .expect("inventories/lab.yml");
+        Lab::up_with(&text.replace("10.20.0.", SUBNET_PREFIX))
+    }
+
+    /// A lab for inventory text written like inventories/lab.yml.
+    fn up_with(inventory_text: &str) -> Lab {
         let state = tempfile::Builder::new()
             .prefix("infra-lab-test")
             .tempdir()
             .expect("temp dir");
         let inventory = state.path().join("inventory.yml");
-        let text = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("inventories/lab.yml"),
-        )
-        .expect("inventories/lab.yml")
-        .replace("10.20.0.", SUBNET_PREFIX)
-        .replace("/var/lib/infra/lab", &state.path().display().to_string())
-        .replace(
-            "../examples",
-            &format!("{}/examples", env!("CARGO_MANIFEST_DIR")),
-        );
+        let text = inventory_text
+            .replace("/var/lib/infra/lab", &state.path().display().to_string())
+            .replace(
+                "../examples",
+                &format!("{}/examples", env!("CARGO_MANIFEST_DIR")),
+            );
         std::fs::write(&inventory, text).expect("write inventory");
         let lab = Lab { state, inventory };
         // A run that was killed outright (no Drop) may have left its lab up.
@@ -283,6 +288,10 @@ fn plan_on_fresh_hosts_lists_everything_in_stage_order(lab: &Lab) {
 /// install the packages, write the rendered files with their modes and
 /// owners, run the hooks, enable and restart the services.
 fn converge_by_hand(lab: &Lab) {
+    converge_hosts_by_hand(lab, &HOSTS.map(|host| (host.to_string(), address(host))));
+}
+
+fn converge_hosts_by_hand(lab: &Lab, hosts: &[(String, String)]) {
     let rendered = lab.state.path().join("converge");
     let output = lab
         .command()
@@ -295,7 +304,16 @@ fn converge_by_hand(lab: &Lab) {
         .output()
         .expect("infra runs");
     assert_success(&output, "render");
-    for host in ["db-01", "app-01", "web-01", "lb-01", "lb-02"] {
+    std::thread::scope(|scope| {
+        for (host, host_address) in hosts {
+            let rendered = &rendered;
+            scope.spawn(move || converge_one(lab, rendered, host, host_address));
+        }
+    });
+}
+
+fn converge_one(lab: &Lab, rendered: &Path, host: &str, host_address: &str) {
+    {
         let manifest: serde_json::Value = serde_json::from_slice(
             &std::fs::read(rendered.join(host).join("host.json")).expect("manifest"),
         )
@@ -355,7 +373,7 @@ fn converge_by_hand(lab: &Lab) {
                 "UserKnownHostsFile={}",
                 lab.state.path().join("known_hosts").display()
             ))
-            .arg(format!("root@{}", address(host)))
+            .arg(format!("root@{host_address}"))
             .args(["sh", "-s"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -914,4 +932,95 @@ fn lab_refuses_a_subnet_this_machine_routes() {
         stderr.contains("the lab subnet 10.67.0.0/24 overlaps this machine's route to 10.67.0.0/24 on `infrarefd0`; choose inventory addresses in a subnet this machine does not use"),
         "{stderr}"
     );
+}
+
+/// An inventory of `count` lab hosts on 10.69.0.0/24: two load balancers,
+/// one database, the rest split between web and app.
+fn bench_inventory(count: usize) -> (String, Vec<(String, String)>) {
+    let mut hosts = vec![
+        ("lb-01".to_string(), 11, "load_balancer"),
+        ("lb-02".to_string(), 12, "load_balancer"),
+        ("db-01".to_string(), 13, "database"),
+    ];
+    for index in 0..count.saturating_sub(3) {
+        let role = if index % 2 == 0 { "web" } else { "app" };
+        hosts.push((format!("{role}-{index:02}"), 20 + index, role));
+    }
+    let template =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("inventories/lab.yml"))
+            .expect("lab inventory");
+    let (head, rest) = template.split_once("hosts:\n").expect("hosts section");
+    let settings = &rest[rest.find("\nload_balancer:").expect("settings")..];
+    let mut text = format!("{head}hosts:\n");
+    for (name, last, role) in &hosts {
+        text.push_str(&format!(
+            "  - {{name: {name}, address: 10.69.0.{last}, roles: [{role}]}}\n"
+        ));
+    }
+    text.push_str(&settings.replace("10.20.0.10/24", "10.69.0.10/24"));
+    (
+        text,
+        hosts
+            .into_iter()
+            .map(|(name, last, _)| (name, format!("10.69.0.{last}")))
+            .collect(),
+    )
+}
+
+/// The physical floor: a fresh SSH connection to every host in parallel, running `true`.
+fn ssh_floor(lab: &Lab, hosts: &[(String, String)]) -> Duration {
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for (_, address) in hosts {
+            scope.spawn(move || {
+                let output = lab.ssh(address, "true");
+                assert_success(&output, "ssh true");
+            });
+        }
+    });
+    started.elapsed()
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// `bash bench/plan-vs-ssh.sh`: a no-op plan against the physical floor,
+/// for 5 and for 50 lab hosts, measured in one run. Prints ratios.
+#[test]
+#[ignore = "a benchmark: run it with bench/plan-vs-ssh.sh"]
+fn bench_plan_against_the_ssh_floor() {
+    if !lab_available("bench_plan_against_the_ssh_floor") {
+        return;
+    }
+    let rounds = 7;
+    for count in [5, 50] {
+        let (text, hosts) = bench_inventory(count);
+        let lab = Lab::up_with(&text);
+        converge_hosts_by_hand(&lab, &hosts);
+        let warm = lab.plan(&lab.inventory, &["--detailed-exitcode"]);
+        assert_eq!(
+            warm.status.code(),
+            Some(0),
+            "the bench needs a no-op plan:\n{}",
+            String::from_utf8_lossy(&warm.stdout)
+        );
+        let (mut floors, mut plans) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            floors.push(ssh_floor(&lab, &hosts));
+            let started = Instant::now();
+            let output = lab.plan(&lab.inventory, &["--detailed-exitcode"]);
+            plans.push(started.elapsed());
+            assert_eq!(output.status.code(), Some(0));
+        }
+        let (floor, plan) = (median(floors), median(plans));
+        println!(
+            "BENCH {count} hosts: ssh floor (fresh parallel `ssh host true`) median {:.0} ms, no-op plan median {:.0} ms, ratio {:.2} (goal <= 1.5)",
+            floor.as_secs_f64() * 1000.0,
+            plan.as_secs_f64() * 1000.0,
+            plan.as_secs_f64() / floor.as_secs_f64()
+        );
+        drop(lab);
+    }
 }

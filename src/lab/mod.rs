@@ -215,6 +215,7 @@ pub fn up(spec: &LabSpec) -> Result<UpReport, LabError> {
             requested: spec.subnet,
         });
     }
+    raise_inotify_limit(spec.hosts.len())?;
     let (rootfs, rootfs_built) = rootfs::ensure()?;
     let rootfs_seconds = started.elapsed().as_secs_f64();
     let authorized_key = ensure_key_pair()?;
@@ -254,6 +255,28 @@ pub fn up(spec: &LabSpec) -> Result<UpReport, LabError> {
         already_up,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Each container's systemd holds several inotify instances; the kernel's
+/// default of 128 per user stops a few dozen hosts from booting ("Failed to
+/// allocate manager object: Too many open files"). Raise it, never lower it.
+fn raise_inotify_limit(hosts: usize) -> Result<(), LabError> {
+    let path = PathBuf::from("/proc/sys/fs/inotify/max_user_instances");
+    let current: usize = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(0);
+    let needed = 128 + 32 * hosts;
+    if current < needed {
+        tracing::info!(
+            current,
+            needed,
+            "raising fs.inotify.max_user_instances for the lab"
+        );
+        std::fs::write(&path, needed.to_string())
+            .map_err(|error| LabError::State { path, error })?;
+    }
+    Ok(())
 }
 
 fn read_host_key(dirs: &MachineDirs) -> Result<String, LabError> {

@@ -111,15 +111,19 @@ pub fn link_is_up(host: &str) -> bool {
         .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).contains(" UP "))
 }
 
-/// Removes a host's namespace (which takes the veth pair with it).
+/// Removes a host's namespace (which takes the veth pair with it, though
+/// the kernel may finish that a moment later: a veth already gone is fine).
 pub fn remove_host(host: &str) -> Result<(), SystemError> {
     let netns = netns_name(host);
     if netns_exists(&netns) {
         system::ip(&["netns", "del", &netns])?;
     }
     let veth = veth_name(host);
-    if link_exists(&veth) {
-        system::ip(&["link", "del", &veth])?;
+    if link_exists(&veth)
+        && let Err(error) = system::ip(&["link", "del", &veth])
+        && link_exists(&veth)
+    {
+        return Err(error);
     }
     Ok(())
 }
