@@ -496,17 +496,29 @@ fn plan_limit_and_saved_plan(lab: &Lab) {
     }
 }
 
+/// `infra plan --limit db-01` with the lab inventory pointed at another
+/// known_hosts file; returns its stderr after checking that it failed.
+fn plan_db_with_known_hosts(lab: &Lab, known_hosts: &Path) -> String {
+    let name = format!(
+        "{}.yml",
+        known_hosts.file_name().expect("a file").to_string_lossy()
+    );
+    let current = format!("known_hosts: {}/known_hosts", lab.state.path().display());
+    let inventory = lab.inventory_with(
+        &name,
+        &current,
+        &format!("known_hosts: {}", known_hosts.display()),
+    );
+    let output = lab.plan(&inventory, &["--limit", "db-01"]);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    stderr
+}
+
 fn plan_refuses_unknown_and_changed_host_keys(lab: &Lab) {
     let empty = lab.state.path().join("empty_known_hosts");
     std::fs::write(&empty, "").expect("write");
-    let inventory = lab.inventory_with(
-        "unknown-keys.yml",
-        &format!("known_hosts: {}/known_hosts", lab.state.path().display()),
-        &format!("known_hosts: {}", empty.display()),
-    );
-    let output = lab.plan(&inventory, &["--limit", "db-01"]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let stderr = plan_db_with_known_hosts(lab, &empty);
     assert!(
         stderr.contains(&format!(
             "the SSH host key of `db-01` ({}) is not in `{}`; the host offers ED25519 SHA256:",
@@ -530,14 +542,7 @@ fn plan_refuses_unknown_and_changed_host_keys(lab: &Lab) {
     let wrong = lab.state.path().join("wrong_known_hosts");
     let key: Vec<&str> = public.split_whitespace().take(2).collect();
     std::fs::write(&wrong, format!("{} {}\n", address("db-01"), key.join(" "))).expect("write");
-    let inventory = lab.inventory_with(
-        "changed-keys.yml",
-        &format!("known_hosts: {}/known_hosts", lab.state.path().display()),
-        &format!("known_hosts: {}", wrong.display()),
-    );
-    let output = lab.plan(&inventory, &["--limit", "db-01"]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let stderr = plan_db_with_known_hosts(lab, &wrong);
     assert!(
         stderr.contains(&format!(
             "the SSH host key of `db-01` ({}) has CHANGED: it offers ED25519 SHA256:",

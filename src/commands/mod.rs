@@ -146,6 +146,26 @@ pub(crate) fn promote_warnings(diagnostics: &mut [Diagnostic]) {
     }
 }
 
+/// Renders with every secret required (the files are what hosts get);
+/// prints the secret problems and returns `None` when there are any.
+pub(crate) fn render_for_hosts(
+    inventory: &Inventory,
+    checked: &Checked,
+    style: Style,
+) -> anyhow::Result<Option<crate::render::Rendered>> {
+    use anyhow::Context;
+    let rendered = crate::render::render(inventory, crate::render::SecretMode::Require)
+        .context("cannot render the configuration")?;
+    if rendered.diagnostics.iter().any(Diagnostic::is_error) {
+        eprint!(
+            "{}",
+            diagnostic::render(&rendered.diagnostics, &checked.source, style)
+        );
+        return Ok(None);
+    }
+    Ok(Some(rendered))
+}
+
 /// `N errors, M warnings` for summary lines.
 pub(crate) fn counts(diagnostics: &[Diagnostic]) -> String {
     let (errors, warnings) = diagnostic::summary(diagnostics);

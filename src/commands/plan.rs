@@ -9,10 +9,9 @@ use anyhow::{Context, bail};
 
 use crate::cli::{Format, PlanArgs};
 use crate::desired::HostState;
-use crate::diagnostic::{self, Style};
+use crate::diagnostic::Style;
 use crate::facts;
 use crate::plan::{self, Palette};
-use crate::render::{self, SecretMode};
 use crate::transport::{Settings, Target};
 
 pub fn run(args: &PlanArgs, style: Style) -> anyhow::Result<ExitCode> {
@@ -20,15 +19,9 @@ pub fn run(args: &PlanArgs, style: Style) -> anyhow::Result<ExitCode> {
     let Some(inventory) = checked.printed_and_valid(style) else {
         return Ok(ExitCode::FAILURE);
     };
-    let rendered = render::render(inventory, SecretMode::Require)
-        .context("cannot render the configuration")?;
-    if rendered.diagnostics.iter().any(|d| d.is_error()) {
-        eprint!(
-            "{}",
-            diagnostic::render(&rendered.diagnostics, &checked.source, style)
-        );
+    let Some(rendered) = super::render_for_hosts(inventory, &checked, style)? else {
         return Ok(ExitCode::FAILURE);
-    }
+    };
     let hosts = limited(rendered.state.hosts, &args.limit)?;
     let settings = Settings {
         accept_new_host_keys: args.connection.accept_new_host_keys,

@@ -11,23 +11,16 @@ use anyhow::{Context, bail};
 
 use crate::cli::RenderArgs;
 use crate::desired::{DesiredState, HostState};
-use crate::diagnostic::{self, Style};
-use crate::render::{self, SecretMode};
+use crate::diagnostic::Style;
 
 pub fn run(args: &RenderArgs, style: Style) -> anyhow::Result<ExitCode> {
     let checked = super::load_and_check(&args.inventory.inventory, args.strict)?;
     let Some(inventory) = checked.printed_and_valid(style) else {
         return Ok(ExitCode::FAILURE);
     };
-    let rendered = render::render(inventory, SecretMode::Require)
-        .context("cannot render the configuration")?;
-    if rendered.diagnostics.iter().any(|d| d.is_error()) {
-        eprint!(
-            "{}",
-            diagnostic::render(&rendered.diagnostics, &checked.source, style)
-        );
+    let Some(rendered) = super::render_for_hosts(inventory, &checked, style)? else {
         return Ok(ExitCode::FAILURE);
-    }
+    };
     write_tree(&rendered.state, &args.out)?;
     let files: usize = rendered
         .state
