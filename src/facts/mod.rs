@@ -23,6 +23,10 @@ use crate::desired::HostState;
 
 pub use gather::{Gathered, gather};
 
+/// Where apply records the service actions still owed after it swapped
+/// files in; removed once the host is healthy.
+pub const PENDING_JOURNAL: &str = "/var/lib/infra/pending";
+
 /// Files larger than this are compared by hash only; their diff is not shown.
 const MAX_DIFF_BYTES: u64 = 256 * 1024;
 
@@ -32,6 +36,9 @@ pub struct HostFacts {
     pub files: BTreeMap<String, FileFact>,
     pub packages: BTreeMap<String, Option<String>>,
     pub services: BTreeMap<String, ServiceFact>,
+    /// Service actions and hooks an interrupted apply left undone, from the
+    /// host's journal: `("reload" | "restart" | "hook", name)`.
+    pub pending: Vec<(String, String)>,
     /// A digest of everything above: a saved plan records it, and apply
     /// refuses when the host no longer matches.
     pub fingerprint: String,
@@ -111,6 +118,9 @@ pub fn script(host: &HostState) -> String {
             quote(&format!("{}.service", service.name))
         ));
     }
+    script.push_str(&format!(
+        "[ -f {PENDING_JOURNAL} ] && sed 's/^/J /' {PENDING_JOURNAL}\n"
+    ));
     script.push_str("echo END\n");
     script
 }
@@ -162,6 +172,9 @@ pub fn parse(host: &HostState, output: &str) -> Result<HostFacts, FactsError> {
         let fields: Vec<&str> = line.split(' ').collect();
         match fields.as_slice() {
             ["END"] => ended = true,
+            ["J", kind @ ("reload" | "restart" | "hook"), name] => facts
+                .pending
+                .push((kind.to_string(), name.replace('_', " "))),
             ["A", index] => {
                 insert_file(&mut facts, host, index, FileFact::Absent).ok_or_else(unexpected)??
             }

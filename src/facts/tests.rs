@@ -189,3 +189,28 @@ fn base64_matches_coreutils() {
     }
     assert_eq!(decode_base64("a=bc"), None);
 }
+
+#[test]
+fn the_journal_of_an_interrupted_apply_is_reported() {
+    let (host, output) = valid_answer();
+    let with_journal = output.replace(
+        "END\n",
+        "J reload nginx\nJ hook create_database_and_grants\nEND\n",
+    );
+    let facts = parse(&host, &with_journal).expect("facts");
+    assert_eq!(
+        facts.pending,
+        [
+            ("reload".to_string(), "nginx".to_string()),
+            ("hook".to_string(), "create database and grants".to_string())
+        ]
+    );
+    assert_ne!(
+        facts.fingerprint,
+        parse(&host, &output).expect("facts").fingerprint
+    );
+    assert!(matches!(
+        parse(&host, &output.replace("END\n", "J format disk\nEND\n")),
+        Err(FactsError::UnexpectedLine { .. })
+    ));
+}

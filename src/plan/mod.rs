@@ -172,7 +172,7 @@ pub fn plan_host(host: &HostState, facts: &HostFacts) -> HostPlan {
             });
         }
     }
-    let hooks = host
+    let mut hooks: Vec<ServiceChange> = host
         .hooks
         .iter()
         .filter_map(|hook| {
@@ -188,6 +188,7 @@ pub fn plan_host(host: &HostState, facts: &HostFacts) -> HostPlan {
             })
         })
         .collect();
+    carry_over_pending(facts, &mut reload, &mut restart, &mut hooks, &start);
     HostPlan {
         host: host.name.clone(),
         address: host.address.to_string(),
@@ -205,6 +206,38 @@ pub fn plan_host(host: &HostState, facts: &HostFacts) -> HostPlan {
         start,
         hooks,
     }
+}
+
+/// What an interrupted apply swapped in but never reloaded is still owed.
+const INTERRUPTED: &str = "an interrupted apply";
+
+fn carry_over_pending(
+    facts: &HostFacts,
+    reload: &mut Vec<ServiceChange>,
+    restart: &mut Vec<ServiceChange>,
+    hooks: &mut Vec<ServiceChange>,
+    start: &[String],
+) {
+    for (kind, name) in &facts.pending {
+        let list = match kind.as_str() {
+            "restart" => &mut *restart,
+            "reload" => &mut *reload,
+            _ => &mut *hooks,
+        };
+        if start.contains(name) || list.iter().any(|change| change.name == *name) {
+            continue;
+        }
+        list.push(ServiceChange {
+            name: name.clone(),
+            because: vec![INTERRUPTED.to_string()],
+        });
+    }
+    // A restart covers a reload of the same service.
+    reload.retain(|change| {
+        !restart
+            .iter()
+            .any(|restarted| restarted.name == change.name)
+    });
 }
 
 fn file_change(file: &ManagedFile, fact: Option<&FileFact>) -> Option<FileChange> {

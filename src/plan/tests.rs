@@ -194,3 +194,23 @@ fn summary_counts_every_kind_of_change() {
     );
     assert!(plan.has_changes());
 }
+
+#[test]
+fn an_interrupted_apply_leaves_its_reloads_owed() {
+    let mut facts = converged();
+    facts.pending.push(("reload".into(), "nginx".into()));
+    facts.pending.push(("hook".into(), "apply sql".into()));
+    let plan = plan_host(&host(), &facts);
+    assert_eq!(
+        plan.reload,
+        [ServiceChange {
+            name: "nginx".into(),
+            because: vec!["an interrupted apply".into()]
+        }]
+    );
+    assert_eq!(plan.hooks[0].name, "apply sql");
+    assert!(
+        !plan.is_empty(),
+        "the host is not converged until the owed reload ran"
+    );
+}
