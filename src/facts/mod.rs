@@ -335,6 +335,9 @@ fn fingerprint(facts: &HostFacts) -> String {
             fact.active, fact.enabled
         ));
     }
+    for (kind, name) in &facts.pending {
+        text.push_str(&format!("pending {kind} {name}\n"));
+    }
     sha256_hex(text.as_bytes())
 }
 
