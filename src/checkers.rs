@@ -47,14 +47,8 @@ pub fn run_all(state: &DesiredState) -> Result<Vec<CheckerRun>, PrepareError> {
     let mut skipped: HashSet<Checker> = HashSet::new();
     for host in &state.hosts {
         for (checker, files) in files_by_checker(host) {
-            let key: Vec<u8> = files
-                .iter()
-                .flat_map(|path| {
-                    host.file(path)
-                        .map(|f| f.content.clone())
-                        .unwrap_or_default()
-                })
-                .collect();
+            let key: Vec<u8> =
+                files.iter().flat_map(|path| host.file(path).map(|f| f.content.clone()).unwrap_or_default()).collect();
             if !seen.insert((checker, key)) {
                 continue;
             }
@@ -63,12 +57,7 @@ pub fn run_all(state: &DesiredState) -> Result<Vec<CheckerRun>, PrepareError> {
                 Some(_) => continue,
                 None => check(checker, host)?,
             };
-            runs.push(CheckerRun {
-                checker,
-                host: host.name.clone(),
-                files,
-                outcome,
-            });
+            runs.push(CheckerRun { checker, host: host.name.clone(), files, outcome });
         }
     }
     Ok(runs)
@@ -95,11 +84,7 @@ fn missing_program(checker: Checker) -> Option<String> {
         // A unit is verified against the programs it starts.
         Checker::SystemdUnit => &["systemd-analyze", "gunicorn"],
     };
-    let missing: Vec<&str> = needed
-        .iter()
-        .copied()
-        .filter(|program| find_program(program).is_none())
-        .collect();
+    let missing: Vec<&str> = needed.iter().copied().filter(|program| find_program(program).is_none()).collect();
     (!missing.is_empty()).then(|| format!("`{}` is not installed", missing.join("`, `")))
 }
 
@@ -112,34 +97,19 @@ fn find_program(name: &str) -> Option<PathBuf> {
 }
 
 fn check(checker: Checker, host: &HostState) -> Result<Outcome, PrepareError> {
-    let directory = tempfile::tempdir().map_err(|error| PrepareError {
-        path: std::env::temp_dir(),
-        error,
-    })?;
+    let directory = tempfile::tempdir().map_err(|error| PrepareError { path: std::env::temp_dir(), error })?;
     let root = directory.path();
     let write = |name: &str, target: &str| -> Result<PathBuf, PrepareError> {
         let path = root.join(name);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|error| PrepareError {
-                path: parent.to_path_buf(),
-                error,
-            })?;
+            std::fs::create_dir_all(parent).map_err(|error| PrepareError { path: parent.to_path_buf(), error })?;
         }
-        let content = host
-            .file(target)
-            .map(|file| file.content.as_slice())
-            .unwrap_or_default();
-        std::fs::write(&path, content).map_err(|error| PrepareError {
-            path: path.clone(),
-            error,
-        })?;
+        let content = host.file(target).map(|file| file.content.as_slice()).unwrap_or_default();
+        std::fs::write(&path, content).map_err(|error| PrepareError { path: path.clone(), error })?;
         Ok(path)
     };
     let mut command = match checker {
-        Checker::Haproxy => command(
-            &["haproxy", "-c", "-f"],
-            &write("haproxy.cfg", "/etc/haproxy/haproxy.cfg")?,
-        ),
+        Checker::Haproxy => command(&["haproxy", "-c", "-f"], &write("haproxy.cfg", "/etc/haproxy/haproxy.cfg")?),
         Checker::Keepalived => {
             let path = write("keepalived.conf", "/etc/keepalived/keepalived.conf")?;
             command(&["keepalived", "--config-test", "--use-file"], &path)
@@ -148,38 +118,23 @@ fn check(checker: Checker, host: &HostState) -> Result<Outcome, PrepareError> {
         Checker::Mariadb => {
             let path = write("infra.cnf", "/etc/mysql/mariadb.conf.d/60-infra.cnf")?;
             let mut command = Command::new("mariadbd");
-            command
-                .arg(format!("--defaults-file={}", path.display()))
-                .args(["--help", "--verbose"]);
+            command.arg(format!("--defaults-file={}", path.display())).args(["--help", "--verbose"]);
             command
         }
-        Checker::Python => command(
-            &["python3", "-m", "py_compile"],
-            &write("gunicorn.conf.py", "/etc/infra/gunicorn.conf.py")?,
-        ),
+        Checker::Python => {
+            command(&["python3", "-m", "py_compile"], &write("gunicorn.conf.py", "/etc/infra/gunicorn.conf.py")?)
+        }
         Checker::SystemdUnit => command(
             &["systemd-analyze", "verify", "--man=no"],
             &write("infra-app.service", "/etc/systemd/system/infra-app.service")?,
         ),
     };
-    let output = command.output().map_err(|error| PrepareError {
-        path: PathBuf::from(checker.name()),
-        error,
-    })?;
+    let output = command.output().map_err(|error| PrepareError { path: PathBuf::from(checker.name()), error })?;
     if output.status.success() {
         return Ok(Outcome::Passed);
     }
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(Outcome::Failed {
-        output: text
-            .replace(&format!("{}/", root.display()), "")
-            .trim()
-            .to_string(),
-    })
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    Ok(Outcome::Failed { output: text.replace(&format!("{}/", root.display()), "").trim().to_string() })
 }
 
 fn command(program_and_args: &[&str], path: &Path) -> Command {
@@ -195,17 +150,10 @@ fn nginx_tree(
     write: impl Fn(&str, &str) -> Result<PathBuf, PrepareError>,
 ) -> Result<Command, PrepareError> {
     let main = write("nginx.conf", "/etc/nginx/nginx.conf")?;
-    write(
-        "sites-enabled/infra.conf",
-        "/etc/nginx/sites-enabled/infra.conf",
-    )?;
+    write("sites-enabled/infra.conf", "/etc/nginx/sites-enabled/infra.conf")?;
     let mime = root.join("mime.types");
-    let types = std::fs::read("/etc/nginx/mime.types")
-        .unwrap_or_else(|_| b"types { text/html html; }\n".to_vec());
-    std::fs::write(&mime, types).map_err(|error| PrepareError {
-        path: mime.clone(),
-        error,
-    })?;
+    let types = std::fs::read("/etc/nginx/mime.types").unwrap_or_else(|_| b"types { text/html html; }\n".to_vec());
+    std::fs::write(&mime, types).map_err(|error| PrepareError { path: mime.clone(), error })?;
     let mut command = Command::new("nginx");
     command
         .arg("-t")

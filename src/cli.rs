@@ -6,11 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "infra",
-    version,
-    about = "Lay out and converge a load-balanced web stack from one YAML inventory"
-)]
+#[command(name = "infra", version, about = "Lay out and converge a load-balanced web stack from one YAML inventory")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -54,32 +54,18 @@ impl Diagnostic {
     }
 
     fn with_severity(severity: Severity, code: &'static str, message: impl Into<String>) -> Self {
-        Diagnostic {
-            severity,
-            code,
-            message: message.into(),
-            labels: Vec::new(),
-            help: Vec::new(),
-        }
+        Diagnostic { severity, code, message: message.into(), labels: Vec::new(), help: Vec::new() }
     }
 
     /// The place the problem is, with what is wrong there.
     pub fn at(mut self, span: Span, message: impl Into<String>) -> Self {
-        self.labels.push(Label {
-            span,
-            message: message.into(),
-            primary: true,
-        });
+        self.labels.push(Label { span, message: message.into(), primary: true });
         self
     }
 
     /// A second place that explains the first (the other duplicate, say).
     pub fn also(mut self, span: Span, message: impl Into<String>) -> Self {
-        self.labels.push(Label {
-            span,
-            message: message.into(),
-            primary: false,
-        });
+        self.labels.push(Label { span, message: message.into(), primary: false });
         self
     }
 
@@ -93,11 +79,7 @@ impl Diagnostic {
     }
 
     fn primary_span(&self) -> Option<Span> {
-        self.labels
-            .iter()
-            .find(|label| label.primary)
-            .or(self.labels.first())
-            .map(|label| label.span)
+        self.labels.iter().find(|label| label.primary).or(self.labels.first()).map(|label| label.span)
     }
 }
 
@@ -123,30 +105,16 @@ pub fn render(diagnostics: &[Diagnostic], source: &SourceFile, style: Style) -> 
             Severity::Warning => Level::WARNING,
             Severity::Note => Level::NOTE,
         };
-        let title = level
-            .primary_title(diagnostic.message.as_str())
-            .id(diagnostic.code);
-        let mut snippet = Snippet::source(source.text.as_str())
-            .path(path.as_str())
-            .fold(true);
+        let title = level.primary_title(diagnostic.message.as_str()).id(diagnostic.code);
+        let mut snippet = Snippet::source(source.text.as_str()).path(path.as_str()).fold(true);
         for label in &diagnostic.labels {
-            let kind = if label.primary {
-                AnnotationKind::Primary
-            } else {
-                AnnotationKind::Context
-            };
-            snippet =
-                snippet.annotation(kind.span(label.span.range()).label(label.message.as_str()));
+            let kind = if label.primary { AnnotationKind::Primary } else { AnnotationKind::Context };
+            snippet = snippet.annotation(kind.span(label.span.range()).label(label.message.as_str()));
         }
-        let mut report = vec![if diagnostic.labels.is_empty() {
-            Group::with_title(title)
-        } else {
-            title.element(snippet)
-        }];
+        let mut report =
+            vec![if diagnostic.labels.is_empty() { Group::with_title(title) } else { title.element(snippet) }];
         for help in &diagnostic.help {
-            report.push(Group::with_title(
-                Level::HELP.secondary_title(help.as_str()),
-            ));
+            report.push(Group::with_title(Level::HELP.secondary_title(help.as_str())));
         }
         out.push_str(&renderer.render(&report));
         out.push_str("\n\n");
@@ -202,14 +170,8 @@ impl Diagnostic {
 
 /// Counts of diagnostics by severity, for the summary line.
 pub fn summary(diagnostics: &[Diagnostic]) -> (usize, usize) {
-    let errors = diagnostics
-        .iter()
-        .filter(|d| d.severity == Severity::Error)
-        .count();
-    let warnings = diagnostics
-        .iter()
-        .filter(|d| d.severity == Severity::Warning)
-        .count();
+    let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+    let warnings = diagnostics.iter().filter(|d| d.severity == Severity::Warning).count();
     (errors, warnings)
 }
 
@@ -220,9 +182,8 @@ mod tests {
     #[test]
     fn renders_file_line_column_and_caret() {
         let source = SourceFile::new("inv.yml", "hosts:\n  - name: web-01\n");
-        let diagnostic = Diagnostic::error("example", "something is wrong")
-            .at(Span::new(17, 23), "here")
-            .help("do this instead");
+        let diagnostic =
+            Diagnostic::error("example", "something is wrong").at(Span::new(17, 23), "here").help("do this instead");
         let text = render(&[diagnostic], &source, Style::Plain);
         assert!(text.contains("--> inv.yml:2:11"), "{text}");
         assert!(text.contains("^^^^^^ here"), "{text}");

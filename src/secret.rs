@@ -87,23 +87,18 @@ impl SecretRef {
     /// Reads the value from the environment or from a file beside the inventory.
     pub fn resolve(&self, base_dir: &Path) -> Result<Secret, SecretError> {
         let value = match &self.source {
-            SecretSource::Env(name) => std::env::var(name).map_err(|_| SecretError::NotSet {
-                source_ref: self.source.clone(),
-            })?,
+            SecretSource::Env(name) => {
+                std::env::var(name).map_err(|_| SecretError::NotSet { source_ref: self.source.clone() })?
+            }
             SecretSource::File(path) => {
                 let full = base_dir.join(path);
-                let text =
-                    std::fs::read_to_string(&full).map_err(|error| SecretError::Unreadable {
-                        path: full.clone(),
-                        error,
-                    })?;
+                let text = std::fs::read_to_string(&full)
+                    .map_err(|error| SecretError::Unreadable { path: full.clone(), error })?;
                 text.trim_end_matches(['\n', '\r']).to_string()
             }
         };
         if value.is_empty() {
-            return Err(SecretError::Empty {
-                source_ref: self.source.clone(),
-            });
+            return Err(SecretError::Empty { source_ref: self.source.clone() });
         }
         Ok(Secret(value))
     }
@@ -122,30 +117,17 @@ mod tests {
 
     #[test]
     fn a_missing_variable_is_an_error_not_an_empty_password() {
-        let reference = SecretRef {
-            source: SecretSource::Env("INFRA_TEST_SURELY_UNSET".into()),
-            span: Span::default(),
-        };
-        let error = reference
-            .resolve(Path::new("."))
-            .expect_err("unset variable");
-        assert_eq!(
-            error.to_string(),
-            "secret environment variable `INFRA_TEST_SURELY_UNSET` is not set"
-        );
+        let reference =
+            SecretRef { source: SecretSource::Env("INFRA_TEST_SURELY_UNSET".into()), span: Span::default() };
+        let error = reference.resolve(Path::new(".")).expect_err("unset variable");
+        assert_eq!(error.to_string(), "secret environment variable `INFRA_TEST_SURELY_UNSET` is not set");
     }
 
     #[test]
     fn file_secrets_drop_the_trailing_newline() {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("pw"), "s3cret\n").expect("write");
-        let reference = SecretRef {
-            source: SecretSource::File("pw".into()),
-            span: Span::default(),
-        };
-        assert_eq!(
-            reference.resolve(dir.path()).expect("readable").expose(),
-            "s3cret"
-        );
+        let reference = SecretRef { source: SecretSource::File("pw".into()), span: Span::default() };
+        assert_eq!(reference.resolve(dir.path()).expect("readable").expose(), "s3cret");
     }
 }

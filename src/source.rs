@@ -18,10 +18,7 @@ pub struct Span {
 
 impl Span {
     pub fn new(start: usize, end: usize) -> Self {
-        Span {
-            start,
-            end: end.max(start),
-        }
+        Span { start, end: end.max(start) }
     }
 
     pub fn range(self) -> std::ops::Range<usize> {
@@ -42,10 +39,7 @@ impl<T> Spanned<T> {
     }
 
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Spanned<U> {
-        Spanned {
-            value: f(self.value),
-            span: self.span,
-        }
+        Spanned { value: f(self.value), span: self.span }
     }
 }
 
@@ -79,10 +73,7 @@ pub struct LineColumn {
 
 impl SourceFile {
     pub fn new(path: impl Into<PathBuf>, text: impl Into<String>) -> Self {
-        SourceFile {
-            path: path.into(),
-            text: text.into(),
-        }
+        SourceFile { path: path.into(), text: text.into() }
     }
 
     pub fn path(&self) -> &Path {
@@ -105,10 +96,8 @@ impl SourceFile {
         let mut offset = 0;
         for (index, text_line) in self.text.split_inclusive('\n').enumerate() {
             if index + 1 == line {
-                let within = text_line
-                    .char_indices()
-                    .nth(column.saturating_sub(1))
-                    .map_or(text_line.len(), |(byte, _)| byte);
+                let within =
+                    text_line.char_indices().nth(column.saturating_sub(1)).map_or(text_line.len(), |(byte, _)| byte);
                 return offset + within;
             }
             offset += text_line.len();

@@ -50,19 +50,11 @@ pub fn role_order() -> Vec<Role> {
     while order.len() < Role::ALL.len() {
         let before = order.len();
         for role in Role::ALL {
-            if !order.contains(&role)
-                && role
-                    .depends_on()
-                    .iter()
-                    .all(|dependency| order.contains(dependency))
-            {
+            if !order.contains(&role) && role.depends_on().iter().all(|dependency| order.contains(dependency)) {
                 order.push(role);
             }
         }
-        assert!(
-            order.len() > before,
-            "the role dependency graph has a cycle"
-        );
+        assert!(order.len() > before, "the role dependency graph has a cycle");
     }
     order
 }
@@ -90,51 +82,32 @@ pub fn stages(inventory: &Inventory) -> Vec<Stage<'_>> {
         .enumerate()
         .map(|(index, role)| Stage {
             role: *role,
-            hosts: inventory
-                .hosts
-                .iter()
-                .filter(|host| stage_of(host) == Some(index))
-                .collect(),
+            hosts: inventory.hosts.iter().filter(|host| stage_of(host) == Some(index)).collect(),
         })
         .collect()
 }
 
 pub fn hosts_with(inventory: &Inventory, role: Role) -> impl Iterator<Item = &Host> {
-    inventory
-        .hosts
-        .iter()
-        .filter(move |host| host.has_role(role))
+    inventory.hosts.iter().filter(move |host| host.has_role(role))
 }
 
 /// The web hosts HAProxy balances over, with the port Nginx listens on.
 pub fn haproxy_backends(inventory: &Inventory) -> Vec<(&str, SocketAddr)> {
     let port = inventory.web.as_ref().map_or(80, |web| web.port.value);
     hosts_with(inventory, Role::Web)
-        .map(|host| {
-            (
-                host.name.value.as_str(),
-                SocketAddr::new(host.address.value, port),
-            )
-        })
+        .map(|host| (host.name.value.as_str(), SocketAddr::new(host.address.value, port)))
         .collect()
 }
 
 /// The Gunicorn addresses Nginx proxies to: each app host at the bind port.
 pub fn nginx_upstreams(inventory: &Inventory) -> Vec<SocketAddr> {
-    let port = inventory
-        .app
-        .as_ref()
-        .map_or(8000, |app| app.bind.value.port());
-    hosts_with(inventory, Role::App)
-        .map(|host| SocketAddr::new(host.address.value, port))
-        .collect()
+    let port = inventory.app.as_ref().map_or(8000, |app| app.bind.value.port());
+    hosts_with(inventory, Role::App).map(|host| SocketAddr::new(host.address.value, port)).collect()
 }
 
 /// The addresses the database accepts the application's user from.
 pub fn database_clients(inventory: &Inventory) -> Vec<IpAddr> {
-    hosts_with(inventory, Role::App)
-        .map(|host| host.address.value)
-        .collect()
+    hosts_with(inventory, Role::App).map(|host| host.address.value).collect()
 }
 
 #[cfg(test)]
@@ -143,9 +116,6 @@ mod tests {
 
     #[test]
     fn roles_are_ordered_by_their_dependencies() {
-        assert_eq!(
-            role_order(),
-            vec![Role::Database, Role::App, Role::Web, Role::LoadBalancer]
-        );
+        assert_eq!(role_order(), vec![Role::Database, Role::App, Role::Web, Role::LoadBalancer]);
     }
 }

@@ -40,34 +40,15 @@ pub enum TransportError {
     #[error(
         "the SSH host key of `{host}` ({address}) is not in {known_hosts}; the host offers {fingerprint}\n\nhint: if that is the key you expect, add it (`ssh-keyscan -p {port} {address} >> FILE`) or run again with `--accept-new-host-keys`"
     )]
-    HostKeyUnknown {
-        host: String,
-        address: IpAddr,
-        port: u16,
-        known_hosts: String,
-        fingerprint: String,
-    },
+    HostKeyUnknown { host: String, address: IpAddr, port: u16, known_hosts: String, fingerprint: String },
     #[error(
         "the SSH host key of `{host}` ({address}) has CHANGED: it offers {fingerprint}, which does not match {known_hosts}; this is either a reinstalled host or someone intercepting the connection\n\nhint: if the host was reinstalled, remove the old key with `ssh-keygen -R {address}` (add `-f FILE` for the inventory's known_hosts) and check the new fingerprint"
     )]
-    HostKeyChanged {
-        host: String,
-        address: IpAddr,
-        known_hosts: String,
-        fingerprint: String,
-    },
+    HostKeyChanged { host: String, address: IpAddr, known_hosts: String, fingerprint: String },
     #[error("cannot connect to `{host}` ({address}): {message}")]
-    Connect {
-        host: String,
-        address: IpAddr,
-        message: String,
-    },
+    Connect { host: String, address: IpAddr, message: String },
     #[error("`{host}`: the remote script failed ({status}): {stderr}")]
-    Script {
-        host: String,
-        status: String,
-        stderr: String,
-    },
+    Script { host: String, status: String, stderr: String },
     #[error("`{host}`: the SSH connection failed while running a command: {message}")]
     Run { host: String, message: String },
 }
@@ -80,25 +61,19 @@ impl Target {
             .hosts
             .iter()
             .map(|host| {
-                let path =
-                    |own: &Option<crate::source::Spanned<PathBuf>>,
-                     shared: &Option<crate::source::Spanned<PathBuf>>| {
-                        own.as_ref()
-                            .or(shared.as_ref())
-                            .map(|path| inventory.base_dir.join(&path.value))
-                    };
+                let path = |own: &Option<crate::source::Spanned<PathBuf>>,
+                            shared: &Option<crate::source::Spanned<PathBuf>>| {
+                    own.as_ref().or(shared.as_ref()).map(|path| inventory.base_dir.join(&path.value))
+                };
                 Target {
                     name: host.name.value.clone(),
                     address: host.address.value,
-                    user: host.ssh.user.as_ref().map_or_else(
-                        || inventory.ssh.user_or_default().to_string(),
-                        |user| user.value.clone(),
-                    ),
-                    port: host
+                    user: host
                         .ssh
-                        .port
+                        .user
                         .as_ref()
-                        .map_or_else(|| inventory.ssh.port_or_default(), |port| port.value),
+                        .map_or_else(|| inventory.ssh.user_or_default().to_string(), |user| user.value.clone()),
+                    port: host.ssh.port.as_ref().map_or_else(|| inventory.ssh.port_or_default(), |port| port.value),
                     identity: path(&host.ssh.identity, &inventory.ssh.identity),
                     known_hosts: path(&host.ssh.known_hosts, &inventory.ssh.known_hosts),
                 }
@@ -107,10 +82,7 @@ impl Target {
     }
 
     fn known_hosts_name(&self) -> String {
-        self.known_hosts.as_ref().map_or_else(
-            || "your known_hosts".to_string(),
-            |path| format!("`{}`", path.display()),
-        )
+        self.known_hosts.as_ref().map_or_else(|| "your known_hosts".to_string(), |path| format!("`{}`", path.display()))
     }
 }
 
@@ -129,11 +101,7 @@ impl Connection {
             .connect_timeout(settings.connect_timeout)
             .server_alive_interval(Duration::from_secs(15))
             .control_directory(std::env::temp_dir())
-            .known_hosts_check(if settings.accept_new_host_keys {
-                KnownHosts::Add
-            } else {
-                KnownHosts::Strict
-            });
+            .known_hosts_check(if settings.accept_new_host_keys { KnownHosts::Add } else { KnownHosts::Strict });
         if let Some(identity) = &target.identity {
             builder.keyfile(identity);
         }
@@ -141,10 +109,7 @@ impl Connection {
             builder.user_known_hosts_file(known_hosts);
         }
         match builder.connect(target.address.to_string()).await {
-            Ok(session) => Ok(Connection {
-                target: target.clone(),
-                session,
-            }),
+            Ok(session) => Ok(Connection { target: target.clone(), session }),
             Err(error) => Err(connect_error(target, &error)),
         }
     }
@@ -152,10 +117,8 @@ impl Connection {
     /// Runs a POSIX sh script sent over stdin; returns its stdout.
     pub async fn run_script(&self, script: &str) -> Result<String, TransportError> {
         let host = &self.target.name;
-        let run_error = |error: openssh::Error| TransportError::Run {
-            host: host.clone(),
-            message: error_chain(&error),
-        };
+        let run_error =
+            |error: openssh::Error| TransportError::Run { host: host.clone(), message: error_chain(&error) };
         let mut child = self
             .session
             .command("sh")
@@ -170,17 +133,11 @@ impl Connection {
             stdin
                 .write_all(script.as_bytes())
                 .await
-                .map_err(|error| TransportError::Run {
-                    host: host.clone(),
-                    message: error.to_string(),
-                })?;
+                .map_err(|error| TransportError::Run { host: host.clone(), message: error.to_string() })?;
             stdin
                 .shutdown()
                 .await
-                .map_err(|error| TransportError::Run {
-                    host: host.clone(),
-                    message: error.to_string(),
-                })?;
+                .map_err(|error| TransportError::Run { host: host.clone(), message: error.to_string() })?;
         }
         let output = child.wait_with_output().await.map_err(run_error)?;
         if !output.status.success() {
@@ -218,12 +175,7 @@ fn connect_error(target: &Target, error: &openssh::Error) -> TransportError {
     if message.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
         || message.contains("Host key for") && message.contains("has changed")
     {
-        TransportError::HostKeyChanged {
-            host,
-            address,
-            known_hosts,
-            fingerprint: offered_fingerprint(target),
-        }
+        TransportError::HostKeyChanged { host, address, known_hosts, fingerprint: offered_fingerprint(target) }
     } else if message.contains("No ") && message.contains("host key is known for")
         || message.contains("Host key verification failed")
     {
@@ -235,11 +187,7 @@ fn connect_error(target: &Target, error: &openssh::Error) -> TransportError {
             fingerprint: offered_fingerprint(target),
         }
     } else {
-        TransportError::Connect {
-            host,
-            address,
-            message: message.trim().to_string(),
-        }
+        TransportError::Connect { host, address, message: message.trim().to_string() }
     }
 }
 
@@ -247,13 +195,7 @@ fn connect_error(target: &Target, error: &openssh::Error) -> TransportError {
 /// path) so the message can show what to check.
 fn offered_fingerprint(target: &Target) -> String {
     let scan = Command::new("ssh-keyscan")
-        .args([
-            "-T",
-            "3",
-            "-p",
-            &target.port.to_string(),
-            &target.address.to_string(),
-        ])
+        .args(["-T", "3", "-p", &target.port.to_string(), &target.address.to_string()])
         .output();
     let Some(scan) = scan.ok().filter(|output| !output.stdout.is_empty()) else {
         return "a key that could not be read back".to_string();
@@ -279,16 +221,8 @@ fn offered_fingerprint(target: &Target) -> String {
         .lines()
         .filter_map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            Some(format!(
-                "{} {}",
-                fields.last()?.trim_matches(['(', ')']),
-                fields.get(1)?
-            ))
+            Some(format!("{} {}", fields.last()?.trim_matches(['(', ')']), fields.get(1)?))
         })
         .collect();
-    if fingerprints.is_empty() {
-        "a key that could not be fingerprinted".to_string()
-    } else {
-        fingerprints.join(", ")
-    }
+    if fingerprints.is_empty() { "a key that could not be fingerprinted".to_string() } else { fingerprints.join(", ") }
 }

@@ -40,17 +40,9 @@ fn fixture_args(path: &Path) -> Vec<String> {
 #[test]
 fn broken_inventories_fail_with_located_errors() {
     insta::glob!("fixtures/broken/*.yml", |path| {
-        let relative = path
-            .strip_prefix(env!("CARGO_MANIFEST_DIR"))
-            .expect("inside the crate");
-        let output = transcript(
-            infra()
-                .arg("validate")
-                .arg("--no-checkers")
-                .arg("-i")
-                .arg(relative)
-                .args(fixture_args(path)),
-        );
+        let relative = path.strip_prefix(env!("CARGO_MANIFEST_DIR")).expect("inside the crate");
+        let output =
+            transcript(infra().arg("validate").arg("--no-checkers").arg("-i").arg(relative).args(fixture_args(path)));
         insta::assert_snapshot!(output);
     });
 }
@@ -58,10 +50,7 @@ fn broken_inventories_fail_with_located_errors() {
 #[test]
 fn example_inventories_validate_with_the_real_checkers() {
     for inventory in ["inventories/five-server.yml", "inventories/scaled.yml"] {
-        let output = infra()
-            .args(["validate", "-i", inventory])
-            .output()
-            .expect("infra runs");
+        let output = infra().args(["validate", "-i", inventory]).output().expect("infra runs");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "{inventory}:\n{stderr}");
         if std::env::var_os("CI").is_some() {
@@ -79,35 +68,21 @@ fn example_inventories_validate_with_the_real_checkers() {
 #[test]
 fn validate_json_is_versioned_and_located() {
     let output = infra()
-        .args([
-            "validate",
-            "--no-checkers",
-            "--format",
-            "json",
-            "-i",
-            "tests/fixtures/broken/unknown-key.yml",
-        ])
+        .args(["validate", "--no-checkers", "--format", "json", "-i", "tests/fixtures/broken/unknown-key.yml"])
         .output()
         .expect("infra runs");
     assert_eq!(output.status.code(), Some(1));
-    let document: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("stdout is JSON");
+    let document: serde_json::Value = serde_json::from_slice(&output.stdout).expect("stdout is JSON");
     insta::assert_json_snapshot!(document);
 }
 
 #[test]
 fn render_refuses_missing_secrets() {
     let out = tempfile::tempdir().expect("temp dir");
-    let output = transcript(
-        infra()
-            .args(["render", "-i", "inventories/five-server.yml", "--out"])
-            .arg(out.path().join("tree")),
-    );
+    let output =
+        transcript(infra().args(["render", "-i", "inventories/five-server.yml", "--out"]).arg(out.path().join("tree")));
     insta::assert_snapshot!(output);
-    assert!(
-        !out.path().join("tree").exists(),
-        "nothing is written when a secret is missing"
-    );
+    assert!(!out.path().join("tree").exists(), "nothing is written when a secret is missing");
 }
 
 #[test]
@@ -116,36 +91,20 @@ fn rendered_files_of_the_example_inventories() {
         let out = tempfile::tempdir().expect("temp dir");
         let tree = out.path().join("tree");
         let output = infra()
-            .args([
-                "render",
-                "-i",
-                &format!("inventories/{inventory}.yml"),
-                "--out",
-            ])
+            .args(["render", "-i", &format!("inventories/{inventory}.yml"), "--out"])
             .arg(&tree)
             .env("INFRA_VRRP_SECRET", "vrrp-pw1")
             .env("INFRA_DB_PASSWORD", "db'pass\"word")
             .output()
             .expect("infra runs");
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         for file in files_under(&tree) {
-            let relative = file
-                .strip_prefix(&tree)
-                .expect("inside the tree")
-                .display()
-                .to_string();
+            let relative = file.strip_prefix(&tree).expect("inside the tree").display().to_string();
             if relative.contains("/srv/app/") || relative.contains("/var/www/") {
                 continue; // copied verbatim from examples/, not rendered
             }
             let content = std::fs::read_to_string(&file).expect("rendered files are text");
-            insta::assert_snapshot!(
-                format!("{inventory}__{}", relative.replace('/', "__")),
-                content
-            );
+            insta::assert_snapshot!(format!("{inventory}__{}", relative.replace('/', "__")), content);
         }
     }
 }
@@ -163,13 +122,7 @@ fn sensitive_files_are_written_private() {
         .status()
         .expect("infra runs");
     assert!(status.success());
-    let mode = |path: &str| {
-        std::fs::metadata(tree.join(path))
-            .expect("rendered")
-            .permissions()
-            .mode()
-            & 0o777
-    };
+    let mode = |path: &str| std::fs::metadata(tree.join(path)).expect("rendered").permissions().mode() & 0o777;
     assert_eq!(mode("db-01/etc/infra/database.sql"), 0o600);
     assert_eq!(mode("app-01/etc/infra/app.env"), 0o600);
     assert_eq!(mode("lb-01/etc/keepalived/keepalived.conf"), 0o600);
@@ -178,37 +131,19 @@ fn sensitive_files_are_written_private() {
 
 #[test]
 fn stages_are_in_dependency_order() {
-    insta::assert_snapshot!(transcript(infra().args([
-        "stages",
-        "-i",
-        "inventories/scaled.yml"
-    ])));
+    insta::assert_snapshot!(transcript(infra().args(["stages", "-i", "inventories/scaled.yml"])));
 }
 
 #[test]
 fn a_template_override_replaces_the_built_in_one() {
     let directory = tempfile::tempdir().expect("temp dir");
-    let path = five_server_with_override(
-        directory.path(),
-        "haproxy.cfg.j2",
-        "global\n    this-is-not-a-keyword\n",
-    );
-    let output = infra()
-        .args(["validate", "-i"])
-        .arg(&path)
-        .output()
-        .expect("infra runs");
+    let path = five_server_with_override(directory.path(), "haproxy.cfg.j2", "global\n    this-is-not-a-keyword\n");
+    let output = infra().args(["validate", "-i"]).arg(&path).output().expect("infra runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     if which("haproxy") {
-        assert!(
-            stderr.contains("`haproxy` rejected /etc/haproxy/haproxy.cfg"),
-            "{stderr}"
-        );
-        assert!(
-            stderr.contains("this-is-not-a-keyword"),
-            "haproxy's own message is shown: {stderr}"
-        );
+        assert!(stderr.contains("`haproxy` rejected /etc/haproxy/haproxy.cfg"), "{stderr}");
+        assert!(stderr.contains("this-is-not-a-keyword"), "haproxy's own message is shown: {stderr}");
     }
 }
 
@@ -216,17 +151,10 @@ fn a_template_override_replaces_the_built_in_one() {
 fn an_unknown_template_override_is_an_error() {
     let directory = tempfile::tempdir().expect("temp dir");
     let path = five_server_with_override(directory.path(), "haproxy.conf.j2", "x");
-    let output = infra()
-        .args(["validate", "--no-checkers", "-i"])
-        .arg(&path)
-        .output()
-        .expect("infra runs");
+    let output = infra().args(["validate", "--no-checkers", "-i"]).arg(&path).output().expect("infra runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr.contains("haproxy.conf.j2` in the template overrides is not a template infra knows"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("haproxy.conf.j2` in the template overrides is not a template infra knows"), "{stderr}");
 }
 
 /// A copy of the five-server inventory in `directory` whose `templates:`
@@ -237,23 +165,15 @@ fn five_server_with_override(directory: &Path, name: &str, content: &str) -> std
     std::fs::write(templates.join(name), content).expect("write");
     let inventory = std::fs::read_to_string("inventories/five-server.yml")
         .expect("readable")
-        .replace(
-            "ssh:\n",
-            &format!("templates: {}\nssh:\n", templates.display()),
-        )
-        .replace(
-            "../examples",
-            &format!("{}/examples", env!("CARGO_MANIFEST_DIR")),
-        );
+        .replace("ssh:\n", &format!("templates: {}\nssh:\n", templates.display()))
+        .replace("../examples", &format!("{}/examples", env!("CARGO_MANIFEST_DIR")));
     let path = directory.join("inventory.yml");
     std::fs::write(&path, inventory).expect("write");
     path
 }
 
 fn which(program: &str) -> bool {
-    ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
-        .iter()
-        .any(|directory| Path::new(directory).join(program).exists())
+    ["/usr/sbin", "/usr/bin", "/sbin", "/bin"].iter().any(|directory| Path::new(directory).join(program).exists())
 }
 
 fn files_under(root: &Path) -> Vec<std::path::PathBuf> {
@@ -262,11 +182,7 @@ fn files_under(root: &Path) -> Vec<std::path::PathBuf> {
     while let Some(directory) = pending.pop() {
         for entry in std::fs::read_dir(&directory).expect("readable") {
             let path = entry.expect("entry").path();
-            if path.is_dir() {
-                pending.push(path)
-            } else {
-                files.push(path)
-            }
+            if path.is_dir() { pending.push(path) } else { files.push(path) }
         }
     }
     files.sort();

@@ -43,9 +43,7 @@ fn lab_available(test: &str) -> bool {
             panic!("{test}: the lab is required here (INFRA_REQUIRE_LAB) but {reason}")
         }
         Err(reason) => {
-            eprintln!(
-                "SKIPPED {test}: {reason}; the lab tests need root, debootstrap, systemd-nspawn, ip and ping"
-            );
+            eprintln!("SKIPPED {test}: {reason}; the lab tests need root, debootstrap, systemd-nspawn, ip and ping");
             false
         }
     }
@@ -59,26 +57,18 @@ struct Lab {
 
 impl Lab {
     fn up() -> Lab {
-        let text = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("inventories/lab.yml"),
-        )
-        .expect("inventories/lab.yml");
+        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("inventories/lab.yml"))
+            .expect("inventories/lab.yml");
         Lab::up_with(&text.replace("10.20.0.", SUBNET_PREFIX))
     }
 
     /// A lab for inventory text written like inventories/lab.yml.
     fn up_with(inventory_text: &str) -> Lab {
-        let state = tempfile::Builder::new()
-            .prefix("infra-lab-test")
-            .tempdir()
-            .expect("temp dir");
+        let state = tempfile::Builder::new().prefix("infra-lab-test").tempdir().expect("temp dir");
         let inventory = state.path().join("inventory.yml");
         let text = inventory_text
             .replace("/var/lib/infra/lab", &state.path().display().to_string())
-            .replace(
-                "../examples",
-                &format!("{}/examples", env!("CARGO_MANIFEST_DIR")),
-            );
+            .replace("../examples", &format!("{}/examples", env!("CARGO_MANIFEST_DIR")));
         std::fs::write(&inventory, text).expect("write inventory");
         let lab = Lab { state, inventory };
         // A run that was killed outright (no Drop) may have left its lab up.
@@ -86,20 +76,13 @@ impl Lab {
         let started = Instant::now();
         let output = lab.infra(&["lab", "up", "-i"], Some(&lab.inventory));
         assert_success(&output, "lab up");
-        eprintln!(
-            "lab up took {:.1} s:\n{}",
-            started.elapsed().as_secs_f64(),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        eprintln!("lab up took {:.1} s:\n{}", started.elapsed().as_secs_f64(), String::from_utf8_lossy(&output.stderr));
         lab
     }
 
     fn command(&self) -> Command {
         let mut command = Command::cargo_bin("infra").expect("infra is built");
-        command
-            .env("INFRA_LAB_NAME", LAB_NAME)
-            .env("INFRA_LAB_STATE", self.state.path())
-            .env("NO_COLOR", "1");
+        command.env("INFRA_LAB_NAME", LAB_NAME).env("INFRA_LAB_STATE", self.state.path()).env("NO_COLOR", "1");
         command
     }
 
@@ -115,21 +98,10 @@ impl Lab {
     /// Runs a shell command on a lab host over SSH with strict host keys.
     fn ssh(&self, address: &str, script: &str) -> Output {
         Command::new("ssh")
-            .args([
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "StrictHostKeyChecking=yes",
-                "-o",
-                "ConnectTimeout=5",
-                "-i",
-            ])
+            .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=5", "-i"])
             .arg(self.state.path().join("id_ed25519"))
             .arg("-o")
-            .arg(format!(
-                "UserKnownHostsFile={}",
-                self.state.path().join("known_hosts").display()
-            ))
+            .arg(format!("UserKnownHostsFile={}", self.state.path().join("known_hosts").display()))
             .arg(format!("root@{address}"))
             .arg(script)
             .output()
@@ -147,10 +119,7 @@ impl Drop for Lab {
     fn drop(&mut self) {
         let output = self.infra(&["lab", "down"], None);
         if !output.status.success() {
-            eprintln!(
-                "lab down failed while cleaning up: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
+            eprintln!("lab down failed while cleaning up: {}", String::from_utf8_lossy(&output.stderr));
         }
     }
 }
@@ -204,42 +173,20 @@ impl Lab {
 }
 
 fn plan_json(output: &Output) -> serde_json::Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
-        panic!(
-            "plan JSON: {error}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("plan JSON: {error}: {}", String::from_utf8_lossy(&output.stderr)))
 }
 
 fn plan_on_fresh_hosts_lists_everything_in_stage_order(lab: &Lab) {
     let output = lab.plan(&lab.inventory, &["--detailed-exitcode"]);
-    assert_eq!(
-        output.status.code(),
-        Some(2),
-        "fresh hosts have changes: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_eq!(output.status.code(), Some(2), "fresh hosts have changes: {}", String::from_utf8_lossy(&output.stderr));
     let text = String::from_utf8_lossy(&output.stdout);
-    for package in [
-        "mariadb-server",
-        "gunicorn",
-        "python3-flask",
-        "python3-pymysql",
-        "nginx",
-        "haproxy",
-        "keepalived",
-    ] {
-        assert!(
-            text.contains(&format!("+ install {package}")),
-            "{package} missing from:\n{text}"
-        );
+    for package in ["mariadb-server", "gunicorn", "python3-flask", "python3-pymysql", "nginx", "haproxy", "keepalived"]
+    {
+        assert!(text.contains(&format!("+ install {package}")), "{package} missing from:\n{text}");
     }
     for service in ["mariadb", "infra-app", "nginx", "haproxy", "keepalived"] {
-        assert!(
-            text.contains(&format!("start {service}")),
-            "{service} missing from:\n{text}"
-        );
+        assert!(text.contains(&format!("start {service}")), "{service} missing from:\n{text}");
     }
     for file in [
         "/etc/haproxy/haproxy.cfg",
@@ -248,39 +195,17 @@ fn plan_on_fresh_hosts_lists_everything_in_stage_order(lab: &Lab) {
         "/etc/infra/gunicorn.conf.py",
         "/etc/infra/database.sql",
     ] {
-        assert!(
-            text.contains(&format!("+ create {file}")),
-            "{file} missing from:\n{text}"
-        );
+        assert!(text.contains(&format!("+ create {file}")), "{file} missing from:\n{text}");
     }
-    let stages: Vec<usize> = [
-        "stage: database",
-        "stage: app",
-        "stage: web",
-        "stage: load_balancer",
-    ]
-    .iter()
-    .map(|stage| {
-        text.find(stage)
-            .unwrap_or_else(|| panic!("no `{stage}` in:\n{text}"))
-    })
-    .collect();
-    assert!(
-        stages.windows(2).all(|pair| pair[0] < pair[1]),
-        "stages out of order:\n{text}"
-    );
-    assert!(
-        text.contains("(sensitive content changed)")
-            && !text.contains(DB_PASSWORD)
-            && !text.contains(VRRP_SECRET)
-    );
-    let json = plan_json(&lab.plan(&lab.inventory, &["--format", "json"]));
-    let hosts: Vec<&str> = json["hosts"]
-        .as_array()
-        .expect("hosts")
+    let stages: Vec<usize> = ["stage: database", "stage: app", "stage: web", "stage: load_balancer"]
         .iter()
-        .map(|host| host["host"].as_str().expect("name"))
+        .map(|stage| text.find(stage).unwrap_or_else(|| panic!("no `{stage}` in:\n{text}")))
         .collect();
+    assert!(stages.windows(2).all(|pair| pair[0] < pair[1]), "stages out of order:\n{text}");
+    assert!(text.contains("(sensitive content changed)") && !text.contains(DB_PASSWORD) && !text.contains(VRRP_SECRET));
+    let json = plan_json(&lab.plan(&lab.inventory, &["--format", "json"]));
+    let hosts: Vec<&str> =
+        json["hosts"].as_array().expect("hosts").iter().map(|host| host["host"].as_str().expect("name")).collect();
     assert_eq!(hosts, ["db-01", "app-01", "web-01", "lb-01", "lb-02"]);
 }
 
@@ -314,19 +239,16 @@ fn converge_hosts_by_hand(lab: &Lab, hosts: &[(String, String)]) {
 
 fn converge_one(lab: &Lab, rendered: &Path, host: &str, host_address: &str) {
     {
-        let manifest: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(rendered.join(host).join("host.json")).expect("manifest"),
-        )
-        .expect("json");
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(rendered.join(host).join("host.json")).expect("manifest"))
+                .expect("json");
         let list = |key: &str| -> Vec<String> {
             manifest[key]
                 .as_array()
                 .expect("list")
                 .iter()
                 .map(|item| {
-                    item.as_str()
-                        .map(String::from)
-                        .unwrap_or_else(|| item["name"].as_str().expect("name").to_string())
+                    item.as_str().map(String::from).unwrap_or_else(|| item["name"].as_str().expect("name").to_string())
                 })
                 .collect()
         };
@@ -336,8 +258,7 @@ fn converge_one(lab: &Lab, rendered: &Path, host: &str, host_address: &str) {
         );
         for file in manifest["files"].as_array().expect("files") {
             let path = file["path"].as_str().expect("path");
-            let content = std::fs::read(rendered.join(host).join(path.trim_start_matches('/')))
-                .expect("rendered file");
+            let content = std::fs::read(rendered.join(host).join(path.trim_start_matches('/'))).expect("rendered file");
             use base64::Engine;
             let encoded = base64::engine::general_purpose::STANDARD.encode(content);
             script.push_str(&format!(
@@ -349,30 +270,16 @@ fn converge_one(lab: &Lab, rendered: &Path, host: &str, host_address: &str) {
         }
         script.push_str("systemctl daemon-reload\n");
         for hook in manifest["hooks"].as_array().expect("hooks") {
-            script.push_str(&format!(
-                "systemctl restart mariadb\n{}\n",
-                hook["command"].as_str().expect("command")
-            ));
+            script.push_str(&format!("systemctl restart mariadb\n{}\n", hook["command"].as_str().expect("command")));
         }
         for service in list("services") {
-            script.push_str(&format!(
-                "systemctl enable -q {service}\nsystemctl restart {service}\n"
-            ));
+            script.push_str(&format!("systemctl enable -q {service}\nsystemctl restart {service}\n"));
         }
         let mut child = Command::new("ssh")
-            .args([
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "StrictHostKeyChecking=yes",
-                "-i",
-            ])
+            .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-i"])
             .arg(lab.state.path().join("id_ed25519"))
             .arg("-o")
-            .arg(format!(
-                "UserKnownHostsFile={}",
-                lab.state.path().join("known_hosts").display()
-            ))
+            .arg(format!("UserKnownHostsFile={}", lab.state.path().join("known_hosts").display()))
             .arg(format!("root@{host_address}"))
             .args(["sh", "-s"])
             .stdin(std::process::Stdio::piped())
@@ -381,16 +288,8 @@ fn converge_one(lab: &Lab, rendered: &Path, host: &str, host_address: &str) {
             .spawn()
             .expect("ssh runs");
         use std::io::Write;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(script.as_bytes())
-            .expect("script sent");
-        assert_success(
-            &child.wait_with_output().expect("ssh finishes"),
-            &format!("converging {host}"),
-        );
+        child.stdin.take().expect("stdin").write_all(script.as_bytes()).expect("script sent");
+        assert_success(&child.wait_with_output().expect("ssh finishes"), &format!("converging {host}"));
     }
 }
 
@@ -427,12 +326,8 @@ fn plan_of_one_changed_setting_touches_only_what_follows(lab: &Lab) {
     let json = plan_json(&output);
     for host in json["hosts"].as_array().expect("hosts") {
         let name = host["host"].as_str().expect("name");
-        let files: Vec<&str> = host["files"]
-            .as_array()
-            .expect("files")
-            .iter()
-            .map(|file| file["path"].as_str().expect("path"))
-            .collect();
+        let files: Vec<&str> =
+            host["files"].as_array().expect("files").iter().map(|file| file["path"].as_str().expect("path")).collect();
         let reloads: Vec<&str> = host["reload"]
             .as_array()
             .expect("reload")
@@ -447,27 +342,17 @@ fn plan_of_one_changed_setting_touches_only_what_follows(lab: &Lab) {
                     && host["install"].as_array().expect("install").is_empty()
             );
             let diff = host["files"][0]["diff"].as_str().expect("diff");
-            assert!(
-                diff.contains("-    balance roundrobin") && diff.contains("+    balance leastconn"),
-                "{diff}"
-            );
+            assert!(diff.contains("-    balance roundrobin") && diff.contains("+    balance leastconn"), "{diff}");
         } else {
-            assert!(
-                files.is_empty() && reloads.is_empty(),
-                "{name} should not change: {host}"
-            );
+            assert!(files.is_empty() && reloads.is_empty(), "{name} should not change: {host}");
         }
     }
 }
 
 fn plan_limit_and_saved_plan(lab: &Lab) {
     let json = plan_json(&lab.plan(&lab.inventory, &["--limit", "web", "--format", "json"]));
-    let hosts: Vec<&str> = json["hosts"]
-        .as_array()
-        .expect("hosts")
-        .iter()
-        .map(|host| host["host"].as_str().expect("name"))
-        .collect();
+    let hosts: Vec<&str> =
+        json["hosts"].as_array().expect("hosts").iter().map(|host| host["host"].as_str().expect("name")).collect();
     assert_eq!(hosts, ["web-01"]);
     let saved = lab.state.path().join("saved-plan.json");
     let fresh = lab.inventory_with("new-password.yml", "balance: roundrobin", "balance: source");
@@ -489,26 +374,16 @@ fn plan_limit_and_saved_plan(lab: &Lab) {
         assert_eq!(host["fingerprint"].as_str().expect("fingerprint").len(), 64);
     }
     for secret in [VRRP_SECRET, DB_PASSWORD, "another-db-password"] {
-        assert!(
-            !text.contains(secret),
-            "the saved plan holds a secret value"
-        );
+        assert!(!text.contains(secret), "the saved plan holds a secret value");
     }
 }
 
 /// `infra plan --limit db-01` with the lab inventory pointed at another
 /// known_hosts file; returns its stderr after checking that it failed.
 fn plan_db_with_known_hosts(lab: &Lab, known_hosts: &Path) -> String {
-    let name = format!(
-        "{}.yml",
-        known_hosts.file_name().expect("a file").to_string_lossy()
-    );
+    let name = format!("{}.yml", known_hosts.file_name().expect("a file").to_string_lossy());
     let current = format!("known_hosts: {}/known_hosts", lab.state.path().display());
-    let inventory = lab.inventory_with(
-        &name,
-        &current,
-        &format!("known_hosts: {}", known_hosts.display()),
-    );
+    let inventory = lab.inventory_with(&name, &current, &format!("known_hosts: {}", known_hosts.display()));
     let output = lab.plan(&inventory, &["--limit", "db-01"]);
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert_eq!(output.status.code(), Some(1), "{stderr}");
@@ -552,44 +427,19 @@ fn plan_refuses_unknown_and_changed_host_keys(lab: &Lab) {
     );
     assert!(stderr.contains("ssh-keygen -R"), "{stderr}");
     assert_eq!(
-        std::fs::read_to_string(&wrong)
-            .expect("known hosts")
-            .lines()
-            .count(),
+        std::fs::read_to_string(&wrong).expect("known hosts").lines().count(),
         1,
         "a changed key is never written"
     );
 }
 
 fn plan_reports_unreachable_and_garbled_hosts(lab: &Lab) {
-    assert_success(
-        &lab.infra(&["lab", "cut", "web-01"], None),
-        "lab cut web-01",
-    );
-    let output = lab.plan(
-        &lab.inventory,
-        &["--connect-timeout", "2", "--detailed-exitcode"],
-    );
-    assert_success(
-        &lab.infra(&["lab", "heal", "web-01"], None),
-        "lab heal web-01",
-    );
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-    );
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "an unreachable host is an error:\n{stdout}{stderr}"
-    );
-    assert!(
-        stderr.contains(&format!(
-            "cannot connect to `web-01` ({})",
-            address("web-01")
-        )),
-        "{stderr}"
-    );
+    assert_success(&lab.infra(&["lab", "cut", "web-01"], None), "lab cut web-01");
+    let output = lab.plan(&lab.inventory, &["--connect-timeout", "2", "--detailed-exitcode"]);
+    assert_success(&lab.infra(&["lab", "heal", "web-01"], None), "lab heal web-01");
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert_eq!(output.status.code(), Some(1), "an unreachable host is an error:\n{stdout}{stderr}");
+    assert!(stderr.contains(&format!("cannot connect to `web-01` ({})", address("web-01"))), "{stderr}");
     assert!(
         stdout.contains("db-01") && stdout.contains("lb-02") && stdout.contains("1 unreachable"),
         "the others are still planned:\n{stdout}"
@@ -597,15 +447,15 @@ fn plan_reports_unreachable_and_garbled_hosts(lab: &Lab) {
 
     // A sha256sum that answers nonsense: the host then reports a checksum
     // that is not one, and plan must say so rather than guess.
-    lab.ssh_ok(&address("app-01"), "printf '#!/bin/sh\\necho garbage -\\n' > /usr/local/bin/sha256sum && chmod +x /usr/local/bin/sha256sum");
+    lab.ssh_ok(
+        &address("app-01"),
+        "printf '#!/bin/sh\\necho garbage -\\n' > /usr/local/bin/sha256sum && chmod +x /usr/local/bin/sha256sum",
+    );
     let output = lab.plan(&lab.inventory, &["--limit", "app-01"]);
     lab.ssh_ok(&address("app-01"), "rm /usr/local/bin/sha256sum");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("host `app-01` answered the facts script with an unexpected line"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("host `app-01` answered the facts script with an unexpected line"), "{stderr}");
 }
 
 #[test]
@@ -633,11 +483,7 @@ fn every_host_answers_ssh_and_systemd_runs(lab: &Lab) {
     for host in HOSTS {
         let state = lab.ssh(&address(host), "systemctl is-system-running");
         let state = String::from_utf8_lossy(&state.stdout);
-        assert!(
-            state.trim() == "running" || state.trim() == "degraded",
-            "{host}: systemd is `{}`",
-            state.trim()
-        );
+        assert!(state.trim() == "running" || state.trim() == "degraded", "{host}: systemd is `{}`", state.trim());
         assert_eq!(lab.ssh_ok(&address(host), "hostname").trim(), host);
     }
     let status = lab.infra(&["lab", "status"], None);
@@ -656,22 +502,12 @@ fn packages_install_with_no_network(lab: &Lab) {
 
 fn hosts_have_no_route_out_and_dns_fails_fast(lab: &Lab) {
     let routes = lab.ssh_ok(&address("web-01"), "ip route");
-    assert!(
-        !routes.contains("default"),
-        "lab hosts must have no route out: {routes}"
-    );
+    assert!(!routes.contains("default"), "lab hosts must have no route out: {routes}");
     let started = Instant::now();
     let lookup = lab.ssh(&address("web-01"), "getent hosts example.org");
     assert!(!lookup.status.success());
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "a failed lookup took {:?}",
-        started.elapsed()
-    );
-    assert!(
-        lab.ssh_ok(&address("web-01"), "getent hosts db-01")
-            .contains(&address("db-01"))
-    );
+    assert!(started.elapsed() < Duration::from_secs(3), "a failed lookup took {:?}", started.elapsed());
+    assert!(lab.ssh_ok(&address("web-01"), "getent hosts db-01").contains(&address("db-01")));
 }
 
 fn holds_vip(lab: &Lab, host: &str) -> bool {
@@ -682,10 +518,7 @@ fn holds_vip(lab: &Lab, host: &str) -> bool {
 }
 
 fn pings(address: &str) -> bool {
-    Command::new("ping")
-        .args(["-c", "1", "-W", "1", address])
-        .output()
-        .is_ok_and(|output| output.status.success())
+    Command::new("ping").args(["-c", "1", "-W", "1", address]).output().is_ok_and(|output| output.status.success())
 }
 
 fn vrrp_moves_the_virtual_ip_when_the_holder_stops(lab: &Lab) {
@@ -703,8 +536,7 @@ fn vrrp_moves_the_virtual_ip_when_the_holder_stops(lab: &Lab) {
     assert_success(&output, "render");
     for host in ["lb-01", "lb-02"] {
         let config =
-            std::fs::read_to_string(rendered.join(host).join("etc/keepalived/keepalived.conf"))
-                .expect("rendered");
+            std::fs::read_to_string(rendered.join(host).join("etc/keepalived/keepalived.conf")).expect("rendered");
         lab.ssh_ok(
             &address(host),
             &format!(
@@ -716,59 +548,30 @@ fn vrrp_moves_the_virtual_ip_when_the_holder_stops(lab: &Lab) {
     }
     let deadline = Instant::now() + Duration::from_secs(15);
     while !(holds_vip(lab, "lb-01") && pings(VIP)) {
-        assert!(
-            Instant::now() < deadline,
-            "lb-01 (priority 150) never took the virtual IP"
-        );
+        assert!(Instant::now() < deadline, "lb-01 (priority 150) never took the virtual IP");
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(
-        !holds_vip(lab, "lb-02"),
-        "both load balancers hold the virtual IP"
-    );
+    assert!(!holds_vip(lab, "lb-02"), "both load balancers hold the virtual IP");
 
-    assert_success(
-        &lab.infra(&["lab", "stop", "lb-01"], None),
-        "lab stop lb-01",
-    );
+    assert_success(&lab.infra(&["lab", "stop", "lb-01"], None), "lab stop lb-01");
     let stopped = Instant::now();
     while !(pings(VIP) && holds_vip(lab, "lb-02")) {
-        assert!(
-            stopped.elapsed() < Duration::from_secs(5),
-            "the virtual IP did not move to lb-02 within 5 s"
-        );
+        assert!(stopped.elapsed() < Duration::from_secs(5), "the virtual IP did not move to lb-02 within 5 s");
         std::thread::sleep(Duration::from_millis(100));
     }
-    eprintln!(
-        "virtual IP answered from lb-02 {:.1} s after lb-01 stopped",
-        stopped.elapsed().as_secs_f64()
-    );
-    assert_success(
-        &lab.infra(&["lab", "start", "lb-01"], None),
-        "lab start lb-01",
-    );
+    eprintln!("virtual IP answered from lb-02 {:.1} s after lb-01 stopped", stopped.elapsed().as_secs_f64());
+    assert_success(&lab.infra(&["lab", "start", "lb-01"], None), "lab start lb-01");
     let status = String::from_utf8_lossy(&lab.infra(&["lab", "status"], None).stdout).into_owned();
-    assert!(
-        status
-            .lines()
-            .any(|line| line.starts_with("lb-01") && line.contains("running")),
-        "{status}"
-    );
+    assert!(status.lines().any(|line| line.starts_with("lb-01") && line.contains("running")), "{status}");
 }
 
 fn cut_and_heal_take_a_link_down_and_up(lab: &Lab) {
     assert_success(&lab.infra(&["lab", "cut", "web-01"], None), "lab cut");
-    assert!(
-        !pings(&address("web-01")),
-        "web-01 still answers with its link cut"
-    );
+    assert!(!pings(&address("web-01")), "web-01 still answers with its link cut");
     assert_success(&lab.infra(&["lab", "heal", "web-01"], None), "lab heal");
     let deadline = Instant::now() + Duration::from_secs(5);
     while !pings(&address("web-01")) {
-        assert!(
-            Instant::now() < deadline,
-            "web-01 did not come back after heal"
-        );
+        assert!(Instant::now() < deadline, "web-01 did not come back after heal");
     }
 }
 
@@ -783,31 +586,18 @@ fn lab_leftovers(lab: &Lab) -> Vec<String> {
     let mut found = Vec::new();
     let netns = ip_output(&["netns", "list"]);
     found.extend(
-        netns
-            .lines()
-            .filter(|line| line.starts_with(&format!("{LAB_NAME}-")))
-            .map(|line| format!("netns {line}")),
+        netns.lines().filter(|line| line.starts_with(&format!("{LAB_NAME}-"))).map(|line| format!("netns {line}")),
     );
     let links = ip_output(&["-br", "link"]);
     found.extend(
-        links
-            .lines()
-            .filter(|line| line.starts_with(&format!("{LAB_NAME}0")))
-            .map(|line| format!("link {line}")),
+        links.lines().filter(|line| line.starts_with(&format!("{LAB_NAME}0"))).map(|line| format!("link {line}")),
     );
     let state = lab.state.path().display().to_string();
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    found.extend(
-        mounts
-            .lines()
-            .filter(|line| line.contains(&state))
-            .map(|line| format!("mount {line}")),
-    );
+    found.extend(mounts.lines().filter(|line| line.contains(&state)).map(|line| format!("mount {line}")));
     for entry in std::fs::read_dir("/proc").expect("proc").flatten() {
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmdline).contains(&state)
-            && String::from_utf8_lossy(&cmdline).contains("nspawn")
-        {
+        if String::from_utf8_lossy(&cmdline).contains(&state) && String::from_utf8_lossy(&cmdline).contains("nspawn") {
             found.push(format!("process {}", entry.file_name().to_string_lossy()));
         }
     }
@@ -816,16 +606,9 @@ fn lab_leftovers(lab: &Lab) -> Vec<String> {
 
 fn down_leaves_nothing_behind_and_up_works_again(lab: &Lab) {
     assert_success(&lab.infra(&["lab", "down"], None), "lab down");
-    assert_eq!(
-        lab_leftovers(lab),
-        Vec::<String>::new(),
-        "lab down left these behind"
-    );
+    assert_eq!(lab_leftovers(lab), Vec::<String>::new(), "lab down left these behind");
     let started = Instant::now();
-    assert_success(
-        &lab.infra(&["lab", "up", "-i"], Some(&lab.inventory)),
-        "lab up after down",
-    );
+    assert_success(&lab.infra(&["lab", "up", "-i"], Some(&lab.inventory)), "lab up after down");
     eprintln!("warm lab up took {:.1} s", started.elapsed().as_secs_f64());
     assert!(lab.ssh_ok(&address("db-01"), "hostname").contains("db-01"));
 }
@@ -845,14 +628,8 @@ fn refused_lab_up(inventory: &Path, prepare: impl FnOnce(&mut Command)) -> Strin
     let output = command.output().expect("infra runs");
     assert_eq!(output.status.code(), Some(1), "lab up should refuse");
     let netns = ip_output(&["netns", "list"]);
-    assert!(
-        !netns.contains("infrarefuse-"),
-        "a refused lab up created namespaces: {netns}"
-    );
-    assert!(
-        !state.path().join("hosts").exists(),
-        "a refused lab up created hosts"
-    );
+    assert!(!netns.contains("infrarefuse-"), "a refused lab up created namespaces: {netns}");
+    assert!(!state.path().join("hosts").exists(), "a refused lab up created hosts");
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
@@ -867,16 +644,10 @@ fn lab_refuses_without_root() {
     }
     let stderr = refused_lab_up(&lab_inventory(), |command| {
         let program = command.get_program().to_owned();
-        let arguments: Vec<_> = command
-            .get_args()
-            .map(|argument| argument.to_owned())
-            .collect();
+        let arguments: Vec<_> = command.get_args().map(|argument| argument.to_owned()).collect();
         *command = {
             let mut wrapped = Command::new("setpriv");
-            wrapped
-                .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-                .arg(program)
-                .args(arguments);
+            wrapped.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(program).args(arguments);
             for (key, value) in command.get_envs() {
                 if let Some(value) = value {
                     wrapped.env(key, value);
@@ -886,7 +657,9 @@ fn lab_refuses_without_root() {
         };
     });
     assert!(
-        stderr.contains("the lab needs root (it creates network namespaces, mounts and containers); run it with sudo or as root"),
+        stderr.contains(
+            "the lab needs root (it creates network namespaces, mounts and containers); run it with sudo or as root"
+        ),
         "{stderr}"
     );
 }
@@ -914,11 +687,7 @@ fn lab_refuses_a_subnet_this_machine_routes() {
     let dummy = "infrarefd0"; // a bridge owns the route: every kernel has them
     let ip = |args: &[&str]| Command::new("ip").args(args).output().expect("ip runs");
     let _ = ip(&["link", "del", dummy]);
-    assert!(
-        ip(&["link", "add", dummy, "type", "bridge"])
-            .status
-            .success()
-    );
+    assert!(ip(&["link", "add", dummy, "type", "bridge"]).status.success());
     ip(&["addr", "add", "10.67.0.1/24", "dev", dummy]);
     ip(&["link", "set", dummy, "up"]);
     let directory = tempfile::tempdir().expect("temp dir");
@@ -926,10 +695,7 @@ fn lab_refuses_a_subnet_this_machine_routes() {
     let text = std::fs::read_to_string(lab_inventory())
         .expect("lab inventory")
         .replace("10.20.0.", "10.67.0.")
-        .replace(
-            "../examples",
-            &format!("{}/examples", env!("CARGO_MANIFEST_DIR")),
-        );
+        .replace("../examples", &format!("{}/examples", env!("CARGO_MANIFEST_DIR")));
     std::fs::write(&inventory, text).expect("write");
     let stderr = refused_lab_up(&inventory, |_| {});
     ip(&["link", "del", dummy]);
@@ -951,25 +717,16 @@ fn bench_inventory(count: usize) -> (String, Vec<(String, String)>) {
         let role = if index % 2 == 0 { "web" } else { "app" };
         hosts.push((format!("{role}-{index:02}"), 20 + index, role));
     }
-    let template =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("inventories/lab.yml"))
-            .expect("lab inventory");
+    let template = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("inventories/lab.yml"))
+        .expect("lab inventory");
     let (head, rest) = template.split_once("hosts:\n").expect("hosts section");
     let settings = &rest[rest.find("\nload_balancer:").expect("settings")..];
     let mut text = format!("{head}hosts:\n");
     for (name, last, role) in &hosts {
-        text.push_str(&format!(
-            "  - {{name: {name}, address: 10.69.0.{last}, roles: [{role}]}}\n"
-        ));
+        text.push_str(&format!("  - {{name: {name}, address: 10.69.0.{last}, roles: [{role}]}}\n"));
     }
     text.push_str(&settings.replace("10.20.0.10/24", "10.69.0.10/24"));
-    (
-        text,
-        hosts
-            .into_iter()
-            .map(|(name, last, _)| (name, format!("10.69.0.{last}")))
-            .collect(),
-    )
+    (text, hosts.into_iter().map(|(name, last, _)| (name, format!("10.69.0.{last}"))).collect())
 }
 
 /// The physical floor: a fresh SSH connection to every host in parallel, running `true`.

@@ -16,20 +16,12 @@ fn load_everything(text: String) {
     let loaded = inventory::parse(SourceFile::new("fuzz.yml", text), &base);
     if let Some(inventory) = &loaded.inventory {
         let diagnostics = infra::check::run(inventory);
-        let _ = infra::diagnostic::render(
-            &diagnostics,
-            &loaded.source,
-            infra::diagnostic::Style::Plain,
-        );
+        let _ = infra::diagnostic::render(&diagnostics, &loaded.source, infra::diagnostic::Style::Plain);
         if !inventory.incomplete && !diagnostics.iter().any(|d| d.is_error()) {
             let _ = infra::render::render(inventory, infra::render::SecretMode::Placeholder);
         }
     }
-    let _ = infra::diagnostic::render(
-        &loaded.diagnostics,
-        &loaded.source,
-        infra::diagnostic::Style::Plain,
-    );
+    let _ = infra::diagnostic::render(&loaded.diagnostics, &loaded.source, infra::diagnostic::Style::Plain);
 }
 
 proptest! {
@@ -64,11 +56,7 @@ proptest! {
 fn alias_bombs_are_refused_not_expanded() {
     let mut text = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
     for level in 0..12 {
-        let previous = if level == 0 {
-            "a".to_string()
-        } else {
-            format!("l{}", level - 1)
-        };
+        let previous = if level == 0 { "a".to_string() } else { format!("l{}", level - 1) };
         text.push_str(&format!("l{level}: &l{level} [*{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}]\n"));
     }
     let loaded = inventory::parse(SourceFile::new("bomb.yml", text), Path::new("."));

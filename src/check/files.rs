@@ -13,11 +13,7 @@ pub fn check(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
     {
         app_module(inventory, app.source.value.as_path(), &app.module, found);
     }
-    if let Some(source) = inventory
-        .web
-        .as_ref()
-        .and_then(|web| web.static_source.as_ref())
-    {
+    if let Some(source) = inventory.web.as_ref().and_then(|web| web.static_source.as_ref()) {
         directory(inventory, source, "`static_source`", found);
     }
     if let Some(templates) = &inventory.templates {
@@ -37,47 +33,25 @@ fn directory(
         return true;
     }
     found.push(
-        Diagnostic::error(
-            "missing-directory",
-            format!("{what} `{}` is not a directory", full.display()),
-        )
-        .at(path.span, "no such directory")
-        .help("paths in an inventory are relative to the inventory file's directory"),
+        Diagnostic::error("missing-directory", format!("{what} `{}` is not a directory", full.display()))
+            .at(path.span, "no such directory")
+            .help("paths in an inventory are relative to the inventory file's directory"),
     );
     false
 }
 
 /// Gunicorn imports `module:callable`; the module file must be in the source.
-fn app_module(
-    inventory: &Inventory,
-    source: &Path,
-    module: &Spanned<String>,
-    found: &mut Vec<Diagnostic>,
-) {
-    let module_path = module
-        .value
-        .split(':')
-        .next()
-        .unwrap_or_default()
-        .replace('.', "/");
+fn app_module(inventory: &Inventory, source: &Path, module: &Spanned<String>, found: &mut Vec<Diagnostic>) {
+    let module_path = module.value.split(':').next().unwrap_or_default().replace('.', "/");
     let root = inventory.base_dir.join(source);
-    let candidates = [
-        root.join(format!("{module_path}.py")),
-        root.join(&module_path).join("__init__.py"),
-    ];
+    let candidates = [root.join(format!("{module_path}.py")), root.join(&module_path).join("__init__.py")];
     if !candidates.iter().any(|candidate| candidate.is_file()) {
         found.push(
             Diagnostic::error(
                 "missing-app-module",
-                format!(
-                    "module `{module_path}` is not in the application source `{}`",
-                    root.display()
-                ),
+                format!("module `{module_path}` is not in the application source `{}`", root.display()),
             )
-            .at(
-                module.span,
-                format!("Gunicorn would fail to import `{module_path}`"),
-            )
+            .at(module.span, format!("Gunicorn would fail to import `{module_path}`"))
             .help(format!("expected `{}`", candidates[0].display())),
         );
     }
@@ -89,17 +63,11 @@ mod tests {
 
     #[test]
     fn missing_application_source() {
-        assert_eq!(
-            codes(&broken("source: app", "source: no-such-dir")),
-            ["missing-directory"]
-        );
+        assert_eq!(codes(&broken("source: app", "source: no-such-dir")), ["missing-directory"]);
     }
 
     #[test]
     fn module_not_in_source() {
-        assert_eq!(
-            codes(&broken("module: \"app:app\"", "module: \"website:app\"")),
-            ["missing-app-module"]
-        );
+        assert_eq!(codes(&broken("module: \"app:app\"", "module: \"website:app\"")), ["missing-app-module"]);
     }
 }

@@ -23,13 +23,10 @@ fn unique_names(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
     for host in &inventory.hosts {
         if let Some(first) = first_seen.insert(&host.name.value, host.name.span) {
             found.push(
-                Diagnostic::error(
-                    "duplicate-host-name",
-                    format!("host name `{}` is used twice", host.name),
-                )
-                .at(host.name.span, "used again here")
-                .also(first, "first used here")
-                .help("host names identify hosts in plans and logs: give each host its own"),
+                Diagnostic::error("duplicate-host-name", format!("host name `{}` is used twice", host.name))
+                    .at(host.name.span, "used again here")
+                    .also(first, "first used here")
+                    .help("host names identify hosts in plans and logs: give each host its own"),
             );
             first_seen.insert(&host.name.value, first);
         }
@@ -43,10 +40,7 @@ fn unique_addresses(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
             found.push(
                 Diagnostic::error(
                     "duplicate-address",
-                    format!(
-                        "hosts `{}` and `{}` have the same address {}",
-                        other, host.name, host.address
-                    ),
+                    format!("hosts `{}` and `{}` have the same address {}", other, host.name, host.address),
                 )
                 .at(host.address.span, "used again here")
                 .also(*first, "first used here"),
@@ -73,11 +67,8 @@ fn usable_addresses(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
         };
         if let Some(problem) = problem {
             found.push(
-                Diagnostic::error(
-                    "unusable-address",
-                    format!("host `{}` has address {address}: {problem}", host.name),
-                )
-                .at(host.address.span, "not a host address"),
+                Diagnostic::error("unusable-address", format!("host `{}` has address {address}: {problem}", host.name))
+                    .at(host.address.span, "not a host address"),
             );
         }
     }
@@ -90,15 +81,9 @@ fn every_role_present(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
     for role in Role::ALL {
         if hosts_with(inventory, role).next().is_none() {
             found.push(
-                Diagnostic::error(
-                    "missing-role",
-                    format!("no host has the role `{}`", role.name()),
-                )
-                .at(
-                    inventory.hosts_span,
-                    format!("add a host with `roles: [{}]`", role.name()),
-                )
-                .help("the stack needs at least one database, app, web and load_balancer host"),
+                Diagnostic::error("missing-role", format!("no host has the role `{}`", role.name()))
+                    .at(inventory.hosts_span, format!("add a host with `roles: [{}]`", role.name()))
+                    .help("the stack needs at least one database, app, web and load_balancer host"),
             );
         }
     }
@@ -111,10 +96,7 @@ fn one_database(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
             found.push(
                 Diagnostic::error(
                     "multiple-databases",
-                    format!(
-                        "hosts `{}` and `{}` both have the role `database`",
-                        first.name, extra.name
-                    ),
+                    format!("hosts `{}` and `{}` both have the role `database`", first.name, extra.name),
                 )
                 .at(extra.name.span, "second database host")
                 .also(first.name.span, "first database host")
@@ -133,10 +115,7 @@ fn ports_per_host(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
                 found.push(
                     Diagnostic::error(
                         "port-conflict",
-                        format!(
-                            "host `{}` would run {other} and {service} on port {port}",
-                            host.name
-                        ),
+                        format!("host `{}` would run {other} and {service} on port {port}", host.name),
                     )
                     .at(span, format!("{service} port"))
                     .also(host.name.span, "on this host"),
@@ -177,34 +156,22 @@ mod tests {
 
     #[test]
     fn duplicate_host_names() {
-        assert_eq!(
-            codes(&broken("name: web-01", "name: app-01")),
-            ["duplicate-host-name"]
-        );
+        assert_eq!(codes(&broken("name: web-01", "name: app-01")), ["duplicate-host-name"]);
     }
 
     #[test]
     fn duplicate_addresses() {
-        assert_eq!(
-            codes(&broken("address: 10.20.0.21", "address: 10.20.0.31")),
-            ["duplicate-address"]
-        );
+        assert_eq!(codes(&broken("address: 10.20.0.21", "address: 10.20.0.31")), ["duplicate-address"]);
     }
 
     #[test]
     fn loopback_host_address() {
-        assert_eq!(
-            codes(&broken("address: 10.20.0.41", "address: 127.0.0.1")),
-            ["unusable-address"]
-        );
+        assert_eq!(codes(&broken("address: 10.20.0.41", "address: 127.0.0.1")), ["unusable-address"]);
     }
 
     #[test]
     fn missing_role() {
-        assert_eq!(
-            codes(&broken("roles: [web]", "roles: [app]")),
-            ["missing-role", "unused-settings"]
-        );
+        assert_eq!(codes(&broken("roles: [web]", "roles: [app]")), ["missing-role", "unused-settings"]);
     }
 
     #[test]

@@ -15,9 +15,12 @@ pub fn check(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
     }
     if balancers.len() == 1 {
         found.push(
-            Diagnostic::warning("single-load-balancer", format!("`{}` is the only load balancer: a single point of failure", balancers[0].name))
-                .at(balancers[0].name.span, "the only load balancer")
-                .help("add a second host with `roles: [load_balancer]` so keepalived can move the virtual IP"),
+            Diagnostic::warning(
+                "single-load-balancer",
+                format!("`{}` is the only load balancer: a single point of failure", balancers[0].name),
+            )
+            .at(balancers[0].name.span, "the only load balancer")
+            .help("add a second host with `roles: [load_balancer]` so keepalived can move the virtual IP"),
         );
     }
     let Some(settings) = &inventory.load_balancer else {
@@ -25,9 +28,19 @@ pub fn check(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
             return; // present but broken: decoding already said how
         }
         found.push(
-            Diagnostic::error("missing-settings", "hosts have the role `load_balancer` but the inventory has no `load_balancer` section")
-                .at(balancers[0].roles.iter().find(|r| r.value == Role::LoadBalancer).map_or(balancers[0].name.span, |r| r.span), "load balancer role")
-                .help("add `load_balancer:` with `virtual_ip`, `virtual_router_id` and `vrrp_secret`"),
+            Diagnostic::error(
+                "missing-settings",
+                "hosts have the role `load_balancer` but the inventory has no `load_balancer` section",
+            )
+            .at(
+                balancers[0]
+                    .roles
+                    .iter()
+                    .find(|r| r.value == Role::LoadBalancer)
+                    .map_or(balancers[0].name.span, |r| r.span),
+                "load balancer role",
+            )
+            .help("add `load_balancer:` with `virtual_ip`, `virtual_router_id` and `vrrp_secret`"),
         );
         return;
     };
@@ -46,16 +59,11 @@ fn virtual_ip(
     let network = settings.virtual_ip.value;
     let vip = network.addr();
     let span = settings.virtual_ip.span;
-    if vip == network.network()
-        || (vip == network.broadcast() && network.prefix_len() < network.max_prefix_len() - 1)
-    {
+    if vip == network.network() || (vip == network.broadcast() && network.prefix_len() < network.max_prefix_len() - 1) {
         found.push(
             Diagnostic::error(
                 "vip-not-host-address",
-                format!(
-                    "virtual IP {vip} is the network or broadcast address of {}",
-                    network.trunc()
-                ),
+                format!("virtual IP {vip} is the network or broadcast address of {}", network.trunc()),
             )
             .at(span, "not usable as a host address"),
         );
@@ -81,34 +89,28 @@ fn virtual_ip(
     for host in &inventory.hosts {
         if host.address.value == vip {
             found.push(
-                Diagnostic::error("vip-is-host-address", format!("virtual IP {vip} is also the address of host `{}`", host.name))
-                    .at(span, "virtual IP")
-                    .also(host.address.span, "same address")
-                    .help("the virtual IP must be a free address that only the active load balancer holds"),
+                Diagnostic::error(
+                    "vip-is-host-address",
+                    format!("virtual IP {vip} is also the address of host `{}`", host.name),
+                )
+                .at(span, "virtual IP")
+                .also(host.address.span, "same address")
+                .help("the virtual IP must be a free address that only the active load balancer holds"),
             );
         }
     }
 }
 
 /// Every balancer's effective router id and secret, with where each came from.
-fn shared_vrrp_settings(
-    settings: &LoadBalancerSettings,
-    balancers: &[&Host],
-    found: &mut Vec<Diagnostic>,
-) {
-    let default_id = (
-        settings.virtual_router_id.value,
-        settings.virtual_router_id.span,
-    );
+fn shared_vrrp_settings(settings: &LoadBalancerSettings, balancers: &[&Host], found: &mut Vec<Diagnostic>) {
+    let default_id = (settings.virtual_router_id.value, settings.virtual_router_id.span);
     let ids: Vec<(u8, Span, &Host)> = balancers
         .iter()
         .map(|host| {
             host.vrrp
                 .virtual_router_id
                 .as_ref()
-                .map_or((default_id.0, default_id.1, *host), |id| {
-                    (id.value, id.span, *host)
-                })
+                .map_or((default_id.0, default_id.1, *host), |id| (id.value, id.span, *host))
         })
         .collect();
     if let Some((first, rest)) = ids.split_first() {
@@ -116,7 +118,10 @@ fn shared_vrrp_settings(
             found.push(
                 Diagnostic::error(
                     "vrrp-router-id-mismatch",
-                    format!("load balancers `{}` and `{}` use different virtual_router_id ({} and {id})", first.2.name, host.name, first.0),
+                    format!(
+                        "load balancers `{}` and `{}` use different virtual_router_id ({} and {id})",
+                        first.2.name, host.name, first.0
+                    ),
                 )
                 .at(*span, format!("virtual_router_id {id}"))
                 .also(first.1, format!("virtual_router_id {}", first.0))
@@ -125,15 +130,10 @@ fn shared_vrrp_settings(
         }
     }
     let default_secret = &settings.vrrp_secret;
-    let secrets: Vec<_> = balancers
-        .iter()
-        .map(|host| (host.vrrp.secret.as_ref().unwrap_or(default_secret), *host))
-        .collect();
+    let secrets: Vec<_> =
+        balancers.iter().map(|host| (host.vrrp.secret.as_ref().unwrap_or(default_secret), *host)).collect();
     if let Some((first, rest)) = secrets.split_first() {
-        for (secret, host) in rest
-            .iter()
-            .filter(|(secret, _)| secret.source != first.0.source)
-        {
+        for (secret, host) in rest.iter().filter(|(secret, _)| secret.source != first.0.source) {
             found.push(
                 Diagnostic::error(
                     "vrrp-secret-mismatch",
@@ -155,13 +155,7 @@ pub fn vrrp_priorities<'a>(balancers: &[&'a Host]) -> Vec<(u8, Option<Span>, &'a
         .enumerate()
         .map(|(index, host)| match &host.vrrp.priority {
             Some(priority) => (priority.value, Some(priority.span), *host),
-            None => (
-                150u8
-                    .saturating_sub(u8::try_from(index * 10).unwrap_or(u8::MAX))
-                    .max(1),
-                None,
-                *host,
-            ),
+            None => (150u8.saturating_sub(u8::try_from(index * 10).unwrap_or(u8::MAX)).max(1), None, *host),
         })
         .collect()
 }
@@ -171,9 +165,15 @@ fn distinct_priorities(balancers: &[&Host], found: &mut Vec<Diagnostic>) {
     for (priority, span, host) in vrrp_priorities(balancers) {
         if let Some(other) = seen.get(&priority) {
             found.push(
-                Diagnostic::error("vrrp-priority-duplicate", format!("load balancers `{}` and `{}` have the same VRRP priority {priority}", other.name, host.name))
-                    .at(span.unwrap_or(host.name.span), format!("priority {priority}"))
-                    .help("give each load balancer its own `vrrp: {priority: N}` so the master is predictable"),
+                Diagnostic::error(
+                    "vrrp-priority-duplicate",
+                    format!(
+                        "load balancers `{}` and `{}` have the same VRRP priority {priority}",
+                        other.name, host.name
+                    ),
+                )
+                .at(span.unwrap_or(host.name.span), format!("priority {priority}"))
+                .help("give each load balancer its own `vrrp: {priority: N}` so the master is predictable"),
             );
         } else {
             seen.insert(priority, host);
@@ -183,20 +183,11 @@ fn distinct_priorities(balancers: &[&Host], found: &mut Vec<Diagnostic>) {
 
 fn interface_name(settings: &LoadBalancerSettings, found: &mut Vec<Diagnostic>) {
     let name = &settings.interface.value;
-    let valid = name.len() <= 15
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c));
+    let valid = name.len() <= 15 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c));
     if !valid {
         found.push(
-            Diagnostic::error(
-                "invalid-interface",
-                format!("`{name}` is not a network interface name"),
-            )
-            .at(
-                settings.interface.span,
-                "at most 15 letters, digits, `-`, `_`, `.` or `@`",
-            ),
+            Diagnostic::error("invalid-interface", format!("`{name}` is not a network interface name"))
+                .at(settings.interface.span, "at most 15 letters, digits, `-`, `_`, `.` or `@`"),
         );
     }
 }
@@ -217,70 +208,40 @@ mod tests {
     #[test]
     fn vip_outside_the_balancers_subnet() {
         assert_eq!(
-            codes(&broken(
-                "virtual_ip: 10.20.0.10/24",
-                "virtual_ip: 10.30.0.10/24"
-            )),
+            codes(&broken("virtual_ip: 10.20.0.10/24", "virtual_ip: 10.30.0.10/24")),
             ["vip-outside-subnet", "vip-outside-subnet"]
         );
     }
 
     #[test]
     fn vip_equal_to_a_host_address() {
-        assert_eq!(
-            codes(&broken(
-                "virtual_ip: 10.20.0.10/24",
-                "virtual_ip: 10.20.0.21/24"
-            )),
-            ["vip-is-host-address"]
-        );
+        assert_eq!(codes(&broken("virtual_ip: 10.20.0.10/24", "virtual_ip: 10.20.0.21/24")), ["vip-is-host-address"]);
     }
 
     #[test]
     fn vip_is_the_network_address() {
-        assert_eq!(
-            codes(&broken(
-                "virtual_ip: 10.20.0.10/24",
-                "virtual_ip: 10.20.0.0/24"
-            )),
-            ["vip-not-host-address"]
-        );
+        assert_eq!(codes(&broken("virtual_ip: 10.20.0.10/24", "virtual_ip: 10.20.0.0/24")), ["vip-not-host-address"]);
     }
 
     #[test]
     fn router_ids_differ() {
-        let text = broken(
-            "    vrrp: {priority: 100}",
-            "    vrrp: {priority: 100, virtual_router_id: 52}",
-        );
+        let text = broken("    vrrp: {priority: 100}", "    vrrp: {priority: 100, virtual_router_id: 52}");
         assert_eq!(codes(&text), ["vrrp-router-id-mismatch"]);
     }
 
     #[test]
     fn secrets_differ() {
-        let text = broken(
-            "    vrrp: {priority: 100}",
-            "    vrrp: {priority: 100, secret: {env: OTHER_SECRET}}",
-        );
+        let text = broken("    vrrp: {priority: 100}", "    vrrp: {priority: 100, secret: {env: OTHER_SECRET}}");
         assert_eq!(codes(&text), ["vrrp-secret-mismatch"]);
     }
 
     #[test]
     fn equal_priorities() {
-        assert_eq!(
-            codes(&broken("vrrp: {priority: 100}", "vrrp: {priority: 150}")),
-            ["vrrp-priority-duplicate"]
-        );
+        assert_eq!(codes(&broken("vrrp: {priority: 100}", "vrrp: {priority: 150}")), ["vrrp-priority-duplicate"]);
     }
 
     #[test]
     fn bad_interface_name() {
-        assert_eq!(
-            codes(&broken(
-                "interface: eth0",
-                "interface: a-very-long-interface-name"
-            )),
-            ["invalid-interface"]
-        );
+        assert_eq!(codes(&broken("interface: eth0", "interface: a-very-long-interface-name")), ["invalid-interface"]);
     }
 }

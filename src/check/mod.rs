@@ -38,24 +38,14 @@ pub(crate) mod test_support {
     pub fn inventory(text: &str) -> Inventory {
         let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
         let loaded = parse(SourceFile::new("test.yml", text), &base);
-        let errors: Vec<_> = loaded
-            .diagnostics
-            .iter()
-            .map(|d| d.message.clone())
-            .collect();
-        assert!(
-            errors.is_empty(),
-            "the test inventory should decode cleanly: {errors:?}"
-        );
+        let errors: Vec<_> = loaded.diagnostics.iter().map(|d| d.message.clone()).collect();
+        assert!(errors.is_empty(), "the test inventory should decode cleanly: {errors:?}");
         loaded.inventory.expect("decoded inventory")
     }
 
     /// The codes of every diagnostic the rules report for `text`.
     pub fn codes(text: &str) -> Vec<&'static str> {
-        super::run(&inventory(text))
-            .iter()
-            .map(|d: &Diagnostic| d.code)
-            .collect()
+        super::run(&inventory(text)).iter().map(|d: &Diagnostic| d.code).collect()
     }
 
     /// `VALID` with one substring replaced.

@@ -23,30 +23,16 @@ pub fn check(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
 /// no host to use it is probably a typo in a role.
 fn sections_match_roles(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
     let sections = [
-        (
-            Role::App,
-            inventory.app.as_ref().map(|s| s.span),
-            "`module` and `source`",
-        ),
-        (
-            Role::Database,
-            inventory.database.as_ref().map(|s| s.span),
-            "`name`, `user` and `password`",
-        ),
+        (Role::App, inventory.app.as_ref().map(|s| s.span), "`module` and `source`"),
+        (Role::Database, inventory.database.as_ref().map(|s| s.span), "`name`, `user` and `password`"),
         (Role::Web, inventory.web.as_ref().map(|s| s.span), ""),
-        (
-            Role::LoadBalancer,
-            inventory.load_balancer.as_ref().map(|s| s.span),
-            "",
-        ),
+        (Role::LoadBalancer, inventory.load_balancer.as_ref().map(|s| s.span), ""),
     ];
     for (role, section, required) in sections {
         let first_host = hosts_with(inventory, role).next();
         match (first_host, section) {
-            (Some(host), None)
-                if !required.is_empty() && !inventory.declared_sections.contains(&role.name()) =>
-            {
-                found.push(
+            (Some(host), None) if !required.is_empty() && !inventory.declared_sections.contains(&role.name()) => found
+                .push(
                     Diagnostic::error(
                         "missing-settings",
                         format!(
@@ -56,22 +42,15 @@ fn sections_match_roles(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
                         ),
                     )
                     .at(
-                        host.roles
-                            .iter()
-                            .find(|r| r.value == role)
-                            .map_or(host.name.span, |r| r.span),
+                        host.roles.iter().find(|r| r.value == role).map_or(host.name.span, |r| r.span),
                         format!("`{}` role", role.name()),
                     )
                     .help(format!("add `{}:` with {required}", role.name())),
-                )
-            }
+                ),
             (None, Some(span)) if !inventory.incomplete => found.push(
                 Diagnostic::warning(
                     "unused-settings",
-                    format!(
-                        "the `{}` section is unused: no host has that role",
-                        role.name()
-                    ),
+                    format!("the `{}` section is unused: no host has that role", role.name()),
                 )
                 .at(span, "unused"),
             ),
@@ -89,17 +68,10 @@ fn exactly<T: PartialEq + Display>(
     code: &'static str,
     found: &mut Vec<Diagnostic>,
 ) {
-    for extra in explicit
-        .value
-        .iter()
-        .filter(|item| !derived.contains(&item.value))
-    {
+    for extra in explicit.value.iter().filter(|item| !derived.contains(&item.value)) {
         found.push(
-            Diagnostic::error(
-                code,
-                format!("{what} lists `{extra}`, which is not {expected}"),
-            )
-            .at(extra.span, format!("not {expected}")),
+            Diagnostic::error(code, format!("{what} lists `{extra}`, which is not {expected}"))
+                .at(extra.span, format!("not {expected}")),
         );
     }
     let missing: Vec<String> = derived
@@ -112,52 +84,25 @@ fn exactly<T: PartialEq + Display>(
         found.push(
             Diagnostic::error(code, format!("{what} leaves out {}", quoted_list(&names)))
                 .at(explicit.span, format!("must list every one of {expected}"))
-                .help(format!(
-                    "remove the key to derive the list from the inventory, or add {}",
-                    quoted_list(&names)
-                )),
+                .help(format!("remove the key to derive the list from the inventory, or add {}", quoted_list(&names))),
         );
     }
 }
 
 fn explicit_backends(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
-    let Some(backends) = inventory
-        .load_balancer
-        .as_ref()
-        .and_then(|lb| lb.backends.as_ref())
-    else {
+    let Some(backends) = inventory.load_balancer.as_ref().and_then(|lb| lb.backends.as_ref()) else {
         return;
     };
-    let web_hosts: Vec<String> = hosts_with(inventory, Role::Web)
-        .map(|host| host.name.value.clone())
-        .collect();
-    exactly(
-        backends,
-        &web_hosts,
-        "`backends`",
-        "a web host",
-        "backends-not-web-hosts",
-        found,
-    );
+    let web_hosts: Vec<String> = hosts_with(inventory, Role::Web).map(|host| host.name.value.clone()).collect();
+    exactly(backends, &web_hosts, "`backends`", "a web host", "backends-not-web-hosts", found);
 }
 
 fn explicit_upstreams(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
-    let Some(upstreams) = inventory
-        .web
-        .as_ref()
-        .and_then(|web| web.upstreams.as_ref())
-    else {
+    let Some(upstreams) = inventory.web.as_ref().and_then(|web| web.upstreams.as_ref()) else {
         return;
     };
     let binds = topology::nginx_upstreams(inventory);
-    exactly(
-        upstreams,
-        &binds,
-        "`upstreams`",
-        "an app host's Gunicorn bind",
-        "upstreams-not-app-hosts",
-        found,
-    );
+    exactly(upstreams, &binds, "`upstreams`", "an app host's Gunicorn bind", "upstreams-not-app-hosts", found);
 }
 
 /// Gunicorn listens on the bind of `app`; web hosts must be able to reach it
@@ -181,15 +126,9 @@ fn app_bind(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
         format!("not the address of {}", quoted_list(&others))
     };
     found.push(
-        Diagnostic::error(
-            "app-bind-unreachable",
-            format!("Gunicorn would bind {ip}, {reason}"),
-        )
-        .at(app.bind.span, "bind address")
-        .help(format!(
-            "bind `0.0.0.0:{}`; the firewall, not the bind, limits who connects",
-            app.bind.value.port()
-        )),
+        Diagnostic::error("app-bind-unreachable", format!("Gunicorn would bind {ip}, {reason}"))
+            .at(app.bind.span, "bind address")
+            .help(format!("bind `0.0.0.0:{}`; the firewall, not the bind, limits who connects", app.bind.value.port())),
     );
 }
 
@@ -207,40 +146,25 @@ fn database_bind(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
         found.push(
             Diagnostic::error(
                 "database-bind-unreachable",
-                format!(
-                    "the database would listen on {}, which app hosts cannot reach",
-                    bind
-                ),
+                format!("the database would listen on {}, which app hosts cannot reach", bind),
             )
             .at(bind.span, "loopback address")
-            .help(format!(
-                "remove `bind_address` to listen on `{}` ({})",
-                host.name, host.address
-            )),
+            .help(format!("remove `bind_address` to listen on `{}` ({})", host.name, host.address)),
         );
     } else if bind.value.is_unspecified() {
         found.push(
             Diagnostic::warning(
                 "database-bind-everywhere",
-                format!(
-                    "the database would listen on every interface of `{}`",
-                    host.name
-                ),
+                format!("the database would listen on every interface of `{}`", host.name),
             )
             .at(bind.span, "all interfaces")
-            .help(format!(
-                "remove `bind_address` to listen only on {}",
-                host.address
-            )),
+            .help(format!("remove `bind_address` to listen only on {}", host.address)),
         );
     } else if bind.value != host.address.value {
         found.push(
             Diagnostic::error(
                 "database-bind-foreign",
-                format!(
-                    "`bind_address` {} is not an address of the database host `{}`",
-                    bind, host.name
-                ),
+                format!("`bind_address` {} is not an address of the database host `{}`", bind, host.name),
             )
             .at(bind.span, "not the database host's address")
             .also(host.address.span, "the database host's address"),
@@ -249,22 +173,11 @@ fn database_bind(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
 }
 
 fn database_clients(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
-    let Some(allowed) = inventory
-        .database
-        .as_ref()
-        .and_then(|database| database.allowed_hosts.as_ref())
-    else {
+    let Some(allowed) = inventory.database.as_ref().and_then(|database| database.allowed_hosts.as_ref()) else {
         return;
     };
     let clients: Vec<IpAddr> = topology::database_clients(inventory);
-    exactly(
-        allowed,
-        &clients,
-        "`allowed_hosts`",
-        "an app host's address",
-        "grants-not-app-hosts",
-        found,
-    );
+    exactly(allowed, &clients, "`allowed_hosts`", "an app host's address", "grants-not-app-hosts", found);
 }
 
 #[cfg(test)]
@@ -273,12 +186,8 @@ mod tests {
 
     #[test]
     fn backends_must_be_the_web_hosts() {
-        let with = |list: &str| {
-            broken(
-                "  virtual_router_id: 51\n",
-                &format!("  virtual_router_id: 51\n  backends: {list}\n"),
-            )
-        };
+        let with =
+            |list: &str| broken("  virtual_router_id: 51\n", &format!("  virtual_router_id: 51\n  backends: {list}\n"));
         assert_eq!(codes(&with("[web-01]")), Vec::<&str>::new());
         assert_eq!(codes(&with("[web-01, app-01]")), ["backends-not-web-hosts"]);
         assert_eq!(codes(&with("[]")), ["backends-not-web-hosts"]);
@@ -287,50 +196,32 @@ mod tests {
     #[test]
     fn upstreams_must_be_the_app_binds() {
         let with = |list: &str| {
-            broken(
-                "  static_source: static\n",
-                &format!("  static_source: static\n  upstreams: {list}\n"),
-            )
+            broken("  static_source: static\n", &format!("  static_source: static\n  upstreams: {list}\n"))
         };
         assert_eq!(codes(&with("[\"10.20.0.31:8000\"]")), Vec::<&str>::new());
-        assert_eq!(
-            codes(&with("[\"10.20.0.31:9000\"]")),
-            ["upstreams-not-app-hosts", "upstreams-not-app-hosts"]
-        );
+        assert_eq!(codes(&with("[\"10.20.0.31:9000\"]")), ["upstreams-not-app-hosts", "upstreams-not-app-hosts"]);
     }
 
     #[test]
     fn gunicorn_on_loopback_is_unreachable() {
-        assert_eq!(
-            codes(&broken("bind: 0.0.0.0:8000", "bind: 127.0.0.1:8000")),
-            ["app-bind-unreachable"]
-        );
+        assert_eq!(codes(&broken("bind: 0.0.0.0:8000", "bind: 127.0.0.1:8000")), ["app-bind-unreachable"]);
     }
 
     #[test]
     fn database_on_loopback_is_unreachable() {
-        assert_eq!(
-            codes(&broken("  port: 3306\n", "  bind_address: 127.0.0.1\n")),
-            ["database-bind-unreachable"]
-        );
+        assert_eq!(codes(&broken("  port: 3306\n", "  bind_address: 127.0.0.1\n")), ["database-bind-unreachable"]);
     }
 
     #[test]
     fn database_bind_of_another_host() {
-        assert_eq!(
-            codes(&broken("  port: 3306\n", "  bind_address: 10.20.0.31\n")),
-            ["database-bind-foreign"]
-        );
+        assert_eq!(codes(&broken("  port: 3306\n", "  bind_address: 10.20.0.31\n")), ["database-bind-foreign"]);
     }
 
     #[test]
     fn grants_must_be_the_app_hosts() {
         let with = |list: &str| broken("  port: 3306\n", &format!("  allowed_hosts: {list}\n"));
         assert_eq!(codes(&with("[10.20.0.31]")), Vec::<&str>::new());
-        assert_eq!(
-            codes(&with("[10.20.0.31, 10.20.0.21]")),
-            ["grants-not-app-hosts"]
-        );
+        assert_eq!(codes(&with("[10.20.0.31, 10.20.0.21]")), ["grants-not-app-hosts"]);
     }
 
     #[test]

@@ -21,81 +21,45 @@ pub fn run(command: &LabCommand, style: Style) -> anyhow::Result<ExitCode> {
         }
         LabCommand::Down => {
             let removed = lab::down().context("cannot take the lab down")?;
-            eprintln!(
-                "lab down: removed {} hosts, their namespaces, mounts and the lab bridge",
-                removed.len()
-            );
+            eprintln!("lab down: removed {} hosts, their namespaces, mounts and the lab bridge", removed.len());
         }
         LabCommand::Status { format } => status(*format)?,
-        LabCommand::Stop { host } => {
-            lab::stop(host).with_context(|| format!("cannot stop `{host}`"))?
-        }
-        LabCommand::Start { host } => {
-            lab::start(host).with_context(|| format!("cannot start `{host}`"))?
-        }
-        LabCommand::Cut { host } => {
-            lab::set_link(host, false).with_context(|| format!("cannot cut `{host}`"))?
-        }
-        LabCommand::Heal { host } => {
-            lab::set_link(host, true).with_context(|| format!("cannot heal `{host}`"))?
-        }
+        LabCommand::Stop { host } => lab::stop(host).with_context(|| format!("cannot stop `{host}`"))?,
+        LabCommand::Start { host } => lab::start(host).with_context(|| format!("cannot start `{host}`"))?,
+        LabCommand::Cut { host } => lab::set_link(host, false).with_context(|| format!("cannot cut `{host}`"))?,
+        LabCommand::Heal { host } => lab::set_link(host, true).with_context(|| format!("cannot heal `{host}`"))?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn spec(inventory: &Inventory) -> anyhow::Result<LabSpec> {
     let Some(load_balancer) = &inventory.load_balancer else {
-        bail!(
-            "the lab takes its subnet from `load_balancer.virtual_ip`, and this inventory has none"
-        );
+        bail!("the lab takes its subnet from `load_balancer.virtual_ip`, and this inventory has none");
     };
     let hosts = inventory
         .hosts
         .iter()
-        .map(|host| LabHost {
-            name: host.name.value.clone(),
-            address: host.address.value,
-        })
+        .map(|host| LabHost { name: host.name.value.clone(), address: host.address.value })
         .collect();
-    Ok(LabSpec::new(
-        load_balancer.virtual_ip.value,
-        hosts,
-        &[load_balancer.virtual_ip.value.addr()],
-    )?)
+    Ok(LabSpec::new(load_balancer.virtual_ip.value, hosts, &[load_balancer.virtual_ip.value.addr()])?)
 }
 
 fn up(inventory: &Inventory) -> anyhow::Result<()> {
     let spec = spec(inventory)?;
-    eprintln!(
-        "lab: {} hosts on {} (gateway {})",
-        spec.hosts.len(),
-        spec.subnet,
-        spec.gateway
-    );
+    eprintln!("lab: {} hosts on {} (gateway {})", spec.hosts.len(), spec.subnet, spec.gateway);
     let report = lab::up(&spec).context("cannot bring the lab up")?;
     if report.rootfs_built {
-        eprintln!(
-            "lab: built the root filesystem in {:.0} s (cached for next time)",
-            report.rootfs_seconds
-        );
+        eprintln!("lab: built the root filesystem in {:.0} s (cached for next time)", report.rootfs_seconds);
     }
     if !report.already_up.is_empty() {
         eprintln!("lab: already up: {}", report.already_up.join(", "));
     }
     eprintln!(
         "lab: booted {} in {:.1} s; every host answers SSH",
-        if report.booted.is_empty() {
-            "nothing".into()
-        } else {
-            report.booted.join(", ")
-        },
+        if report.booted.is_empty() { "nothing".into() } else { report.booted.join(", ") },
         report.seconds
     );
-    eprintln!(
-        "lab: key `{}`, known hosts `{}`",
-        lab::key_path().display(),
-        lab::known_hosts_path().display()
-    );
+    eprintln!("lab: key `{}`, known hosts `{}`", lab::key_path().display(), lab::known_hosts_path().display());
     Ok(())
 }
 
@@ -107,11 +71,7 @@ fn status(format: Format) -> anyhow::Result<()> {
             for host in hosts {
                 let state = if host.running { "running" } else { "stopped" };
                 let link = if host.link_up { "link up" } else { "link cut" };
-                println!(
-                    "{:<12} {:<16} {state:<8} {link}",
-                    host.name,
-                    host.address.to_string()
-                );
+                println!("{:<12} {:<16} {state:<8} {link}", host.name, host.address.to_string());
             }
         }
     }

@@ -46,26 +46,16 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("INFRA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .without_time()
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).without_time().init();
 }
 
 fn style(choice: ColorChoice) -> Style {
     let colored = match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
-        }
+        ColorChoice::Auto => std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal(),
     };
-    if colored {
-        Style::Colored
-    } else {
-        Style::Plain
-    }
+    if colored { Style::Colored } else { Style::Plain }
 }
 
 /// `error: ...` then each cause on its own `caused by:` line.
@@ -90,10 +80,7 @@ impl Checked {
 
     pub fn print(&self, style: Style) {
         if !self.diagnostics.is_empty() {
-            eprint!(
-                "{}",
-                diagnostic::render(&self.diagnostics, &self.source, style)
-            );
+            eprint!("{}", diagnostic::render(&self.diagnostics, &self.source, style));
         }
     }
 
@@ -121,28 +108,14 @@ pub(crate) fn load_and_check(path: &Path, strict: bool) -> anyhow::Result<Checke
         promote_warnings(&mut diagnostics);
     }
     // Top to bottom, the order a reader fixes them in; unlocated ones last.
-    diagnostics.sort_by_key(|d| {
-        d.labels
-            .iter()
-            .find(|l| l.primary)
-            .map_or(usize::MAX, |l| l.span.start)
-    });
-    Ok(Checked {
-        source: loaded.source,
-        inventory: loaded.inventory,
-        diagnostics,
-    })
+    diagnostics.sort_by_key(|d| d.labels.iter().find(|l| l.primary).map_or(usize::MAX, |l| l.span.start));
+    Ok(Checked { source: loaded.source, inventory: loaded.inventory, diagnostics })
 }
 
 pub(crate) fn promote_warnings(diagnostics: &mut [Diagnostic]) {
-    for diagnostic in diagnostics
-        .iter_mut()
-        .filter(|d| d.severity == Severity::Warning)
-    {
+    for diagnostic in diagnostics.iter_mut().filter(|d| d.severity == Severity::Warning) {
         diagnostic.severity = Severity::Error;
-        diagnostic
-            .help
-            .push("this is an error because of `--strict`".to_string());
+        diagnostic.help.push("this is an error because of `--strict`".to_string());
     }
 }
 
@@ -157,10 +130,7 @@ pub(crate) fn render_for_hosts(
     let rendered = crate::render::render(inventory, crate::render::SecretMode::Require)
         .context("cannot render the configuration")?;
     if rendered.diagnostics.iter().any(Diagnostic::is_error) {
-        eprint!(
-            "{}",
-            diagnostic::render(&rendered.diagnostics, &checked.source, style)
-        );
+        eprint!("{}", diagnostic::render(&rendered.diagnostics, &checked.source, style));
         return Ok(None);
     }
     Ok(Some(rendered))
@@ -169,11 +139,6 @@ pub(crate) fn render_for_hosts(
 /// `N errors, M warnings` for summary lines.
 pub(crate) fn counts(diagnostics: &[Diagnostic]) -> String {
     let (errors, warnings) = diagnostic::summary(diagnostics);
-    let plural =
-        |count: usize, word: &str| format!("{count} {word}{}", if count == 1 { "" } else { "s" });
-    format!(
-        "{}, {}",
-        plural(errors, "error"),
-        plural(warnings, "warning")
-    )
+    let plural = |count: usize, word: &str| format!("{count} {word}{}", if count == 1 { "" } else { "s" });
+    format!("{}, {}", plural(errors, "error"), plural(warnings, "warning"))
 }

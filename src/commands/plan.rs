@@ -28,41 +28,19 @@ pub fn run(args: &PlanArgs, style: Style) -> anyhow::Result<ExitCode> {
         connect_timeout: Duration::from_secs(args.connection.connect_timeout),
     };
     let targets = Target::from_inventory(inventory);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let gathered = runtime.block_on(facts::gather(
-        &hosts,
-        &targets,
-        settings,
-        args.connection.parallel,
-    ));
-    let plan = plan::plan(
-        &crate::desired::DesiredState { hosts },
-        &gathered.facts,
-        gathered.unreachable,
-    );
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    let gathered = runtime.block_on(facts::gather(&hosts, &targets, settings, args.connection.parallel));
+    let plan = plan::plan(&crate::desired::DesiredState { hosts }, &gathered.facts, gathered.unreachable);
     if let Some(path) = &args.out {
         let json = serde_json::to_string_pretty(&plan).context("cannot serialize the plan")?;
-        std::fs::write(path, json + "\n")
-            .with_context(|| format!("cannot write the plan to `{}`", path.display()))?;
+        std::fs::write(path, json + "\n").with_context(|| format!("cannot write the plan to `{}`", path.display()))?;
     }
     match args.format {
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&plan).context("cannot serialize the plan")?
-        ),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&plan).context("cannot serialize the plan")?),
         Format::Text => print!(
             "{}",
-            plan::render_text(
-                &plan,
-                if style == Style::Colored {
-                    Palette::COLORED
-                } else {
-                    Palette::PLAIN
-                }
-            )
+            plan::render_text(&plan, if style == Style::Colored { Palette::COLORED } else { Palette::PLAIN })
         ),
     }
     for unreachable in &plan.unreachable {
@@ -87,9 +65,7 @@ fn limited(hosts: Vec<HostState>, limits: &[String]) -> anyhow::Result<Vec<HostS
         return Ok(hosts);
     }
     for limit in limits {
-        let known = hosts
-            .iter()
-            .any(|host| host.name == *limit || host.roles.iter().any(|role| role.name() == limit));
+        let known = hosts.iter().any(|host| host.name == *limit || host.roles.iter().any(|role| role.name() == limit));
         if !known {
             bail!("`--limit {limit}` matches no host name or role in the inventory");
         }
@@ -97,9 +73,7 @@ fn limited(hosts: Vec<HostState>, limits: &[String]) -> anyhow::Result<Vec<HostS
     Ok(hosts
         .into_iter()
         .filter(|host| {
-            limits.iter().any(|limit| {
-                host.name == *limit || host.roles.iter().any(|role| role.name() == limit)
-            })
+            limits.iter().any(|limit| host.name == *limit || host.roles.iter().any(|role| role.name() == limit))
         })
         .collect())
 }

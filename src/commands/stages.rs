@@ -11,25 +11,13 @@ pub fn run(args: &StagesArgs, style: Style) -> anyhow::Result<ExitCode> {
     let Some(inventory) = checked.printed_and_valid(style) else {
         return Ok(ExitCode::FAILURE);
     };
-    let stages: Vec<_> = topology::stages(inventory)
-        .into_iter()
-        .filter(|stage| !stage.hosts.is_empty())
-        .collect();
+    let stages: Vec<_> = topology::stages(inventory).into_iter().filter(|stage| !stage.hosts.is_empty()).collect();
     match args.format {
         Format::Json => println!("{}", serde_json::json!({ "version": 1, "stages": stages })),
         Format::Text => {
             for (index, stage) in stages.iter().enumerate() {
-                let hosts: Vec<&str> = stage
-                    .hosts
-                    .iter()
-                    .map(|host| host.name.value.as_str())
-                    .collect();
-                println!(
-                    "{}. {:<14} {}",
-                    index + 1,
-                    stage.role.name(),
-                    hosts.join(", ")
-                );
+                let hosts: Vec<&str> = stage.hosts.iter().map(|host| host.name.value.as_str()).collect();
+                println!("{}. {:<14} {}", index + 1, stage.role.name(), hosts.join(", "));
             }
         }
     }

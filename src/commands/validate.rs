@@ -28,9 +28,7 @@ pub fn run(args: &ValidateArgs, style: Style) -> anyhow::Result<ExitCode> {
                 // A secret that failed its rule was rendered empty: checkers would only repeat that.
                 if !args.no_checkers && !secrets_failed {
                     runs = checkers::run_all(&rendered.state)?;
-                    checked
-                        .diagnostics
-                        .extend(runs.iter().filter_map(checker_diagnostic));
+                    checked.diagnostics.extend(runs.iter().filter_map(checker_diagnostic));
                 }
             }
             Err(error) => checked.diagnostics.push(render_diagnostic(&error)),
@@ -41,11 +39,7 @@ pub fn run(args: &ValidateArgs, style: Style) -> anyhow::Result<ExitCode> {
         Format::Json => print_json(&checked, &runs, valid),
         Format::Text => print_text(&checked, &runs, valid, style),
     }
-    Ok(if valid {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(if valid { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn checker_diagnostic(run: &CheckerRun) -> Option<Diagnostic> {
@@ -55,12 +49,7 @@ fn checker_diagnostic(run: &CheckerRun) -> Option<Diagnostic> {
     Some(
         Diagnostic::error(
             "checker-failed",
-            format!(
-                "`{}` rejected {} rendered for `{}`",
-                run.checker.name(),
-                run.files.join(", "),
-                run.host
-            ),
+            format!("`{}` rejected {} rendered for `{}`", run.checker.name(), run.files.join(", "), run.host),
         )
         .help(format!("{} said:\n{output}", run.checker.name())),
     )
@@ -84,37 +73,19 @@ fn print_text(checked: &super::Checked, runs: &[CheckerRun], valid: bool, style:
             Outcome::Failed { .. } => "FAILED".to_string(),
             Outcome::Skipped { reason } => format!("skipped: {reason}"),
         };
-        eprintln!(
-            "checker {:<16} {:<8} {}: {status}",
-            run.checker.name(),
-            run.host,
-            run.files.join(", ")
-        );
+        eprintln!("checker {:<16} {:<8} {}: {status}", run.checker.name(), run.host, run.files.join(", "));
     }
     let path = checked.source.path().display();
-    let hosts = checked
-        .inventory
-        .as_ref()
-        .map_or(0, |inventory| inventory.hosts.len());
+    let hosts = checked.inventory.as_ref().map_or(0, |inventory| inventory.hosts.len());
     if valid {
-        eprintln!(
-            "`{path}` is valid: {hosts} hosts, {}",
-            super::counts(&checked.diagnostics)
-        );
+        eprintln!("`{path}` is valid: {hosts} hosts, {}", super::counts(&checked.diagnostics));
     } else {
-        eprintln!(
-            "error: `{path}` is invalid: {}",
-            super::counts(&checked.diagnostics)
-        );
+        eprintln!("error: `{path}` is invalid: {}", super::counts(&checked.diagnostics));
     }
 }
 
 fn print_json(checked: &super::Checked, runs: &[CheckerRun], valid: bool) {
-    let diagnostics: Vec<_> = checked
-        .diagnostics
-        .iter()
-        .map(|d| d.to_json(&checked.source))
-        .collect();
+    let diagnostics: Vec<_> = checked.diagnostics.iter().map(|d| d.to_json(&checked.source)).collect();
     let document = json!({
         "version": JSON_VERSION,
         "inventory": checked.source.path().display().to_string(),

@@ -18,20 +18,11 @@ pub struct Gathered {
 }
 
 /// Gathers the facts of every host in `hosts`, matched to its target by name.
-pub async fn gather(
-    hosts: &[HostState],
-    targets: &[Target],
-    settings: Settings,
-    parallel: usize,
-) -> Gathered {
+pub async fn gather(hosts: &[HostState], targets: &[Target], settings: Settings, parallel: usize) -> Gathered {
     let permits = Arc::new(Semaphore::new(parallel.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for host in hosts {
-        let Some(target) = targets
-            .iter()
-            .find(|target| target.name == host.name)
-            .cloned()
-        else {
+        let Some(target) = targets.iter().find(|target| target.name == host.name).cloned() else {
             continue;
         };
         let (host, permits) = (host.clone(), Arc::clone(&permits));
@@ -41,38 +32,24 @@ pub async fn gather(
             (host.name, result)
         });
     }
-    let mut gathered = Gathered {
-        facts: BTreeMap::new(),
-        unreachable: Vec::new(),
-    };
+    let mut gathered = Gathered { facts: BTreeMap::new(), unreachable: Vec::new() };
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok((host, Ok(facts))) => {
                 gathered.facts.insert(host, facts);
             }
             Ok((host, Err(error))) => gathered.unreachable.push(Unreachable { host, error }),
-            Err(error) => gathered.unreachable.push(Unreachable {
-                host: "?".into(),
-                error: error.to_string(),
-            }),
+            Err(error) => gathered.unreachable.push(Unreachable { host: "?".into(), error: error.to_string() }),
         }
     }
     let order = |name: &str| hosts.iter().position(|host| host.name == name);
-    gathered
-        .unreachable
-        .sort_by_key(|unreachable| order(&unreachable.host));
+    gathered.unreachable.sort_by_key(|unreachable| order(&unreachable.host));
     gathered
 }
 
-async fn facts_of(
-    host: &HostState,
-    target: &Target,
-    settings: Settings,
-) -> Result<HostFacts, String> {
+async fn facts_of(host: &HostState, target: &Target, settings: Settings) -> Result<HostFacts, String> {
     tracing::info!(host = %host.name, "connecting");
-    let connection = Connection::open(target, settings)
-        .await
-        .map_err(|error| error.to_string())?;
+    let connection = Connection::open(target, settings).await.map_err(|error| error.to_string())?;
     let output = connection.run_script(&script(host)).await;
     connection.close().await;
     let output = output.map_err(|error| error.to_string())?;

@@ -71,14 +71,8 @@ pub struct ServiceFact {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FactsError {
-    #[error(
-        "host `{host}` answered the facts script with an unexpected line {line_number}: `{line}`"
-    )]
-    UnexpectedLine {
-        host: String,
-        line_number: usize,
-        line: String,
-    },
+    #[error("host `{host}` answered the facts script with an unexpected line {line_number}: `{line}`")]
+    UnexpectedLine { host: String, line_number: usize, line: String },
     #[error("host `{host}` did not report {what}; its answer was cut short or garbled")]
     Missing { host: String, what: String },
     #[error("host `{host}` reported {what} twice")]
@@ -86,10 +80,7 @@ pub enum FactsError {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// Quotes a string for `sh` with single quotes.
@@ -103,24 +94,15 @@ pub fn script(host: &HostState) -> String {
     let mut script = SCRIPT_PRELUDE.replace("MAX_DIFF_BYTES", &MAX_DIFF_BYTES.to_string());
     for (index, file) in host.files.iter().enumerate() {
         let send = if file.sensitive { 0 } else { 1 };
-        script.push_str(&format!(
-            "file {index} {} {} {send}\n",
-            quote(&file.path),
-            sha256_hex(&file.content)
-        ));
+        script.push_str(&format!("file {index} {} {} {send}\n", quote(&file.path), sha256_hex(&file.content)));
     }
     for (index, package) in host.packages.iter().enumerate() {
         script.push_str(&format!("package {index} {}\n", quote(package)));
     }
     for (index, service) in host.services.iter().enumerate() {
-        script.push_str(&format!(
-            "service {index} {}\n",
-            quote(&format!("{}.service", service.name))
-        ));
+        script.push_str(&format!("service {index} {}\n", quote(&format!("{}.service", service.name))));
     }
-    script.push_str(&format!(
-        "[ -f {PENDING_JOURNAL} ] && sed 's/^/J /' {PENDING_JOURNAL}\n"
-    ));
+    script.push_str(&format!("[ -f {PENDING_JOURNAL} ] && sed 's/^/J /' {PENDING_JOURNAL}\n"));
     script.push_str("echo END\n");
     script
 }
@@ -172,21 +154,14 @@ pub fn parse(host: &HostState, output: &str) -> Result<HostFacts, FactsError> {
         let fields: Vec<&str> = line.split(' ').collect();
         match fields.as_slice() {
             ["END"] => ended = true,
-            ["J", kind @ ("reload" | "restart" | "hook"), name] => facts
-                .pending
-                .push((kind.to_string(), name.replace('_', " "))),
-            ["A", index] => {
-                insert_file(&mut facts, host, index, FileFact::Absent).ok_or_else(unexpected)??
+            ["J", kind @ ("reload" | "restart" | "hook"), name] => {
+                facts.pending.push((kind.to_string(), name.replace('_', " ")))
             }
-            ["N", index, kind] => insert_file(
-                &mut facts,
-                host,
-                index,
-                FileFact::NotAFile {
-                    kind: kind.replace('_', " "),
-                },
-            )
-            .ok_or_else(unexpected)??,
+            ["A", index] => insert_file(&mut facts, host, index, FileFact::Absent).ok_or_else(unexpected)??,
+            ["N", index, kind] => {
+                insert_file(&mut facts, host, index, FileFact::NotAFile { kind: kind.replace('_', " ") })
+                    .ok_or_else(unexpected)??
+            }
             ["F", index, sha256, mode, owner, group] if is_sha256(sha256) => {
                 let mode = u32::from_str_radix(mode, 8).map_err(|_| unexpected())?;
                 let fact = FileFact::Present {
@@ -209,18 +184,12 @@ pub fn parse(host: &HostState, output: &str) -> Result<HostFacts, FactsError> {
                 let package = item(&host.packages, index).ok_or_else(unexpected)?;
                 let version = (*version != "-").then(|| version.to_string());
                 if facts.packages.insert(package.clone(), version).is_some() {
-                    return Err(FactsError::Repeated {
-                        host: name.clone(),
-                        what: format!("package `{package}`"),
-                    });
+                    return Err(FactsError::Repeated { host: name.clone(), what: format!("package `{package}`") });
                 }
             }
             ["S", index, active, enabled] => {
                 let service = item(&host.services, index).ok_or_else(unexpected)?;
-                let fact = ServiceFact {
-                    active: *active == "active",
-                    enabled: *enabled == "enabled",
-                };
+                let fact = ServiceFact { active: *active == "active", enabled: *enabled == "enabled" };
                 if facts.services.insert(service.name.clone(), fact).is_some() {
                     return Err(FactsError::Repeated {
                         host: name.clone(),
@@ -238,34 +207,21 @@ pub fn parse(host: &HostState, output: &str) -> Result<HostFacts, FactsError> {
 }
 
 fn item<'a, T>(items: &'a [T], index: &str) -> Option<&'a T> {
-    index
-        .parse::<usize>()
-        .ok()
-        .and_then(|index| items.get(index))
+    index.parse::<usize>().ok().and_then(|index| items.get(index))
 }
 
 /// `None` for a bad index; `Some(Err)` for a file reported twice.
-fn insert_file(
-    facts: &mut HostFacts,
-    host: &HostState,
-    index: &str,
-    fact: FileFact,
-) -> Option<Result<(), FactsError>> {
+fn insert_file(facts: &mut HostFacts, host: &HostState, index: &str, fact: FileFact) -> Option<Result<(), FactsError>> {
     let file = item(&host.files, index)?;
     Some(match facts.files.insert(file.path.clone(), fact) {
-        Some(_) => Err(FactsError::Repeated {
-            host: host.name.clone(),
-            what: format!("file `{}`", file.path),
-        }),
+        Some(_) => Err(FactsError::Repeated { host: host.name.clone(), what: format!("file `{}`", file.path) }),
         None => Ok(()),
     })
 }
 
 fn attach_contents(facts: &mut HostFacts, host: &HostState, contents: BTreeMap<usize, Vec<u8>>) {
     for (index, bytes) in contents {
-        if let Some(FileFact::Present {
-            content, sha256, ..
-        }) = facts.files.get_mut(&host.files[index].path)
+        if let Some(FileFact::Present { content, sha256, .. }) = facts.files.get_mut(&host.files[index].path)
             && sha256_hex(&bytes) == *sha256
         {
             *content = Some(bytes);
@@ -274,31 +230,14 @@ fn attach_contents(facts: &mut HostFacts, host: &HostState, contents: BTreeMap<u
 }
 
 fn complete(facts: &HostFacts, host: &HostState, ended: bool) -> Result<(), FactsError> {
-    let missing = |what: String| {
-        Err(FactsError::Missing {
-            host: host.name.clone(),
-            what,
-        })
-    };
-    if let Some(file) = host
-        .files
-        .iter()
-        .find(|file| !facts.files.contains_key(&file.path))
-    {
+    let missing = |what: String| Err(FactsError::Missing { host: host.name.clone(), what });
+    if let Some(file) = host.files.iter().find(|file| !facts.files.contains_key(&file.path)) {
         return missing(format!("file `{}`", file.path));
     }
-    if let Some(package) = host
-        .packages
-        .iter()
-        .find(|package| !facts.packages.contains_key(*package))
-    {
+    if let Some(package) = host.packages.iter().find(|package| !facts.packages.contains_key(*package)) {
         return missing(format!("package `{package}`"));
     }
-    if let Some(service) = host
-        .services
-        .iter()
-        .find(|service| !facts.services.contains_key(&service.name))
-    {
+    if let Some(service) = host.services.iter().find(|service| !facts.services.contains_key(&service.name)) {
         return missing(format!("service `{}`", service.name));
     }
     if !ended {
@@ -313,27 +252,15 @@ fn fingerprint(facts: &HostFacts) -> String {
         let state = match fact {
             FileFact::Absent => "absent".to_string(),
             FileFact::NotAFile { kind } => format!("not a file: {kind}"),
-            FileFact::Present {
-                sha256,
-                mode,
-                owner,
-                group,
-                ..
-            } => format!("{sha256} {mode:o} {owner}:{group}"),
+            FileFact::Present { sha256, mode, owner, group, .. } => format!("{sha256} {mode:o} {owner}:{group}"),
         };
         text.push_str(&format!("file {path} {state}\n"));
     }
     for (package, version) in &facts.packages {
-        text.push_str(&format!(
-            "package {package} {}\n",
-            version.as_deref().unwrap_or("-")
-        ));
+        text.push_str(&format!("package {package} {}\n", version.as_deref().unwrap_or("-")));
     }
     for (service, fact) in &facts.services {
-        text.push_str(&format!(
-            "service {service} {} {}\n",
-            fact.active, fact.enabled
-        ));
+        text.push_str(&format!("service {service} {} {}\n", fact.active, fact.enabled));
     }
     for (kind, name) in &facts.pending {
         text.push_str(&format!("pending {kind} {name}\n"));

@@ -47,18 +47,8 @@ fn host(directory: &std::path::Path) -> HostState {
 
 fn run_locally(script: &str) -> String {
     use std::io::Write;
-    let mut child = Command::new("sh")
-        .arg("-s")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("sh runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(script.as_bytes())
-        .expect("script sent");
+    let mut child = Command::new("sh").arg("-s").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("sh runs");
+    child.stdin.take().expect("stdin").write_all(script.as_bytes()).expect("script sent");
     let output = child.wait_with_output().expect("sh finishes");
     String::from_utf8(output.stdout).expect("facts are text")
 }
@@ -75,10 +65,7 @@ fn the_script_reports_every_item_in_one_answer() {
     let facts = parse(&host, &output).unwrap_or_else(|error| panic!("{error}\n{output}"));
     let fact = |name: &str| facts.files[&directory.path().join(name).display().to_string()].clone();
     assert_eq!(fact("absent"), FileFact::Absent);
-    assert!(
-        matches!(fact("same"), FileFact::Present { content: None, .. }),
-        "unchanged content is not sent"
-    );
+    assert!(matches!(fact("same"), FileFact::Present { content: None, .. }), "unchanged content is not sent");
     assert!(
         matches!(fact("differs"), FileFact::Present { content: Some(ref c), .. } if c == b"old\n"),
         "changed content is sent for the diff"
@@ -87,21 +74,10 @@ fn the_script_reports_every_item_in_one_answer() {
         matches!(fact("secret"), FileFact::Present { content: None, .. }),
         "sensitive content never leaves the host"
     );
-    assert_eq!(
-        fact("a dir's name"),
-        FileFact::NotAFile {
-            kind: "directory".into()
-        }
-    );
+    assert_eq!(fact("a dir's name"), FileFact::NotAFile { kind: "directory".into() });
     assert!(facts.packages["coreutils"].is_some());
     assert_eq!(facts.packages["surely-not-a-package"], None);
-    assert_eq!(
-        facts.services["surely-not-a-service"],
-        ServiceFact {
-            active: false,
-            enabled: false
-        }
-    );
+    assert_eq!(facts.services["surely-not-a-service"], ServiceFact { active: false, enabled: false });
     assert_eq!(facts.fingerprint.len(), 64);
 }
 
@@ -128,33 +104,19 @@ fn garbage_is_an_error_naming_the_host_and_line() {
     let error = parse(&host, "Welcome to the jungle\n").expect_err("garbage");
     assert_eq!(
         error,
-        FactsError::UnexpectedLine {
-            host: "test-01".into(),
-            line_number: 1,
-            line: "Welcome to the jungle".into()
-        }
+        FactsError::UnexpectedLine { host: "test-01".into(), line_number: 1, line: "Welcome to the jungle".into() }
     );
 }
 
 #[test]
 fn a_cut_short_answer_is_an_error_not_absence() {
     let (host, output) = valid_answer();
-    let cut: String = output
-        .lines()
-        .take(2)
-        .map(|line| format!("{line}\n"))
-        .collect();
-    assert!(matches!(
-        parse(&host, &cut),
-        Err(FactsError::Missing { .. })
-    ));
+    let cut: String = output.lines().take(2).map(|line| format!("{line}\n")).collect();
+    assert!(matches!(parse(&host, &cut), Err(FactsError::Missing { .. })));
     let no_end = output.replace("END\n", "");
     assert_eq!(
         parse(&host, &no_end),
-        Err(FactsError::Missing {
-            host: "test-01".into(),
-            what: "the end marker".into()
-        })
+        Err(FactsError::Missing { host: "test-01".into(), what: "the end marker".into() })
     );
 }
 
@@ -162,14 +124,8 @@ fn a_cut_short_answer_is_an_error_not_absence() {
 fn repeated_and_trailing_lines_are_errors() {
     let (host, output) = valid_answer();
     let first = output.lines().next().expect("a line").to_string();
-    assert!(matches!(
-        parse(&host, &format!("{first}\n{output}")),
-        Err(FactsError::Repeated { .. })
-    ));
-    assert!(matches!(
-        parse(&host, &format!("{output}extra\n")),
-        Err(FactsError::UnexpectedLine { .. })
-    ));
+    assert!(matches!(parse(&host, &format!("{first}\n{output}")), Err(FactsError::Repeated { .. })));
+    assert!(matches!(parse(&host, &format!("{output}extra\n")), Err(FactsError::UnexpectedLine { .. })));
 }
 
 #[test]
@@ -181,11 +137,7 @@ fn base64_matches_coreutils() {
             .output()
             .expect("base64");
         let encoded = String::from_utf8(encoded.stdout).expect("ascii");
-        assert_eq!(
-            decode_base64(&encoded).as_deref(),
-            Some(sample.as_bytes()),
-            "{encoded}"
-        );
+        assert_eq!(decode_base64(&encoded).as_deref(), Some(sample.as_bytes()), "{encoded}");
     }
     assert_eq!(decode_base64("a=bc"), None);
 }
@@ -193,22 +145,13 @@ fn base64_matches_coreutils() {
 #[test]
 fn the_journal_of_an_interrupted_apply_is_reported() {
     let (host, output) = valid_answer();
-    let with_journal = output.replace(
-        "END\n",
-        "J reload nginx\nJ hook create_database_and_grants\nEND\n",
-    );
+    let with_journal = output.replace("END\n", "J reload nginx\nJ hook create_database_and_grants\nEND\n");
     let facts = parse(&host, &with_journal).expect("facts");
     assert_eq!(
         facts.pending,
-        [
-            ("reload".to_string(), "nginx".to_string()),
-            ("hook".to_string(), "create database and grants".to_string())
-        ]
+        [("reload".to_string(), "nginx".to_string()), ("hook".to_string(), "create database and grants".to_string())]
     );
-    assert_ne!(
-        facts.fingerprint,
-        parse(&host, &output).expect("facts").fingerprint
-    );
+    assert_ne!(facts.fingerprint, parse(&host, &output).expect("facts").fingerprint);
     assert!(matches!(
         parse(&host, &output.replace("END\n", "J format disk\nEND\n")),
         Err(FactsError::UnexpectedLine { .. })

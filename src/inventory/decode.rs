@@ -26,26 +26,17 @@ impl Decoder {
 
     fn wrong_type(&mut self, node: &Node, what: &str, expected: &str) {
         self.report(
-            Diagnostic::error(
-                "wrong-type",
-                format!(
-                    "expected {expected} for {what}, found {}",
-                    node.value.kind()
-                ),
-            )
-            .at(node.span, format!("expected {expected}")),
+            Diagnostic::error("wrong-type", format!("expected {expected} for {what}, found {}", node.value.kind()))
+                .at(node.span, format!("expected {expected}")),
         );
     }
 
     /// Opens a mapping for keyed reads; `what` names it in messages.
     pub fn fields<'n>(&mut self, node: &'n Node, what: &str) -> Option<Fields<'n>> {
         match &node.value {
-            Value::Mapping(entries) => Some(Fields {
-                span: node.span,
-                entries,
-                asked: Vec::new(),
-                what: what.to_string(),
-            }),
+            Value::Mapping(entries) => {
+                Some(Fields { span: node.span, entries, asked: Vec::new(), what: what.to_string() })
+            }
             _ => {
                 self.wrong_type(node, what, "a mapping");
                 None
@@ -66,10 +57,7 @@ impl Decoder {
     pub fn string(&mut self, node: &Node, what: &str) -> Option<Spanned<String>> {
         match &node.value {
             Value::String(text) if text.trim().is_empty() => {
-                self.report(
-                    Diagnostic::error("empty-value", format!("{what} is empty"))
-                        .at(node.span, "empty"),
-                );
+                self.report(Diagnostic::error("empty-value", format!("{what} is empty")).at(node.span, "empty"));
                 None
             }
             Value::String(text) => Some(Spanned::new(text.clone(), node.span)),
@@ -96,11 +84,8 @@ impl Decoder {
             Ok(typed) if (min..=max).contains(&value) => Some(Spanned::new(typed, node.span)),
             _ => {
                 self.report(
-                    Diagnostic::error(
-                        "out-of-range",
-                        format!("{what} must be between {min} and {max}, found {value}"),
-                    )
-                    .at(node.span, "out of range"),
+                    Diagnostic::error("out-of-range", format!("{what} must be between {min} and {max}, found {value}"))
+                        .at(node.span, "out of range"),
                 );
                 None
             }
@@ -112,9 +97,7 @@ impl Decoder {
     }
 
     pub fn ip(&mut self, node: &Node, what: &str) -> Option<Spanned<IpAddr>> {
-        self.parsed(node, what, "an IP address", "invalid-ip", |text| {
-            text.parse::<IpAddr>().ok()
-        })
+        self.parsed(node, what, "an IP address", "invalid-ip", |text| text.parse::<IpAddr>().ok())
     }
 
     pub fn path(&mut self, node: &Node, what: &str) -> Option<Spanned<PathBuf>> {
@@ -165,28 +148,18 @@ impl Decoder {
         let file = fields.optional("file");
         fields.finish(self);
         let source = match (env, file) {
-            (Some(env), None) => {
-                SecretSource::Env(self.string(env, &format!("`env` of {what}"))?.value)
-            }
-            (None, Some(file)) => {
-                SecretSource::File(self.path(file, &format!("`file` of {what}"))?.value)
-            }
+            (Some(env), None) => SecretSource::Env(self.string(env, &format!("`env` of {what}"))?.value),
+            (None, Some(file)) => SecretSource::File(self.path(file, &format!("`file` of {what}"))?.value),
             _ => {
                 self.report(
-                    Diagnostic::error(
-                        "secret-reference",
-                        format!("{what} must name exactly one of `env` or `file`"),
-                    )
-                    .at(node.span, "ambiguous secret reference")
-                    .help("write `{env: NAME}` or `{file: path}`"),
+                    Diagnostic::error("secret-reference", format!("{what} must name exactly one of `env` or `file`"))
+                        .at(node.span, "ambiguous secret reference")
+                        .help("write `{env: NAME}` or `{file: path}`"),
                 );
                 return None;
             }
         };
-        Some(SecretRef {
-            source,
-            span: node.span,
-        })
+        Some(SecretRef { source, span: node.span })
     }
 }
 
@@ -228,9 +201,7 @@ impl<'n> Fields<'n> {
 
     /// Whether the mapping has `key`, even with a value that failed to decode.
     pub fn has(&self, key: &str) -> bool {
-        self.entries
-            .iter()
-            .any(|(name, _)| matches!(&name.value, Value::String(text) if text == key))
+        self.entries.iter().any(|(name, _)| matches!(&name.value, Value::String(text) if text == key))
     }
 
     /// Where to point for a problem with the mapping as a whole: its first key.
@@ -245,11 +216,7 @@ impl<'n> Fields<'n> {
                 decoder.report(
                     Diagnostic::error(
                         "key-type",
-                        format!(
-                            "keys in {} must be strings, found {}",
-                            self.what,
-                            key.value.kind()
-                        ),
+                        format!("keys in {} must be strings, found {}", self.what, key.value.kind()),
                     )
                     .at(key.span, "not a string"),
                 );
@@ -258,11 +225,8 @@ impl<'n> Fields<'n> {
             if self.asked.contains(&name.as_str()) {
                 continue;
             }
-            let mut diagnostic = Diagnostic::error(
-                "unknown-key",
-                format!("unknown key `{name}` in {}", self.what),
-            )
-            .at(key.span, "unknown key");
+            let mut diagnostic = Diagnostic::error("unknown-key", format!("unknown key `{name}` in {}", self.what))
+                .at(key.span, "unknown key");
             diagnostic = match did_you_mean(name, &self.asked) {
                 Some(suggestion) => diagnostic.help(format!("did you mean `{suggestion}`?")),
                 None => diagnostic.help(format!("expected one of {}", quoted_list(&self.asked))),
@@ -283,11 +247,7 @@ pub fn did_you_mean<'a>(input: &str, candidates: &[&'a str]) -> Option<&'a str> 
 }
 
 pub fn quoted_list(items: &[&str]) -> String {
-    items
-        .iter()
-        .map(|item| format!("`{item}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    items.iter().map(|item| format!("`{item}`")).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]
@@ -296,10 +256,7 @@ mod tests {
 
     #[test]
     fn suggests_close_keys_only() {
-        assert_eq!(
-            did_you_mean("adress", &["name", "address", "roles"]),
-            Some("address")
-        );
+        assert_eq!(did_you_mean("adress", &["name", "address", "roles"]), Some("address"));
         assert_eq!(did_you_mean("colour", &["name", "address", "roles"]), None);
     }
 }

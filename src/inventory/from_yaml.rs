@@ -16,29 +16,17 @@ use crate::topology::Role;
 
 pub fn inventory(decoder: &mut Decoder, root: &Node, base_dir: &Path) -> Option<Inventory> {
     let mut fields = decoder.fields(root, "the inventory")?;
-    let ssh = fields
-        .optional("ssh")
-        .map_or_else(SshSettings::default, |node| ssh(decoder, node, "`ssh`"));
-    let templates = fields
-        .optional("templates")
-        .and_then(|node| decoder.path(node, "`templates`"));
+    let ssh = fields.optional("ssh").map_or_else(SshSettings::default, |node| ssh(decoder, node, "`ssh`"));
+    let templates = fields.optional("templates").and_then(|node| decoder.path(node, "`templates`"));
     let hosts_node = fields.required(decoder, "hosts");
-    let hosts = hosts_node
-        .map(|node| hosts(decoder, node))
-        .unwrap_or_default();
-    let load_balancer = fields
-        .optional("load_balancer")
-        .and_then(|node| load_balancer(decoder, node));
+    let hosts = hosts_node.map(|node| hosts(decoder, node)).unwrap_or_default();
+    let load_balancer = fields.optional("load_balancer").and_then(|node| load_balancer(decoder, node));
     let web = fields.optional("web").and_then(|node| web(decoder, node));
     let app = fields.optional("app").and_then(|node| app(decoder, node));
-    let database = fields
-        .optional("database")
-        .and_then(|node| database(decoder, node));
+    let database = fields.optional("database").and_then(|node| database(decoder, node));
     let hosts_span = hosts_node.map_or_else(|| fields.anchor(), |node| node.span);
-    let declared_sections = ["load_balancer", "web", "app", "database"]
-        .into_iter()
-        .filter(|key| fields.has(key))
-        .collect();
+    let declared_sections =
+        ["load_balancer", "web", "app", "database"].into_iter().filter(|key| fields.has(key)).collect();
     fields.finish(decoder);
     Some(Inventory {
         base_dir: base_dir.to_path_buf(),
@@ -60,15 +48,9 @@ fn ssh(decoder: &mut Decoder, node: &Node, what: &str) -> SshSettings {
         return SshSettings::default();
     };
     let settings = SshSettings {
-        user: fields
-            .optional("user")
-            .and_then(|node| decoder.string(node, &format!("`user` of {what}"))),
-        port: fields
-            .optional("port")
-            .and_then(|node| decoder.port(node, &format!("`port` of {what}"))),
-        identity: fields
-            .optional("identity")
-            .and_then(|node| decoder.path(node, &format!("`identity` of {what}"))),
+        user: fields.optional("user").and_then(|node| decoder.string(node, &format!("`user` of {what}"))),
+        port: fields.optional("port").and_then(|node| decoder.port(node, &format!("`port` of {what}"))),
+        identity: fields.optional("identity").and_then(|node| decoder.path(node, &format!("`identity` of {what}"))),
         known_hosts: fields
             .optional("known_hosts")
             .and_then(|node| decoder.path(node, &format!("`known_hosts` of {what}"))),
@@ -81,47 +63,23 @@ fn hosts(decoder: &mut Decoder, node: &Node) -> Vec<Host> {
     let Some(items) = decoder.sequence(node, "`hosts`") else {
         return Vec::new();
     };
-    items
-        .iter()
-        .enumerate()
-        .filter_map(|(index, item)| host(decoder, item, index))
-        .collect()
+    items.iter().enumerate().filter_map(|(index, item)| host(decoder, item, index)).collect()
 }
 
 fn host(decoder: &mut Decoder, node: &Node, index: usize) -> Option<Host> {
     let mut fields = decoder.fields(node, &format!("host #{}", index + 1))?;
-    let name = fields
-        .required(decoder, "name")
-        .and_then(|node| decoder.string(node, "the host name"));
-    let label = name.as_ref().map_or_else(
-        || format!("host #{}", index + 1),
-        |name| format!("host `{name}`"),
-    );
+    let name = fields.required(decoder, "name").and_then(|node| decoder.string(node, "the host name"));
+    let label = name.as_ref().map_or_else(|| format!("host #{}", index + 1), |name| format!("host `{name}`"));
     fields.rename(label.clone());
-    let address = fields
-        .required(decoder, "address")
-        .and_then(|node| decoder.ip(node, &format!("`address` of {label}")));
-    let roles = fields
-        .required(decoder, "roles")
-        .map(|node| roles(decoder, node, &label))
-        .unwrap_or_default();
+    let address =
+        fields.required(decoder, "address").and_then(|node| decoder.ip(node, &format!("`address` of {label}")));
+    let roles = fields.required(decoder, "roles").map(|node| roles(decoder, node, &label)).unwrap_or_default();
     let ssh = fields
         .optional("ssh")
-        .map_or_else(SshSettings::default, |node| {
-            ssh(decoder, node, &format!("`ssh` of {label}"))
-        });
-    let vrrp = fields
-        .optional("vrrp")
-        .map(|node| host_vrrp(decoder, node, &label))
-        .unwrap_or_default();
+        .map_or_else(SshSettings::default, |node| ssh(decoder, node, &format!("`ssh` of {label}")));
+    let vrrp = fields.optional("vrrp").map(|node| host_vrrp(decoder, node, &label)).unwrap_or_default();
     fields.finish(decoder);
-    Some(Host {
-        name: name?,
-        address: address?,
-        roles,
-        ssh,
-        vrrp,
-    })
+    Some(Host { name: name?, address: address?, roles, ssh, vrrp })
 }
 
 fn roles(decoder: &mut Decoder, node: &Node, label: &str) -> Vec<Spanned<Role>> {
@@ -132,10 +90,7 @@ fn roles(decoder: &mut Decoder, node: &Node, label: &str) -> Vec<Spanned<Role>> 
         decoder.report(
             Diagnostic::error("no-roles", format!("{label} has no roles"))
                 .at(node.span, "empty role list")
-                .help(format!(
-                    "give it one or more of {}",
-                    quoted_list(&Role::NAMES)
-                )),
+                .help(format!("give it one or more of {}", quoted_list(&Role::NAMES))),
         );
     }
     let mut roles: Vec<Spanned<Role>> = Vec::new();
@@ -145,17 +100,13 @@ fn roles(decoder: &mut Decoder, node: &Node, label: &str) -> Vec<Spanned<Role>> 
         };
         match Role::from_name(&name.value) {
             Some(role) if roles.iter().any(|seen| seen.value == role) => decoder.report(
-                Diagnostic::error(
-                    "duplicate-role",
-                    format!("role `{name}` is listed twice for {label}"),
-                )
-                .at(name.span, "listed again here"),
+                Diagnostic::error("duplicate-role", format!("role `{name}` is listed twice for {label}"))
+                    .at(name.span, "listed again here"),
             ),
             Some(role) => roles.push(Spanned::new(role, name.span)),
             None => {
-                let mut diagnostic =
-                    Diagnostic::error("unknown-role", format!("unknown role `{name}` for {label}"))
-                        .at(name.span, "unknown role");
+                let mut diagnostic = Diagnostic::error("unknown-role", format!("unknown role `{name}` for {label}"))
+                    .at(name.span, "unknown role");
                 diagnostic = match did_you_mean(&name.value, &Role::NAMES) {
                     Some(suggestion) => diagnostic.help(format!("did you mean `{suggestion}`?")),
                     None => diagnostic.help(format!("the roles are {}", quoted_list(&Role::NAMES))),
@@ -176,12 +127,10 @@ fn host_vrrp(decoder: &mut Decoder, node: &Node, label: &str) -> HostVrrp {
         priority: fields
             .optional("priority")
             .and_then(|node| decoder.integer(node, &format!("`priority` of {what}"), 1, 254)),
-        virtual_router_id: fields.optional("virtual_router_id").and_then(|node| {
-            decoder.integer(node, &format!("`virtual_router_id` of {what}"), 1, 255)
-        }),
-        secret: fields
-            .optional("secret")
-            .and_then(|node| decoder.secret(node, &format!("`secret` of {what}"))),
+        virtual_router_id: fields
+            .optional("virtual_router_id")
+            .and_then(|node| decoder.integer(node, &format!("`virtual_router_id` of {what}"), 1, 255)),
+        secret: fields.optional("secret").and_then(|node| decoder.secret(node, &format!("`secret` of {what}"))),
     };
     fields.finish(decoder);
     vrrp
@@ -189,12 +138,7 @@ fn host_vrrp(decoder: &mut Decoder, node: &Node, label: &str) -> HostVrrp {
 
 /// A value with a default: the default is spanned at the section's first key,
 /// so a rule about it still has somewhere to point.
-fn or_default<T>(
-    value: Option<Spanned<T>>,
-    present: bool,
-    default: T,
-    fields: &Fields,
-) -> Option<Spanned<T>> {
+fn or_default<T>(value: Option<Spanned<T>>, present: bool, default: T, fields: &Fields) -> Option<Spanned<T>> {
     match (value, present) {
         (Some(value), _) => Some(value),
         (None, false) => Some(Spanned::new(default, fields.anchor())),
@@ -219,9 +163,7 @@ fn load_balancer(decoder: &mut Decoder, node: &Node) -> Option<LoadBalancerSetti
     let router_id = fields
         .required(decoder, "virtual_router_id")
         .and_then(|node| decoder.integer(node, "`virtual_router_id`", 1, 255));
-    let secret = fields
-        .required(decoder, "vrrp_secret")
-        .and_then(|node| decoder.secret(node, "`vrrp_secret`"));
+    let secret = fields.required(decoder, "vrrp_secret").and_then(|node| decoder.secret(node, "`vrrp_secret`"));
     let port_node = fields.optional("frontend_port");
     let frontend_port = port_node.and_then(|node| decoder.port(node, "`frontend_port`"));
     let balance_node = fields.optional("balance");
@@ -234,24 +176,12 @@ fn load_balancer(decoder: &mut Decoder, node: &Node) -> Option<LoadBalancerSetti
             Balance::from_name,
         )
     });
-    let backends = fields
-        .optional("backends")
-        .and_then(|node| string_list(decoder, node, "`backends`"));
+    let backends = fields.optional("backends").and_then(|node| string_list(decoder, node, "`backends`"));
     let settings = LoadBalancerSettings {
         span: node.span,
-        interface: or_default(
-            interface,
-            interface_node.is_some(),
-            "eth0".to_string(),
-            &fields,
-        )?,
+        interface: or_default(interface, interface_node.is_some(), "eth0".to_string(), &fields)?,
         frontend_port: or_default(frontend_port, port_node.is_some(), 80, &fields)?,
-        balance: or_default(
-            balance,
-            balance_node.is_some(),
-            Balance::RoundRobin,
-            &fields,
-        )?,
+        balance: or_default(balance, balance_node.is_some(), Balance::RoundRobin, &fields)?,
         virtual_ip: virtual_ip?,
         virtual_router_id: router_id?,
         vrrp_secret: secret?,
@@ -269,27 +199,17 @@ fn web(decoder: &mut Decoder, node: &Node) -> Option<WebSettings> {
     let server_name = name_node.and_then(|node| decoder.string(node, "`server_name`"));
     let root_node = fields.optional("static_root");
     let static_root = root_node.and_then(|node| absolute_path(decoder, node, "`static_root`"));
-    let static_source = fields
-        .optional("static_source")
-        .and_then(|node| decoder.path(node, "`static_source`"));
+    let static_source = fields.optional("static_source").and_then(|node| decoder.path(node, "`static_source`"));
     let upstreams = fields.optional("upstreams").and_then(|node| {
         let items = decoder.sequence(node, "`upstreams`")?;
-        let parsed: Vec<_> = items
-            .iter()
-            .filter_map(|item| socket_address(decoder, item, "an upstream"))
-            .collect();
+        let parsed: Vec<_> = items.iter().filter_map(|item| socket_address(decoder, item, "an upstream")).collect();
         Some(Spanned::new(parsed, node.span))
     });
     let settings = WebSettings {
         span: node.span,
         port: or_default(port, port_node.is_some(), 80, &fields)?,
         server_name: or_default(server_name, name_node.is_some(), "_".to_string(), &fields)?,
-        static_root: or_default(
-            static_root,
-            root_node.is_some(),
-            "/var/www/infra".to_string(),
-            &fields,
-        )?,
+        static_root: or_default(static_root, root_node.is_some(), "/var/www/infra".to_string(), &fields)?,
         static_source,
         upstreams,
     };
@@ -300,38 +220,22 @@ fn web(decoder: &mut Decoder, node: &Node) -> Option<WebSettings> {
 fn app(decoder: &mut Decoder, node: &Node) -> Option<AppSettings> {
     let mut fields = decoder.fields(node, "`app`")?;
     let module = fields.required(decoder, "module").and_then(|node| {
-        decoder.parsed(
-            node,
-            "`module`",
-            "a WSGI entry point `module:callable`",
-            "invalid-module",
-            |text| is_wsgi_entry_point(text).then(|| text.to_string()),
-        )
+        decoder.parsed(node, "`module`", "a WSGI entry point `module:callable`", "invalid-module", |text| {
+            is_wsgi_entry_point(text).then(|| text.to_string())
+        })
     });
     let bind_node = fields.optional("bind");
     let bind = bind_node.and_then(|node| socket_address(decoder, node, "`bind`"));
     let workers_node = fields.optional("workers");
     let workers = workers_node.and_then(|node| decoder.integer(node, "`workers`", 1, 256));
-    let source = fields
-        .required(decoder, "source")
-        .and_then(|node| decoder.path(node, "`source` of `app`"));
+    let source = fields.required(decoder, "source").and_then(|node| decoder.path(node, "`source` of `app`"));
     let directory_node = fields.optional("directory");
     let directory = directory_node.and_then(|node| absolute_path(decoder, node, "`directory`"));
     let settings = AppSettings {
         span: node.span,
-        bind: or_default(
-            bind,
-            bind_node.is_some(),
-            SocketAddr::from(([0, 0, 0, 0], 8000)),
-            &fields,
-        )?,
+        bind: or_default(bind, bind_node.is_some(), SocketAddr::from(([0, 0, 0, 0], 8000)), &fields)?,
         workers: or_default(workers, workers_node.is_some(), 2, &fields)?,
-        directory: or_default(
-            directory,
-            directory_node.is_some(),
-            "/srv/app".to_string(),
-            &fields,
-        )?,
+        directory: or_default(directory, directory_node.is_some(), "/srv/app".to_string(), &fields)?,
         module: module?,
         source: source?,
     };
@@ -341,26 +245,16 @@ fn app(decoder: &mut Decoder, node: &Node) -> Option<AppSettings> {
 
 fn database(decoder: &mut Decoder, node: &Node) -> Option<DatabaseSettings> {
     let mut fields = decoder.fields(node, "`database`")?;
-    let name = fields
-        .required(decoder, "name")
-        .and_then(|node| identifier(decoder, node, "the database `name`"));
-    let user = fields
-        .required(decoder, "user")
-        .and_then(|node| identifier(decoder, node, "the database `user`"));
-    let password = fields
-        .required(decoder, "password")
-        .and_then(|node| decoder.secret(node, "the database `password`"));
+    let name = fields.required(decoder, "name").and_then(|node| identifier(decoder, node, "the database `name`"));
+    let user = fields.required(decoder, "user").and_then(|node| identifier(decoder, node, "the database `user`"));
+    let password =
+        fields.required(decoder, "password").and_then(|node| decoder.secret(node, "the database `password`"));
     let port_node = fields.optional("port");
     let port = port_node.and_then(|node| decoder.port(node, "`port` of `database`"));
-    let bind_address = fields
-        .optional("bind_address")
-        .and_then(|node| decoder.ip(node, "`bind_address`"));
+    let bind_address = fields.optional("bind_address").and_then(|node| decoder.ip(node, "`bind_address`"));
     let allowed_hosts = fields.optional("allowed_hosts").and_then(|node| {
         let items = decoder.sequence(node, "`allowed_hosts`")?;
-        let parsed: Vec<_> = items
-            .iter()
-            .filter_map(|item| decoder.ip(item, "an allowed host"))
-            .collect();
+        let parsed: Vec<_> = items.iter().filter_map(|item| decoder.ip(item, "an allowed host")).collect();
         Some(Spanned::new(parsed, node.span))
     });
     let settings = DatabaseSettings {
@@ -376,66 +270,36 @@ fn database(decoder: &mut Decoder, node: &Node) -> Option<DatabaseSettings> {
     Some(settings)
 }
 
-fn string_list(
-    decoder: &mut Decoder,
-    node: &Node,
-    what: &str,
-) -> Option<Spanned<Vec<Spanned<String>>>> {
+fn string_list(decoder: &mut Decoder, node: &Node, what: &str) -> Option<Spanned<Vec<Spanned<String>>>> {
     let items = decoder.sequence(node, what)?;
-    let strings = items
-        .iter()
-        .filter_map(|item| decoder.string(item, &format!("an entry of {what}")))
-        .collect();
+    let strings = items.iter().filter_map(|item| decoder.string(item, &format!("an entry of {what}"))).collect();
     Some(Spanned::new(strings, node.span))
 }
 
 fn socket_address(decoder: &mut Decoder, node: &Node, what: &str) -> Option<Spanned<SocketAddr>> {
-    decoder.parsed(
-        node,
-        what,
-        "an address and port (like `0.0.0.0:8000`)",
-        "invalid-address",
-        |text| text.parse().ok(),
-    )
+    decoder.parsed(node, what, "an address and port (like `0.0.0.0:8000`)", "invalid-address", |text| text.parse().ok())
 }
 
 /// Database and user names go into SQL and config files: keep them to the
 /// characters that need no quoting anywhere.
 fn identifier(decoder: &mut Decoder, node: &Node, what: &str) -> Option<Spanned<String>> {
-    decoder.parsed(
-        node,
-        what,
-        "a name of letters, digits and `_` (at most 32)",
-        "invalid-identifier",
-        |text| {
-            let valid = !text.is_empty()
-                && text.len() <= 32
-                && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            valid.then(|| text.to_string())
-        },
-    )
+    decoder.parsed(node, what, "a name of letters, digits and `_` (at most 32)", "invalid-identifier", |text| {
+        let valid = !text.is_empty() && text.len() <= 32 && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        valid.then(|| text.to_string())
+    })
 }
 
 fn absolute_path(decoder: &mut Decoder, node: &Node, what: &str) -> Option<Spanned<String>> {
-    decoder.parsed(
-        node,
-        what,
-        "an absolute path on the host",
-        "relative-path",
-        |text| {
-            let safe = text.starts_with('/')
-                && !text.split('/').any(|part| part == "..")
-                && !text.contains(char::is_whitespace);
-            safe.then(|| text.trim_end_matches('/').to_string())
-        },
-    )
+    decoder.parsed(node, what, "an absolute path on the host", "relative-path", |text| {
+        let safe =
+            text.starts_with('/') && !text.split('/').any(|part| part == "..") && !text.contains(char::is_whitespace);
+        safe.then(|| text.trim_end_matches('/').to_string())
+    })
 }
 
 fn is_wsgi_entry_point(text: &str) -> bool {
     let is_identifier = |part: &str| {
-        part.chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        part.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
     };
     match text.split_once(':') {

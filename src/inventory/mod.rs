@@ -36,18 +36,9 @@ pub struct ReadError {
 
 /// Reads and decodes an inventory file.
 pub fn load(path: &Path) -> Result<Loaded, ReadError> {
-    let text = std::fs::read_to_string(path).map_err(|error| ReadError {
-        path: path.to_path_buf(),
-        error,
-    })?;
-    let base_dir = path
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    let base_dir = if base_dir.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        base_dir
-    };
+    let text = std::fs::read_to_string(path).map_err(|error| ReadError { path: path.to_path_buf(), error })?;
+    let base_dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let base_dir = if base_dir.as_os_str().is_empty() { PathBuf::from(".") } else { base_dir };
     Ok(parse(SourceFile::new(path, text), &base_dir))
 }
 
@@ -56,18 +47,10 @@ pub fn parse(source: SourceFile, base_dir: &Path) -> Loaded {
     let root = match yaml::parse(&source) {
         Ok(root) => root,
         Err(diagnostic) => {
-            return Loaded {
-                source,
-                inventory: None,
-                diagnostics: vec![diagnostic],
-            };
+            return Loaded { source, inventory: None, diagnostics: vec![diagnostic] };
         }
     };
     let mut decoder = decode::Decoder::default();
     let inventory = from_yaml::inventory(&mut decoder, &root, base_dir);
-    Loaded {
-        source,
-        inventory,
-        diagnostics: decoder.diagnostics,
-    }
+    Loaded { source, inventory, diagnostics: decoder.diagnostics }
 }

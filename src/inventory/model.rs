@@ -45,9 +45,7 @@ pub struct SshSettings {
 
 impl SshSettings {
     pub fn user_or_default(&self) -> &str {
-        self.user
-            .as_ref()
-            .map_or("root", |user| user.value.as_str())
+        self.user.as_ref().map_or("root", |user| user.value.as_str())
     }
 
     pub fn port_or_default(&self) -> u16 {

@@ -54,10 +54,7 @@ pub fn parse(source: &SourceFile) -> Result<Node, Diagnostic> {
     let options = serde_saphyr::options! {
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
     };
-    match serde_saphyr::from_str_with_options::<serde_saphyr::Spanned<RawValue>>(
-        &source.text,
-        options,
-    ) {
+    match serde_saphyr::from_str_with_options::<serde_saphyr::Spanned<RawValue>>(&source.text, options) {
         Ok(root) => Ok(into_node(root, source)),
         Err(error) => Err(syntax_diagnostic(&error, source)),
     }
@@ -87,10 +84,7 @@ fn strip_location_prefix(message: &str) -> String {
     };
     let message = message.split(" at line ").next().unwrap_or(message);
     // Advice addressed to programs using serde-saphyr, not to our users.
-    let message = message
-        .split(", set DuplicateKeyPolicy")
-        .next()
-        .unwrap_or(message);
+    let message = message.split(", set DuplicateKeyPolicy").next().unwrap_or(message);
     message.to_string()
 }
 
@@ -98,9 +92,7 @@ fn span_of(location: &Location, source: &SourceFile) -> Span {
     let span = location.span();
     match (span.byte_offset(), span.byte_len()) {
         (Some(start), Some(len)) => {
-            let start = usize::try_from(start)
-                .unwrap_or(usize::MAX)
-                .min(source.text.len());
+            let start = usize::try_from(start).unwrap_or(usize::MAX).min(source.text.len());
             let len = usize::try_from(len).unwrap_or(0);
             Span::new(start, start.saturating_add(len).min(source.text.len()))
         }
@@ -128,14 +120,8 @@ fn into_node(raw: serde_saphyr::Spanned<RawValue>, source: &SourceFile) -> Node 
                 .filter(|&i| matches!(rest.as_bytes()[i], b'}' | b']'))
                 .map(|i| i + 1)
         });
-        let starts_flow = matches!(
-            source.text.as_bytes().get(node.span.start),
-            Some(b'{' | b'[')
-        );
-        node.span.end = node
-            .span
-            .end
-            .max(end + if starts_flow { closing.unwrap_or(0) } else { 0 });
+        let starts_flow = matches!(source.text.as_bytes().get(node.span.start), Some(b'{' | b'['));
+        node.span.end = node.span.end.max(end + if starts_flow { closing.unwrap_or(0) } else { 0 });
     }
     node
 }
@@ -148,17 +134,9 @@ fn into_node_shallow(raw: serde_saphyr::Spanned<RawValue>, source: &SourceFile) 
         RawValue::Integer(value) => Value::Integer(value),
         RawValue::Float(value) => Value::Float(value),
         RawValue::String(value) => Value::String(value),
-        RawValue::Sequence(items) => Value::Sequence(
-            items
-                .into_iter()
-                .map(|item| into_node(item, source))
-                .collect(),
-        ),
+        RawValue::Sequence(items) => Value::Sequence(items.into_iter().map(|item| into_node(item, source)).collect()),
         RawValue::Mapping(entries) => Value::Mapping(
-            entries
-                .into_iter()
-                .map(|(key, value)| (into_node(key, source), into_node(value, source)))
-                .collect(),
+            entries.into_iter().map(|(key, value)| (into_node(key, source), into_node(value, source))).collect(),
         ),
     };
     Node { span, value }
@@ -173,12 +151,7 @@ enum RawValue {
     Float(f64),
     String(String),
     Sequence(Vec<serde_saphyr::Spanned<RawValue>>),
-    Mapping(
-        Vec<(
-            serde_saphyr::Spanned<RawValue>,
-            serde_saphyr::Spanned<RawValue>,
-        )>,
-    ),
+    Mapping(Vec<(serde_saphyr::Spanned<RawValue>, serde_saphyr::Spanned<RawValue>)>),
 }
 
 impl<'de> Deserialize<'de> for RawValue {
@@ -225,9 +198,7 @@ impl<'de> Visitor<'de> for RawValueVisitor {
     }
 
     fn visit_u128<E: de::Error>(self, value: u128) -> Result<RawValue, E> {
-        i128::try_from(value)
-            .map(RawValue::Integer)
-            .map_err(|_| E::custom("integer is too large"))
+        i128::try_from(value).map(RawValue::Integer).map_err(|_| E::custom("integer is too large"))
     }
 
     fn visit_f64<E>(self, value: f64) -> Result<RawValue, E> {
@@ -274,9 +245,7 @@ mod tests {
     #[test]
     fn keys_and_values_carry_byte_spans() {
         let node = parse_text("a: 1\nbé: \"x\"\n").expect("valid YAML");
-        let Value::Mapping(entries) = node.value else {
-            panic!("mapping expected")
-        };
+        let Value::Mapping(entries) = node.value else { panic!("mapping expected") };
         assert_eq!(entries[1].0.span, Span::new(5, 8));
         assert_eq!(entries[1].1.span, Span::new(10, 13));
     }
@@ -285,21 +254,13 @@ mod tests {
     fn syntax_errors_point_at_the_error() {
         let diagnostic = parse_text("a: [1, 2\nb: 3").expect_err("invalid YAML");
         assert_eq!(diagnostic.code, "yaml-syntax");
-        assert!(
-            !diagnostic.message.contains("line 2"),
-            "{}",
-            diagnostic.message
-        );
+        assert!(!diagnostic.message.contains("line 2"), "{}", diagnostic.message);
         assert_eq!(diagnostic.labels[0].span.start, 10);
     }
 
     #[test]
     fn duplicate_keys_are_errors() {
         let diagnostic = parse_text("a: 1\na: 2\n").expect_err("duplicate key");
-        assert!(
-            diagnostic.message.contains("duplicate"),
-            "{}",
-            diagnostic.message
-        );
+        assert!(diagnostic.message.contains("duplicate"), "{}", diagnostic.message);
     }
 }

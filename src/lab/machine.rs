@@ -17,9 +17,7 @@ pub struct MachineDirs {
 
 impl MachineDirs {
     pub fn new(state: &Path, host: &str) -> Self {
-        MachineDirs {
-            base: state.join("hosts").join(host),
-        }
+        MachineDirs { base: state.join("hosts").join(host) }
     }
 
     pub fn root(&self) -> PathBuf {
@@ -42,9 +40,7 @@ impl MachineDirs {
 pub fn is_mounted(path: &Path) -> bool {
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
     let target = path.display().to_string();
-    mounts
-        .lines()
-        .any(|line| line.split_whitespace().nth(1) == Some(target.as_str()))
+    mounts.lines().any(|line| line.split_whitespace().nth(1) == Some(target.as_str()))
 }
 
 /// Mounts the host's overlay over the rootfs, unless it is mounted.
@@ -53,25 +49,14 @@ pub fn ensure_overlay(dirs: &MachineDirs, host: &str, rootfs: &Path) -> Result<(
         return Ok(());
     }
     for directory in [dirs.upper(), dirs.work(), dirs.root()] {
-        std::fs::create_dir_all(&directory).map_err(|error| SystemError::Write {
-            path: directory.clone(),
-            error,
-        })?;
+        std::fs::create_dir_all(&directory).map_err(|error| SystemError::Write { path: directory.clone(), error })?;
     }
-    let options = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        rootfs.display(),
-        dirs.upper().display(),
-        dirs.work().display()
-    );
+    let options =
+        format!("lowerdir={},upperdir={},workdir={}", rootfs.display(), dirs.upper().display(), dirs.work().display());
     // The mount's source names the lab and host, so `down` finds it by name
     // even when the state directory that holds it is gone.
     let source = network::netns_name(host);
-    system::run(
-        Command::new("mount")
-            .args(["-t", "overlay", &source, "-o", &options])
-            .arg(dirs.root()),
-    )?;
+    system::run(Command::new("mount").args(["-t", "overlay", &source, "-o", &options]).arg(dirs.root()))?;
     Ok(())
 }
 
@@ -81,9 +66,7 @@ pub fn unmount(host: &str) -> Result<(), SystemError> {
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
     for target in mounts.lines().filter_map(|line| {
         let mut fields = line.split_whitespace();
-        (fields.next() == Some(source.as_str()))
-            .then(|| fields.next())
-            .flatten()
+        (fields.next() == Some(source.as_str())).then(|| fields.next()).flatten()
     }) {
         system::run(Command::new("umount").arg(target))?;
     }
@@ -94,15 +77,7 @@ pub fn unmount(host: &str) -> Result<(), SystemError> {
 pub fn mounted_hosts() -> Vec<String> {
     let prefix = network::netns_name("");
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    mounts
-        .lines()
-        .filter_map(|line| {
-            line.split_whitespace()
-                .next()?
-                .strip_prefix(&prefix)
-                .map(String::from)
-        })
-        .collect()
+    mounts.lines().filter_map(|line| line.split_whitespace().next()?.strip_prefix(&prefix).map(String::from)).collect()
 }
 
 /// What makes a host itself: name, the lab's addresses, DNS that fails fast,
@@ -119,14 +94,8 @@ pub fn write_identity(dirs: &MachineDirs, identity: &Identity) -> Result<String,
     system::write(root.join("etc/hosts"), identity.etc_hosts)?;
     // Nothing listens on 127.0.0.1:53: every lookup fails at once instead of
     // waiting 10 s on a nameserver the lab cannot reach.
-    system::write(
-        root.join("etc/resolv.conf"),
-        "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
-    )?;
-    system::write(
-        root.join("root/.ssh/authorized_keys"),
-        identity.authorized_key,
-    )?;
+    system::write(root.join("etc/resolv.conf"), "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")?;
+    system::write(root.join("root/.ssh/authorized_keys"), identity.authorized_key)?;
     let host_key = root.join("etc/ssh/ssh_host_ed25519_key");
     if !host_key.exists() {
         system::run(
@@ -136,56 +105,35 @@ pub fn write_identity(dirs: &MachineDirs, identity: &Identity) -> Result<String,
         )?;
     }
     let public = host_key.with_extension("pub");
-    let line = std::fs::read_to_string(&public).map_err(|error| SystemError::Write {
-        path: public,
-        error,
-    })?;
-    Ok(line
-        .split_whitespace()
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(" "))
+    let line = std::fs::read_to_string(&public).map_err(|error| SystemError::Write { path: public, error })?;
+    Ok(line.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
 }
 
 /// The container's nspawn process, if it is running. It is found by its
 /// network namespace, which is unique to the lab and host, so a container
 /// left by a crashed run with another state directory is found too.
 pub fn running_pid(host: &str) -> Option<u32> {
-    let wanted = format!(
-        "--network-namespace-path=/run/netns/{}",
-        network::netns_name(host)
-    );
+    let wanted = format!("--network-namespace-path=/run/netns/{}", network::netns_name(host));
     let entries = std::fs::read_dir("/proc").ok()?;
     entries.flatten().find_map(|entry| {
         let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
         let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
         let arguments: Vec<&[u8]> = cmdline.split(|byte| *byte == 0).collect();
-        let is_nspawn = arguments
-            .first()
-            .is_some_and(|program| program.ends_with(b"systemd-nspawn"));
+        let is_nspawn = arguments.first().is_some_and(|program| program.ends_with(b"systemd-nspawn"));
         (is_nspawn && arguments.contains(&wanted.as_bytes())).then_some(pid)
     })
 }
 
 /// Boots the container in the background, detached from this process.
 pub fn boot(dirs: &MachineDirs, host: &str) -> Result<(), SystemError> {
-    let console =
-        std::fs::File::create(dirs.console_log()).map_err(|error| SystemError::Write {
-            path: dirs.console_log(),
-            error,
-        })?;
-    let console_err = console.try_clone().map_err(|error| SystemError::Write {
-        path: dirs.console_log(),
-        error,
-    })?;
+    let console = std::fs::File::create(dirs.console_log())
+        .map_err(|error| SystemError::Write { path: dirs.console_log(), error })?;
+    let console_err = console.try_clone().map_err(|error| SystemError::Write { path: dirs.console_log(), error })?;
     let mut command = Command::new("systemd-nspawn");
     command
         .args(["--boot", "--directory"])
         .arg(dirs.root())
-        .arg(format!(
-            "--network-namespace-path=/run/netns/{}",
-            network::netns_name(host)
-        ))
+        .arg(format!("--network-namespace-path=/run/netns/{}", network::netns_name(host)))
         .args([
             "--register=no",
             "--keep-unit",
@@ -202,10 +150,7 @@ pub fn boot(dirs: &MachineDirs, host: &str) -> Result<(), SystemError> {
         .stderr(console_err)
         // Its own process group: a Ctrl-C aimed at infra does not power hosts off.
         .process_group(0);
-    command.spawn().map_err(|error| SystemError::Spawn {
-        command: "systemd-nspawn".into(),
-        error,
-    })?;
+    command.spawn().map_err(|error| SystemError::Spawn { command: "systemd-nspawn".into(), error })?;
     Ok(())
 }
 
@@ -233,15 +178,7 @@ pub fn wait_for_ssh(address: IpAddr, key: &Path, known_hosts: &Path, timeout: Du
     while Instant::now() < deadline {
         let reachable = system::succeeds(
             Command::new("ssh")
-                .args([
-                    "-o",
-                    "BatchMode=yes",
-                    "-o",
-                    "StrictHostKeyChecking=yes",
-                    "-o",
-                    "ConnectTimeout=2",
-                    "-i",
-                ])
+                .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=2", "-i"])
                 .arg(key)
                 .arg("-o")
                 .arg(format!("UserKnownHostsFile={}", known_hosts.display()))

@@ -55,27 +55,17 @@ pub enum LabError {
     #[error(
         "host `{host}` ({address}) is outside the lab subnet {subnet}; every lab host must be on the load balancers' subnet"
     )]
-    OutsideSubnet {
-        host: String,
-        address: IpAddr,
-        subnet: IpNet,
-    },
+    OutsideSubnet { host: String, address: IpAddr, subnet: IpNet },
     #[error("the subnet {subnet} has no free address left for the lab's gateway")]
     NoGateway { subnet: IpNet },
-    #[error(
-        "a lab for {existing} is already up; run `infra lab down` before starting one for {requested}"
-    )]
+    #[error("a lab for {existing} is already up; run `infra lab down` before starting one for {requested}")]
     OtherLab { existing: IpNet, requested: IpNet },
     #[error("no lab is up; run `infra lab up -i INVENTORY` first")]
     NotUp,
     #[error("`{host}` is not a lab host; the lab has {known}")]
     UnknownHost { host: String, known: String },
     #[error("host `{host}` did not answer SSH within {seconds} s; its console log is `{}`", console.display())]
-    SshTimeout {
-        host: String,
-        seconds: u64,
-        console: PathBuf,
-    },
+    SshTimeout { host: String, seconds: u64, console: PathBuf },
     #[error("cannot read or write the lab state `{}`", path.display())]
     State {
         path: PathBuf,
@@ -90,8 +80,7 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 const POWER_OFF_GRACE: Duration = Duration::from_secs(20);
 
 pub fn state_dir() -> PathBuf {
-    std::env::var_os("INFRA_LAB_STATE")
-        .map_or_else(|| PathBuf::from("/var/lib/infra/lab"), PathBuf::from)
+    std::env::var_os("INFRA_LAB_STATE").map_or_else(|| PathBuf::from("/var/lib/infra/lab"), PathBuf::from)
 }
 
 /// The files plan and apply use to reach lab hosts.
@@ -110,56 +99,28 @@ fn spec_path() -> PathBuf {
 impl LabSpec {
     /// The lab for an inventory: every host on `subnet`, the gateway on the
     /// highest free address.
-    pub fn new(
-        subnet: IpNet,
-        hosts: Vec<LabHost>,
-        reserved: &[IpAddr],
-    ) -> Result<LabSpec, LabError> {
+    pub fn new(subnet: IpNet, hosts: Vec<LabHost>, reserved: &[IpAddr]) -> Result<LabSpec, LabError> {
         let subnet = subnet.trunc();
         for host in &hosts {
             if !subnet.contains(&host.address) {
-                return Err(LabError::OutsideSubnet {
-                    host: host.name.clone(),
-                    address: host.address,
-                    subnet,
-                });
+                return Err(LabError::OutsideSubnet { host: host.name.clone(), address: host.address, subnet });
             }
         }
-        let taken = |address: &IpAddr| {
-            hosts.iter().any(|host| host.address == *address) || reserved.contains(address)
-        };
-        let gateway = subnet
-            .hosts()
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .find(|address| !taken(address));
+        let taken = |address: &IpAddr| hosts.iter().any(|host| host.address == *address) || reserved.contains(address);
+        let gateway = subnet.hosts().collect::<Vec<_>>().into_iter().rev().find(|address| !taken(address));
         let gateway = gateway.ok_or(LabError::NoGateway { subnet })?;
-        Ok(LabSpec {
-            subnet,
-            gateway,
-            hosts,
-        })
+        Ok(LabSpec { subnet, gateway, hosts })
     }
 
     fn host(&self, name: &str) -> Result<&LabHost, LabError> {
-        self.hosts
-            .iter()
-            .find(|host| host.name == name)
-            .ok_or_else(|| LabError::UnknownHost {
-                host: name.to_string(),
-                known: self
-                    .hosts
-                    .iter()
-                    .map(|host| format!("`{}`", host.name))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
+        self.hosts.iter().find(|host| host.name == name).ok_or_else(|| LabError::UnknownHost {
+            host: name.to_string(),
+            known: self.hosts.iter().map(|host| format!("`{}`", host.name)).collect::<Vec<_>>().join(", "),
+        })
     }
 
     fn etc_hosts(&self) -> String {
-        let mut text =
-            String::from("127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n");
+        let mut text = String::from("127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n");
         for host in &self.hosts {
             text.push_str(&format!("{} {}\n", host.address, host.name));
         }
@@ -205,15 +166,9 @@ pub fn up(spec: &LabSpec) -> Result<UpReport, LabError> {
     preflight(spec.subnet)?;
     if let Some(existing) = load_spec()?
         && existing.subnet != spec.subnet
-        && existing
-            .hosts
-            .iter()
-            .any(|host| network::netns_exists(&network::netns_name(&host.name)))
+        && existing.hosts.iter().any(|host| network::netns_exists(&network::netns_name(&host.name)))
     {
-        return Err(LabError::OtherLab {
-            existing: existing.subnet,
-            requested: spec.subnet,
-        });
+        return Err(LabError::OtherLab { existing: existing.subnet, requested: spec.subnet });
     }
     raise_inotify_limit(spec.hosts.len())?;
     let (rootfs, rootfs_built) = rootfs::ensure()?;
@@ -228,16 +183,9 @@ pub fn up(spec: &LabSpec) -> Result<UpReport, LabError> {
         network::ensure_host(&host.name, host.address, spec.subnet)?;
         let running = machine::running_pid(&host.name).is_some();
         machine::ensure_overlay(&dirs, &host.name, &rootfs)?;
-        let identity = machine::Identity {
-            name: &host.name,
-            etc_hosts: &spec.etc_hosts(),
-            authorized_key: &authorized_key,
-        };
-        let host_key = if running {
-            read_host_key(&dirs)?
-        } else {
-            machine::write_identity(&dirs, &identity)?
-        };
+        let identity =
+            machine::Identity { name: &host.name, etc_hosts: &spec.etc_hosts(), authorized_key: &authorized_key };
+        let host_key = if running { read_host_key(&dirs)? } else { machine::write_identity(&dirs, &identity)? };
         known_hosts.push_str(&format!("{},{} {host_key}\n", host.address, host.name));
         if running {
             already_up.push(host.name.clone());
@@ -248,13 +196,7 @@ pub fn up(spec: &LabSpec) -> Result<UpReport, LabError> {
     }
     system::write(known_hosts_path(), known_hosts)?;
     wait_all(spec, &booted)?;
-    Ok(UpReport {
-        rootfs_built,
-        rootfs_seconds,
-        booted,
-        already_up,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    Ok(UpReport { rootfs_built, rootfs_seconds, booted, already_up, seconds: started.elapsed().as_secs_f64() })
 }
 
 /// Each container's systemd holds several inotify instances; the kernel's
@@ -262,19 +204,11 @@ pub fn up(spec: &LabSpec) -> Result<UpReport, LabError> {
 /// allocate manager object: Too many open files"). Raise it, never lower it.
 fn raise_inotify_limit(hosts: usize) -> Result<(), LabError> {
     let path = PathBuf::from("/proc/sys/fs/inotify/max_user_instances");
-    let current: usize = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|text| text.trim().parse().ok())
-        .unwrap_or(0);
+    let current: usize = std::fs::read_to_string(&path).ok().and_then(|text| text.trim().parse().ok()).unwrap_or(0);
     let needed = 128 + 32 * hosts;
     if current < needed {
-        tracing::info!(
-            current,
-            needed,
-            "raising fs.inotify.max_user_instances for the lab"
-        );
-        std::fs::write(&path, needed.to_string())
-            .map_err(|error| LabError::State { path, error })?;
+        tracing::info!(current, needed, "raising fs.inotify.max_user_instances for the lab");
+        std::fs::write(&path, needed.to_string()).map_err(|error| LabError::State { path, error })?;
     }
     Ok(())
 }
@@ -282,32 +216,20 @@ fn raise_inotify_limit(hosts: usize) -> Result<(), LabError> {
 fn read_host_key(dirs: &MachineDirs) -> Result<String, LabError> {
     let path = dirs.root().join("etc/ssh/ssh_host_ed25519_key.pub");
     let line = std::fs::read_to_string(&path).map_err(|error| LabError::State { path, error })?;
-    Ok(line
-        .split_whitespace()
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(" "))
+    Ok(line.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
 }
 
 /// The lab's SSH key pair, created once; returns the public key line.
 fn ensure_key_pair() -> Result<String, LabError> {
     let key = key_path();
     if !key.exists() {
-        std::fs::create_dir_all(state_dir()).map_err(|error| LabError::State {
-            path: state_dir(),
-            error,
-        })?;
+        std::fs::create_dir_all(state_dir()).map_err(|error| LabError::State { path: state_dir(), error })?;
         system::run(
-            Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-C", "infra-lab", "-f"])
-                .arg(&key),
+            Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "infra-lab", "-f"]).arg(&key),
         )?;
     }
     let public = key.with_extension("pub");
-    std::fs::read_to_string(&public).map_err(|error| LabError::State {
-        path: public,
-        error,
-    })
+    std::fs::read_to_string(&public).map_err(|error| LabError::State { path: public, error })
 }
 
 /// Waits for every named host to answer SSH, in parallel.
@@ -321,15 +243,11 @@ fn wait_all(spec: &LabSpec, names: &[String]) -> Result<(), LabError> {
             .map(|host| {
                 let (key, known_hosts) = (&key, &known_hosts);
                 scope.spawn(move || {
-                    (!machine::wait_for_ssh(host.address, key, known_hosts, BOOT_TIMEOUT))
-                        .then(|| host.name.clone())
+                    (!machine::wait_for_ssh(host.address, key, known_hosts, BOOT_TIMEOUT)).then(|| host.name.clone())
                 })
             })
             .collect();
-        waits
-            .into_iter()
-            .filter_map(|wait| wait.join().ok().flatten())
-            .collect()
+        waits.into_iter().filter_map(|wait| wait.join().ok().flatten()).collect()
     });
     match failures.first() {
         Some(host) => Err(LabError::SshTimeout {
@@ -345,13 +263,9 @@ fn wait_all(spec: &LabSpec, names: &[String]) -> Result<(), LabError> {
 /// and its state (the key pair stays for the next `up`).
 pub fn down() -> Result<Vec<String>, LabError> {
     preflight::require_root()?;
-    let mut names: Vec<String> = load_spec()?
-        .map(|spec| spec.hosts.into_iter().map(|host| host.name).collect())
-        .unwrap_or_default();
-    for leftover in network::leftover_namespaces()
-        .into_iter()
-        .chain(machine::mounted_hosts())
-    {
+    let mut names: Vec<String> =
+        load_spec()?.map(|spec| spec.hosts.into_iter().map(|host| host.name).collect()).unwrap_or_default();
+    for leftover in network::leftover_namespaces().into_iter().chain(machine::mounted_hosts()) {
         if !names.contains(&leftover) {
             names.push(leftover);
         }
@@ -378,11 +292,7 @@ pub fn down() -> Result<Vec<String>, LabError> {
     }
     network::remove_bridge()?;
     for path in [spec_path(), known_hosts_path(), state_dir().join("hosts")] {
-        let _ = if path.is_dir() {
-            std::fs::remove_dir_all(&path)
-        } else {
-            std::fs::remove_file(&path)
-        };
+        let _ = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
     }
     Ok(names)
 }
@@ -450,10 +360,7 @@ mod tests {
     use super::*;
 
     fn host(name: &str, address: &str) -> LabHost {
-        LabHost {
-            name: name.into(),
-            address: address.parse().expect("address"),
-        }
+        LabHost { name: name.into(), address: address.parse().expect("address") }
     }
 
     #[test]
@@ -468,10 +375,6 @@ mod tests {
     fn hosts_outside_the_subnet_are_refused() {
         let subnet: IpNet = "10.1.0.0/24".parse().expect("subnet");
         let error = LabSpec::new(subnet, vec![host("a", "10.2.0.1")], &[]).expect_err("outside");
-        assert!(
-            error
-                .to_string()
-                .starts_with("host `a` (10.2.0.1) is outside the lab subnet 10.1.0.0/24")
-        );
+        assert!(error.to_string().starts_with("host `a` (10.2.0.1) is outside the lab subnet 10.1.0.0/24"));
     }
 }

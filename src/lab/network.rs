@@ -16,9 +16,7 @@ use super::system::{self, SystemError};
 pub fn lab_name() -> String {
     std::env::var("INFRA_LAB_NAME")
         .ok()
-        .filter(|name| {
-            !name.is_empty() && name.len() <= 10 && name.chars().all(|c| c.is_ascii_alphanumeric())
-        })
+        .filter(|name| !name.is_empty() && name.len() <= 10 && name.chars().all(|c| c.is_ascii_alphanumeric()))
         .unwrap_or_else(|| "infralab".to_string())
 }
 
@@ -38,11 +36,7 @@ pub fn netns_name(host: &str) -> String {
 /// names may be longer, so it is a short hash of the lab and host names.
 pub fn veth_name(host: &str) -> String {
     let digest = Sha256::digest(format!("{}/{host}", lab_name()).as_bytes());
-    let hex: String = digest
-        .iter()
-        .take(5)
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
+    let hex: String = digest.iter().take(5).map(|byte| format!("{byte:02x}")).collect();
     format!("il{hex}")
 }
 
@@ -74,18 +68,8 @@ pub fn ensure_host(host: &str, address: IpAddr, subnet: IpNet) -> Result<(), Sys
         system::ip(&["netns", "add", &netns])?;
     }
     if !link_exists(&veth) {
-        system::ip(&[
-            "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &netns,
-        ])?;
-        system::ip(&[
-            "-n",
-            &netns,
-            "addr",
-            "add",
-            &format!("{address}/{}", subnet.prefix_len()),
-            "dev",
-            "eth0",
-        ])?;
+        system::ip(&["link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &netns])?;
+        system::ip(&["-n", &netns, "addr", "add", &format!("{address}/{}", subnet.prefix_len()), "dev", "eth0"])?;
     }
     system::ip(&["link", "set", &veth, "master", &bridge_name(), "up"])?;
     system::ip(&["-n", &netns, "link", "set", "eth0", "up"])?;
@@ -95,12 +79,7 @@ pub fn ensure_host(host: &str, address: IpAddr, subnet: IpNet) -> Result<(), Sys
 
 /// Takes a host's link down (`cut`) or up (`heal`), like pulling its cable.
 pub fn set_link(host: &str, up: bool) -> Result<(), SystemError> {
-    system::ip(&[
-        "link",
-        "set",
-        &veth_name(host),
-        if up { "up" } else { "down" },
-    ])?;
+    system::ip(&["link", "set", &veth_name(host), if up { "up" } else { "down" }])?;
     Ok(())
 }
 

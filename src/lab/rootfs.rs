@@ -15,7 +15,8 @@ use sha2::{Digest, Sha256};
 use super::system::{self, SystemError};
 
 const SUITE: &str = "bookworm";
-const INCLUDE: &str = "systemd,systemd-sysv,dbus,openssh-server,iproute2,python3,ca-certificates,curl,procps,iputils-ping";
+const INCLUDE: &str =
+    "systemd,systemd-sysv,dbus,openssh-server,iproute2,python3,ca-certificates,curl,procps,iputils-ping";
 /// Every package apply may install on a lab host.
 pub const PACKAGES: [&str; 9] = [
     "haproxy",
@@ -39,9 +40,7 @@ pub enum RootfsError {
         #[source]
         error: SystemError,
     },
-    #[error(
-        "cannot find a Debian mirror in this machine's apt sources; set INFRA_LAB_MIRROR to one"
-    )]
+    #[error("cannot find a Debian mirror in this machine's apt sources; set INFRA_LAB_MIRROR to one")]
     NoMirror,
     #[error("cannot prepare `{}`", path.display())]
     Io {
@@ -53,8 +52,7 @@ pub enum RootfsError {
 
 /// Where the cached root filesystems live.
 pub fn cache_dir() -> PathBuf {
-    std::env::var_os("INFRA_LAB_CACHE")
-        .map_or_else(|| PathBuf::from("/var/cache/infra/lab"), PathBuf::from)
+    std::env::var_os("INFRA_LAB_CACHE").map_or_else(|| PathBuf::from("/var/cache/infra/lab"), PathBuf::from)
 }
 
 /// The mirror to bootstrap from: `INFRA_LAB_MIRROR`, else the first Debian
@@ -66,11 +64,7 @@ pub fn mirror() -> Result<String, RootfsError> {
     let mut sources = std::fs::read_to_string("/etc/apt/sources.list").unwrap_or_default();
     if let Ok(entries) = std::fs::read_dir("/etc/apt/sources.list.d") {
         for entry in entries.flatten() {
-            if entry
-                .path()
-                .extension()
-                .is_some_and(|extension| extension == "sources" || extension == "list")
-            {
+            if entry.path().extension().is_some_and(|extension| extension == "sources" || extension == "list") {
                 sources.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
                 sources.push('\n');
             }
@@ -87,10 +81,7 @@ fn find_mirror(sources: &str) -> Option<String> {
         .filter_map(|line| {
             let line = line.trim();
             let uri = line.strip_prefix("URIs:").map(str::trim).or_else(|| {
-                let mut words = line
-                    .strip_prefix("deb ")?
-                    .split_whitespace()
-                    .filter(|word| !word.starts_with('['));
+                let mut words = line.strip_prefix("deb ")?.split_whitespace().filter(|word| !word.starts_with('['));
                 words.next()
             })?;
             uri.split_whitespace().next().map(str::to_string)
@@ -100,16 +91,8 @@ fn find_mirror(sources: &str) -> Option<String> {
 
 fn key() -> String {
     let mut hasher = Sha256::new();
-    hasher.update(format!(
-        "{RECIPE_VERSION}\n{SUITE}\n{INCLUDE}\n{}",
-        PACKAGES.join(",")
-    ));
-    hasher
-        .finalize()
-        .iter()
-        .take(8)
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    hasher.update(format!("{RECIPE_VERSION}\n{SUITE}\n{INCLUDE}\n{}", PACKAGES.join(",")));
+    hasher.finalize().iter().take(8).map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// The root filesystem for the current recipe, built if it is not cached.
@@ -122,19 +105,13 @@ pub fn ensure() -> Result<(PathBuf, bool), RootfsError> {
     let mirror = mirror()?;
     let building = cache_dir().join(format!("rootfs-{}.building-{}", key(), std::process::id()));
     let _ = std::fs::remove_dir_all(&building);
-    std::fs::create_dir_all(&building).map_err(|error| RootfsError::Io {
-        path: building.clone(),
-        error,
-    })?;
+    std::fs::create_dir_all(&building).map_err(|error| RootfsError::Io { path: building.clone(), error })?;
     let result = build(&building, &mirror);
     if let Err(error) = result {
         let _ = std::fs::remove_dir_all(&building);
         return Err(RootfsError::Build { path: root, error });
     }
-    std::fs::rename(&building, &root).map_err(|error| RootfsError::Io {
-        path: root.clone(),
-        error,
-    })?;
+    std::fs::rename(&building, &root).map_err(|error| RootfsError::Io { path: root.clone(), error })?;
     Ok((root, true))
 }
 
@@ -147,12 +124,7 @@ fn build(root: &Path, mirror: &str) -> Result<(), SystemError> {
             .arg(mirror),
     )?;
     let chroot = |args: &[&str]| {
-        system::run(
-            Command::new("chroot")
-                .arg(root)
-                .args(args)
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-        )
+        system::run(Command::new("chroot").arg(root).args(args).env("DEBIAN_FRONTEND", "noninteractive"))
     };
     chroot(&["apt-get", "update", "-qq"])?;
     let mut download = vec!["apt-get", "install", "-y", "-qq", "--download-only"];
@@ -160,10 +132,7 @@ fn build(root: &Path, mirror: &str) -> Result<(), SystemError> {
     chroot(&download)?;
     // Each host gets its own SSH host keys and machine id at boot time.
     for entry in std::fs::read_dir(root.join("etc/ssh"))
-        .map_err(|error| SystemError::Write {
-            path: root.join("etc/ssh"),
-            error,
-        })?
+        .map_err(|error| SystemError::Write { path: root.join("etc/ssh"), error })?
         .flatten()
     {
         if entry.file_name().to_string_lossy().starts_with("ssh_host_") {
@@ -183,14 +152,8 @@ mod tests {
     #[test]
     fn finds_the_mirror_in_both_source_formats() {
         let deb822 = "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm\n\nURIs: http://mirror.example/debian-security\n";
-        assert_eq!(
-            find_mirror(deb822).as_deref(),
-            Some("http://mirror.example/debian")
-        );
+        assert_eq!(find_mirror(deb822).as_deref(), Some("http://mirror.example/debian"));
         let one_line = "deb [arch=amd64] http://mirror.example/debian bookworm main\n";
-        assert_eq!(
-            find_mirror(one_line).as_deref(),
-            Some("http://mirror.example/debian")
-        );
+        assert_eq!(find_mirror(one_line).as_deref(), Some("http://mirror.example/debian"));
     }
 }

@@ -13,11 +13,7 @@ pub enum SystemError {
         error: std::io::Error,
     },
     #[error("`{command}` failed ({status}): {stderr}")]
-    Failed {
-        command: String,
-        status: String,
-        stderr: String,
-    },
+    Failed { command: String, status: String, stderr: String },
     #[error("cannot write `{}`", path.display())]
     Write {
         path: PathBuf,
@@ -37,20 +33,13 @@ fn describe(command: &Command) -> String {
 
 /// Runs a command to completion; non-zero exit is an error with its stderr.
 pub fn run(command: &mut Command) -> Result<Output, SystemError> {
-    let output = command.output().map_err(|error| SystemError::Spawn {
-        command: describe(command),
-        error,
-    })?;
+    let output = command.output().map_err(|error| SystemError::Spawn { command: describe(command), error })?;
     if output.status.success() {
         return Ok(output);
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let detail = if stderr.trim().is_empty() {
-        stdout
-    } else {
-        stderr
-    };
+    let detail = if stderr.trim().is_empty() { stdout } else { stderr };
     let tail: Vec<&str> = detail.lines().rev().take(12).collect();
     Err(SystemError::Failed {
         command: describe(command),
@@ -72,10 +61,7 @@ pub fn ip(args: &[&str]) -> Result<Output, SystemError> {
 pub fn write(path: impl Into<PathBuf>, content: impl AsRef<[u8]>) -> Result<(), SystemError> {
     let path = path.into();
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|error| SystemError::Write {
-            path: parent.to_path_buf(),
-            error,
-        })?;
+        std::fs::create_dir_all(parent).map_err(|error| SystemError::Write { path: parent.to_path_buf(), error })?;
     }
     std::fs::write(&path, content).map_err(|error| SystemError::Write { path, error })
 }
@@ -84,7 +70,5 @@ pub fn write(path: impl Into<PathBuf>, content: impl AsRef<[u8]>) -> Result<(), 
 /// may lack on some systems).
 pub fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|directory| directory.join(name))
-        .find(|candidate| candidate.is_file())
+    std::env::split_paths(&path).map(|directory| directory.join(name)).find(|candidate| candidate.is_file())
 }

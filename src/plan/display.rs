@@ -17,14 +17,7 @@ pub struct Palette {
 }
 
 impl Palette {
-    pub const PLAIN: Palette = Palette {
-        green: "",
-        red: "",
-        yellow: "",
-        cyan: "",
-        bold: "",
-        reset: "",
-    };
+    pub const PLAIN: Palette = Palette { green: "", red: "", yellow: "", cyan: "", bold: "", reset: "" };
     pub const COLORED: Palette = Palette {
         green: "\x1b[32m",
         red: "\x1b[31m",
@@ -47,11 +40,8 @@ pub fn render_text(plan: &Plan, palette: Palette) -> String {
         render_host(&mut out, host, palette);
     }
     for unreachable in &plan.unreachable {
-        let _ = writeln!(
-            out,
-            "{}! {} unreachable: {}{}",
-            palette.red, unreachable.host, unreachable.error, palette.reset
-        );
+        let _ =
+            writeln!(out, "{}! {} unreachable: {}{}", palette.red, unreachable.host, unreachable.error, palette.reset);
     }
     let summary = plan.summary();
     let _ = writeln!(
@@ -61,11 +51,7 @@ pub fn render_text(plan: &Plan, palette: Palette) -> String {
         palette.reset,
         summary.hosts,
         summary.hosts_changing,
-        if summary.unreachable > 0 {
-            format!(", {} unreachable", summary.unreachable)
-        } else {
-            String::new()
-        },
+        if summary.unreachable > 0 { format!(", {} unreachable", summary.unreachable) } else { String::new() },
         summary.create,
         summary.update,
         summary.install,
@@ -77,21 +63,13 @@ pub fn render_text(plan: &Plan, palette: Palette) -> String {
 }
 
 fn render_host(out: &mut String, host: &HostPlan, palette: Palette) {
-    let _ = writeln!(
-        out,
-        "  {}{}{} ({})",
-        palette.bold, host.host, palette.reset, host.address
-    );
+    let _ = writeln!(out, "  {}{}{} ({})", palette.bold, host.host, palette.reset, host.address);
     if host.is_empty() {
         let _ = writeln!(out, "    no changes");
         return;
     }
     for package in &host.install {
-        let _ = writeln!(
-            out,
-            "    {}+ install{} {package}",
-            palette.green, palette.reset
-        );
+        let _ = writeln!(out, "    {}+ install{} {package}", palette.green, palette.reset);
     }
     for file in &host.files {
         let (sign, verb, color) = match file.action {
@@ -100,10 +78,8 @@ fn render_host(out: &mut String, host: &HostPlan, palette: Palette) {
             FileAction::Metadata => ("~", "set", palette.yellow),
             FileAction::Replace => ("!", "replace", palette.red),
         };
-        let mut line = format!(
-            "    {color}{sign} {verb}{} {} ({} {})",
-            palette.reset, file.path, file.mode, file.owner
-        );
+        let mut line =
+            format!("    {color}{sign} {verb}{} {} ({} {})", palette.reset, file.path, file.mode, file.owner);
         if !file.metadata.is_empty() {
             line.push_str(&format!(": {}", file.metadata.join(", ")));
         }
@@ -115,11 +91,7 @@ fn render_host(out: &mut String, host: &HostPlan, palette: Palette) {
             render_diff(out, diff, palette);
         }
     }
-    for (verb, changes) in [
-        ("reload", &host.reload),
-        ("restart", &host.restart),
-        ("run", &host.hooks),
-    ] {
+    for (verb, changes) in [("reload", &host.reload), ("restart", &host.restart), ("run", &host.hooks)] {
         for change in changes {
             let _ = writeln!(
                 out,
@@ -132,18 +104,10 @@ fn render_host(out: &mut String, host: &HostPlan, palette: Palette) {
         }
     }
     for service in &host.enable {
-        let _ = writeln!(
-            out,
-            "    {}▸ enable{} {service}",
-            palette.cyan, palette.reset
-        );
+        let _ = writeln!(out, "    {}▸ enable{} {service}", palette.cyan, palette.reset);
     }
     for service in &host.start {
-        let _ = writeln!(
-            out,
-            "    {}▸ start{} {service}",
-            palette.cyan, palette.reset
-        );
+        let _ = writeln!(out, "    {}▸ start{} {service}", palette.cyan, palette.reset);
     }
 }
 

@@ -26,6 +26,10 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Plan {
     pub version: u32,
+    /// The inventory the plan was made from, so `infra apply PLANFILE` can
+    /// render the same desired state again.
+    #[serde(default)]
+    pub inventory: Option<String>,
     pub hosts: Vec<HostPlan>,
     /// Hosts that could not be planned, with why.
     pub unreachable: Vec<Unreachable>,
@@ -44,6 +48,9 @@ pub struct HostPlan {
     pub roles: Vec<String>,
     /// The facts this plan was made from; apply refuses if they changed.
     pub fingerprint: String,
+    /// The desired state this plan was made for; apply refuses a saved plan
+    /// when the inventory or templates now render something else.
+    pub desired: String,
     pub install: Vec<String>,
     pub files: Vec<FileChange>,
     pub reload: Vec<ServiceChange>,
@@ -104,21 +111,10 @@ impl Plan {
 
 /// The whole plan: every desired host with facts is planned, in the desired
 /// state's (stage) order; hosts without facts are listed as unreachable.
-pub fn plan(
-    desired: &DesiredState,
-    facts: &BTreeMap<String, HostFacts>,
-    unreachable: Vec<Unreachable>,
-) -> Plan {
-    let hosts = desired
-        .hosts
-        .iter()
-        .filter_map(|host| facts.get(&host.name).map(|facts| plan_host(host, facts)))
-        .collect();
-    Plan {
-        version: SCHEMA_VERSION,
-        hosts,
-        unreachable,
-    }
+pub fn plan(desired: &DesiredState, facts: &BTreeMap<String, HostFacts>, unreachable: Vec<Unreachable>) -> Plan {
+    let hosts =
+        desired.hosts.iter().filter_map(|host| facts.get(&host.name).map(|facts| plan_host(host, facts))).collect();
+    Plan { version: SCHEMA_VERSION, inventory: None, hosts, unreachable }
 }
 
 pub fn plan_host(host: &HostState, facts: &HostFacts) -> HostPlan {
@@ -128,76 +124,42 @@ pub fn plan_host(host: &HostState, facts: &HostFacts) -> HostPlan {
         .filter(|package| facts.packages.get(*package).is_none_or(Option::is_none))
         .cloned()
         .collect();
-    let files: Vec<FileChange> = host
-        .files
-        .iter()
-        .filter_map(|file| file_change(file, facts.files.get(&file.path)))
-        .collect();
-    let changed = |path: &String| {
-        files
-            .iter()
-            .any(|change| change.path == *path && change.action != FileAction::Metadata)
-    };
-    let (mut reload, mut restart, mut enable, mut start) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let files: Vec<FileChange> =
+        host.files.iter().filter_map(|file| file_change(file, facts.files.get(&file.path))).collect();
+    let changed =
+        |path: &String| files.iter().any(|change| change.path == *path && change.action != FileAction::Metadata);
+    let (mut reload, mut restart, mut enable, mut start) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for service in &host.services {
         let fact = facts.services.get(&service.name);
         let active = fact.is_some_and(|fact| fact.active);
         if service.enabled && !fact.is_some_and(|fact| fact.enabled) {
             enable.push(service.name.clone());
         }
-        let restart_because: Vec<String> = service
-            .restart_on
-            .iter()
-            .filter(|path| changed(path))
-            .cloned()
-            .collect();
-        let reload_because: Vec<String> = service
-            .reload_on
-            .iter()
-            .filter(|path| changed(path))
-            .cloned()
-            .collect();
+        let restart_because: Vec<String> = service.restart_on.iter().filter(|path| changed(path)).cloned().collect();
+        let reload_because: Vec<String> = service.reload_on.iter().filter(|path| changed(path)).cloned().collect();
         if !active {
             start.push(service.name.clone());
         } else if !restart_because.is_empty() {
-            restart.push(ServiceChange {
-                name: service.name.clone(),
-                because: restart_because,
-            });
+            restart.push(ServiceChange { name: service.name.clone(), because: restart_because });
         } else if !reload_because.is_empty() {
-            reload.push(ServiceChange {
-                name: service.name.clone(),
-                because: reload_because,
-            });
+            reload.push(ServiceChange { name: service.name.clone(), because: reload_because });
         }
     }
     let mut hooks: Vec<ServiceChange> = host
         .hooks
         .iter()
         .filter_map(|hook| {
-            let because: Vec<String> = hook
-                .triggered_by
-                .iter()
-                .filter(|path| changed(path))
-                .cloned()
-                .collect();
-            (!because.is_empty()).then(|| ServiceChange {
-                name: hook.name.clone(),
-                because,
-            })
+            let because: Vec<String> = hook.triggered_by.iter().filter(|path| changed(path)).cloned().collect();
+            (!because.is_empty()).then(|| ServiceChange { name: hook.name.clone(), because })
         })
         .collect();
     carry_over_pending(facts, &mut reload, &mut restart, &mut hooks, &start);
     HostPlan {
         host: host.name.clone(),
         address: host.address.to_string(),
-        roles: host
-            .roles
-            .iter()
-            .map(|role| role.name().to_string())
-            .collect(),
+        roles: host.roles.iter().map(|role| role.name().to_string()).collect(),
         fingerprint: facts.fingerprint.clone(),
+        desired: desired_fingerprint(host),
         install,
         files,
         reload,
@@ -206,6 +168,29 @@ pub fn plan_host(host: &HostState, facts: &HostFacts) -> HostPlan {
         start,
         hooks,
     }
+}
+
+/// A digest of everything a host is meant to have: file contents, modes and
+/// owners, packages, services, hooks.
+pub fn desired_fingerprint(host: &HostState) -> String {
+    let mut text = String::new();
+    for file in &host.files {
+        let content = crate::facts::sha256_hex(&file.content);
+        text.push_str(&format!("file {} {content} {:o} {}:{}\n", file.path, file.mode, file.owner, file.group));
+    }
+    for package in &host.packages {
+        text.push_str(&format!("package {package}\n"));
+    }
+    for service in &host.services {
+        text.push_str(&format!(
+            "service {} {:?} {:?} {}\n",
+            service.name, service.reload_on, service.restart_on, service.enabled
+        ));
+    }
+    for hook in &host.hooks {
+        text.push_str(&format!("hook {} {} {:?}\n", hook.name, hook.command, hook.triggered_by));
+    }
+    crate::facts::sha256_hex(text.as_bytes())
 }
 
 /// What an interrupted apply swapped in but never reloaded is still owed.
@@ -227,17 +212,10 @@ fn carry_over_pending(
         if start.contains(name) || list.iter().any(|change| change.name == *name) {
             continue;
         }
-        list.push(ServiceChange {
-            name: name.clone(),
-            because: vec![INTERRUPTED.to_string()],
-        });
+        list.push(ServiceChange { name: name.clone(), because: vec![INTERRUPTED.to_string()] });
     }
     // A restart covers a reload of the same service.
-    reload.retain(|change| {
-        !restart
-            .iter()
-            .any(|restarted| restarted.name == change.name)
-    });
+    reload.retain(|change| !restart.iter().any(|restarted| restarted.name == change.name));
 }
 
 fn file_change(file: &ManagedFile, fact: Option<&FileFact>) -> Option<FileChange> {
@@ -252,40 +230,25 @@ fn file_change(file: &ManagedFile, fact: Option<&FileFact>) -> Option<FileChange
     };
     match fact {
         None | Some(FileFact::Absent) => {
-            let diff = (!file.sensitive)
-                .then(|| unified_diff(&file.path, b"", &file.content))
-                .flatten();
+            let diff = (!file.sensitive).then(|| unified_diff(&file.path, b"", &file.content)).flatten();
             Some(change(FileAction::Create, Vec::new(), diff))
         }
-        Some(FileFact::NotAFile { kind }) => Some(change(
-            FileAction::Replace,
-            vec![format!("a {kind} is at this path")],
-            None,
-        )),
-        Some(FileFact::Present {
-            sha256,
-            mode,
-            owner,
-            group,
-            content,
-        }) => {
+        Some(FileFact::NotAFile { kind }) => {
+            Some(change(FileAction::Replace, vec![format!("a {kind} is at this path")], None))
+        }
+        Some(FileFact::Present { sha256, mode, owner, group, content }) => {
             let mut metadata = Vec::new();
             if *mode != file.mode {
                 metadata.push(format!("mode {mode:04o} -> {:04o}", file.mode));
             }
             if *owner != file.owner || *group != file.group {
-                metadata.push(format!(
-                    "owner {owner}:{group} -> {}:{}",
-                    file.owner, file.group
-                ));
+                metadata.push(format!("owner {owner}:{group} -> {}:{}", file.owner, file.group));
             }
             if *sha256 != crate::facts::sha256_hex(&file.content) {
                 let diff = if file.sensitive {
                     None
                 } else {
-                    content
-                        .as_deref()
-                        .and_then(|old| unified_diff(&file.path, old, &file.content))
+                    content.as_deref().and_then(|old| unified_diff(&file.path, old, &file.content))
                 };
                 Some(change(FileAction::Update, metadata, diff))
             } else if !metadata.is_empty() {
@@ -299,10 +262,7 @@ fn file_change(file: &ManagedFile, fact: Option<&FileFact>) -> Option<FileChange
 
 /// A unified diff with three lines of context; `None` for binary content.
 fn unified_diff(path: &str, old: &[u8], new: &[u8]) -> Option<String> {
-    let (old, new) = (
-        std::str::from_utf8(old).ok()?,
-        std::str::from_utf8(new).ok()?,
-    );
+    let (old, new) = (std::str::from_utf8(old).ok()?, std::str::from_utf8(new).ok()?);
     let diff = similar::TextDiff::from_lines(old, new);
     Some(
         diff.unified_diff()
@@ -328,23 +288,12 @@ pub struct Summary {
 
 impl Plan {
     pub fn summary(&self) -> Summary {
-        let mut summary = Summary {
-            hosts: self.hosts.len(),
-            unreachable: self.unreachable.len(),
-            ..Summary::default()
-        };
+        let mut summary =
+            Summary { hosts: self.hosts.len(), unreachable: self.unreachable.len(), ..Summary::default() };
         for host in &self.hosts {
             summary.hosts_changing += usize::from(!host.is_empty());
-            summary.create += host
-                .files
-                .iter()
-                .filter(|file| file.action == FileAction::Create)
-                .count();
-            summary.update += host
-                .files
-                .iter()
-                .filter(|file| file.action != FileAction::Create)
-                .count();
+            summary.create += host.files.iter().filter(|file| file.action == FileAction::Create).count();
+            summary.update += host.files.iter().filter(|file| file.action != FileAction::Create).count();
             summary.install += host.install.len();
             summary.reload += host.reload.len();
             summary.restart += host.restart.len();

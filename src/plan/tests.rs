@@ -23,10 +23,7 @@ fn host() -> HostState {
         address: "10.0.0.21".parse().expect("address"),
         roles: vec![crate::topology::Role::Web],
         packages: vec!["nginx".into()],
-        files: vec![
-            file("/etc/nginx/nginx.conf", "main\n", false),
-            file("/etc/app.env", "PASSWORD=s3cret\n", true),
-        ],
+        files: vec![file("/etc/nginx/nginx.conf", "main\n", false), file("/etc/app.env", "PASSWORD=s3cret\n", true)],
         services: vec![ManagedService {
             name: "nginx".into(),
             reload_on: vec!["/etc/nginx/nginx.conf".into()],
@@ -56,19 +53,9 @@ fn present(content: &str, mode: u32) -> FileFact {
 fn converged() -> HostFacts {
     let mut facts = HostFacts::default();
     facts.packages.insert("nginx".into(), Some("1.22".into()));
-    facts
-        .files
-        .insert("/etc/nginx/nginx.conf".into(), present("main\n", 0o644));
-    facts
-        .files
-        .insert("/etc/app.env".into(), present("PASSWORD=s3cret\n", 0o644));
-    facts.services.insert(
-        "nginx".into(),
-        ServiceFact {
-            active: true,
-            enabled: true,
-        },
-    );
+    facts.files.insert("/etc/nginx/nginx.conf".into(), present("main\n", 0o644));
+    facts.files.insert("/etc/app.env".into(), present("PASSWORD=s3cret\n", 0o644));
+    facts.services.insert("nginx".into(), ServiceFact { active: true, enabled: true });
     facts
 }
 
@@ -77,17 +64,10 @@ fn a_fresh_host_gets_everything() {
     let plan = plan_host(&host(), &HostFacts::default());
     assert_eq!(plan.install, ["nginx"]);
     assert_eq!(plan.files.len(), 2);
-    assert!(
-        plan.files
-            .iter()
-            .all(|file| file.action == FileAction::Create)
-    );
+    assert!(plan.files.iter().all(|file| file.action == FileAction::Create));
     assert_eq!(plan.start, ["nginx"]);
     assert_eq!(plan.enable, ["nginx"]);
-    assert!(
-        plan.reload.is_empty() && plan.restart.is_empty(),
-        "a stopped service is started, not reloaded"
-    );
+    assert!(plan.reload.is_empty() && plan.restart.is_empty(), "a stopped service is started, not reloaded");
     assert_eq!(plan.hooks.len(), 1);
 }
 
@@ -99,49 +79,29 @@ fn a_converged_host_has_no_changes() {
 #[test]
 fn a_changed_config_reloads_with_its_reason_and_diff() {
     let mut facts = converged();
-    facts
-        .files
-        .insert("/etc/nginx/nginx.conf".into(), present("old main\n", 0o644));
+    facts.files.insert("/etc/nginx/nginx.conf".into(), present("old main\n", 0o644));
     let plan = plan_host(&host(), &facts);
-    assert_eq!(
-        plan.reload,
-        [ServiceChange {
-            name: "nginx".into(),
-            because: vec!["/etc/nginx/nginx.conf".into()]
-        }]
-    );
+    assert_eq!(plan.reload, [ServiceChange { name: "nginx".into(), because: vec!["/etc/nginx/nginx.conf".into()] }]);
     assert!(plan.restart.is_empty() && plan.hooks.is_empty());
     let diff = plan.files[0].diff.as_deref().expect("a diff");
-    assert!(
-        diff.contains("-old main") && diff.contains("+main"),
-        "{diff}"
-    );
+    assert!(diff.contains("-old main") && diff.contains("+main"), "{diff}");
 }
 
 #[test]
 fn a_sensitive_change_restarts_and_never_shows_the_value() {
     let mut facts = converged();
-    facts
-        .files
-        .insert("/etc/app.env".into(), present("PASSWORD=old\n", 0o644));
+    facts.files.insert("/etc/app.env".into(), present("PASSWORD=old\n", 0o644));
     let plan = plan_host(&host(), &facts);
     assert_eq!(plan.restart[0].because, ["/etc/app.env"]);
     assert!(plan.reload.is_empty(), "a restart covers a reload");
     assert_eq!(plan.files[0].diff, None);
     let text = render_text(
-        &Plan {
-            version: SCHEMA_VERSION,
-            hosts: vec![plan.clone()],
-            unreachable: vec![],
-        },
+        &Plan { version: SCHEMA_VERSION, inventory: None, hosts: vec![plan.clone()], unreachable: vec![] },
         Palette::PLAIN,
     );
     let json = serde_json::to_string(&plan).expect("json");
     for output in [&text, &json] {
-        assert!(
-            !output.contains("s3cret") && !output.contains("PASSWORD=old"),
-            "{output}"
-        );
+        assert!(!output.contains("s3cret") && !output.contains("PASSWORD=old"), "{output}");
     }
     assert!(text.contains("(sensitive content changed)"), "{text}");
 }
@@ -149,9 +109,7 @@ fn a_sensitive_change_restarts_and_never_shows_the_value() {
 #[test]
 fn a_mode_change_alone_touches_no_service() {
     let mut facts = converged();
-    facts
-        .files
-        .insert("/etc/nginx/nginx.conf".into(), present("main\n", 0o600));
+    facts.files.insert("/etc/nginx/nginx.conf".into(), present("main\n", 0o600));
     let plan = plan_host(&host(), &facts);
     assert_eq!(plan.files[0].action, FileAction::Metadata);
     assert_eq!(plan.files[0].metadata, ["mode 0600 -> 0644"]);
@@ -161,37 +119,16 @@ fn a_mode_change_alone_touches_no_service() {
 #[test]
 fn a_directory_in_the_way_is_shown() {
     let mut facts = converged();
-    facts.files.insert(
-        "/etc/nginx/nginx.conf".into(),
-        FileFact::NotAFile {
-            kind: "directory".into(),
-        },
-    );
-    assert_eq!(
-        plan_host(&host(), &facts).files[0].action,
-        FileAction::Replace
-    );
+    facts.files.insert("/etc/nginx/nginx.conf".into(), FileFact::NotAFile { kind: "directory".into() });
+    assert_eq!(plan_host(&host(), &facts).files[0].action, FileAction::Replace);
 }
 
 #[test]
 fn summary_counts_every_kind_of_change() {
-    let plan = plan(
-        &DesiredState {
-            hosts: vec![host()],
-        },
-        &[("web-01".to_string(), HostFacts::default())].into(),
-        vec![],
-    );
+    let plan =
+        plan(&DesiredState { hosts: vec![host()] }, &[("web-01".to_string(), HostFacts::default())].into(), vec![]);
     let summary = plan.summary();
-    assert_eq!(
-        (
-            summary.hosts,
-            summary.create,
-            summary.install,
-            summary.start
-        ),
-        (1, 2, 1, 1)
-    );
+    assert_eq!((summary.hosts, summary.create, summary.install, summary.start), (1, 2, 1, 1));
     assert!(plan.has_changes());
 }
 
@@ -201,16 +138,7 @@ fn an_interrupted_apply_leaves_its_reloads_owed() {
     facts.pending.push(("reload".into(), "nginx".into()));
     facts.pending.push(("hook".into(), "apply sql".into()));
     let plan = plan_host(&host(), &facts);
-    assert_eq!(
-        plan.reload,
-        [ServiceChange {
-            name: "nginx".into(),
-            because: vec!["an interrupted apply".into()]
-        }]
-    );
+    assert_eq!(plan.reload, [ServiceChange { name: "nginx".into(), because: vec!["an interrupted apply".into()] }]);
     assert_eq!(plan.hooks[0].name, "apply sql");
-    assert!(
-        !plan.is_empty(),
-        "the host is not converged until the owed reload ran"
-    );
+    assert!(!plan.is_empty(), "the host is not converged until the owed reload ran");
 }

@@ -64,9 +64,7 @@ pub(crate) struct Secrets {
 
 impl Secrets {
     pub(crate) fn get(&self, reference: &SecretRef) -> &str {
-        self.values
-            .get(&reference.source)
-            .map_or("", Secret::expose)
+        self.values.get(&reference.source).map_or("", Secret::expose)
     }
 
     fn all(&self) -> impl Iterator<Item = &Secret> {
@@ -77,10 +75,7 @@ impl Secrets {
 /// Renders every host of a checked inventory.
 pub fn render(inventory: &Inventory, mode: SecretMode) -> Result<Rendered, RenderError> {
     let (secrets, diagnostics) = resolve_secrets(inventory, mode);
-    let overrides = inventory
-        .templates
-        .as_ref()
-        .map(|path| inventory.base_dir.join(&path.value));
+    let overrides = inventory.templates.as_ref().map(|path| inventory.base_dir.join(&path.value));
     let renderer = TemplateRenderer::new(templates::environment(overrides.as_deref())?);
     let sources = roles::Sources::read(inventory)?;
     let derived = roles::Derived::new(inventory);
@@ -99,10 +94,7 @@ pub fn render(inventory: &Inventory, mode: SecretMode) -> Result<Rendered, Rende
         }
     }
     mark_sensitive(&mut hosts, &secrets);
-    Ok(Rendered {
-        state: DesiredState { hosts },
-        diagnostics,
-    })
+    Ok(Rendered { state: DesiredState { hosts }, diagnostics })
 }
 
 /// keepalived's PASS authentication uses at most 8 characters and silently
@@ -116,11 +108,7 @@ fn secret_references(inventory: &Inventory) -> Vec<(&SecretRef, Option<usize>)> 
         references.push((&load_balancer.vrrp_secret, Some(VRRP_SECRET_MAX)));
     }
     references.extend(
-        inventory
-            .hosts
-            .iter()
-            .filter_map(|host| host.vrrp.secret.as_ref())
-            .map(|r| (r, Some(VRRP_SECRET_MAX))),
+        inventory.hosts.iter().filter_map(|host| host.vrrp.secret.as_ref()).map(|r| (r, Some(VRRP_SECRET_MAX))),
     );
     if let Some(database) = &inventory.database {
         references.push((&database.password, None));
@@ -146,9 +134,7 @@ fn resolve_secrets(inventory: &Inventory, mode: SecretMode) -> (Secrets, Vec<Dia
                         ),
                     )
                     .at(reference.span, "keepalived would truncate it")
-                    .help(format!(
-                        "use a secret of at most {VRRP_SECRET_MAX} characters"
-                    )),
+                    .help(format!("use a secret of at most {VRRP_SECRET_MAX} characters")),
                 );
                 continue;
             }
@@ -163,11 +149,8 @@ fn resolve_secrets(inventory: &Inventory, mode: SecretMode) -> (Secrets, Vec<Dia
             }
             Err(error) => {
                 diagnostics.push(
-                    Diagnostic::note(
-                        "secret-placeholder",
-                        format!("{error}; validating with a placeholder value"),
-                    )
-                    .at(reference.span, "placeholder used"),
+                    Diagnostic::note("secret-placeholder", format!("{error}; validating with a placeholder value"))
+                        .at(reference.span, "placeholder used"),
                 );
                 Secret::placeholder()
             }
@@ -179,13 +162,10 @@ fn resolve_secrets(inventory: &Inventory, mode: SecretMode) -> (Secrets, Vec<Dia
 
 fn secret_help(source: &SecretSource) -> String {
     match source {
-        SecretSource::Env(name) => format!(
-            "set it with `export {name}=...` (plan and apply never fall back to an empty value)"
-        ),
-        SecretSource::File(path) => format!(
-            "create `{}` with the secret on its first line",
-            path.display()
-        ),
+        SecretSource::Env(name) => {
+            format!("set it with `export {name}=...` (plan and apply never fall back to an empty value)")
+        }
+        SecretSource::File(path) => format!("create `{}` with the secret on its first line", path.display()),
     }
 }
 
@@ -199,10 +179,7 @@ fn mark_sensitive(hosts: &mut [HostState], secrets: &Secrets) {
         .map(memchr::memmem::Finder::new)
         .collect();
     for file in hosts.iter_mut().flat_map(|host| host.files.iter_mut()) {
-        if finders
-            .iter()
-            .any(|finder| finder.find(&file.content).is_some())
-        {
+        if finders.iter().any(|finder| finder.find(&file.content).is_some()) {
             file.sensitive = true;
         }
     }
@@ -222,36 +199,20 @@ pub(crate) struct TemplateRenderer {
 
 impl TemplateRenderer {
     fn new(environment: Environment<'static>) -> Self {
-        TemplateRenderer {
-            environment,
-            shared_output: RefCell::new(HashMap::new()),
-        }
+        TemplateRenderer { environment, shared_output: RefCell::new(HashMap::new()) }
     }
 
-    pub(crate) fn render(
-        &self,
-        name: &str,
-        host: &str,
-        context: minijinja::Value,
-    ) -> Result<Rc<str>, RenderError> {
-        let render_error = |error| RenderError::Render {
-            template: name.to_string(),
-            host: host.to_string(),
-            error,
-        };
+    pub(crate) fn render(&self, name: &str, host: &str, context: minijinja::Value) -> Result<Rc<str>, RenderError> {
+        let render_error = |error| RenderError::Render { template: name.to_string(), host: host.to_string(), error };
         if let Some(output) = self.shared_output.borrow().get(name) {
             return Ok(Rc::clone(output));
         }
         let template = self.environment.get_template(name).map_err(render_error)?;
         let output: Rc<str> = template.render(context).map_err(render_error)?.into();
-        let per_host = template
-            .undeclared_variables(false)
-            .iter()
-            .any(|variable| PER_HOST_VARIABLES.contains(&variable.as_str()));
+        let per_host =
+            template.undeclared_variables(false).iter().any(|variable| PER_HOST_VARIABLES.contains(&variable.as_str()));
         if !per_host {
-            self.shared_output
-                .borrow_mut()
-                .insert(name.to_string(), Rc::clone(&output));
+            self.shared_output.borrow_mut().insert(name.to_string(), Rc::clone(&output));
         }
         Ok(output)
     }
@@ -261,31 +222,19 @@ pub(crate) fn read_tree(root: &Path) -> Result<Vec<(String, Vec<u8>)>, RenderErr
     let mut files = Vec::new();
     let mut pending = vec![root.to_path_buf()];
     while let Some(directory) = pending.pop() {
-        let read_error = |error| RenderError::ReadSource {
-            path: directory.clone(),
-            error,
-        };
+        let read_error = |error| RenderError::ReadSource { path: directory.clone(), error };
         for entry in std::fs::read_dir(&directory).map_err(read_error)? {
             let path = entry.map_err(read_error)?.path();
-            let name = path
-                .file_name()
-                .map(|name| name.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
             if name.starts_with('.') || name == "__pycache__" {
                 continue;
             }
             if path.is_dir() {
                 pending.push(path);
             } else {
-                let content = std::fs::read(&path).map_err(|error| RenderError::ReadSource {
-                    path: path.clone(),
-                    error,
-                })?;
-                let relative = path
-                    .strip_prefix(root)
-                    .unwrap_or(&path)
-                    .to_string_lossy()
-                    .into_owned();
+                let content =
+                    std::fs::read(&path).map_err(|error| RenderError::ReadSource { path: path.clone(), error })?;
+                let relative = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().into_owned();
                 files.push((relative, content));
             }
         }

@@ -26,11 +26,7 @@ impl Sources {
             }
             _ => Vec::new(),
         };
-        let static_site = match inventory
-            .web
-            .as_ref()
-            .and_then(|web| web.static_source.as_ref())
-        {
+        let static_site = match inventory.web.as_ref().and_then(|web| web.static_source.as_ref()) {
             Some(source) if topology::hosts_with(inventory, Role::Web).next().is_some() => {
                 read_tree(&inventory.base_dir.join(&source.value))?
             }
@@ -57,49 +53,25 @@ impl Derived {
     pub(crate) fn new(inventory: &Inventory) -> Derived {
         let balancers: Vec<&Host> = hosts_with(inventory, Role::LoadBalancer).collect();
         let database_address = hosts_with(inventory, Role::Database).next().map(|host| {
-            let bind = inventory
-                .database
-                .as_ref()
-                .and_then(|database| database.bind_address.as_ref());
-            bind.map_or(host.address.value, |bind| bind.value)
-                .to_string()
+            let bind = inventory.database.as_ref().and_then(|database| database.bind_address.as_ref());
+            bind.map_or(host.address.value, |bind| bind.value).to_string()
         });
         let strings = |items: Vec<String>| Value::from(items);
         Derived {
-            upstreams: strings(
-                topology::nginx_upstreams(inventory)
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect(),
-            ),
+            upstreams: strings(topology::nginx_upstreams(inventory).iter().map(ToString::to_string).collect()),
             backends: Value::from(
                 topology::haproxy_backends(inventory)
                     .into_iter()
-                    .map(
-                        |(name, address)| context! { name => name, address => address.to_string() },
-                    )
+                    .map(|(name, address)| context! { name => name, address => address.to_string() })
                     .collect::<Vec<_>>(),
             ),
-            database_clients: strings(
-                topology::database_clients(inventory)
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect(),
-            ),
+            database_clients: strings(topology::database_clients(inventory).iter().map(ToString::to_string).collect()),
             web_addresses: strings(
-                hosts_with(inventory, Role::Web)
-                    .map(|host| host.address.value.to_string())
-                    .collect(),
+                hosts_with(inventory, Role::Web).map(|host| host.address.value.to_string()).collect(),
             ),
             balancers: vrrp_priorities(&balancers)
                 .into_iter()
-                .map(|(priority, _, host)| {
-                    (
-                        host.name.value.clone(),
-                        host.address.value.to_string(),
-                        priority,
-                    )
-                })
+                .map(|(priority, _, host)| (host.name.value.clone(), host.address.value.to_string(), priority))
                 .collect(),
             database_address: Value::from(database_address),
         }
@@ -135,10 +107,7 @@ impl HostContext<'_> {
             hooks: Vec::new(),
             health_checks: Vec::new(),
         };
-        for role in topology::role_order()
-            .into_iter()
-            .filter(|role| self.host.has_role(*role))
-        {
+        for role in topology::role_order().into_iter().filter(|role| self.host.has_role(*role)) {
             match role {
                 Role::Database => self.database(&mut state)?,
                 Role::App => self.app(&mut state)?,
@@ -149,15 +118,8 @@ impl HostContext<'_> {
         Ok(state)
     }
 
-    fn file(
-        &self,
-        state: &mut HostState,
-        spec: FileSpec,
-        context: minijinja::Value,
-    ) -> Result<(), RenderError> {
-        let content = self
-            .renderer
-            .render(spec.template, &self.host.name.value, context)?;
+    fn file(&self, state: &mut HostState, spec: FileSpec, context: minijinja::Value) -> Result<(), RenderError> {
+        let content = self.renderer.render(spec.template, &self.host.name.value, context)?;
         state.files.push(ManagedFile {
             path: spec.path.to_string(),
             content: content.as_bytes().to_vec(),
@@ -194,10 +156,7 @@ impl HostContext<'_> {
         let Some(database) = &self.inventory.database else {
             return Ok(());
         };
-        let bind_address = database
-            .bind_address
-            .as_ref()
-            .map_or(self.host.address.value, |bind| bind.value);
+        let bind_address = database.bind_address.as_ref().map_or(self.host.address.value, |bind| bind.value);
         let context = context! {
             host => self.host_context(),
             clients => self.derived.database_clients.clone(),
@@ -222,13 +181,7 @@ impl HostContext<'_> {
         )?;
         self.file(
             state,
-            FileSpec {
-                path: sql,
-                template: "database.sql.j2",
-                mode: 0o600,
-                group: "root",
-                checker: None,
-            },
+            FileSpec { path: sql, template: "database.sql.j2", mode: 0o600, group: "root", checker: None },
             context,
         )?;
         state.services.push(ManagedService {
@@ -267,9 +220,7 @@ impl HostContext<'_> {
                 password => self.secrets.get(&database.password),
             }),
         };
-        state
-            .packages
-            .extend(["gunicorn", "python3-flask", "python3-pymysql"].map(String::from));
+        state.packages.extend(["gunicorn", "python3-flask", "python3-pymysql"].map(String::from));
         let config = "/etc/infra/gunicorn.conf.py";
         let unit = "/etc/systemd/system/infra-app.service";
         let environment = "/etc/infra/app.env";
@@ -297,37 +248,19 @@ impl HostContext<'_> {
         )?;
         self.file(
             state,
-            FileSpec {
-                path: environment,
-                template: "app.env.j2",
-                mode: 0o640,
-                group: "www-data",
-                checker: None,
-            },
+            FileSpec { path: environment, template: "app.env.j2", mode: 0o640, group: "www-data", checker: None },
             context,
         )?;
         let first_code_file = state.files.len();
-        Self::copies(
-            state,
-            &self.sources.app,
-            &app.directory.value,
-            &app.source.value.display().to_string(),
-        );
-        let code: Vec<String> = state.files[first_code_file..]
-            .iter()
-            .map(|file| file.path.clone())
-            .collect();
+        Self::copies(state, &self.sources.app, &app.directory.value, &app.source.value.display().to_string());
+        let code: Vec<String> = state.files[first_code_file..].iter().map(|file| file.path.clone()).collect();
         state.services.push(ManagedService {
             name: "infra-app".into(),
             reload_on: std::iter::once(config.to_string()).chain(code).collect(),
             restart_on: vec![unit.into(), environment.into()],
             enabled: true,
         });
-        let url = format!(
-            "http://{}:{}/",
-            self.host.address.value,
-            app.bind.value.port()
-        );
+        let url = format!("http://{}:{}/", self.host.address.value, app.bind.value.port());
         state.health_checks.push(HealthCheck {
             description: "Gunicorn answers HTTP".into(),
             command: format!("curl -fsS -o /dev/null {url}"),
@@ -370,12 +303,7 @@ impl HostContext<'_> {
             context,
         )?;
         if let Some(source) = &web.static_source {
-            Self::copies(
-                state,
-                &self.sources.static_site,
-                &web.static_root.value,
-                &source.value.display().to_string(),
-            );
+            Self::copies(state, &self.sources.static_site, &web.static_root.value, &source.value.display().to_string());
         }
         state.services.push(ManagedService {
             name: "nginx".into(),
@@ -400,12 +328,8 @@ impl HostContext<'_> {
             return Ok(());
         };
         let me = &self.host.name.value;
-        let priority = self
-            .derived
-            .balancers
-            .iter()
-            .find(|(name, _, _)| name == me)
-            .map_or(100, |(_, _, priority)| *priority);
+        let priority =
+            self.derived.balancers.iter().find(|(name, _, _)| name == me).map_or(100, |(_, _, priority)| *priority);
         let peers: Vec<String> = self
             .derived
             .balancers
@@ -427,9 +351,7 @@ impl HostContext<'_> {
                 virtual_ip => settings.virtual_ip.value.to_string(),
             },
         };
-        state
-            .packages
-            .extend(["haproxy", "keepalived"].map(String::from));
+        state.packages.extend(["haproxy", "keepalived"].map(String::from));
         let haproxy = "/etc/haproxy/haproxy.cfg";
         let keepalived = "/etc/keepalived/keepalived.conf";
         self.file(

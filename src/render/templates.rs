@@ -12,39 +12,15 @@ use minijinja::{Environment, UndefinedBehavior};
 
 /// The built-in templates, by the name an override file must have.
 pub const BUILT_IN: [(&str, &str); 9] = [
-    (
-        "haproxy.cfg.j2",
-        include_str!("../../templates/haproxy.cfg.j2"),
-    ),
-    (
-        "keepalived.conf.j2",
-        include_str!("../../templates/keepalived.conf.j2"),
-    ),
-    (
-        "nginx.conf.j2",
-        include_str!("../../templates/nginx.conf.j2"),
-    ),
-    (
-        "nginx-site.conf.j2",
-        include_str!("../../templates/nginx-site.conf.j2"),
-    ),
-    (
-        "gunicorn.conf.py.j2",
-        include_str!("../../templates/gunicorn.conf.py.j2"),
-    ),
-    (
-        "infra-app.service.j2",
-        include_str!("../../templates/infra-app.service.j2"),
-    ),
+    ("haproxy.cfg.j2", include_str!("../../templates/haproxy.cfg.j2")),
+    ("keepalived.conf.j2", include_str!("../../templates/keepalived.conf.j2")),
+    ("nginx.conf.j2", include_str!("../../templates/nginx.conf.j2")),
+    ("nginx-site.conf.j2", include_str!("../../templates/nginx-site.conf.j2")),
+    ("gunicorn.conf.py.j2", include_str!("../../templates/gunicorn.conf.py.j2")),
+    ("infra-app.service.j2", include_str!("../../templates/infra-app.service.j2")),
     ("app.env.j2", include_str!("../../templates/app.env.j2")),
-    (
-        "mariadb.cnf.j2",
-        include_str!("../../templates/mariadb.cnf.j2"),
-    ),
-    (
-        "database.sql.j2",
-        include_str!("../../templates/database.sql.j2"),
-    ),
+    ("mariadb.cnf.j2", include_str!("../../templates/mariadb.cnf.j2")),
+    ("database.sql.j2", include_str!("../../templates/database.sql.j2")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -70,21 +46,12 @@ pub enum TemplateError {
 pub fn environment(overrides: Option<&Path>) -> Result<Environment<'static>, TemplateError> {
     let mut environment = Environment::new();
     environment.set_undefined_behavior(UndefinedBehavior::Strict);
-    let syntax = SyntaxConfig::builder()
-        .trim_blocks(true)
-        .lstrip_blocks(true)
-        .keep_trailing_newline(true)
-        .build();
-    environment.set_syntax(syntax.map_err(|error| TemplateError::Invalid {
-        name: "syntax".into(),
-        error,
-    })?);
+    let syntax = SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).keep_trailing_newline(true).build();
+    environment.set_syntax(syntax.map_err(|error| TemplateError::Invalid { name: "syntax".into(), error })?);
     environment.add_filter("sql_string", sql_string);
     environment.add_filter("systemd_quote", systemd_quote);
-    let mut sources: Vec<(String, String)> = BUILT_IN
-        .iter()
-        .map(|(name, text)| (name.to_string(), text.to_string()))
-        .collect();
+    let mut sources: Vec<(String, String)> =
+        BUILT_IN.iter().map(|(name, text)| (name.to_string(), text.to_string())).collect();
     if let Some(directory) = overrides {
         for (name, text) in read_overrides(directory)? {
             if let Some(slot) = sources.iter_mut().find(|(known, _)| *known == name) {
@@ -93,38 +60,23 @@ pub fn environment(overrides: Option<&Path>) -> Result<Environment<'static>, Tem
         }
     }
     for (name, text) in sources {
-        environment
-            .add_template_owned(name.clone(), text)
-            .map_err(|error| TemplateError::Invalid { name, error })?;
+        environment.add_template_owned(name.clone(), text).map_err(|error| TemplateError::Invalid { name, error })?;
     }
     Ok(environment)
 }
 
 fn read_overrides(directory: &Path) -> Result<Vec<(String, String)>, TemplateError> {
-    let read_error = |error| TemplateError::ReadOverrides {
-        path: directory.to_path_buf(),
-        error,
-    };
+    let read_error = |error| TemplateError::ReadOverrides { path: directory.to_path_buf(), error };
     let mut overrides = Vec::new();
     for entry in std::fs::read_dir(directory).map_err(read_error)? {
         let path = entry.map_err(read_error)?.path();
-        let name = path
-            .file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
         if !BUILT_IN.iter().any(|(known, _)| *known == name) {
-            let known = BUILT_IN
-                .iter()
-                .map(|(known, _)| format!("`{known}`"))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let known = BUILT_IN.iter().map(|(known, _)| format!("`{known}`")).collect::<Vec<_>>().join(", ");
             return Err(TemplateError::UnknownOverride { path, known });
         }
-        let text =
-            std::fs::read_to_string(&path).map_err(|error| TemplateError::ReadOverrides {
-                path: path.clone(),
-                error,
-            })?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|error| TemplateError::ReadOverrides { path: path.clone(), error })?;
         overrides.push((name, text));
     }
     Ok(overrides)
@@ -132,19 +84,13 @@ fn read_overrides(directory: &Path) -> Result<Vec<(String, String)>, TemplateErr
 
 /// A single-quoted SQL string literal, safe for any password.
 fn sql_string(value: &str) -> String {
-    let escaped = value
-        .replace('\\', "\\\\")
-        .replace('\'', "\\'")
-        .replace('\0', "\\0");
+    let escaped = value.replace('\\', "\\\\").replace('\'', "\\'").replace('\0', "\\0");
     format!("'{escaped}'")
 }
 
 /// A value for a systemd `EnvironmentFile=` line, double-quoted and escaped.
 fn systemd_quote(value: &str) -> String {
-    let escaped = value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('$', "\\$");
+    let escaped = value.replace('\\', "\\\\").replace('"', "\\\"").replace('$', "\\$");
     format!("\"{escaped}\"")
 }
 
