@@ -28,6 +28,8 @@ pub enum Command {
     Stages(StagesArgs),
     /// Show exactly what apply would change on the hosts, reading their state over SSH.
     Plan(PlanArgs),
+    /// Converge the hosts: plan, confirm, then change them stage by stage, each host as a transaction.
+    Apply(ApplyArgs),
     /// A local lab of real Debian hosts for an inventory (needs root).
     #[command(subcommand)]
     Lab(LabCommand),
@@ -102,6 +104,39 @@ pub struct PlanArgs {
     /// Save the plan, with the fingerprint of every host's facts, for `infra apply FILE`.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// Treat warnings as errors.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ApplyArgs {
+    /// A plan saved by `infra plan --out`: applied exactly, refused if any host or the inventory changed since.
+    #[arg(value_name = "PLANFILE")]
+    pub plan_file: Option<PathBuf>,
+    /// The inventory (for a saved plan, defaults to the one it was made from).
+    #[arg(short, long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+    /// Apply without asking (needed when stdin is not a terminal).
+    #[arg(long)]
+    pub yes: bool,
+    /// Only these hosts or roles (repeatable).
+    #[arg(long, value_name = "HOST|ROLE")]
+    pub limit: Vec<String>,
+    /// Web and app hosts changed at a time; the others keep serving.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub serial: usize,
+    /// Seconds each health check may take to pass.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub health_timeout: u32,
+    /// `text` (progress on a terminal, plain lines otherwise) or `json` events on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Plain lines even on a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
     #[command(flatten)]
     pub connection: ConnectionArgs,
     /// Treat warnings as errors.

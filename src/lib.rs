@@ -3,6 +3,7 @@
 //! concept; `main.rs` only parses arguments and calls in. See
 //! docs/ARCHITECTURE.md for the data flow between the modules.
 
+pub mod apply;
 pub mod check;
 pub mod checkers;
 pub mod cli;

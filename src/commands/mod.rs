@@ -2,6 +2,7 @@
 //! colour choice, loading and checking an inventory, and printing errors
 //! with their causes and hints.
 
+mod apply;
 mod lab;
 mod plan;
 mod render;
@@ -28,6 +29,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Stages(args) => stages::run(&args, style),
         Command::Lab(command) => lab::run(&command, style),
         Command::Plan(args) => plan::run(&args, style),
+        Command::Apply(args) => apply::run(&args, style),
     };
     match result {
         Ok(code) => code,

@@ -31,7 +31,8 @@ pub fn run(args: &PlanArgs, style: Style) -> anyhow::Result<ExitCode> {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     let gathered = runtime.block_on(facts::gather(&hosts, &targets, settings, args.connection.parallel));
-    let plan = plan::plan(&crate::desired::DesiredState { hosts }, &gathered.facts, gathered.unreachable);
+    let mut plan = plan::plan(&crate::desired::DesiredState { hosts }, &gathered.facts, gathered.unreachable);
+    plan.inventory = std::fs::canonicalize(&args.inventory.inventory).ok().map(|path| path.display().to_string());
     if let Some(path) = &args.out {
         let json = serde_json::to_string_pretty(&plan).context("cannot serialize the plan")?;
         std::fs::write(path, json + "\n").with_context(|| format!("cannot write the plan to `{}`", path.display()))?;
@@ -49,7 +50,7 @@ pub fn run(args: &PlanArgs, style: Style) -> anyhow::Result<ExitCode> {
     Ok(exit_code(&plan, args.detailed_exitcode))
 }
 
-fn exit_code(plan: &plan::Plan, detailed: bool) -> ExitCode {
+pub(crate) fn exit_code(plan: &plan::Plan, detailed: bool) -> ExitCode {
     if !plan.unreachable.is_empty() {
         ExitCode::FAILURE
     } else if detailed && plan.has_changes() {
@@ -60,7 +61,7 @@ fn exit_code(plan: &plan::Plan, detailed: bool) -> ExitCode {
 }
 
 /// The hosts named by `--limit` (host names or role names), or all.
-fn limited(hosts: Vec<HostState>, limits: &[String]) -> anyhow::Result<Vec<HostState>> {
+pub(crate) fn limited(hosts: Vec<HostState>, limits: &[String]) -> anyhow::Result<Vec<HostState>> {
     if limits.is_empty() {
         return Ok(hosts);
     }

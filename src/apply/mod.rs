@@ -1,0 +1,286 @@
+//! Apply: executes a plan on the hosts, stage by stage, each host as a
+//! transaction.
+//!
+//! Stages follow the role dependency graph (database, app, web, load
+//! balancer); a stage starts only when every host of the one before is
+//! converged and healthy. Within a stage, hosts of the web and app tiers go
+//! `serial` at a time (default 1) and every web server is drained in HAProxy
+//! on each load balancer before it is touched and put back after its health
+//! check; load balancers go one at a time, the one not holding the virtual IP
+//! first. Per host: install, upload to `PATH.infra-new`, validate with the
+//! service's own checker, swap (backups kept, owed actions journaled),
+//! reload/restart/start, health checks, commit. A failure rolls that host
+//! back and stops before the next stage.
+
+mod report;
+mod steps;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+pub use report::{Reporter, reporter};
+
+use crate::desired::{DesiredState, HostState};
+use crate::plan::{HostPlan, Plan};
+use crate::topology::{self, Role};
+use crate::transport::{Connection, Settings, Target, TransportError};
+
+#[derive(Clone, Copy, Debug)]
+pub struct ApplySettings {
+    pub transport: Settings,
+    /// Web and app hosts changed at a time.
+    pub serial: usize,
+    /// How long each health check may take to pass.
+    pub health_seconds: u32,
+}
+
+/// Why a host could not be converged.
+#[derive(Clone, Debug)]
+pub struct HostFailure {
+    pub host: String,
+    pub step: String,
+    pub error: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub changed: Vec<String>,
+    pub failure: Option<HostFailure>,
+}
+
+/// Everything apply needs besides the plan.
+pub struct Context<'a> {
+    pub desired: &'a DesiredState,
+    pub targets: &'a [Target],
+    pub settings: ApplySettings,
+    pub reporter: &'a dyn Reporter,
+    pub virtual_ip: Option<IpAddr>,
+}
+
+pub async fn apply(plan: &Plan, context: &Context<'_>) -> Outcome {
+    let mut outcome = Outcome::default();
+    for role in topology::role_order() {
+        let mut hosts: Vec<(&HostPlan, &HostState)> = plan
+            .hosts
+            .iter()
+            .filter(|host| !host.is_empty())
+            .filter_map(|plan| {
+                context.desired.hosts.iter().find(|host| host.name == plan.host).map(|host| (plan, host))
+            })
+            .filter(|(_, host)| host.roles.first() == Some(&role))
+            .collect();
+        if hosts.is_empty() {
+            continue;
+        }
+        if role == Role::LoadBalancer {
+            hosts = holder_last(hosts, context).await;
+        }
+        let names: Vec<String> = hosts.iter().map(|(plan, _)| plan.host.clone()).collect();
+        context.reporter.stage(role.name(), &names);
+        let serial = match role {
+            Role::LoadBalancer => 1,
+            Role::Web | Role::App => context.settings.serial.max(1),
+            Role::Database => hosts.len(),
+        };
+        for chunk in hosts.chunks(serial) {
+            let results =
+                futures_util::future::join_all(chunk.iter().map(|(plan, host)| converge_host(plan, host, context)))
+                    .await;
+            for result in results {
+                match result {
+                    Ok(host) => outcome.changed.push(host),
+                    Err(failure) if outcome.failure.is_none() => outcome.failure = Some(failure),
+                    Err(_) => {}
+                }
+            }
+            if outcome.failure.is_some() {
+                return outcome;
+            }
+        }
+        if role == Role::LoadBalancer
+            && let Err(failure) = exactly_one_vip_holder(context).await
+        {
+            outcome.failure = Some(failure);
+            return outcome;
+        }
+    }
+    outcome
+}
+
+fn target<'a>(context: &'a Context<'_>, host: &str) -> Option<&'a Target> {
+    context.targets.iter().find(|target| target.name == host)
+}
+
+fn balancers<'a>(context: &'a Context<'_>) -> Vec<&'a HostState> {
+    context.desired.hosts.iter().filter(|host| host.roles.contains(&Role::LoadBalancer)).collect()
+}
+
+/// Runs one script on a host over a fresh connection (for the cross-host
+/// steps: draining, VIP checks).
+async fn run_on(context: &Context<'_>, host: &str, script: &str) -> Result<String, String> {
+    let target = target(context, host).ok_or_else(|| format!("no SSH target for `{host}`"))?;
+    let connection = Connection::open(target, context.settings.transport).await.map_err(|error| error.to_string())?;
+    let output = connection.run_script(script).await.map_err(|error| error.to_string());
+    connection.close().await;
+    output
+}
+
+fn holds_vip_script(vip: IpAddr) -> String {
+    format!("ip -o addr show | grep -qF ' {vip}/' && echo holder || echo backup\n")
+}
+
+/// Load balancers in the order to change them: the virtual IP's holder last.
+async fn holder_last<'a>(
+    hosts: Vec<(&'a HostPlan, &'a HostState)>,
+    context: &Context<'_>,
+) -> Vec<(&'a HostPlan, &'a HostState)> {
+    let Some(vip) = context.virtual_ip else { return hosts };
+    let mut ordered = Vec::with_capacity(hosts.len());
+    let mut holders = Vec::new();
+    for (plan, host) in hosts {
+        let holds =
+            run_on(context, &host.name, &holds_vip_script(vip)).await.is_ok_and(|output| output.trim() == "holder");
+        if holds { holders.push((plan, host)) } else { ordered.push((plan, host)) }
+    }
+    ordered.extend(holders);
+    ordered
+}
+
+/// After the load balancer stage exactly one balancer holds the virtual IP.
+async fn exactly_one_vip_holder(context: &Context<'_>) -> Result<(), HostFailure> {
+    let Some(vip) = context.virtual_ip else { return Ok(()) };
+    let mut holders = Vec::new();
+    for _ in 0..20 {
+        holders.clear();
+        for host in balancers(context) {
+            if run_on(context, &host.name, &holds_vip_script(vip)).await.is_ok_and(|output| output.trim() == "holder") {
+                holders.push(host.name.clone());
+            }
+        }
+        if holders.len() == 1 {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(HostFailure {
+        host: holders.join(", "),
+        step: "virtual IP check".into(),
+        error: format!(
+            "{} load balancers hold the virtual IP {vip} (expected exactly one): {}",
+            holders.len(),
+            holders.join(", ")
+        ),
+    })
+}
+
+/// Sets a web server's state on every load balancer that runs HAProxy.
+async fn set_web_state(context: &Context<'_>, web: &str, state: &str) {
+    for balancer in balancers(context) {
+        if let Err(error) = run_on(context, &balancer.name, &steps::haproxy_server_state(web, state)).await {
+            tracing::warn!(balancer = %balancer.name, web, state, %error, "cannot set the web server's state in HAProxy");
+        }
+    }
+}
+
+async fn converge_host(plan: &HostPlan, host: &HostState, context: &Context<'_>) -> Result<String, HostFailure> {
+    let is_web = host.roles.contains(&Role::Web);
+    if is_web {
+        context.reporter.step(&host.name, "draining in HAProxy");
+        set_web_state(context, &host.name, "drain").await;
+    }
+    let result = transaction(plan, host, context).await;
+    match &result {
+        Ok(summary) => {
+            if is_web {
+                set_web_state(context, &host.name, "ready").await;
+            }
+            context.reporter.done(&host.name, summary);
+        }
+        Err(failure) => context.reporter.failed(&failure.host, &failure.step, &failure.error),
+    }
+    result.map(|_| host.name.clone())
+}
+
+fn failure(host: &HostState, step: &str, error: impl ToString) -> HostFailure {
+    HostFailure { host: host.name.clone(), step: step.to_string(), error: error.to_string() }
+}
+
+fn remote_error(error: TransportError) -> String {
+    match error {
+        TransportError::Script { stderr, status, .. } => format!("{stderr} ({status})"),
+        other => other.to_string(),
+    }
+}
+
+/// One host's transaction; rolls back on any failure after the swap.
+async fn transaction(plan: &HostPlan, host: &HostState, context: &Context<'_>) -> Result<String, HostFailure> {
+    let target = target(context, &host.name).ok_or_else(|| failure(host, "connect", "no SSH target"))?;
+    context.reporter.step(&host.name, "connecting");
+    let connection =
+        Connection::open(target, context.settings.transport).await.map_err(|error| failure(host, "connect", error))?;
+    let result = run_steps(plan, host, context, &connection).await;
+    connection.close().await;
+    result
+}
+
+async fn run_steps(
+    plan: &HostPlan,
+    host: &HostState,
+    context: &Context<'_>,
+    connection: &Connection,
+) -> Result<String, HostFailure> {
+    let files = steps::content_changes(plan, host);
+    let step = |name: &'static str, script: String| async move {
+        context.reporter.step(&host.name, name);
+        connection.run_script(&script).await.map(|_| ()).map_err(|error| failure(host, name, remote_error(error)))
+    };
+    if !plan.install.is_empty() {
+        step("installing packages", steps::install(&plan.install)).await?;
+    }
+    if !files.is_empty() {
+        step("uploading files", steps::upload(&files)).await?;
+    }
+    if let Some(script) = steps::validate(&files)
+        && let Err(error) = step("validating", script).await
+    {
+        let _ = connection.run_script(&steps::discard(&files)).await;
+        return Err(error);
+    }
+    let swapped = async {
+        step("swapping files in", steps::swap(plan, &files, host)).await?;
+        if let Some(script) = steps::services(plan, host) {
+            step("reloading services", script).await?;
+        }
+        if let Some(script) = steps::health(host, context.settings.health_seconds) {
+            step("health checks", script).await?;
+        }
+        step("committing", steps::commit(&files)).await
+    }
+    .await;
+    if let Err(error) = swapped {
+        context.reporter.step(&host.name, "rolling back");
+        if let Err(rollback) = connection.run_script(&steps::rollback(plan, &files)).await {
+            return Err(HostFailure {
+                error: format!("{}\nthe rollback failed too: {}", error.error, remote_error(rollback)),
+                ..error
+            });
+        }
+        return Err(error);
+    }
+    Ok(summary(plan, files.len()))
+}
+
+fn summary(plan: &HostPlan, files: usize) -> String {
+    let mut parts = Vec::new();
+    if !plan.install.is_empty() {
+        parts.push(format!("{} packages", plan.install.len()));
+    }
+    if files > 0 {
+        parts.push(format!("{files} files"));
+    }
+    let services = plan.reload.len() + plan.restart.len() + plan.start.len();
+    if services > 0 {
+        parts.push(format!("{services} services"));
+    }
+    if parts.is_empty() { "no changes".into() } else { parts.join(", ") }
+}

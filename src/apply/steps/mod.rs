@@ -1,0 +1,261 @@
+//! The remote scripts of one host's transaction, built as plain text from
+//! the plan and the desired state (pure, so unit-tested without hosts).
+//!
+//! Files are only ever written to `PATH.infra-new` beside their target, then
+//! checked by the service's own parser against the whole configuration, and
+//! only then renamed into place (atomic on one filesystem) after the old file
+//! was kept as `PATH.infra-backup` (or marked `PATH.infra-absent`). Before the
+//! first rename the host's journal records the service actions still owed;
+//! it is removed only once the host is healthy. Every script goes over stdin.
+
+use crate::desired::{Checker, HostState, ManagedFile};
+use crate::facts::PENDING_JOURNAL;
+use crate::plan::{FileAction, HostPlan};
+
+pub const NEW: &str = ".infra-new";
+pub const BACKUP: &str = ".infra-backup";
+pub const ABSENT: &str = ".infra-absent";
+
+/// Quotes a string for `sh` with single quotes.
+pub fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// The files whose content changes (created, updated or replaced).
+pub fn content_changes<'a>(plan: &HostPlan, host: &'a HostState) -> Vec<&'a ManagedFile> {
+    plan.files
+        .iter()
+        .filter(|change| change.action != FileAction::Metadata)
+        .filter_map(|change| host.file(&change.path))
+        .collect()
+}
+
+pub fn install(packages: &[String]) -> String {
+    let packages: Vec<String> = packages.iter().map(|package| quote(package)).collect();
+    format!(
+        "set -e\nexport DEBIAN_FRONTEND=noninteractive\n\
+         apt-get install -y -q -o DPkg::Lock::Timeout=120 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold {}\n",
+        packages.join(" ")
+    )
+}
+
+/// Writes every changed file to `PATH.infra-new` with its final mode and
+/// owner; content travels base64-encoded inside the script, never in argv.
+pub fn upload(files: &[&ManagedFile]) -> String {
+    use base64::Engine;
+    let mut script = String::from("set -e\numask 022\n");
+    for file in files {
+        let target = quote(&format!("{}{NEW}", file.path));
+        let directory =
+            quote(std::path::Path::new(&file.path).parent().map_or("/", |parent| parent.to_str().unwrap_or("/")));
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&file.content);
+        script.push_str(&format!(
+            "mkdir -p {directory}\nrm -f {target}\n(umask 077; base64 -d > {target} <<'INFRA_EOF'\n{encoded}\nINFRA_EOF\n)\n\
+             chown {}:{} {target}\nchmod {:o} {target}\n",
+            quote(&file.owner),
+            quote(&file.group),
+            file.mode
+        ));
+    }
+    script
+}
+
+/// Checks the new files with each service's own parser, against the whole
+/// configuration the service will read.
+pub fn validate(files: &[&ManagedFile]) -> Option<String> {
+    let mut script = String::from("set -e\n");
+    let mut checked = Vec::new();
+    for file in files {
+        let Some(checker) = file.checker else { continue };
+        if checked.contains(&checker) {
+            continue;
+        }
+        checked.push(checker);
+        script.push_str(&check(checker, files));
+    }
+    (!checked.is_empty()).then_some(script)
+}
+
+fn check(checker: Checker, files: &[&ManagedFile]) -> String {
+    let new = |path: &str| quote(&format!("{path}{NEW}"));
+    let changed = |target: &str| files.iter().any(|file| file.path == target);
+    let candidate = |target: &str| if changed(target) { new(target) } else { quote(target) };
+    match checker {
+        Checker::Haproxy => format!("haproxy -c -f {}\n", candidate("/etc/haproxy/haproxy.cfg")),
+        Checker::Keepalived => {
+            format!("keepalived --config-test --use-file {}\n", candidate("/etc/keepalived/keepalived.conf"))
+        }
+        Checker::Mariadb => format!(
+            "mariadbd --defaults-file={} --help --verbose > /dev/null\n",
+            candidate("/etc/mysql/mariadb.conf.d/60-infra.cnf")
+        ),
+        Checker::Python => format!(
+            "python3 -c 'import sys; compile(open(sys.argv[1]).read(), sys.argv[1], \"exec\")' {}\n",
+            candidate("/etc/infra/gunicorn.conf.py")
+        ),
+        Checker::SystemdUnit => format!(
+            "tree=$(mktemp -d)\ncp {} \"$tree/infra-app.service\"\nsystemd-analyze verify --man=no \"$tree/infra-app.service\"\nrm -rf \"$tree\"\n",
+            candidate("/etc/systemd/system/infra-app.service")
+        ),
+        Checker::Nginx => {
+            // The whole tree, as nginx will read it after the swap.
+            let mut script = String::from("tree=$(mktemp -d)\ncp -a /etc/nginx/. \"$tree/\"\n");
+            for file in files.iter().filter(|file| file.path.starts_with("/etc/nginx/")) {
+                let relative = &file.path["/etc/nginx/".len()..];
+                script.push_str(&format!(
+                    "mkdir -p \"$tree/$(dirname {0})\"\ncp {1} \"$tree/\"{0}\n",
+                    quote(relative),
+                    new(&file.path)
+                ));
+            }
+            script.push_str(
+                "nginx -t -q -p \"$tree\" -c \"$tree/nginx.conf\" -e \"$tree/error.log\" -g \"pid $tree/nginx.pid;\" || { status=$?; rm -rf \"$tree\"; exit $status; }\nrm -rf \"$tree\"\n",
+            );
+            script
+        }
+    }
+}
+
+/// The service actions the swap makes owed, as journal lines.
+pub fn owed(plan: &HostPlan) -> Vec<String> {
+    let mut lines = Vec::new();
+    lines.extend(plan.restart.iter().map(|change| format!("restart {}", change.name)));
+    lines.extend(plan.reload.iter().map(|change| format!("reload {}", change.name)));
+    lines.extend(plan.hooks.iter().map(|change| format!("hook {}", change.name.replace(' ', "_"))));
+    lines
+}
+
+/// Records what is owed, keeps the old files, renames the new ones in.
+pub fn swap(plan: &HostPlan, files: &[&ManagedFile], host: &HostState) -> String {
+    let mut script = String::from("set -e\nmkdir -p /var/lib/infra\n");
+    let owed = owed(plan);
+    if !owed.is_empty() {
+        script.push_str(&format!(
+            "printf '%s\\n' {} > {PENDING_JOURNAL}{NEW}\nmv {PENDING_JOURNAL}{NEW} {PENDING_JOURNAL}\n",
+            owed.iter().map(|line| quote(line)).collect::<Vec<_>>().join(" ")
+        ));
+    }
+    for file in files {
+        let (path, backup, absent) =
+            (quote(&file.path), quote(&format!("{}{BACKUP}", file.path)), quote(&format!("{}{ABSENT}", file.path)));
+        script.push_str(&format!(
+            "if [ -e {path} ]; then cp -p {path} {backup}; rm -f {absent}; else rm -f {backup}; : > {absent}; fi\n\
+             mv -f {} {path}\n",
+            quote(&format!("{}{NEW}", file.path))
+        ));
+    }
+    for change in plan.files.iter().filter(|change| change.action == FileAction::Metadata) {
+        if let Some(file) = host.file(&change.path) {
+            let path = quote(&file.path);
+            script.push_str(&format!(
+                "chown {}:{} {path}\nchmod {:o} {path}\n",
+                quote(&file.owner),
+                quote(&file.group),
+                file.mode
+            ));
+        }
+    }
+    script
+}
+
+/// Daemon-reload when a unit changed, enable, restart/reload/start, then hooks.
+pub fn services(plan: &HostPlan, host: &HostState) -> Option<String> {
+    let mut script = String::from("set -e\n");
+    if plan.files.iter().any(|file| file.path.starts_with("/etc/systemd/")) {
+        script.push_str("systemctl daemon-reload\n");
+    }
+    for service in &plan.enable {
+        script.push_str(&format!("systemctl enable -q {}\n", quote(service)));
+    }
+    for (verb, changes) in [("restart", &plan.restart), ("reload", &plan.reload)] {
+        for change in changes {
+            script.push_str(&format!("systemctl {verb} {}\n", quote(&change.name)));
+        }
+    }
+    for service in &plan.start {
+        // Installing a package may have started it with its default config.
+        script.push_str(&format!("systemctl restart {}\n", quote(service)));
+    }
+    for change in &plan.hooks {
+        if let Some(hook) = host.hooks.iter().find(|hook| hook.name == change.name) {
+            script.push_str(&format!("{}\n", hook.command));
+        }
+    }
+    (script != "set -e\n").then_some(script)
+}
+
+/// Every health check, each retried for up to `seconds`.
+pub fn health(host: &HostState, seconds: u32) -> Option<String> {
+    if host.health_checks.is_empty() {
+        return None;
+    }
+    let mut script = String::from("set -e\n");
+    for check in &host.health_checks {
+        script.push_str(&format!(
+            "tries=0\nuntil {command} > /dev/null 2>&1; do\n  tries=$((tries + 1))\n  if [ $tries -ge {attempts} ]; then echo {description} >&2; {command}; exit 1; fi\n  sleep 0.5\ndone\n",
+            command = check.command,
+            attempts = seconds * 2,
+            description = quote(&format!("health check failed: {}", check.description)),
+        ));
+    }
+    Some(script)
+}
+
+/// Forgets the backups and the journal: the host is converged and healthy.
+pub fn commit(files: &[&ManagedFile]) -> String {
+    let mut script = format!("rm -f {PENDING_JOURNAL}\n");
+    for file in files {
+        script.push_str(&format!(
+            "rm -f {} {}\n",
+            quote(&format!("{}{BACKUP}", file.path)),
+            quote(&format!("{}{ABSENT}", file.path))
+        ));
+    }
+    script
+}
+
+/// Removes new files that were never swapped in.
+pub fn discard(files: &[&ManagedFile]) -> String {
+    let paths: Vec<String> = files.iter().map(|file| quote(&format!("{}{NEW}", file.path))).collect();
+    format!("rm -f {}\n", paths.join(" "))
+}
+
+/// Puts the old files back and the services back on them: services that ran
+/// before are restarted on the old configuration, those this apply started
+/// are stopped.
+pub fn rollback(plan: &HostPlan, files: &[&ManagedFile]) -> String {
+    let mut script = String::new();
+    for file in files {
+        let (path, backup, absent, new) = (
+            quote(&file.path),
+            quote(&format!("{}{BACKUP}", file.path)),
+            quote(&format!("{}{ABSENT}", file.path)),
+            quote(&format!("{}{NEW}", file.path)),
+        );
+        script.push_str(&format!(
+            "rm -f {new}\nif [ -e {absent} ]; then rm -f {path} {absent}; elif [ -e {backup} ]; then mv -f {backup} {path}; fi\n"
+        ));
+    }
+    script.push_str("systemctl daemon-reload\n");
+    for change in plan.restart.iter().chain(&plan.reload) {
+        script.push_str(&format!("systemctl restart {} || true\n", quote(&change.name)));
+    }
+    for service in &plan.start {
+        script.push_str(&format!("systemctl stop {} || true\n", quote(service)));
+    }
+    script.push_str(&format!("rm -f {PENDING_JOURNAL}\n"));
+    script
+}
+
+/// Sets a web server's state in HAProxy through the runtime API, on a load
+/// balancer (`drain` before touching it, `ready` after its health check).
+pub fn haproxy_server_state(server: &str, state: &str) -> String {
+    format!(
+        "[ -S /run/haproxy/admin.sock ] || exit 0\npython3 - <<'INFRA_EOF'\nimport socket\n\
+         s = socket.socket(socket.AF_UNIX)\ns.connect('/run/haproxy/admin.sock')\n\
+         s.sendall(b'set server web/{server} state {state}\\n')\nprint(s.recv(4096).decode().strip())\nINFRA_EOF\n"
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,135 @@
+//! The transaction scripts, run by the real `sh` on files in a temporary
+//! directory (the journal path and systemctl are redirected there too).
+
+use std::process::{Command, Stdio};
+
+use super::*;
+use crate::desired::{HostState, ManagedFile, ManagedService};
+use crate::facts::HostFacts;
+use crate::plan::plan_host;
+
+fn file(path: String, content: &str) -> ManagedFile {
+    ManagedFile {
+        path,
+        content: content.as_bytes().to_vec(),
+        mode: 0o640,
+        owner: "root".into(),
+        group: "root".into(),
+        sensitive: false,
+        checker: None,
+        origin: "test".into(),
+    }
+}
+
+fn host(directory: &std::path::Path) -> HostState {
+    HostState {
+        name: "web-01".into(),
+        address: "10.0.0.21".parse().expect("address"),
+        roles: vec![],
+        packages: vec![],
+        files: vec![
+            file(directory.join("existing.conf").display().to_string(), "new content\n"),
+            file(directory.join("sub/created.conf").display().to_string(), "created\n"),
+        ],
+        services: vec![ManagedService {
+            name: "demo".into(),
+            reload_on: vec![directory.join("existing.conf").display().to_string()],
+            restart_on: vec![],
+            enabled: false,
+        }],
+        hooks: vec![],
+        health_checks: vec![],
+    }
+}
+
+/// Runs a script with the journal and systemctl redirected into `directory`.
+fn run(script: &str, directory: &std::path::Path) -> std::process::Output {
+    use std::io::Write;
+    let journal = directory.join("pending").display().to_string();
+    let script = script
+        .replace(PENDING_JOURNAL, &journal)
+        .replace("mkdir -p /var/lib/infra", "true")
+        .replace("systemctl", "echo systemctl");
+    let mut child = Command::new("sh")
+        .arg("-s")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sh");
+    child.stdin.take().expect("stdin").write_all(script.as_bytes()).expect("script");
+    child.wait_with_output().expect("sh finishes")
+}
+
+#[test]
+fn upload_swap_and_rollback_leave_the_old_files_exactly() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let existing = directory.path().join("existing.conf");
+    std::fs::write(&existing, "old content\n").expect("write");
+    let host = host(directory.path());
+    let mut facts = HostFacts::default();
+    facts.services.insert("demo".into(), crate::facts::ServiceFact { active: true, enabled: false });
+    facts.files.insert(
+        existing.display().to_string(),
+        crate::facts::FileFact::Present {
+            sha256: crate::facts::sha256_hex(b"old content\n"),
+            mode: 0o644,
+            owner: "root".into(),
+            group: "root".into(),
+            content: None,
+        },
+    );
+    let plan = plan_host(&host, &facts);
+    let files = content_changes(&plan, &host);
+    assert_eq!(files.len(), 2);
+
+    assert!(run(&upload(&files), directory.path()).status.success());
+    assert_eq!(std::fs::read_to_string(&existing).expect("read"), "old content\n", "upload never touches the target");
+    assert!(run(&swap(&plan, &files, &host), directory.path()).status.success());
+    assert_eq!(std::fs::read_to_string(&existing).expect("read"), "new content\n");
+    assert_eq!(std::fs::read_to_string(directory.path().join("pending")).expect("journal"), "reload demo\n");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&existing).expect("meta").permissions().mode() & 0o777, 0o640);
+
+    let rolled_back = run(&rollback(&plan, &files), directory.path());
+    assert!(rolled_back.status.success());
+    assert!(String::from_utf8_lossy(&rolled_back.stdout).contains("systemctl restart 'demo'"));
+    assert_eq!(std::fs::read_to_string(&existing).expect("read"), "old content\n");
+    assert!(!directory.path().join("sub/created.conf").exists(), "a file the apply created is removed again");
+    assert!(!directory.path().join("pending").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(directory.path())
+        .expect("dir")
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".infra-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn commit_forgets_backups_and_the_journal() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    std::fs::write(directory.path().join("existing.conf"), "old\n").expect("write");
+    let host = host(directory.path());
+    let plan = plan_host(&host, &HostFacts::default());
+    let files = content_changes(&plan, &host);
+    for script in [upload(&files), swap(&plan, &files, &host), commit(&files)] {
+        assert!(run(&script, directory.path()).status.success());
+    }
+    let names: Vec<String> = std::fs::read_dir(directory.path())
+        .expect("dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|name| !name.contains(".infra-")), "{names:?}");
+    assert!(!directory.path().join("pending").exists());
+}
+
+#[test]
+fn secrets_travel_in_the_script_body_not_a_command_line() {
+    let mut secret = file("/etc/infra/app.env".into(), "DATABASE_PASSWORD=\"s3cret\"\n");
+    secret.sensitive = true;
+    let script = upload(&[&secret]);
+    assert!(!script.contains("s3cret"), "content is base64 inside a here-document");
+    assert!(script.contains("<<'INFRA_EOF'"));
+}

@@ -1,0 +1,172 @@
+//! `infra apply`: plan, confirm, converge. With a saved plan it applies
+//! exactly that plan and refuses, naming the host, when any host's facts or
+//! the desired state changed since the plan was made.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::apply::{self, ApplySettings};
+use crate::cli::{ApplyArgs, Format};
+use crate::desired::DesiredState;
+use crate::diagnostic::Style;
+use crate::facts;
+use crate::plan::{self, Palette, Plan};
+use crate::transport::{Settings, Target};
+
+pub fn run(args: &ApplyArgs, style: Style) -> anyhow::Result<ExitCode> {
+    let saved = args.plan_file.as_ref().map(|path| read_plan(path)).transpose()?;
+    let inventory_path = inventory_path(args, saved.as_ref())?;
+    let checked = super::load_and_check(&inventory_path, args.strict)?;
+    let Some(inventory) = checked.printed_and_valid(style) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let Some(rendered) = super::render_for_hosts(inventory, &checked, style)? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let limits: Vec<String> = match &saved {
+        Some(saved) => saved.hosts.iter().map(|host| host.host.clone()).collect(),
+        None => args.limit.clone(),
+    };
+    let desired = DesiredState { hosts: super::plan::limited(rendered.state.hosts, &limits)? };
+    let transport = Settings {
+        accept_new_host_keys: args.connection.accept_new_host_keys,
+        connect_timeout: Duration::from_secs(args.connection.connect_timeout),
+    };
+    let targets = Target::from_inventory(inventory);
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    let gathered = runtime.block_on(facts::gather(&desired.hosts, &targets, transport, args.connection.parallel));
+    if !gathered.unreachable.is_empty() {
+        for unreachable in &gathered.unreachable {
+            eprintln!("error: {}", unreachable.error);
+        }
+        bail!(
+            "{} hosts could not be read; apply changes nothing until every host it would touch answers",
+            gathered.unreachable.len()
+        );
+    }
+    let plan = plan::plan(&desired, &gathered.facts, Vec::new());
+    if let Some(saved) = &saved {
+        refuse_drift(saved, &plan)?;
+    }
+    let palette = if style == Style::Colored { Palette::COLORED } else { Palette::PLAIN };
+    if !plan.has_changes() {
+        eprintln!("nothing to do: every host already matches the inventory");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.format == Format::Text {
+        eprint!("{}", plan::render_text(&plan, palette));
+    }
+    if saved.is_none() && !args.yes && !confirmed(&plan)? {
+        eprintln!("apply cancelled: nothing was changed");
+        return Ok(ExitCode::FAILURE);
+    }
+    let reporter = apply::reporter(args.format == Format::Json, !args.no_progress);
+    let settings = ApplySettings { transport, serial: args.serial, health_seconds: args.health_timeout };
+    let virtual_ip = inventory.load_balancer.as_ref().map(|lb| lb.virtual_ip.value.addr());
+    let context =
+        apply::Context { desired: &desired, targets: &targets, settings, reporter: reporter.as_ref(), virtual_ip };
+    let started = Instant::now();
+    let outcome = runtime.block_on(apply::apply(&plan, &context));
+    reporter.finish();
+    report(&plan, &outcome, started.elapsed())
+}
+
+fn read_plan(path: &PathBuf) -> anyhow::Result<Plan> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the plan `{}`", path.display()))?;
+    let plan: Plan = serde_json::from_str(&text)
+        .with_context(|| format!("`{}` is not a plan saved by `infra plan --out`", path.display()))?;
+    if plan.version != plan::SCHEMA_VERSION {
+        bail!(
+            "`{}` is a version {} plan; this infra reads version {}",
+            path.display(),
+            plan.version,
+            plan::SCHEMA_VERSION
+        );
+    }
+    if !plan.unreachable.is_empty() {
+        bail!("`{}` was made while some hosts were unreachable; make a new plan", path.display());
+    }
+    Ok(plan)
+}
+
+fn inventory_path(args: &ApplyArgs, saved: Option<&Plan>) -> anyhow::Result<PathBuf> {
+    match (&args.inventory, saved.and_then(|plan| plan.inventory.as_ref())) {
+        (Some(path), _) => Ok(path.clone()),
+        (None, Some(path)) => Ok(PathBuf::from(path)),
+        (None, None) => bail!("`infra apply` needs `-i INVENTORY`, or a plan saved by `infra plan --out`"),
+    }
+}
+
+/// A saved plan applies only to the hosts exactly as they were planned.
+fn refuse_drift(saved: &Plan, current: &Plan) -> anyhow::Result<()> {
+    for planned in &saved.hosts {
+        let Some(now) = current.hosts.iter().find(|host| host.host == planned.host) else {
+            bail!("host `{}` of the saved plan is no longer in the inventory; make a new plan", planned.host);
+        };
+        if now.fingerprint != planned.fingerprint {
+            bail!(
+                "host `{}` changed since the plan was made (its state no longer matches what plan read); run `infra plan` again",
+                planned.host
+            );
+        }
+        if now.desired != planned.desired {
+            bail!(
+                "the inventory or templates now render something else for `{}` than when the plan was made; run `infra plan` again",
+                planned.host
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Asks on a terminal; refuses without one.
+fn confirmed(plan: &Plan) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "refusing to apply without confirmation: stdin is not a terminal\n\nhint: review the plan, then run again with `--yes`, or apply a saved plan (`infra plan --out FILE`, `infra apply FILE`)"
+        );
+    }
+    let changing = plan.hosts.iter().filter(|host| !host.is_empty()).count();
+    eprint!("Apply these changes to {changing} hosts? [y/N] ");
+    std::io::stderr().flush().context("cannot write to stderr")?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer).context("cannot read the answer")?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+fn report(plan: &Plan, outcome: &apply::Outcome, elapsed: Duration) -> anyhow::Result<ExitCode> {
+    let summary = plan.summary();
+    match &outcome.failure {
+        None => {
+            eprintln!(
+                "Applied: {} hosts changed in {:.1} s ({} files created, {} changed, {} packages installed, {} reloads, {} restarts, {} starts)",
+                outcome.changed.len(),
+                elapsed.as_secs_f64(),
+                summary.create,
+                summary.update,
+                summary.install,
+                summary.reload,
+                summary.restart,
+                summary.start
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(failure) => {
+            eprintln!("error: apply failed on `{}` at step `{}`:", failure.host, failure.step);
+            for line in failure.error.lines() {
+                eprintln!("  {line}");
+            }
+            eprintln!(
+                "\n`{}` was rolled back to its previous files and services; {} hosts converged before it; later stages were not started",
+                failure.host,
+                outcome.changed.len()
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
