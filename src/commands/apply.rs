@@ -18,7 +18,7 @@ use crate::plan::{self, Palette, Plan};
 use crate::transport::{Settings, Target};
 
 pub fn run(args: &ApplyArgs, style: Style) -> anyhow::Result<ExitCode> {
-    let saved = args.plan_file.as_ref().map(|path| read_plan(path)).transpose()?;
+    let saved = args.plan_file.as_ref().map(read_plan).transpose()?;
     let inventory_path = inventory_path(args, saved.as_ref())?;
     let checked = super::load_and_check(&inventory_path, args.strict)?;
     let Some(inventory) = checked.printed_and_valid(style) else {

@@ -93,7 +93,7 @@ fn upload_swap_and_rollback_leave_the_old_files_exactly() {
 
     let rolled_back = run(&rollback(&plan, &files), directory.path());
     assert!(rolled_back.status.success());
-    assert!(String::from_utf8_lossy(&rolled_back.stdout).contains("systemctl restart 'demo'"));
+    assert!(String::from_utf8_lossy(&rolled_back.stdout).contains("systemctl restart demo"));
     assert_eq!(std::fs::read_to_string(&existing).expect("read"), "old content\n");
     assert!(!directory.path().join("sub/created.conf").exists(), "a file the apply created is removed again");
     assert!(!directory.path().join("pending").exists());
