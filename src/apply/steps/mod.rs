@@ -184,21 +184,35 @@ pub fn services(plan: &HostPlan, host: &HostState) -> Option<String> {
     (script != "set -e\n").then_some(script)
 }
 
-/// Every health check, each retried for up to `seconds`.
+/// Consecutive passes a host's health checks need: a reload returns before
+/// the new workers serve, so one pass could still be the old configuration.
+const HEALTHY_RISE: u32 = 3;
+
+/// All health checks together must pass [`HEALTHY_RISE`] times in a row,
+/// half a second apart, within `seconds`; the failing check's output is shown.
 pub fn health(host: &HostState, seconds: u32) -> Option<String> {
     if host.health_checks.is_empty() {
         return None;
     }
-    let mut script = String::from("set -e\n");
+    let mut all_pass = String::from("all_pass() {\n");
+    let mut report = String::new();
     for check in &host.health_checks {
-        script.push_str(&format!(
-            "tries=0\nuntil {command} > /dev/null 2>&1; do\n  tries=$((tries + 1))\n  if [ $tries -ge {attempts} ]; then echo {description} >&2; {command}; exit 1; fi\n  sleep 0.5\ndone\n",
+        all_pass.push_str(&format!("  {} > /dev/null 2>&1 || return 1\n", check.command));
+        report.push_str(&format!(
+            "  if ! {command} > /dev/null 2>&1; then echo {description} >&2; {command}; fi\n",
             command = check.command,
-            attempts = seconds * 2,
             description = quote(&format!("health check failed: {}", check.description)),
         ));
     }
-    Some(script)
+    all_pass.push_str("}\n");
+    Some(format!(
+        "{all_pass}passes=0\ntries=0\nwhile [ $passes -lt {HEALTHY_RISE} ]; do\n\
+         if all_pass; then passes=$((passes + 1)); else passes=0; fi\n\
+         tries=$((tries + 1))\n\
+         if [ $passes -lt {HEALTHY_RISE} ] && [ $tries -ge {attempts} ]; then\n{report}  exit 1\nfi\n\
+         [ $passes -lt {HEALTHY_RISE} ] && sleep 0.5\ndone\nexit 0\n",
+        attempts = seconds * 2,
+    ))
 }
 
 /// Forgets the backups and the journal: the host is converged and healthy.

@@ -133,3 +133,22 @@ fn secrets_travel_in_the_script_body_not_a_command_line() {
     assert!(!script.contains("s3cret"), "content is base64 inside a here-document");
     assert!(script.contains("<<'INFRA_EOF'"));
 }
+
+#[test]
+fn health_needs_consecutive_passes_and_reports_the_failing_check() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let flag = directory.path().join("healthy");
+    let mut host = host(directory.path());
+    host.health_checks = vec![crate::desired::HealthCheck {
+        description: "the flag exists".into(),
+        command: format!("test -e {}", flag.display()),
+    }];
+    let script = health(&host, 2).expect("a script");
+    let failed = run(&script, directory.path());
+    assert!(!failed.status.success());
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("health check failed: the flag exists"));
+    std::fs::write(&flag, "").expect("write");
+    let started = std::time::Instant::now();
+    assert!(run(&script, directory.path()).status.success());
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900), "three passes half a second apart");
+}

@@ -1,0 +1,87 @@
+//! `bash bench/plan-vs-ssh.sh`: plan and apply against the physical floor.
+
+use super::*;
+
+/// An inventory of `count` lab hosts on 10.69.0.0/24: two load balancers,
+/// one database, the rest split between web and app.
+fn bench_inventory(count: usize) -> (String, Vec<(String, String)>) {
+    let mut hosts = vec![
+        ("lb-01".to_string(), 11, "load_balancer"),
+        ("lb-02".to_string(), 12, "load_balancer"),
+        ("db-01".to_string(), 13, "database"),
+    ];
+    for index in 0..count.saturating_sub(3) {
+        let role = if index % 2 == 0 { "web" } else { "app" };
+        hosts.push((format!("{role}-{index:02}"), 20 + index, role));
+    }
+    let template = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("inventories/lab.yml"))
+        .expect("lab inventory");
+    let (head, rest) = template.split_once("hosts:\n").expect("hosts section");
+    let settings = &rest[rest.find("\nload_balancer:").expect("settings")..];
+    let mut text = format!("{head}hosts:\n");
+    for (name, last, role) in &hosts {
+        text.push_str(&format!("  - {{name: {name}, address: 10.69.0.{last}, roles: [{role}]}}\n"));
+    }
+    text.push_str(&settings.replace("10.20.0.10/24", "10.69.0.10/24"));
+    (text, hosts.into_iter().map(|(name, last, _)| (name, format!("10.69.0.{last}"))).collect())
+}
+
+/// The physical floor: a fresh SSH connection to every host in parallel, running `true`.
+fn ssh_floor(lab: &Lab, hosts: &[(String, String)]) -> Duration {
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for (_, address) in hosts {
+            scope.spawn(move || {
+                let output = lab.ssh(address, "true");
+                assert_success(&output, "ssh true");
+            });
+        }
+    });
+    started.elapsed()
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// `bash bench/plan-vs-ssh.sh`: a no-op plan against the physical floor,
+/// for 5 and for 50 lab hosts, measured in one run. Prints ratios.
+#[test]
+#[ignore = "a benchmark: run it with bench/plan-vs-ssh.sh"]
+fn bench_plan_against_the_ssh_floor() {
+    if !lab_available("bench_plan_against_the_ssh_floor") {
+        return;
+    }
+    let rounds = 7;
+    for count in [5, 50] {
+        let (text, hosts) = bench_inventory(count);
+        let lab = Lab::up_with(&text);
+        let started = Instant::now();
+        assert_success(&lab.apply(&lab.inventory, &[]), "first converge");
+        println!("BENCH {count} hosts: first converge from fresh hosts {:.1} s", started.elapsed().as_secs_f64());
+        let warm = lab.plan(&lab.inventory, &["--detailed-exitcode"]);
+        assert_eq!(
+            warm.status.code(),
+            Some(0),
+            "the bench needs a no-op plan:\n{}",
+            String::from_utf8_lossy(&warm.stdout)
+        );
+        let (mut floors, mut plans) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            floors.push(ssh_floor(&lab, &hosts));
+            let started = Instant::now();
+            let output = lab.plan(&lab.inventory, &["--detailed-exitcode"]);
+            plans.push(started.elapsed());
+            assert_eq!(output.status.code(), Some(0));
+        }
+        let (floor, plan) = (median(floors), median(plans));
+        println!(
+            "BENCH {count} hosts: ssh floor (fresh parallel `ssh host true`) median {:.0} ms, no-op plan median {:.0} ms, ratio {:.2} (goal <= 1.5)",
+            floor.as_secs_f64() * 1000.0,
+            plan.as_secs_f64() * 1000.0,
+            plan.as_secs_f64() / floor.as_secs_f64()
+        );
+        drop(lab);
+    }
+}
