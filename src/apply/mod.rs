@@ -189,13 +189,14 @@ async fn converge_host(plan: &HostPlan, host: &HostState, context: &Context<'_>)
         set_web_state(context, &host.name, "drain").await;
     }
     let result = transaction(plan, host, context).await;
+    if is_web {
+        // Converged, or rolled back to the configuration it served before:
+        // either way it goes back into rotation (HAProxy's own checks still
+        // keep it out if it is unhealthy).
+        set_web_state(context, &host.name, "ready").await;
+    }
     match &result {
-        Ok(summary) => {
-            if is_web {
-                set_web_state(context, &host.name, "ready").await;
-            }
-            context.reporter.done(&host.name, summary);
-        }
+        Ok(summary) => context.reporter.done(&host.name, summary),
         Err(failure) => context.reporter.failed(&failure.host, &failure.step, &failure.error),
     }
     result.map(|_| host.name.clone())

@@ -163,7 +163,12 @@ pub(crate) fn a_failing_health_check_rolls_the_host_back(lab: &Lab) {
     let after = managed_state(lab);
     let files = |state: &str| state.lines().filter(|line| line.starts_with('/')).map(String::from).collect::<Vec<_>>();
     assert_eq!(files(&after), files(&before), "the rolled-back host's files are exactly as before");
-    assert_eq!(http_get(VIP, "/healthz").map(|(status, _)| status), Ok(200), "the stack serves again");
+    // HAProxy saw web-01 fail; its own checks (rise 2, every 2 s) bring it back.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while http_get(VIP, "/healthz").map(|(status, _)| status) != Ok(200) {
+        assert!(Instant::now() < deadline, "the stack does not serve again after the rollback");
+        std::thread::sleep(Duration::from_millis(250));
+    }
     assert_eq!(lab.plan(&lab.inventory, &["--detailed-exitcode"]).status.code(), Some(0));
 }
 
