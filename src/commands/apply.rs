@@ -56,6 +56,9 @@ pub fn run(args: &ApplyArgs, style: Style) -> anyhow::Result<ExitCode> {
     let palette = if style == Style::Colored { Palette::COLORED } else { Palette::PLAIN };
     if !plan.has_changes() {
         eprintln!("nothing to do: every host already matches the inventory");
+        if let Some(lb) = &inventory.load_balancer {
+            eprintln!("the stack answers at http://{}:{}/", lb.virtual_ip.value.addr(), lb.frontend_port.value);
+        }
         return Ok(ExitCode::SUCCESS);
     }
     if args.format == Format::Text {
@@ -73,7 +76,19 @@ pub fn run(args: &ApplyArgs, style: Style) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let outcome = runtime.block_on(apply::apply(&plan, &context));
     reporter.finish();
-    report(&plan, &outcome, started.elapsed())
+    let code = report(&plan, &outcome, started.elapsed())?;
+    if outcome.failure.is_none()
+        && let Some(lb) = &inventory.load_balancer
+    {
+        let port = lb.frontend_port.value;
+        let url = if port == 80 {
+            format!("http://{}/", lb.virtual_ip.value.addr())
+        } else {
+            format!("http://{}:{port}/", lb.virtual_ip.value.addr())
+        };
+        eprintln!("the stack answers at {url}");
+    }
+    Ok(code)
 }
 
 fn read_plan(path: &PathBuf) -> anyhow::Result<Plan> {
