@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Benchmark (issue 4): a no-op `infra plan` against the physical floor, a
+# Benchmark: a no-op `infra plan` and a no-op `infra apply` (goals 1.5x
+# and 2x) against the physical floor, a
 # fresh SSH connection to every host in parallel running `true`, both
 # measured in the same run on lab hosts, for 5 and for 50 hosts.
 # Needs root and the lab's tools; takes a few minutes (it converges the
-# hosts first). Prints one line per size with the ratio (goal <= 1.5).
+# hosts first, and prints how long that took). Prints the ratios per size.
 #
 #   bash bench/plan-vs-ssh.sh
 set -euo pipefail

@@ -42,7 +42,11 @@ pub(crate) fn http_get(host: &str, path: &str) -> Result<(u16, String), String> 
 }
 
 fn counter() -> u64 {
-    let (status, body) = http_get(VIP, "/").expect("the virtual IP answers");
+    counter_at(VIP)
+}
+
+fn counter_at(vip: &str) -> u64 {
+    let (status, body) = http_get(vip, "/").expect("the virtual IP answers");
     assert_eq!(status, 200, "{body}");
     let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("the app's JSON, got {body}"));
     assert!(json["host"].as_str().is_some_and(|host| host.starts_with("app-")), "{json}");
@@ -72,11 +76,17 @@ pub(crate) fn second_plan_and_apply_change_nothing(lab: &Lab) {
 }
 
 /// Requests to the virtual IP in a loop until `stop`; returns (requests, failures).
-fn load(stop: &AtomicBool, requests: &AtomicUsize, failures: &AtomicUsize, errors: &std::sync::Mutex<Vec<String>>) {
+fn load(
+    vip: &str,
+    stop: &AtomicBool,
+    requests: &AtomicUsize,
+    failures: &AtomicUsize,
+    errors: &std::sync::Mutex<Vec<String>>,
+) {
     let deadline = Instant::now() + Duration::from_secs(300);
     while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
         requests.fetch_add(1, Ordering::Relaxed);
-        match http_get(VIP, "/") {
+        match http_get(vip, "/") {
             Ok((200, _)) => {}
             Ok((status, body)) => {
                 failures.fetch_add(1, Ordering::Relaxed);
@@ -95,7 +105,7 @@ fn apply_under_load(lab: &Lab, inventory: &Path, what: &str) -> Output {
     let (stop, requests, failures) = (AtomicBool::new(false), AtomicUsize::new(0), AtomicUsize::new(0));
     let errors = std::sync::Mutex::new(Vec::new());
     let output = std::thread::scope(|scope| {
-        scope.spawn(|| load(&stop, &requests, &failures, &errors));
+        scope.spawn(|| load(&lab.vip, &stop, &requests, &failures, &errors));
         std::thread::sleep(Duration::from_millis(500));
         let output = lab.apply(inventory, &[]);
         std::thread::sleep(Duration::from_millis(500));
@@ -251,4 +261,19 @@ pub(crate) fn a_killed_apply_converges_on_the_next_run(lab: &Lab) {
     assert!(!site.contains(".infra-"), "no staged or backup file is left: {site}");
     assert!(counter() > 0);
     assert_success(&lab.apply(&lab.inventory, &[]), "apply back");
+}
+
+/// The scaled stack (two web and two app hosts): changes to the web tier and
+/// to the app tier, each applied while requests run through the virtual IP.
+pub(crate) fn two_web_and_two_app_hosts_change_with_zero_failed_requests() {
+    let (text, _) = super::bench::bench_inventory(7);
+    let lab = Lab::up_named("infrascale", &text);
+    assert_success(&lab.apply(&lab.inventory, &[]), "first apply of the scaled stack");
+    assert!(counter_at(&lab.vip) > 0);
+    let web = lab.inventory_with("scaled-web.yml", "server_name: www.example.test", "server_name: scaled.example.test");
+    let output = apply_under_load(&lab, &web, "apply of a web tier change with two web hosts");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("draining in HAProxy"), "{stderr}");
+    let app = lab.inventory_with("scaled-app.yml", "workers: 2", "workers: 3");
+    apply_under_load(&lab, &app, "apply of an app tier change with two app hosts");
 }

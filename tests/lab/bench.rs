@@ -1,10 +1,11 @@
-//! `bash bench/plan-vs-ssh.sh`: plan and apply against the physical floor.
+//! `bash bench/plan-vs-ssh.sh`: plan and apply against the physical floor,
+//! and the first converge from fresh hosts.
 
 use super::*;
 
 /// An inventory of `count` lab hosts on 10.69.0.0/24: two load balancers,
 /// one database, the rest split between web and app.
-fn bench_inventory(count: usize) -> (String, Vec<(String, String)>) {
+pub(crate) fn bench_inventory(count: usize) -> (String, Vec<(String, String)>) {
     let mut hosts = vec![
         ("lb-01".to_string(), 11, "load_balancer"),
         ("lb-02".to_string(), 12, "load_balancer"),
@@ -67,15 +68,24 @@ fn bench_plan_against_the_ssh_floor() {
             "the bench needs a no-op plan:\n{}",
             String::from_utf8_lossy(&warm.stdout)
         );
-        let (mut floors, mut plans) = (Vec::new(), Vec::new());
+        let (mut floors, mut plans, mut applies) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
             floors.push(ssh_floor(&lab, &hosts));
             let started = Instant::now();
             let output = lab.plan(&lab.inventory, &["--detailed-exitcode"]);
             plans.push(started.elapsed());
             assert_eq!(output.status.code(), Some(0));
+            let started = Instant::now();
+            let output = lab.apply(&lab.inventory, &[]);
+            applies.push(started.elapsed());
+            assert!(String::from_utf8_lossy(&output.stderr).contains("nothing to do"), "the bench needs a no-op apply");
         }
-        let (floor, plan) = (median(floors), median(plans));
+        let (floor, plan, apply) = (median(floors), median(plans), median(applies));
+        println!(
+            "BENCH {count} hosts: no-op apply median {:.0} ms, ratio {:.2} to the floor (goal <= 2.0)",
+            apply.as_secs_f64() * 1000.0,
+            apply.as_secs_f64() / floor.as_secs_f64()
+        );
         println!(
             "BENCH {count} hosts: ssh floor (fresh parallel `ssh host true`) median {:.0} ms, no-op plan median {:.0} ms, ratio {:.2} (goal <= 1.5)",
             floor.as_secs_f64() * 1000.0,

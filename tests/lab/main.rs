@@ -58,6 +58,10 @@ fn lab_available(test: &str) -> bool {
 
 /// A lab brought up for one test run and taken down when dropped.
 struct Lab {
+    /// The lab's name (INFRA_LAB_NAME): its bridge and namespaces carry it.
+    name: &'static str,
+    /// The inventory's virtual IP.
+    vip: String,
     state: tempfile::TempDir,
     inventory: PathBuf,
 }
@@ -71,13 +75,24 @@ impl Lab {
 
     /// A lab for inventory text written like inventories/lab.yml.
     fn up_with(inventory_text: &str) -> Lab {
+        Lab::up_named(LAB_NAME, inventory_text)
+    }
+
+    /// A lab under its own name, so it never touches another one.
+    fn up_named(name: &'static str, inventory_text: &str) -> Lab {
         let state = tempfile::Builder::new().prefix("infra-lab-test").tempdir().expect("temp dir");
         let inventory = state.path().join("inventory.yml");
         let text = inventory_text
             .replace("/var/lib/infra/lab", &state.path().display().to_string())
             .replace("../examples", &format!("{}/examples", env!("CARGO_MANIFEST_DIR")));
         std::fs::write(&inventory, text).expect("write inventory");
-        let lab = Lab { state, inventory };
+        let vip = inventory_text
+            .split("virtual_ip: ")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .expect("the inventory has a virtual IP")
+            .to_string();
+        let lab = Lab { name, vip, state, inventory };
         // A run that was killed outright (no Drop) may have left its lab up.
         assert_success(&lab.infra(&["lab", "down"], None), "lab down of leftovers");
         let started = Instant::now();
@@ -89,7 +104,7 @@ impl Lab {
 
     fn command(&self) -> Command {
         let mut command = Command::cargo_bin("infra").expect("infra is built");
-        command.env("INFRA_LAB_NAME", LAB_NAME).env("INFRA_LAB_STATE", self.state.path()).env("NO_COLOR", "1");
+        command.env("INFRA_LAB_NAME", self.name).env("INFRA_LAB_STATE", self.state.path()).env("NO_COLOR", "1");
         command
     }
 
@@ -210,6 +225,8 @@ fn lab_end_to_end() {
     vrrp_moves_the_virtual_ip_when_the_holder_stops(&lab);
     cut_and_heal_take_a_link_down_and_up(&lab);
     down_leaves_nothing_behind_and_up_works_again(&lab);
+    drop(lab);
+    two_web_and_two_app_hosts_change_with_zero_failed_requests();
 }
 
 fn every_host_answers_ssh_and_systemd_runs(lab: &Lab) {
