@@ -13,6 +13,7 @@ use std::process::Command;
 use serde::Serialize;
 
 use crate::desired::{Checker, DesiredState, HostState};
+use crate::firewall::RULESET_PATH;
 
 /// The outcome of one checker on one host's files.
 #[derive(Clone, Debug, Serialize)]
@@ -82,7 +83,10 @@ fn missing_program(checker: Checker) -> Option<String> {
         Checker::Mariadb => &["mariadbd"],
         Checker::Python => &["python3"],
         // A unit is verified against the programs it starts.
-        Checker::SystemdUnit => &["systemd-analyze", "gunicorn"],
+        Checker::SystemdUnit => &["systemd-analyze", "gunicorn", "nft"],
+        // In a network namespace of its own, so no privilege is needed and
+        // this machine's rules are never involved.
+        Checker::Nft => &["nft", "unshare"],
     };
     let missing: Vec<&str> = needed.iter().copied().filter(|program| find_program(program).is_none()).collect();
     (!missing.is_empty()).then(|| format!("`{}` is not installed", missing.join("`, `")))
@@ -124,10 +128,18 @@ fn check(checker: Checker, host: &HostState) -> Result<Outcome, PrepareError> {
         Checker::Python => {
             command(&["python3", "-m", "py_compile"], &write("gunicorn.conf.py", "/etc/infra/gunicorn.conf.py")?)
         }
-        Checker::SystemdUnit => command(
-            &["systemd-analyze", "verify", "--man=no"],
-            &write("infra-app.service", "/etc/systemd/system/infra-app.service")?,
-        ),
+        Checker::SystemdUnit => {
+            let mut command = Command::new("systemd-analyze");
+            command.args(["verify", "--man=no"]);
+            for file in host.files.iter().filter(|file| file.checker == Some(Checker::SystemdUnit)) {
+                let name = file.path.rsplit('/').next().unwrap_or(&file.path);
+                command.arg(write(name, &file.path)?);
+            }
+            command
+        }
+        Checker::Nft => {
+            command(&["unshare", "--map-root-user", "--net", "nft", "-c", "-f"], &write("firewall.nft", RULESET_PATH)?)
+        }
     };
     let output = command.output().map_err(|error| PrepareError { path: PathBuf::from(checker.name()), error })?;
     if output.status.success() {

@@ -31,6 +31,9 @@ pub struct HostState {
     pub hooks: Vec<Hook>,
     /// Commands that must succeed once the host is converged.
     pub health_checks: Vec<HealthCheck>,
+    /// The firewall's SSH rule, so plan can refuse a ruleset that would cut
+    /// the connection apply is using.
+    pub ssh_guard: Option<crate::firewall::SshGuard>,
 }
 
 /// A file with exactly this content, mode and owner.
@@ -85,6 +88,8 @@ pub enum Checker {
     /// Gunicorn's config is Python: compile it.
     Python,
     SystemdUnit,
+    /// `nft -c`: parses and checks the ruleset against the kernel, loads nothing.
+    Nft,
 }
 
 impl Checker {
@@ -96,6 +101,7 @@ impl Checker {
             Checker::Mariadb => "mariadbd",
             Checker::Python => "python3",
             Checker::SystemdUnit => "systemd-analyze",
+            Checker::Nft => "nft",
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod commands;
 pub mod desired;
 pub mod diagnostic;
 pub mod facts;
+pub mod firewall;
 pub mod inventory;
 pub mod lab;
 pub mod plan;

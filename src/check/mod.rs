@@ -7,6 +7,7 @@
 //! problems. Rules are grouped by what they look at, one file each.
 
 mod files;
+mod firewall;
 mod hosts;
 mod load_balancer;
 
@@ -23,6 +24,7 @@ pub fn run(inventory: &Inventory) -> Vec<Diagnostic> {
     load_balancer::check(inventory, &mut found);
     tiers::check(inventory, &mut found);
     files::check(inventory, &mut found);
+    firewall::check(inventory, &mut found);
     found
 }
 

@@ -53,6 +53,10 @@ pub fn run(args: &ApplyArgs, style: Style) -> anyhow::Result<ExitCode> {
     if let Some(saved) = &saved {
         refuse_drift(saved, &plan)?;
     }
+    if plan.refusals().next().is_some() {
+        super::plan::print_refusals(&plan);
+        bail!("apply changed nothing: a planned change would cut infra's own SSH connection");
+    }
     let palette = if style == Style::Colored { Palette::COLORED } else { Palette::PLAIN };
     if !plan.has_changes() {
         eprintln!("nothing to do: every host already matches the inventory");

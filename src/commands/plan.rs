@@ -47,11 +47,24 @@ pub fn run(args: &PlanArgs, style: Style) -> anyhow::Result<ExitCode> {
     for unreachable in &plan.unreachable {
         eprintln!("error: {}", unreachable.error);
     }
+    print_refusals(&plan);
     Ok(exit_code(&plan, args.detailed_exitcode))
 }
 
+/// Says, on stderr, why each refused host must not be changed, and how to fix it.
+pub(crate) fn print_refusals(plan: &plan::Plan) {
+    for (host, refusal) in plan.refusals() {
+        eprintln!("error: refusing to change `{host}`: {refusal}");
+    }
+    if plan.refusals().next().is_some() {
+        eprintln!(
+            "help: add the address infra connects from to `firewall.admin_cidrs` (the lab's is its gateway), or run infra from an admin network"
+        );
+    }
+}
+
 pub(crate) fn exit_code(plan: &plan::Plan, detailed: bool) -> ExitCode {
-    if !plan.unreachable.is_empty() {
+    if !plan.unreachable.is_empty() || plan.refusals().next().is_some() {
         ExitCode::FAILURE
     } else if detailed && plan.has_changes() {
         ExitCode::from(2)

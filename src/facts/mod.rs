@@ -39,6 +39,11 @@ pub struct HostFacts {
     /// Service actions and hooks an interrupted apply left undone, from the
     /// host's journal: `("reload" | "restart" | "hook", name)`.
     pub pending: Vec<(String, String)>,
+    /// Where infra's own SSH connection comes from and the port it reached,
+    /// from sshd's `SSH_CONNECTION`: plan refuses a firewall that would cut it.
+    /// Not part of the fingerprint: it describes the connection, not the host.
+    #[serde(default)]
+    pub ssh_connection: Option<(std::net::IpAddr, u16)>,
     /// A digest of everything above: a saved plan records it, and apply
     /// refuses when the host no longer matches.
     pub fingerprint: String,
@@ -103,6 +108,7 @@ pub fn script(host: &HostState) -> String {
         script.push_str(&format!("service {index} {}\n", quote(&format!("{}.service", service.name))));
     }
     script.push_str(&format!("[ -f {PENDING_JOURNAL} ] && sed 's/^/J /' {PENDING_JOURNAL}\n"));
+    script.push_str("set -- ${SSH_CONNECTION:-}\n[ $# -eq 4 ] && echo \"L $1 $4\"\n");
     script.push_str("echo END\n");
     script
 }
@@ -156,6 +162,10 @@ pub fn parse(host: &HostState, output: &str) -> Result<HostFacts, FactsError> {
             ["END"] => ended = true,
             ["J", kind @ ("reload" | "restart" | "hook"), name] => {
                 facts.pending.push((kind.to_string(), name.replace('_', " ")))
+            }
+            ["L", client, port] if facts.ssh_connection.is_none() => {
+                let client = client.parse().map_err(|_| unexpected())?;
+                facts.ssh_connection = Some((client, port.parse().map_err(|_| unexpected())?));
             }
             ["A", index] => insert_file(&mut facts, host, index, FileFact::Absent).ok_or_else(unexpected)??,
             ["N", index, kind] => {

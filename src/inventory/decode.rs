@@ -68,6 +68,26 @@ impl Decoder {
         }
     }
 
+    pub fn boolean(&mut self, node: &Node, what: &str) -> Option<Spanned<bool>> {
+        match node.value {
+            Value::Bool(value) => Some(Spanned::new(value, node.span)),
+            _ => {
+                self.wrong_type(node, what, "`true` or `false`");
+                None
+            }
+        }
+    }
+
+    /// A network with a prefix length; a bare address is a network of one.
+    pub fn network(&mut self, node: &Node, what: &str) -> Option<Spanned<ipnet::IpNet>> {
+        self.parsed(node, what, "a network like `192.0.2.0/24` or an address", "invalid-cidr", |text| {
+            text.parse::<ipnet::IpNet>()
+                .map(|network| network.trunc())
+                .or_else(|_| text.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .ok()
+        })
+    }
+
     /// An integer in `min..=max`.
     pub fn integer<T: TryFrom<i128> + Copy>(
         &mut self,

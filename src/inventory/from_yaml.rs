@@ -24,6 +24,7 @@ pub fn inventory(decoder: &mut Decoder, root: &Node, base_dir: &Path) -> Option<
     let web = fields.optional("web").and_then(|node| web(decoder, node));
     let app = fields.optional("app").and_then(|node| app(decoder, node));
     let database = fields.optional("database").and_then(|node| database(decoder, node));
+    let firewall = fields.optional("firewall").and_then(|node| firewall(decoder, node));
     let hosts_span = hosts_node.map_or_else(|| fields.anchor(), |node| node.span);
     let declared_sections =
         ["load_balancer", "web", "app", "database"].into_iter().filter(|key| fields.has(key)).collect();
@@ -38,6 +39,7 @@ pub fn inventory(decoder: &mut Decoder, root: &Node, base_dir: &Path) -> Option<
         web,
         app,
         database,
+        firewall,
         declared_sections,
         incomplete: decoder.diagnostics.iter().any(Diagnostic::is_error),
     })
@@ -177,6 +179,8 @@ fn load_balancer(decoder: &mut Decoder, node: &Node) -> Option<LoadBalancerSetti
         )
     });
     let backends = fields.optional("backends").and_then(|node| string_list(decoder, node, "`backends`"));
+    let tls_node = fields.optional("tls");
+    let tls = tls_node.and_then(|node| tls(decoder, node));
     let settings = LoadBalancerSettings {
         span: node.span,
         interface: or_default(interface, interface_node.is_some(), "eth0".to_string(), &fields)?,
@@ -186,9 +190,47 @@ fn load_balancer(decoder: &mut Decoder, node: &Node) -> Option<LoadBalancerSetti
         virtual_router_id: router_id?,
         vrrp_secret: secret?,
         backends,
+        tls,
+    };
+    if tls_node.is_some() && settings.tls.is_none() {
+        return None;
+    }
+    fields.finish(decoder);
+    Some(settings)
+}
+
+fn tls(decoder: &mut Decoder, node: &Node) -> Option<TlsSettings> {
+    let mut fields = decoder.fields(node, "`tls`")?;
+    let certificate =
+        fields.required(decoder, "certificate").and_then(|node| decoder.path(node, "the TLS `certificate`"));
+    let key = fields.required(decoder, "key").and_then(|node| decoder.secret(node, "the TLS `key`"));
+    let port_node = fields.optional("port");
+    let port = port_node.and_then(|node| decoder.port(node, "`port` of `tls`"));
+    let redirect_node = fields.optional("redirect_http");
+    let redirect_http = redirect_node.and_then(|node| decoder.boolean(node, "`redirect_http`"));
+    let hsts_node = fields.optional("hsts");
+    let hsts = hsts_node.and_then(|node| decoder.boolean(node, "`hsts`"));
+    let settings = TlsSettings {
+        span: node.span,
+        port: or_default(port, port_node.is_some(), 443, &fields)?,
+        redirect_http: or_default(redirect_http, redirect_node.is_some(), false, &fields)?,
+        hsts: or_default(hsts, hsts_node.is_some(), false, &fields)?,
+        certificate: certificate?,
+        key: key?,
     };
     fields.finish(decoder);
     Some(settings)
+}
+
+fn firewall(decoder: &mut Decoder, node: &Node) -> Option<FirewallSettings> {
+    let mut fields = decoder.fields(node, "`firewall`")?;
+    let admin_cidrs = fields.required(decoder, "admin_cidrs").and_then(|node| {
+        let items = decoder.sequence(node, "`admin_cidrs`")?;
+        let parsed: Vec<_> = items.iter().filter_map(|item| decoder.network(item, "an admin CIDR")).collect();
+        (parsed.len() == items.len()).then(|| Spanned::new(parsed, node.span))
+    });
+    fields.finish(decoder);
+    Some(FirewallSettings { span: node.span, admin_cidrs: admin_cidrs? })
 }
 
 fn web(decoder: &mut Decoder, node: &Node) -> Option<WebSettings> {

@@ -27,6 +27,7 @@ pub struct Inventory {
     pub web: Option<WebSettings>,
     pub app: Option<AppSettings>,
     pub database: Option<DatabaseSettings>,
+    pub firewall: Option<FirewallSettings>,
     /// The role sections the file has, including ones that failed to decode.
     pub declared_sections: Vec<&'static str>,
     /// True when decoding reported errors: rules that reason about what is
@@ -113,6 +114,22 @@ pub struct LoadBalancerSettings {
     pub balance: Spanned<Balance>,
     /// An explicit backend list (host names); must be exactly the web hosts.
     pub backends: Option<Spanned<Vec<Spanned<String>>>>,
+    pub tls: Option<TlsSettings>,
+}
+
+/// TLS termination at HAProxy.
+#[derive(Clone, Debug)]
+pub struct TlsSettings {
+    pub span: Span,
+    /// The certificate chain (PEM, leaf first), relative to the inventory.
+    pub certificate: Spanned<PathBuf>,
+    /// The private key (PEM): a secret like any other.
+    pub key: SecretRef,
+    pub port: Spanned<u16>,
+    /// Answer plain HTTP with a redirect to HTTPS.
+    pub redirect_http: Spanned<bool>,
+    /// Send Strict-Transport-Security on HTTPS responses.
+    pub hsts: Spanned<bool>,
 }
 
 #[derive(Clone, Debug)]
@@ -147,4 +164,12 @@ pub struct DatabaseSettings {
     pub bind_address: Option<Spanned<IpAddr>>,
     /// An explicit list of client addresses; must be exactly the app hosts'.
     pub allowed_hosts: Option<Spanned<Vec<Spanned<IpAddr>>>>,
+}
+
+/// The tier firewall's inputs that the topology cannot supply.
+#[derive(Clone, Debug)]
+pub struct FirewallSettings {
+    pub span: Span,
+    /// The networks SSH is accepted from, on every host.
+    pub admin_cidrs: Spanned<Vec<Spanned<IpNet>>>,
 }

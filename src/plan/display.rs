@@ -64,6 +64,9 @@ pub fn render_text(plan: &Plan, palette: Palette) -> String {
 
 fn render_host(out: &mut String, host: &HostPlan, palette: Palette) {
     let _ = writeln!(out, "  {}{}{} ({})", palette.bold, host.host, palette.reset, host.address);
+    if let Some(refusal) = &host.refusal {
+        let _ = writeln!(out, "    {}! refused:{} {refusal}", palette.red, palette.reset);
+    }
     if host.is_empty() {
         let _ = writeln!(out, "    no changes");
         return;

@@ -58,6 +58,10 @@ pub struct HostPlan {
     pub enable: Vec<String>,
     pub start: Vec<String>,
     pub hooks: Vec<ServiceChange>,
+    /// Why this host must not be changed as planned (a firewall that would
+    /// cut infra's own SSH connection); plan exits 1 and apply refuses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -107,6 +111,11 @@ impl Plan {
     pub fn has_changes(&self) -> bool {
         self.hosts.iter().any(|host| !host.is_empty())
     }
+
+    /// The hosts that must not be changed as planned, with why.
+    pub fn refusals(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.hosts.iter().filter_map(|host| Some((host.host.as_str(), host.refusal.as_deref()?)))
+    }
 }
 
 /// The whole plan: every desired host with facts is planned, in the desired
@@ -154,6 +163,7 @@ pub fn plan_host(host: &HostState, facts: &HostFacts) -> HostPlan {
         })
         .collect();
     carry_over_pending(facts, &mut reload, &mut restart, &mut hooks, &start);
+    let refusal = ssh_refusal(host, facts, &files);
     HostPlan {
         host: host.name.clone(),
         address: host.address.to_string(),
@@ -167,6 +177,23 @@ pub fn plan_host(host: &HostState, facts: &HostFacts) -> HostPlan {
         enable,
         start,
         hooks,
+        refusal,
+    }
+}
+
+/// A new ruleset must keep accepting the SSH connection infra reads the host
+/// over: otherwise apply would lock itself (and likely everyone) out.
+fn ssh_refusal(host: &HostState, facts: &HostFacts, files: &[FileChange]) -> Option<String> {
+    let guard = host.ssh_guard.as_ref()?;
+    let ruleset_changes = files.iter().any(|file| file.path == guard.ruleset && file.action != FileAction::Metadata);
+    if !ruleset_changes {
+        return None;
+    }
+    match facts.ssh_connection {
+        Some((client, port)) => crate::firewall::ssh_lockout(guard, client, port),
+        None => Some(
+            "the host did not say where infra's SSH connection comes from (no SSH_CONNECTION), so the new firewall cannot be checked against it".into(),
+        ),
     }
 }
 

@@ -36,6 +36,7 @@ fn host() -> HostState {
             triggered_by: vec!["/etc/app.env".into()],
         }],
         health_checks: vec![],
+        ssh_guard: None,
     }
 }
 
@@ -141,4 +142,36 @@ fn an_interrupted_apply_leaves_its_reloads_owed() {
     assert_eq!(plan.reload, [ServiceChange { name: "nginx".into(), because: vec!["an interrupted apply".into()] }]);
     assert_eq!(plan.hooks[0].name, "apply sql");
     assert!(!plan.is_empty(), "the host is not converged until the owed reload ran");
+}
+
+fn guarded(admin: &str) -> HostState {
+    let mut host = host();
+    host.ssh_guard = Some(crate::firewall::SshGuard {
+        ruleset: "/etc/nginx/nginx.conf".into(),
+        port: 22,
+        admin: vec![admin.parse().expect("cidr")],
+    });
+    host
+}
+
+#[test]
+fn a_ruleset_that_would_cut_infras_ssh_connection_is_refused() {
+    let mut facts = converged();
+    facts.files.insert("/etc/nginx/nginx.conf".into(), present("old rules\n", 0o644));
+    facts.ssh_connection = Some(("10.0.0.254".parse().expect("ip"), 22));
+    let refused = plan_host(&guarded("192.0.2.0/24"), &facts);
+    assert_eq!(
+        refused.refusal.as_deref(),
+        Some(
+            "infra's SSH connection comes from 10.0.0.254, which the new firewall would refuse (SSH only from 192.0.2.0/24)"
+        )
+    );
+    assert_eq!(plan_host(&guarded("10.0.0.0/24"), &facts).refusal, None);
+}
+
+#[test]
+fn an_unchanged_ruleset_is_not_second_guessed() {
+    let mut facts = converged();
+    facts.ssh_connection = Some(("10.0.0.254".parse().expect("ip"), 22));
+    assert_eq!(plan_host(&guarded("192.0.2.0/24"), &facts).refusal, None);
 }

@@ -188,7 +188,7 @@ fn mark_sensitive(hosts: &mut [HostState], secrets: &Secrets) {
 /// The context variables that differ from host to host. Every other context
 /// variable is derived from the inventory as a whole, which is what makes the
 /// render cache below correct.
-const PER_HOST_VARIABLES: [&str; 2] = ["host", "vrrp"];
+const PER_HOST_VARIABLES: [&str; 3] = ["host", "vrrp", "firewall"];
 
 /// Renders templates, once per run for those that use no per-host variable:
 /// 500 web hosts share one Nginx site with 500 upstreams, rendered once.

@@ -9,6 +9,7 @@ use minijinja::{Value, context};
 use super::{RenderError, Secrets, TemplateRenderer, read_tree};
 use crate::check::vrrp_priorities;
 use crate::desired::{Checker, HealthCheck, Hook, HostState, ManagedFile, ManagedService};
+use crate::firewall::{self, SshGuard};
 use crate::inventory::{Host, Inventory};
 use crate::topology::{self, Role, hosts_with};
 
@@ -106,6 +107,7 @@ impl HostContext<'_> {
             services: Vec::new(),
             hooks: Vec::new(),
             health_checks: Vec::new(),
+            ssh_guard: None,
         };
         for role in topology::role_order().into_iter().filter(|role| self.host.has_role(*role)) {
             match role {
@@ -114,6 +116,9 @@ impl HostContext<'_> {
                 Role::Web => self.web(&mut state)?,
                 Role::LoadBalancer => self.load_balancer(&mut state)?,
             }
+        }
+        if self.inventory.firewall.is_some() {
+            self.firewall(&mut state)?;
         }
         Ok(state)
     }
@@ -393,6 +398,51 @@ impl HostContext<'_> {
             description: "HAProxy answers on the frontend".into(),
             command: format!("curl -fsS -o /dev/null {url}"),
         });
+        Ok(())
+    }
+
+    /// The tier firewall, on every host: its rules come from the host's roles.
+    fn firewall(&self, state: &mut HostState) -> Result<(), RenderError> {
+        let admin = firewall::admin_networks(self.inventory);
+        let ssh_port = firewall::ssh_port(self.inventory, self.host);
+        let split = |addresses: Vec<String>| -> (Vec<String>, Vec<String>) {
+            addresses.into_iter().partition(|address| !address.contains(':'))
+        };
+        let (admin_v4, admin_v6) = split(admin.iter().map(ToString::to_string).collect());
+        let rules: Vec<Value> = firewall::allowances(self.inventory, self.host)
+            .into_iter()
+            .map(|allowance| {
+                let (from_v4, from_v6) =
+                    split(allowance.from.iter().flatten().map(ToString::to_string).collect::<Vec<_>>());
+                context! {
+                    comment => allowance.comment, tcp_ports => allowance.tcp_ports,
+                    anywhere => allowance.from.is_none(), from_v4 => from_v4, from_v6 => from_v6,
+                }
+            })
+            .collect();
+        let context = context! {
+            firewall => context! {
+                ruleset => firewall::RULESET_PATH, ssh_port => ssh_port,
+                admin_v4 => admin_v4, admin_v6 => admin_v6, rules => rules,
+            },
+        };
+        state.packages.push("nftables".to_string());
+        let ruleset = firewall::RULESET_PATH;
+        let unit = firewall::UNIT_PATH;
+        let spec = |path, template, checker| FileSpec { path, template, mode: 0o644, group: "root", checker };
+        self.file(state, spec(ruleset, "firewall.nft.j2", Some(Checker::Nft)), context.clone())?;
+        self.file(state, spec(unit, "infra-firewall.service.j2", Some(Checker::SystemdUnit)), context)?;
+        state.services.push(ManagedService {
+            name: "infra-firewall".into(),
+            reload_on: vec![ruleset.into()],
+            restart_on: vec![unit.into()],
+            enabled: true,
+        });
+        state.health_checks.push(HealthCheck {
+            description: "the firewall is loaded".into(),
+            command: "nft list table inet infra > /dev/null".into(),
+        });
+        state.ssh_guard = Some(SshGuard { ruleset: ruleset.into(), port: ssh_port, admin });
         Ok(())
     }
 }

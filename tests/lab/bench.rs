@@ -23,7 +23,7 @@ pub(crate) fn bench_inventory(count: usize) -> (String, Vec<(String, String)>) {
     for (name, last, role) in &hosts {
         text.push_str(&format!("  - {{name: {name}, address: 10.69.0.{last}, roles: [{role}]}}\n"));
     }
-    text.push_str(&settings.replace("10.20.0.10/24", "10.69.0.10/24"));
+    text.push_str(&settings.replace("10.20.0.", "10.69.0."));
     (text, hosts.into_iter().map(|(name, last, _)| (name, format!("10.69.0.{last}"))).collect())
 }
 

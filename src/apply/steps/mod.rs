@@ -93,10 +93,24 @@ fn check(checker: Checker, files: &[&ManagedFile]) -> String {
             "python3 -c 'import sys; compile(open(sys.argv[1]).read(), sys.argv[1], \"exec\")' {}\n",
             candidate("/etc/infra/gunicorn.conf.py")
         ),
-        Checker::SystemdUnit => format!(
-            "tree=$(mktemp -d)\ncp {} \"$tree/infra-app.service\"\nsystemd-analyze verify --man=no \"$tree/infra-app.service\"\nrm -rf \"$tree\"\n",
-            candidate("/etc/systemd/system/infra-app.service")
-        ),
+        Checker::SystemdUnit => {
+            // Each changed unit under its own name: systemd judges a unit by its file name.
+            let mut script = String::from("tree=$(mktemp -d)\n");
+            let units: Vec<&str> = files
+                .iter()
+                .filter(|file| file.checker == Some(Checker::SystemdUnit))
+                .map(|file| file.path.as_str())
+                .collect();
+            for unit in &units {
+                let name = unit.rsplit('/').next().unwrap_or(unit);
+                script.push_str(&format!("cp {} \"$tree\"/{}\n", new(unit), quote(name)));
+            }
+            script.push_str(
+                "systemd-analyze verify --man=no \"$tree\"/* || { status=$?; rm -rf \"$tree\"; exit $status; }\nrm -rf \"$tree\"\n",
+            );
+            script
+        }
+        Checker::Nft => format!("nft -c -f {}\n", candidate(crate::firewall::RULESET_PATH)),
         Checker::Nginx => {
             // The whole tree, as nginx will read it after the swap.
             let mut script = String::from("tree=$(mktemp -d)\ncp -a /etc/nginx/. \"$tree/\"\n");

@@ -39,6 +39,7 @@ fn host(directory: &std::path::Path) -> HostState {
         }],
         hooks: vec![],
         health_checks: vec![],
+        ssh_guard: None,
     }
 }
 
