@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::desired::{Checker, DesiredState, HostState};
 use crate::firewall::RULESET_PATH;
+use crate::secret::Secret;
 
 /// The outcome of one checker on one host's files.
 #[derive(Clone, Debug, Serialize)]
@@ -113,7 +114,10 @@ fn check(checker: Checker, host: &HostState) -> Result<Outcome, PrepareError> {
         Ok(path)
     };
     let mut command = match checker {
-        Checker::Haproxy => command(&["haproxy", "-c", "-f"], &write("haproxy.cfg", "/etc/haproxy/haproxy.cfg")?),
+        Checker::Haproxy => match haproxy_tree(root, host, write)? {
+            Some(command) => command,
+            None => return Ok(Outcome::Skipped { reason: "the TLS key is not available here".into() }),
+        },
         Checker::Keepalived => {
             let path = write("keepalived.conf", "/etc/keepalived/keepalived.conf")?;
             command(&["keepalived", "--config-test", "--use-file"], &path)
@@ -153,6 +157,27 @@ fn command(program_and_args: &[&str], path: &Path) -> Command {
     let mut command = Command::new(program_and_args[0]);
     command.args(&program_and_args[1..]).arg(path);
     command
+}
+
+/// haproxy.cfg with its certificates beside it, the paths rewritten to
+/// them; `None` when the key is only a placeholder, which HAProxy would refuse.
+fn haproxy_tree(
+    root: &Path,
+    host: &HostState,
+    write: impl Fn(&str, &str) -> Result<PathBuf, PrepareError>,
+) -> Result<Option<Command>, PrepareError> {
+    const CERTS: &str = "/etc/haproxy/certs/";
+    for file in host.files.iter().filter(|file| file.path.starts_with(CERTS)) {
+        if file.content.trim_ascii() == Secret::placeholder().expose().as_bytes() {
+            return Ok(None);
+        }
+        write(&format!("certs/{}", &file.path[CERTS.len()..]), &file.path)?;
+    }
+    let config = root.join("haproxy.cfg");
+    let content = host.file("/etc/haproxy/haproxy.cfg").map(|file| file.content.as_slice()).unwrap_or_default();
+    let rewritten = String::from_utf8_lossy(content).replace(CERTS, &format!("{}/certs/", root.display()));
+    std::fs::write(&config, rewritten).map_err(|error| PrepareError { path: config.clone(), error })?;
+    Ok(Some(command(&["haproxy", "-c", "-f"], &config)))
 }
 
 /// nginx.conf includes its site relative to its own directory, so the whole

@@ -18,5 +18,6 @@ pub mod plan;
 pub mod render;
 pub mod secret;
 pub mod source;
+pub mod tls;
 pub mod topology;
 pub mod transport;

@@ -1,6 +1,7 @@
 """The example application: a WSGI app (Flask) served by Gunicorn.
 
-GET / returns JSON with the serving host and a counter kept in a MySQL table,
+GET / returns JSON with the serving host, a counter kept in a MySQL table and
+the client's address and scheme as the proxies in front of it saw them,
 so one request proves the whole path HAProxy -> Nginx -> Gunicorn -> MariaDB.
 Database settings come from the environment (systemd's EnvironmentFile).
 """
@@ -9,9 +10,13 @@ import os
 import socket
 
 import pymysql
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 app = Flask(__name__)
+# Nginx (reachable only from the load balancers) sets exactly one
+# X-Forwarded-For and X-Forwarded-Proto: the client's address and scheme.
+app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)
 
 
 def connect():
@@ -37,7 +42,12 @@ def index():
         )
         cursor.execute("SELECT count FROM hits WHERE id = 1")
         (count,) = cursor.fetchone()
-    return jsonify(host=socket.gethostname(), count=count)
+    return jsonify(
+        host=socket.gethostname(),
+        count=count,
+        client=request.remote_addr,
+        scheme=request.scheme,
+    )
 
 
 @app.route("/healthz")

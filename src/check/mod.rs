@@ -13,6 +13,7 @@ mod load_balancer;
 
 pub use load_balancer::vrrp_priorities;
 mod tiers;
+mod tls;
 
 use crate::diagnostic::Diagnostic;
 use crate::inventory::Inventory;
@@ -25,6 +26,7 @@ pub fn run(inventory: &Inventory) -> Vec<Diagnostic> {
     tiers::check(inventory, &mut found);
     files::check(inventory, &mut found);
     firewall::check(inventory, &mut found);
+    tls::check(inventory, &mut found);
     found
 }
 

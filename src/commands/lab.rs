@@ -13,6 +13,7 @@ use crate::lab::{self, LabHost, LabSpec};
 pub fn run(command: &LabCommand, style: Style) -> anyhow::Result<ExitCode> {
     match command {
         LabCommand::Up(args) => {
+            lab_certificate(&args.inventory)?;
             let checked = super::load_and_check(&args.inventory, false)?;
             let Some(inventory) = checked.printed_and_valid(style) else {
                 return Ok(ExitCode::FAILURE);
@@ -30,6 +31,22 @@ pub fn run(command: &LabCommand, style: Style) -> anyhow::Result<ExitCode> {
         LabCommand::Heal { host } => lab::set_link(host, true).with_context(|| format!("cannot heal `{host}`"))?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A lab inventory that asks for TLS gets a self-signed certificate before
+/// its checks run (they would otherwise report it missing).
+fn lab_certificate(path: &std::path::Path) -> anyhow::Result<()> {
+    let Some(inventory) = crate::inventory::load(path)?.inventory else {
+        return Ok(());
+    };
+    if let Some(generated) = lab::certificate::ensure(&inventory).context("cannot make the lab's TLS certificate")? {
+        eprintln!(
+            "lab: made a self-signed certificate for {} at `{}` (trust it with `curl --cacert`)",
+            generated.names.join(", "),
+            generated.certificate.display()
+        );
+    }
+    Ok(())
 }
 
 fn spec(inventory: &Inventory) -> anyhow::Result<LabSpec> {

@@ -9,6 +9,7 @@
 //! pair, a `known_hosts` with every host's key, and `lab.json`. `down`
 //! removes exactly what `up` made.
 
+pub mod certificate;
 mod machine;
 mod network;
 mod preflight;

@@ -113,7 +113,36 @@ fn secret_references(inventory: &Inventory) -> Vec<(&SecretRef, Option<usize>)> 
     if let Some(database) = &inventory.database {
         references.push((&database.password, None));
     }
+    if let Some(tls) = inventory.load_balancer.as_ref().and_then(|lb| lb.tls.as_ref()) {
+        references.push((&tls.key, None));
+    }
     references
+}
+
+/// The TLS key must be the private half of the certificate: HAProxy refuses
+/// to start otherwise, which on a reload would be an outage.
+fn tls_key_mismatch(inventory: &Inventory, secrets: &Secrets) -> Option<Diagnostic> {
+    let tls = inventory.load_balancer.as_ref()?.tls.as_ref()?;
+    let key = secrets.values.get(&tls.key.source)?;
+    if *key == Secret::placeholder() {
+        return None;
+    }
+    let path = inventory.base_dir.join(&tls.certificate.value);
+    // An unreadable certificate is already reported by the TLS rules.
+    let certificate = crate::tls::read_certificate(&std::fs::read(&path).ok()?).ok()?;
+    let message = match crate::tls::key_matches(&certificate, key.expose()) {
+        Ok(true) => return None,
+        Ok(false) => {
+            format!("the TLS key from {} does not belong to the certificate `{}`", tls.key.source, path.display())
+        }
+        Err(error) => format!("cannot use the TLS key from {}: {error}", tls.key.source),
+    };
+    Some(
+        Diagnostic::error("tls-key-mismatch", message)
+            .at(tls.key.span, "this key")
+            .also(tls.certificate.span, "this certificate")
+            .help("name the key the certificate was issued for; `openssl x509 -noout -pubkey` and `openssl pkey -pubout` must print the same"),
+    )
 }
 
 fn resolve_secrets(inventory: &Inventory, mode: SecretMode) -> (Secrets, Vec<Diagnostic>) {
@@ -157,7 +186,9 @@ fn resolve_secrets(inventory: &Inventory, mode: SecretMode) -> (Secrets, Vec<Dia
         };
         values.insert(reference.source.clone(), value);
     }
-    (Secrets { values }, diagnostics)
+    let secrets = Secrets { values };
+    diagnostics.extend(tls_key_mismatch(inventory, &secrets));
+    (secrets, diagnostics)
 }
 
 fn secret_help(source: &SecretSource) -> String {

@@ -45,6 +45,8 @@ pub(crate) struct Derived {
     backends: Value,
     database_clients: Value,
     web_addresses: Value,
+    /// The addresses requests reach the web tier from: every balancer and the virtual IP.
+    proxy_addresses: Value,
     /// Each load balancer's name, address and effective VRRP priority.
     balancers: Vec<(String, String, u8)>,
     database_address: Value,
@@ -69,6 +71,13 @@ impl Derived {
             database_clients: strings(topology::database_clients(inventory).iter().map(ToString::to_string).collect()),
             web_addresses: strings(
                 hosts_with(inventory, Role::Web).map(|host| host.address.value.to_string()).collect(),
+            ),
+            proxy_addresses: strings(
+                balancers
+                    .iter()
+                    .map(|host| host.address.value.to_string())
+                    .chain(inventory.load_balancer.as_ref().map(|lb| lb.virtual_ip.value.addr().to_string()))
+                    .collect(),
             ),
             balancers: vrrp_priorities(&balancers)
                 .into_iter()
@@ -280,6 +289,7 @@ impl HostContext<'_> {
         let context = context! {
             host => self.host_context(),
             upstreams => self.derived.upstreams.clone(),
+            proxies => self.derived.proxy_addresses.clone(),
             web => context! { port => web.port.value, server_name => web.server_name.value.clone(), static_root => web.static_root.value.clone() },
         };
         state.packages.push("nginx".to_string());
@@ -347,6 +357,10 @@ impl HostContext<'_> {
             host => self.host_context(),
             backends => self.derived.backends.clone(),
             load_balancer => context! { frontend_port => settings.frontend_port.value, balance => settings.balance.value.name() },
+            tls => settings.tls.as_ref().map(|tls| context! {
+                port => tls.port.value, redirect_http => tls.redirect_http.value, hsts => tls.hsts.value,
+                certificate => crate::tls::CERTIFICATE_PATH,
+            }),
             vrrp => context! {
                 interface => settings.interface.value.clone(),
                 virtual_router_id => vrrp.virtual_router_id.as_ref().unwrap_or(&settings.virtual_router_id).value,
@@ -381,9 +395,16 @@ impl HostContext<'_> {
             },
             context,
         )?;
+        if let Some(tls) = &settings.tls {
+            self.tls_files(state, tls)?;
+        }
+        let mut haproxy_files = vec![haproxy.to_string()];
+        if settings.tls.is_some() {
+            haproxy_files.extend([crate::tls::CERTIFICATE_PATH, crate::tls::KEY_PATH].map(String::from));
+        }
         state.services.push(ManagedService {
             name: "haproxy".into(),
-            reload_on: vec![haproxy.into()],
+            reload_on: haproxy_files,
             restart_on: vec![],
             enabled: true,
         });
@@ -398,6 +419,41 @@ impl HostContext<'_> {
             description: "HAProxy answers on the frontend".into(),
             command: format!("curl -fsS -o /dev/null {url}"),
         });
+        if let Some(tls) = &settings.tls {
+            // Certificate trust is checked before apply; this checks HAProxy serves TLS.
+            state.health_checks.push(HealthCheck {
+                description: "HAProxy answers over TLS".into(),
+                command: format!("curl -fsSk -o /dev/null https://127.0.0.1:{}/healthz", tls.port.value),
+            });
+        }
+        Ok(())
+    }
+
+    /// The certificate chain as given, and the key beside it where HAProxy
+    /// looks for it; only the key is secret.
+    fn tls_files(&self, state: &mut HostState, tls: &crate::inventory::TlsSettings) -> Result<(), RenderError> {
+        let path = self.inventory.base_dir.join(&tls.certificate.value);
+        let chain = std::fs::read(&path).map_err(|error| RenderError::ReadSource { path: path.clone(), error })?;
+        let mut key = self.secrets.get(&tls.key).as_bytes().to_vec();
+        if !key.ends_with(b"\n") {
+            key.push(b'\n');
+        }
+        let files = [
+            (crate::tls::CERTIFICATE_PATH, chain, 0o644, tls.certificate.value.display().to_string()),
+            (crate::tls::KEY_PATH, key, 0o600, format!("secret from {}", tls.key.source)),
+        ];
+        for (target, content, mode, origin) in files {
+            state.files.push(ManagedFile {
+                path: target.into(),
+                content,
+                mode,
+                owner: "root".into(),
+                group: "root".into(),
+                sensitive: false,
+                checker: Some(Checker::Haproxy),
+                origin,
+            });
+        }
         Ok(())
     }
 

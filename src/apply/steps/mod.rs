@@ -81,7 +81,7 @@ fn check(checker: Checker, files: &[&ManagedFile]) -> String {
     let changed = |target: &str| files.iter().any(|file| file.path == target);
     let candidate = |target: &str| if changed(target) { new(target) } else { quote(target) };
     match checker {
-        Checker::Haproxy => format!("haproxy -c -f {}\n", candidate("/etc/haproxy/haproxy.cfg")),
+        Checker::Haproxy => haproxy_check(files, &candidate("/etc/haproxy/haproxy.cfg")),
         Checker::Keepalived => {
             format!("keepalived --config-test --use-file {}\n", candidate("/etc/keepalived/keepalived.conf"))
         }
@@ -128,6 +128,27 @@ fn check(checker: Checker, files: &[&ManagedFile]) -> String {
             script
         }
     }
+}
+
+/// `haproxy -c` of the new configuration; when certificates change, against
+/// a copy of the tree where the configuration points at the new ones.
+fn haproxy_check(files: &[&ManagedFile], config: &str) -> String {
+    const CERTS: &str = "/etc/haproxy/certs/";
+    let certificates: Vec<&&ManagedFile> = files.iter().filter(|file| file.path.starts_with(CERTS)).collect();
+    if certificates.is_empty() {
+        return format!("haproxy -c -f {config}\n");
+    }
+    let mut script =
+        format!("tree=$(mktemp -d)\nmkdir \"$tree/certs\"\n[ -d {CERTS} ] && cp -a {CERTS}. \"$tree/certs/\"\n");
+    for file in certificates {
+        let name = &file.path[CERTS.len()..];
+        script.push_str(&format!("cp {} \"$tree/certs/\"{}\n", quote(&format!("{}{NEW}", file.path)), quote(name)));
+    }
+    script.push_str(&format!(
+        "sed \"s#{CERTS}#$tree/certs/#g\" {config} > \"$tree/haproxy.cfg\"\n\
+         haproxy -c -f \"$tree/haproxy.cfg\" || {{ status=$?; rm -rf \"$tree\"; exit $status; }}\nrm -rf \"$tree\"\n"
+    ));
+    script
 }
 
 /// The service actions the swap makes owed, as journal lines.
