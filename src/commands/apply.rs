@@ -61,7 +61,7 @@ pub fn run(args: &ApplyArgs, style: Style) -> anyhow::Result<ExitCode> {
     if !plan.has_changes() {
         eprintln!("nothing to do: every host already matches the inventory");
         if let Some(lb) = &inventory.load_balancer {
-            eprintln!("the stack answers at http://{}:{}/", lb.virtual_ip.value.addr(), lb.frontend_port.value);
+            eprintln!("the stack answers at {}", stack_urls(lb));
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -84,15 +84,23 @@ pub fn run(args: &ApplyArgs, style: Style) -> anyhow::Result<ExitCode> {
     if outcome.failure.is_none()
         && let Some(lb) = &inventory.load_balancer
     {
-        let port = lb.frontend_port.value;
-        let url = if port == 80 {
-            format!("http://{}/", lb.virtual_ip.value.addr())
-        } else {
-            format!("http://{}:{port}/", lb.virtual_ip.value.addr())
-        };
-        eprintln!("the stack answers at {url}");
+        eprintln!("the stack answers at {}", stack_urls(lb));
     }
     Ok(code)
+}
+
+/// The virtual IP's URLs, HTTPS too when HAProxy terminates TLS.
+fn stack_urls(lb: &crate::inventory::LoadBalancerSettings) -> String {
+    let url = |scheme: &str, port: u16, default: u16| {
+        let address = lb.virtual_ip.value.addr();
+        let host = if address.is_ipv6() { format!("[{address}]") } else { address.to_string() };
+        if port == default { format!("{scheme}://{host}/") } else { format!("{scheme}://{host}:{port}/") }
+    };
+    let plain = url("http", lb.frontend_port.value, 80);
+    match &lb.tls {
+        Some(tls) => format!("{plain} and {}", url("https", tls.port.value, 443)),
+        None => plain,
+    }
 }
 
 fn read_plan(path: &PathBuf) -> anyhow::Result<Plan> {

@@ -14,9 +14,11 @@ use assert_cmd::cargo::CommandCargoExt;
 
 mod apply;
 mod bench;
+mod isolation;
 mod plan;
 
 use apply::*;
+use isolation::*;
 use plan::*;
 
 const LAB_NAME: &str = "infratest";
@@ -211,6 +213,11 @@ fn lab_end_to_end() {
     hosts_have_no_route_out_and_dns_fails_fast(&lab);
     apply_converges_the_stack_and_serves_through_the_vip(&lab);
     second_plan_and_apply_change_nothing(&lab);
+    the_firewall_lets_each_tier_reach_only_the_next(&lab);
+    the_database_is_locked_down(&lab);
+    the_vip_serves_https_with_the_lab_certificate(&lab);
+    a_ruleset_that_would_cut_ssh_is_refused_before_it_is_sent(&lab);
+    plans_and_saved_plans_hold_no_secret(&lab);
     plan_of_a_converged_lab_is_empty_and_touches_nothing(&lab);
     plan_of_one_changed_setting_touches_only_what_follows(&lab);
     a_load_balancer_change_applies_with_zero_failed_requests(&lab);
