@@ -26,7 +26,7 @@ fn host(directory: &std::path::Path) -> HostState {
         name: "test-01".into(),
         address: "10.0.0.1".parse().expect("address"),
         roles: vec![],
-        packages: vec!["coreutils".into(), "surely-not-a-package".into()],
+        packages: vec!["coreutils".into(), "surely-not-a-package".into(), "bash".into()],
         files: vec![
             file(at("absent"), "x", false),
             file(at("same"), "same\n", false),
@@ -34,12 +34,9 @@ fn host(directory: &std::path::Path) -> HostState {
             file(at("secret"), "new secret\n", true),
             file(at("a dir's name"), "x", false),
         ],
-        services: vec![ManagedService {
-            name: "surely-not-a-service".into(),
-            reload_on: vec![],
-            restart_on: vec![],
-            enabled: true,
-        }],
+        services: ["surely-not-a-service", "nor-this-one"]
+            .map(|name| ManagedService { name: name.into(), reload_on: vec![], restart_on: vec![], enabled: true })
+            .to_vec(),
         hooks: vec![],
         health_checks: vec![],
         ssh_guard: None,
@@ -76,9 +73,16 @@ fn the_script_reports_every_item_in_one_answer() {
         "sensitive content never leaves the host"
     );
     assert_eq!(fact("a dir's name"), FileFact::NotAFile { kind: "directory".into() });
-    assert!(facts.packages["coreutils"].is_some());
+    for package in ["coreutils", "bash"] {
+        let version =
+            Command::new("dpkg-query").args(["-W", "-f", "${Version}", package]).output().expect("dpkg-query");
+        let version = String::from_utf8(version.stdout).expect("a version");
+        assert_eq!(facts.packages[package].as_deref(), Some(version.as_str()), "{package}'s own version");
+    }
     assert_eq!(facts.packages["surely-not-a-package"], None);
-    assert_eq!(facts.services["surely-not-a-service"], ServiceFact { active: false, enabled: false });
+    for service in ["surely-not-a-service", "nor-this-one"] {
+        assert_eq!(facts.services[service], ServiceFact { active: false, enabled: false });
+    }
     assert_eq!(facts.fingerprint.len(), 64);
 }
 
