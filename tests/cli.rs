@@ -157,6 +157,38 @@ fn an_unknown_template_override_is_an_error() {
     assert!(stderr.contains("haproxy.conf.j2` in the template overrides is not a template infra knows"), "{stderr}");
 }
 
+#[test]
+fn an_ipv6_admin_network_gets_its_own_ssh_rule() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let inventory = std::fs::read_to_string("inventories/five-server.yml")
+        .expect("readable")
+        .replace("admin_cidrs: [10.20.0.250/32]", "admin_cidrs: [10.20.0.250/32, \"2001:db8:1::/64\"]")
+        .replace("../examples", &format!("{}/examples", env!("CARGO_MANIFEST_DIR")));
+    let path = directory.path().join("inventory.yml");
+    std::fs::write(&path, inventory).expect("write");
+    let tree = directory.path().join("tree");
+    let output = infra()
+        .args(["render", "--out"])
+        .arg(&tree)
+        .arg("-i")
+        .arg(&path)
+        .env("INFRA_VRRP_SECRET", "vrrp-pw1")
+        .env("INFRA_DB_PASSWORD", "s3cret")
+        .output()
+        .expect("infra runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let rules = std::fs::read_to_string(tree.join("db-01/etc/infra/firewall.nft")).expect("rendered");
+    assert!(rules.contains("ip saddr { 10.20.0.250/32 } tcp dport 22 accept"), "{rules}");
+    assert!(rules.contains("ip6 saddr { 2001:db8:1::/64 } tcp dport 22 accept"), "{rules}");
+    // nft itself accepts the ruleset where it is installed (CI installs it).
+    let output = infra().args(["validate", "-i"]).arg(&path).output().expect("infra runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    if std::env::var_os("CI").is_some() {
+        assert!(stderr.contains("checker nft") && !stderr.contains("`nft` is not installed"), "{stderr}");
+    }
+}
+
 /// A copy of the five-server inventory in `directory` whose `templates:`
 /// directory holds one override file; returns the inventory's path.
 fn five_server_with_override(directory: &Path, name: &str, content: &str) -> std::path::PathBuf {
