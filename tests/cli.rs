@@ -90,14 +90,7 @@ fn rendered_files_of_the_example_inventories() {
     for inventory in ["five-server", "scaled"] {
         let out = tempfile::tempdir().expect("temp dir");
         let tree = out.path().join("tree");
-        let output = infra()
-            .args(["render", "-i", &format!("inventories/{inventory}.yml"), "--out"])
-            .arg(&tree)
-            .env("INFRA_VRRP_SECRET", "vrrp-pw1")
-            .env("INFRA_DB_PASSWORD", "db'pass\"word")
-            .output()
-            .expect("infra runs");
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        render_with_secrets(Path::new(&format!("inventories/{inventory}.yml")), &tree);
         for file in files_under(&tree) {
             let relative = file.strip_prefix(&tree).expect("inside the tree").display().to_string();
             if relative.contains("/srv/app/") || relative.contains("/var/www/") {
@@ -114,14 +107,7 @@ fn sensitive_files_are_written_private() {
     use std::os::unix::fs::PermissionsExt;
     let out = tempfile::tempdir().expect("temp dir");
     let tree = out.path().join("tree");
-    let status = infra()
-        .args(["render", "-i", "inventories/five-server.yml", "--out"])
-        .arg(&tree)
-        .env("INFRA_VRRP_SECRET", "vrrp-pw1")
-        .env("INFRA_DB_PASSWORD", "s3cret")
-        .status()
-        .expect("infra runs");
-    assert!(status.success());
+    render_with_secrets(Path::new("inventories/five-server.yml"), &tree);
     let mode = |path: &str| std::fs::metadata(tree.join(path)).expect("rendered").permissions().mode() & 0o777;
     assert_eq!(mode("db-01/etc/infra/database.sql"), 0o600);
     assert_eq!(mode("app-01/etc/infra/app.env"), 0o600);
@@ -160,23 +146,11 @@ fn an_unknown_template_override_is_an_error() {
 #[test]
 fn an_ipv6_admin_network_gets_its_own_ssh_rule() {
     let directory = tempfile::tempdir().expect("temp dir");
-    let inventory = std::fs::read_to_string("inventories/five-server.yml")
-        .expect("readable")
-        .replace("admin_cidrs: [10.20.0.250/32]", "admin_cidrs: [10.20.0.250/32, \"2001:db8:1::/64\"]")
-        .replace("../examples", &format!("{}/examples", env!("CARGO_MANIFEST_DIR")));
-    let path = directory.path().join("inventory.yml");
-    std::fs::write(&path, inventory).expect("write");
+    let path = five_server_copy(directory.path(), |text| {
+        text.replace("admin_cidrs: [10.20.0.250/32]", "admin_cidrs: [10.20.0.250/32, \"2001:db8:1::/64\"]")
+    });
     let tree = directory.path().join("tree");
-    let output = infra()
-        .args(["render", "--out"])
-        .arg(&tree)
-        .arg("-i")
-        .arg(&path)
-        .env("INFRA_VRRP_SECRET", "vrrp-pw1")
-        .env("INFRA_DB_PASSWORD", "s3cret")
-        .output()
-        .expect("infra runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    render_with_secrets(&path, &tree);
     let rules = std::fs::read_to_string(tree.join("db-01/etc/infra/firewall.nft")).expect("rendered");
     assert!(rules.contains("ip saddr { 10.20.0.250/32 } tcp dport 22 accept"), "{rules}");
     assert!(rules.contains("ip6 saddr { 2001:db8:1::/64 } tcp dport 22 accept"), "{rules}");
@@ -195,13 +169,32 @@ fn five_server_with_override(directory: &Path, name: &str, content: &str) -> std
     let templates = directory.join("templates");
     std::fs::create_dir(&templates).expect("create");
     std::fs::write(templates.join(name), content).expect("write");
-    let inventory = std::fs::read_to_string("inventories/five-server.yml")
-        .expect("readable")
-        .replace("ssh:\n", &format!("templates: {}\nssh:\n", templates.display()))
-        .replace("../examples", &format!("{}/examples", env!("CARGO_MANIFEST_DIR")));
+    five_server_copy(directory, |text| text.replace("ssh:\n", &format!("templates: {}\nssh:\n", templates.display())))
+}
+
+/// A copy of the five-server inventory, changed by `edit`, written to
+/// `directory` with its paths to examples/ made absolute; returns its path.
+fn five_server_copy(directory: &Path, edit: impl FnOnce(String) -> String) -> std::path::PathBuf {
+    let text = std::fs::read_to_string("inventories/five-server.yml").expect("readable");
+    let inventory = edit(text).replace("../examples", &format!("{}/examples", env!("CARGO_MANIFEST_DIR")));
     let path = directory.join("inventory.yml");
     std::fs::write(&path, inventory).expect("write");
     path
+}
+
+/// `infra render` of `inventory` into `tree` with every secret set; the
+/// database password has quotes in it so the snapshots show they are escaped.
+fn render_with_secrets(inventory: &Path, tree: &Path) {
+    let output = infra()
+        .args(["render", "--out"])
+        .arg(tree)
+        .arg("-i")
+        .arg(inventory)
+        .env("INFRA_VRRP_SECRET", "vrrp-pw1")
+        .env("INFRA_DB_PASSWORD", "db'pass\"word")
+        .output()
+        .expect("infra runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
 
 fn which(program: &str) -> bool {

@@ -104,6 +104,8 @@ pub fn script(host: &HostState) -> String {
     }
     // One dpkg-query and one systemctl for all items: on a host each process
     // costs milliseconds, and with many hosts on few cores that adds up.
+    // Neither may run without names: they would list every package or
+    // describe the service manager itself.
     if !host.packages.is_empty() {
         let names: Vec<String> = host.packages.iter().map(|package| quote(package)).collect();
         script.push_str(&format!("packages {}\n", names.join(" ")));

@@ -200,15 +200,16 @@ fn secret_help(source: &SecretSource) -> String {
     }
 }
 
-/// A file is sensitive when its content holds any secret value, whatever
-/// template (built-in or override) put it there.
+/// A file is sensitive when its content holds any secret value, raw or as a
+/// quoting filter escaped it, whatever template (built-in or override) put
+/// it there.
 fn mark_sensitive(hosts: &mut [HostState], secrets: &Secrets) {
-    let finders: Vec<memchr::memmem::Finder> = secrets
+    let forms: Vec<String> = secrets
         .all()
-        .map(|secret| secret.expose().as_bytes())
-        .filter(|value| !value.is_empty())
-        .map(memchr::memmem::Finder::new)
+        .filter(|secret| !secret.expose().is_empty())
+        .flat_map(|secret| templates::written_forms(secret.expose()))
         .collect();
+    let finders: Vec<memchr::memmem::Finder> = forms.iter().map(memchr::memmem::Finder::new).collect();
     for file in hosts.iter_mut().flat_map(|host| host.files.iter_mut()) {
         if finders.iter().any(|finder| finder.find(&file.content).is_some()) {
             file.sensitive = true;

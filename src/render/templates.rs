@@ -86,14 +86,30 @@ fn read_overrides(directory: &Path) -> Result<Vec<(String, String)>, TemplateErr
 
 /// A single-quoted SQL string literal, safe for any password.
 fn sql_string(value: &str) -> String {
-    let escaped = value.replace('\\', "\\\\").replace('\'', "\\'").replace('\0', "\\0");
-    format!("'{escaped}'")
+    format!("'{}'", sql_escaped(value))
 }
 
 /// A value for a systemd `EnvironmentFile=` line, double-quoted and escaped.
 fn systemd_quote(value: &str) -> String {
-    let escaped = value.replace('\\', "\\\\").replace('"', "\\\"").replace('$', "\\$");
-    format!("\"{escaped}\"")
+    format!("\"{}\"", systemd_escaped(value))
+}
+
+fn sql_escaped(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('\'', "\\'").replace('\0', "\\0")
+}
+
+fn systemd_escaped(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('$', "\\$")
+}
+
+/// Every form in which a template can write `value`: as it is and as each
+/// quoting filter escapes it. A file holding any of them holds the value, so
+/// the sensitivity scan looks for all of them, not only the raw bytes.
+pub(crate) fn written_forms(value: &str) -> Vec<String> {
+    let mut forms = vec![value.to_string(), sql_escaped(value), systemd_escaped(value)];
+    forms.sort();
+    forms.dedup();
+    forms
 }
 
 #[cfg(test)]
@@ -104,6 +120,15 @@ mod tests {
     fn quoting_filters_escape_everything_that_could_break_out() {
         assert_eq!(sql_string(r"a'b\c"), r"'a\'b\\c'");
         assert_eq!(systemd_quote(r#"a"b$c\"#), r#""a\"b\$c\\""#);
+    }
+
+    #[test]
+    fn every_quoting_filter_writes_a_form_the_sensitivity_scan_knows() {
+        let value = "pa'ss\"wo$rd\\";
+        let forms = written_forms(value);
+        for written in [sql_string(value), systemd_quote(value)] {
+            assert!(forms.iter().any(|form| written.contains(form.as_str())), "{written} is not in {forms:?}");
+        }
     }
 
     #[test]

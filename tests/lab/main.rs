@@ -171,7 +171,24 @@ fn address(host: &str) -> String {
 
 const HOSTS: [&str; 5] = ["lb-01", "lb-02", "web-01", "app-01", "db-01"];
 const VRRP_SECRET: &str = "lab-vrrp";
-const DB_PASSWORD: &str = "lab-db-password";
+/// Quotes, a dollar and a backslash prove the quoting filters on real
+/// services (the app must still log in), and a secret escaped in a file is
+/// as secret as a raw one: see [`traces`].
+const DB_PASSWORD: &str = "Lk7q'Zp4v\"Wm9x$Xr2b\\";
+const OTHER_DB_PASSWORD: &str = "An8r'Dc3y\"Pw5q$Tn6s\\";
+
+/// What any written form of a password holds, raw or escaped: its runs of
+/// letters and digits (chosen to occur nowhere else).
+fn traces(password: &str) -> Vec<&str> {
+    password.split(|c: char| !c.is_ascii_alphanumeric()).filter(|run| run.len() >= 4).collect()
+}
+
+/// Fails when `text` holds any trace of a password or the VRRP secret.
+fn assert_no_password(what: &str, text: &str) {
+    for trace in traces(DB_PASSWORD).into_iter().chain(traces(OTHER_DB_PASSWORD)).chain([VRRP_SECRET]) {
+        assert!(!text.contains(trace), "{what} holds a secret value");
+    }
+}
 
 impl Lab {
     /// `infra plan` on `inventory` with the lab's secrets.
