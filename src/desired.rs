@@ -23,6 +23,8 @@ pub struct HostState {
     pub name: String,
     pub address: IpAddr,
     pub roles: Vec<Role>,
+    /// The stage apply converges this host in ([`crate::topology::stage_of`]).
+    pub stage: Role,
     pub packages: Vec<String>,
     pub files: Vec<ManagedFile>,
     pub services: Vec<ManagedService>,

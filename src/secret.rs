@@ -52,6 +52,18 @@ pub enum SecretError {
     },
 }
 
+impl SecretError {
+    /// The secret is simply not provided here (unset variable, no such
+    /// file), as in CI: validation may go on with a placeholder. A file
+    /// that exists but cannot be used is an error everywhere.
+    pub fn is_absent(&self) -> bool {
+        match self {
+            SecretError::NotSet { .. } | SecretError::Empty { .. } => true,
+            SecretError::Unreadable { error, .. } => error.kind() == std::io::ErrorKind::NotFound,
+        }
+    }
+}
+
 /// A secret value. Printing it shows `(sensitive)`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -92,7 +104,7 @@ impl SecretRef {
             }
             SecretSource::File(path) => {
                 let full = base_dir.join(path);
-                let text = std::fs::read_to_string(&full)
+                let text = crate::source::read_bounded_text(&full, crate::source::limits::SECRET_FILE)
                     .map_err(|error| SecretError::Unreadable { path: full.clone(), error })?;
                 text.trim_end_matches(['\n', '\r']).to_string()
             }

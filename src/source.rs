@@ -132,3 +132,45 @@ mod tests {
         assert_eq!(file.offset_of(9, 9), 4);
     }
 }
+
+/// Limits on what infra reads from the machine it runs on, so a path that
+/// names `/dev/zero` or a runaway file fails with a message instead of
+/// eating memory. Documented in docs/inventory.md.
+pub mod limits {
+    /// The inventory file itself (a 20,000-host inventory is about 2 MiB).
+    pub const INVENTORY: u64 = 64 << 20;
+    /// A `{file:}` secret (a TLS key is a few KiB).
+    pub const SECRET_FILE: u64 = 64 << 10;
+    /// A template override or a TLS certificate chain.
+    pub const TEMPLATE: u64 = 1 << 20;
+    /// One file of `app.source` or `web.static_source`.
+    pub const SOURCE_FILE: u64 = 64 << 20;
+    /// All files of one source tree together.
+    pub const SOURCE_TREE: u64 = 512 << 20;
+}
+
+/// Reads a regular file of at most `limit` bytes. Anything else (a device,
+/// a FIFO, a bigger file) is an `InvalidData` error that says why.
+pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "not a regular file"));
+    }
+    let mut content = Vec::with_capacity(usize::try_from(metadata.len().min(limit)).unwrap_or(0));
+    file.take(limit + 1).read_to_end(&mut content)?;
+    if content.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than the limit of {} KiB", limit >> 10),
+        ));
+    }
+    Ok(content)
+}
+
+/// [`read_bounded`] for text.
+pub fn read_bounded_text(path: &Path, limit: u64) -> std::io::Result<String> {
+    String::from_utf8(read_bounded(path, limit)?)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+}

@@ -71,18 +71,28 @@ fn host_names<S: serde::Serializer>(hosts: &[&Host], serializer: S) -> Result<S:
     serializer.collect_seq(hosts.iter().map(|host| host.name.value.as_str()))
 }
 
-/// The stages of an inventory in dependency order. A host with several roles
-/// is placed at its earliest stage, so that it is converged before anything
-/// that depends on any of its roles.
+/// The stage a host is converged in: the earliest of its roles in
+/// dependency order, so that it is converged before anything that depends
+/// on any of its roles. The only place this is decided: `stages`, the
+/// desired state (and through it plan and apply) all ask here.
+pub fn stage_of(host: &Host) -> Option<Role> {
+    role_order().into_iter().find(|role| host.has_role(*role))
+}
+
+/// The stages of an inventory in dependency order, each with its hosts.
 pub fn stages(inventory: &Inventory) -> Vec<Stage<'_>> {
-    let order = role_order();
-    let stage_of = |host: &Host| order.iter().position(|role| host.has_role(*role));
-    order
-        .iter()
-        .enumerate()
-        .map(|(index, role)| Stage {
-            role: *role,
-            hosts: inventory.hosts.iter().filter(|host| stage_of(host) == Some(index)).collect(),
+    let stage_of_each: Vec<Option<Role>> = inventory.hosts.iter().map(stage_of).collect();
+    role_order()
+        .into_iter()
+        .map(|role| Stage {
+            role,
+            hosts: inventory
+                .hosts
+                .iter()
+                .zip(&stage_of_each)
+                .filter(|(_, stage)| **stage == Some(role))
+                .map(|(host, _)| host)
+                .collect(),
         })
         .collect()
 }

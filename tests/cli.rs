@@ -213,3 +213,98 @@ fn files_under(root: &Path) -> Vec<std::path::PathBuf> {
     files.sort();
     files
 }
+
+/// Issue 13: hostile host names are refused, and render writes nothing at
+/// all, inside `--out` or beside it.
+#[test]
+fn render_with_hostile_names_writes_nothing() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let out = directory.path().join("out");
+    let output = infra()
+        .args(["render", "-i", "tests/fixtures/broken/hostile-host-names.yml", "--out"])
+        .arg(&out)
+        .env("INFRA_VRRP_SECRET", "vrrp-pw1")
+        .env("INFRA_DB_PASSWORD", "s3cret")
+        .output()
+        .expect("infra runs");
+    assert_eq!(output.status.code(), Some(1));
+    let left: Vec<_> = std::fs::read_dir(directory.path()).expect("readable").collect();
+    assert!(left.is_empty(), "render wrote {left:?}");
+}
+
+/// Issue 13: a symlink in a source tree that leads outside it is refused,
+/// naming the link and its target.
+#[test]
+fn a_symlink_out_of_the_static_source_is_refused() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let site = directory.path().join("site");
+    std::fs::create_dir(&site).expect("create");
+    std::fs::write(site.join("index.html"), "<p>hi</p>\n").expect("write");
+    std::os::unix::fs::symlink("/etc/passwd", site.join("passwd")).expect("symlink");
+    let path = five_server_copy(directory.path(), |text| {
+        text.replace("static_source: ../examples/static", &format!("static_source: {}", site.display()))
+    });
+    let output = render_output(&path, &directory.path().join("tree"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("is a symlink to `/etc/passwd`, which is not a regular file inside the source tree"),
+        "{stderr}"
+    );
+    assert!(!directory.path().join("tree").exists());
+}
+
+/// Issue 13: a file of one source tree landing on the path of another
+/// file (here the static site and the app share a directory on a host with
+/// both roles) is refused with both origins, never silently replaced.
+#[test]
+fn two_files_for_one_path_are_refused() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let source = directory.path().join("app");
+    std::fs::create_dir_all(&source).expect("create");
+    std::fs::write(source.join("app.py"), "app = None\n").expect("write");
+    std::fs::write(source.join("index.html"), "not the site\n").expect("write");
+    let path = five_server_copy(directory.path(), |text| {
+        text.replacen("roles: [web]", "roles: [web, app]", 1)
+            .replace("source: ../examples/app", &format!("source: {}", source.display()))
+            .replace("directory: /srv/app", "directory: /var/www/infra")
+    });
+    let output = render_output(&path, &directory.path().join("tree"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("would get two files at `/var/www/infra/index.html`"), "{stderr}");
+    assert!(!directory.path().join("tree").exists());
+}
+
+/// Issue 13: a file is sensitive because its template reads a secret, so a
+/// password full of quoting characters is still kept out of sight.
+#[test]
+fn files_that_read_a_secret_are_sensitive_however_it_is_escaped() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let tree = directory.path().join("tree");
+    let output = infra()
+        .args(["render", "-i", "inventories/five-server.yml", "--out"])
+        .arg(&tree)
+        .env("INFRA_VRRP_SECRET", "vrrp-pw1")
+        .env("INFRA_DB_PASSWORD", r#"a'b"c$d\e"#)
+        .output()
+        .expect("infra runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tree.join("db-01/host.json")).expect("manifest")).expect("JSON");
+    let sql =
+        manifest["files"].as_array().expect("files").iter().find(|file| file["path"] == "/etc/infra/database.sql");
+    assert_eq!(sql.expect("database.sql")["sensitive"], true);
+}
+
+fn render_output(inventory: &Path, tree: &Path) -> std::process::Output {
+    infra()
+        .args(["render", "--out"])
+        .arg(tree)
+        .arg("-i")
+        .arg(inventory)
+        .env("INFRA_VRRP_SECRET", "vrrp-pw1")
+        .env("INFRA_DB_PASSWORD", "s3cret")
+        .output()
+        .expect("infra runs")
+}

@@ -67,7 +67,7 @@ pub async fn apply(plan: &Plan, context: &Context<'_>) -> Outcome {
             .filter_map(|plan| {
                 context.desired.hosts.iter().find(|host| host.name == plan.host).map(|host| (plan, host))
             })
-            .filter(|(_, host)| host.roles.first() == Some(&role))
+            .filter(|(_, host)| host.stage == role)
             .collect();
         if hosts.is_empty() {
             continue;

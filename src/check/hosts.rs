@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::diagnostic::Diagnostic;
+use crate::firewall;
 use crate::inventory::Inventory;
 use crate::source::Span;
 use crate::topology::{Role, hosts_with};
@@ -106,20 +107,27 @@ fn one_database(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
     }
 }
 
-/// A host with several roles must not have two services on one port.
+/// A host with several roles must not have two services on one port, and
+/// no service may take the SSH port: the firewall opens a service's port to
+/// its clients, which would open SSH past `firewall.admin_cidrs`.
 fn ports_per_host(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
     for host in &inventory.hosts {
-        let mut listeners: Vec<(u16, &str, Span)> = Vec::new();
+        let ssh_span = host.ssh.port.as_ref().or(inventory.ssh.port.as_ref()).map_or(host.name.span, |port| port.span);
+        let mut listeners: Vec<(u16, &str, Span)> = vec![(firewall::ssh_port(inventory, host), "SSH", ssh_span)];
         let mut listen = |port: u16, service: &'static str, span: Span| {
             if let Some((_, other, _)) = listeners.iter().find(|(used, _, _)| *used == port) {
-                found.push(
-                    Diagnostic::error(
-                        "port-conflict",
-                        format!("host `{}` would run {other} and {service} on port {port}", host.name),
-                    )
-                    .at(span, format!("{service} port"))
-                    .also(host.name.span, "on this host"),
-                );
+                let mut diagnostic = Diagnostic::error(
+                    "port-conflict",
+                    format!("host `{}` would run {other} and {service} on port {port}", host.name),
+                )
+                .at(span, format!("{service} port"))
+                .also(host.name.span, "on this host");
+                if *other == "SSH" {
+                    diagnostic = diagnostic.help(format!(
+                        "the firewall opens {service}'s port to its clients, which would open SSH past `firewall.admin_cidrs`: choose another port"
+                    ));
+                }
+                found.push(diagnostic);
             }
             listeners.push((port, service, span));
         };
@@ -128,6 +136,9 @@ fn ports_per_host(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
                 Role::LoadBalancer => {
                     if let Some(lb) = &inventory.load_balancer {
                         listen(lb.frontend_port.value, "HAProxy", lb.frontend_port.span);
+                        if let Some(tls) = &lb.tls {
+                            listen(tls.port.value, "HAProxy (TLS)", tls.port.span);
+                        }
                     }
                 }
                 Role::Web => {
@@ -178,6 +189,11 @@ mod tests {
     fn two_databases() {
         let found = codes(&broken("roles: [app]", "roles: [app, database]"));
         assert!(found.contains(&"multiple-databases"), "{found:?}");
+    }
+
+    #[test]
+    fn a_service_on_the_ssh_port() {
+        assert_eq!(codes(&broken("bind: 0.0.0.0:8000", "bind: 0.0.0.0:22")), ["port-conflict"]);
     }
 
     #[test]

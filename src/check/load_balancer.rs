@@ -47,7 +47,6 @@ pub fn check(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
     virtual_ip(inventory, settings, &balancers, found);
     shared_vrrp_settings(settings, &balancers, found);
     distinct_priorities(&balancers, found);
-    interface_name(settings, found);
 }
 
 fn virtual_ip(
@@ -181,17 +180,6 @@ fn distinct_priorities(balancers: &[&Host], found: &mut Vec<Diagnostic>) {
     }
 }
 
-fn interface_name(settings: &LoadBalancerSettings, found: &mut Vec<Diagnostic>) {
-    let name = &settings.interface.value;
-    let valid = name.len() <= 15 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c));
-    if !valid {
-        found.push(
-            Diagnostic::error("invalid-interface", format!("`{name}` is not a network interface name"))
-                .at(settings.interface.span, "at most 15 letters, digits, `-`, `_`, `.` or `@`"),
-        );
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use crate::check::test_support::*;
@@ -238,10 +226,5 @@ mod tests {
     #[test]
     fn equal_priorities() {
         assert_eq!(codes(&broken("vrrp: {priority: 100}", "vrrp: {priority: 150}")), ["vrrp-priority-duplicate"]);
-    }
-
-    #[test]
-    fn bad_interface_name() {
-        assert_eq!(codes(&broken("interface: eth0", "interface: a-very-long-interface-name")), ["invalid-interface"]);
     }
 }

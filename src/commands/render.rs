@@ -4,7 +4,7 @@
 //! so files holding one are written with mode 0600.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Component, Path};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -40,20 +40,43 @@ fn write_tree(state: &DesiredState, out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes one host's files below `root`. Every path is checked to stay
+/// below it (only plain components), every file is created new (a second
+/// file for one path is an error, never an overwrite) and with its final
+/// mode, so a sensitive file is never readable by others, not even briefly.
 fn write_host(host: &HostState, root: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(root).with_context(|| format!("cannot create `{}`", root.display()))?;
     for file in &host.files {
-        let path = root.join(file.path.trim_start_matches('/'));
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).with_context(|| format!("cannot create `{}`", parent.display()))?;
+        let relative = Path::new(file.path.trim_start_matches('/'));
+        if relative.as_os_str().is_empty() || !relative.components().all(|part| matches!(part, Component::Normal(_))) {
+            bail!(
+                "refusing to write `{}` for `{}`: it would not stay inside `{}`",
+                file.path,
+                host.name,
+                root.display()
+            );
         }
-        std::fs::write(&path, &file.content).with_context(|| format!("cannot write `{}`", path.display()))?;
         let mode = if file.sensitive { 0o600 } else { 0o644 };
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
-            .with_context(|| format!("cannot set the mode of `{}`", path.display()))?;
+        write_new(&root.join(relative), &file.content, mode)?;
     }
     let manifest = serde_json::to_string_pretty(host).context("cannot serialize the host manifest")?;
-    let manifest_path = root.join("host.json");
-    std::fs::create_dir_all(root).with_context(|| format!("cannot create `{}`", root.display()))?;
-    std::fs::write(&manifest_path, manifest + "\n")
-        .with_context(|| format!("cannot write `{}`", manifest_path.display()))
+    write_new(&root.join("host.json"), (manifest + "\n").as_bytes(), 0o644)
+}
+
+fn write_new(path: &Path, content: &[u8], mode: u32) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create `{}`", parent.display()))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .with_context(|| format!("cannot create `{}` (render never overwrites a file)", path.display()))?;
+    file.write_all(content).with_context(|| format!("cannot write `{}`", path.display()))?;
+    // The mode given to open() is filtered by the umask; set it exactly.
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot set the mode of `{}`", path.display()))
 }

@@ -26,6 +26,7 @@ fn host(directory: &std::path::Path) -> HostState {
         name: "test-01".into(),
         address: "10.0.0.1".parse().expect("address"),
         roles: vec![],
+        stage: crate::topology::Role::Web,
         packages: vec!["coreutils".into(), "surely-not-a-package".into(), "bash".into()],
         files: vec![
             file(at("absent"), "x", false),

@@ -8,6 +8,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use super::grammar::{MAX_STRING_BYTES, canonical_ip, printable};
 use super::yaml::{Node, Value};
 use crate::diagnostic::Diagnostic;
 use crate::secret::{SecretRef, SecretSource};
@@ -58,6 +59,24 @@ impl Decoder {
         match &node.value {
             Value::String(text) if text.trim().is_empty() => {
                 self.report(Diagnostic::error("empty-value", format!("{what} is empty")).at(node.span, "empty"));
+                None
+            }
+            Value::String(text) if text.len() > MAX_STRING_BYTES => {
+                self.report(
+                    Diagnostic::error("value-too-long", format!("{what} is {} bytes long", text.len()))
+                        .at(node.span, format!("at most {MAX_STRING_BYTES} bytes")),
+                );
+                None
+            }
+            Value::String(text) if text.chars().any(char::is_control) => {
+                self.report(
+                    Diagnostic::error(
+                        "control-character",
+                        format!("{what} `{}` contains a control character", printable(text)),
+                    )
+                    .at(node.span, "control character in here")
+                    .help("tabs, newlines and other control characters are never valid in an inventory value"),
+                );
                 None
             }
             Value::String(text) => Some(Spanned::new(text.clone(), node.span)),
@@ -116,8 +135,42 @@ impl Decoder {
         self.integer(node, what, 1, 65535)
     }
 
+    /// Any IP address; an IPv4-mapped IPv6 address is read as the IPv4 one.
     pub fn ip(&mut self, node: &Node, what: &str) -> Option<Spanned<IpAddr>> {
-        self.parsed(node, what, "an IP address", "invalid-ip", |text| text.parse::<IpAddr>().ok())
+        self.parsed(node, what, "an IP address", "invalid-ip", |text| text.parse::<IpAddr>().ok().map(canonical_ip))
+    }
+
+    /// An address that reaches HAProxy, keepalived, Nginx or MariaDB
+    /// configs, which infra renders for IPv4 only: an IPv6 one is refused
+    /// here rather than rendered into IPv4-only `listen` and `bind` lines.
+    pub fn ipv4(&mut self, node: &Node, what: &str) -> Option<Spanned<IpAddr>> {
+        let address = self.ip(node, what)?;
+        if address.value.is_ipv6() {
+            self.report(ipv6_unsupported(what, node.span));
+            return None;
+        }
+        Some(address)
+    }
+
+    /// A string that must match one of the rules in [`super::grammar`].
+    pub fn grammar(
+        &mut self,
+        node: &Node,
+        what: &str,
+        code: &'static str,
+        rule: fn(&str) -> Result<String, &'static str>,
+    ) -> Option<Spanned<String>> {
+        let text = self.string(node, what)?;
+        match rule(&text.value) {
+            Ok(value) => Some(Spanned::new(value, text.span)),
+            Err(expected) => {
+                self.report(
+                    Diagnostic::error(code, format!("{what} `{}` is not {expected}", printable(&text.value)))
+                        .at(text.span, format!("not {}", expected.split(':').next().unwrap_or(expected))),
+                );
+                None
+            }
+        }
     }
 
     pub fn path(&mut self, node: &Node, what: &str) -> Option<Spanned<PathBuf>> {
@@ -134,7 +187,7 @@ impl Decoder {
         parse: impl FnOnce(&str) -> Option<T>,
     ) -> Option<Spanned<T>> {
         let text = match &node.value {
-            Value::String(text) => text.clone(),
+            Value::String(_) => self.string(node, what)?.value,
             Value::Integer(_) | Value::Float(_) => {
                 self.wrong_type(node, what, expected);
                 return None;
@@ -145,7 +198,7 @@ impl Decoder {
             Some(value) => Some(Spanned::new(value, node.span)),
             None => {
                 self.report(
-                    Diagnostic::error(code, format!("{what} `{text}` is not {expected}"))
+                    Diagnostic::error(code, format!("{what} `{}` is not {expected}", printable(&text)))
                         .at(node.span, format!("not {expected}")),
                 );
                 None
@@ -181,6 +234,14 @@ impl Decoder {
         };
         Some(SecretRef { source, span: node.span })
     }
+}
+
+/// The rendered configurations are IPv4-only; saying so beats rendering an
+/// IPv6 address into `listen 80` lines that never bind it.
+pub fn ipv6_unsupported(what: &str, span: Span) -> Diagnostic {
+    Diagnostic::error("ipv6-unsupported", format!("{what} is an IPv6 address; infra renders IPv4 configurations only"))
+        .at(span, "IPv6")
+        .help("give the hosts, the virtual IP and the service addresses IPv4 addresses; `firewall.admin_cidrs` may list IPv6 networks")
 }
 
 /// The keys of one mapping, read one by one.

@@ -7,7 +7,8 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use super::decode::{Decoder, Fields, did_you_mean, quoted_list};
+use super::decode::{Decoder, Fields, did_you_mean, ipv6_unsupported, quoted_list};
+use super::grammar;
 use super::model::*;
 use super::yaml::Node;
 use crate::diagnostic::Diagnostic;
@@ -50,7 +51,9 @@ fn ssh(decoder: &mut Decoder, node: &Node, what: &str) -> SshSettings {
         return SshSettings::default();
     };
     let settings = SshSettings {
-        user: fields.optional("user").and_then(|node| decoder.string(node, &format!("`user` of {what}"))),
+        user: fields
+            .optional("user")
+            .and_then(|node| decoder.grammar(node, &format!("`user` of {what}"), "invalid-user", grammar::user_name)),
         port: fields.optional("port").and_then(|node| decoder.port(node, &format!("`port` of {what}"))),
         identity: fields.optional("identity").and_then(|node| decoder.path(node, &format!("`identity` of {what}"))),
         known_hosts: fields
@@ -70,11 +73,13 @@ fn hosts(decoder: &mut Decoder, node: &Node) -> Vec<Host> {
 
 fn host(decoder: &mut Decoder, node: &Node, index: usize) -> Option<Host> {
     let mut fields = decoder.fields(node, &format!("host #{}", index + 1))?;
-    let name = fields.required(decoder, "name").and_then(|node| decoder.string(node, "the host name"));
+    let name = fields
+        .required(decoder, "name")
+        .and_then(|node| decoder.grammar(node, "the host name", "invalid-host-name", grammar::host_name));
     let label = name.as_ref().map_or_else(|| format!("host #{}", index + 1), |name| format!("host `{name}`"));
     fields.rename(label.clone());
     let address =
-        fields.required(decoder, "address").and_then(|node| decoder.ip(node, &format!("`address` of {label}")));
+        fields.required(decoder, "address").and_then(|node| decoder.ipv4(node, &format!("`address` of {label}")));
     let roles = fields.required(decoder, "roles").map(|node| roles(decoder, node, &label)).unwrap_or_default();
     let ssh = fields
         .optional("ssh")
@@ -151,17 +156,10 @@ fn or_default<T>(value: Option<Spanned<T>>, present: bool, default: T, fields: &
 fn load_balancer(decoder: &mut Decoder, node: &Node) -> Option<LoadBalancerSettings> {
     let what = "`load_balancer`";
     let mut fields = decoder.fields(node, what)?;
-    let virtual_ip = fields.required(decoder, "virtual_ip").and_then(|node| {
-        decoder.parsed(
-            node,
-            "`virtual_ip`",
-            "an address with a prefix length (like `10.20.0.10/24`)",
-            "invalid-ip",
-            |text| text.parse().ok(),
-        )
-    });
+    let virtual_ip = fields.required(decoder, "virtual_ip").and_then(|node| virtual_ip(decoder, node));
     let interface_node = fields.optional("interface");
-    let interface = interface_node.and_then(|node| decoder.string(node, "`interface`"));
+    let interface =
+        interface_node.and_then(|node| decoder.grammar(node, "`interface`", "invalid-interface", grammar::interface));
     let router_id = fields
         .required(decoder, "virtual_router_id")
         .and_then(|node| decoder.integer(node, "`virtual_router_id`", 1, 255));
@@ -238,9 +236,11 @@ fn web(decoder: &mut Decoder, node: &Node) -> Option<WebSettings> {
     let port_node = fields.optional("port");
     let port = port_node.and_then(|node| decoder.port(node, "`port` of `web`"));
     let name_node = fields.optional("server_name");
-    let server_name = name_node.and_then(|node| decoder.string(node, "`server_name`"));
+    let server_name =
+        name_node.and_then(|node| decoder.grammar(node, "`server_name`", "invalid-server-name", grammar::server_name));
     let root_node = fields.optional("static_root");
-    let static_root = root_node.and_then(|node| absolute_path(decoder, node, "`static_root`"));
+    let static_root =
+        root_node.and_then(|node| decoder.grammar(node, "`static_root`", "invalid-path", grammar::host_directory));
     let static_source = fields.optional("static_source").and_then(|node| decoder.path(node, "`static_source`"));
     let upstreams = fields.optional("upstreams").and_then(|node| {
         let items = decoder.sequence(node, "`upstreams`")?;
@@ -272,7 +272,8 @@ fn app(decoder: &mut Decoder, node: &Node) -> Option<AppSettings> {
     let workers = workers_node.and_then(|node| decoder.integer(node, "`workers`", 1, 256));
     let source = fields.required(decoder, "source").and_then(|node| decoder.path(node, "`source` of `app`"));
     let directory_node = fields.optional("directory");
-    let directory = directory_node.and_then(|node| absolute_path(decoder, node, "`directory`"));
+    let directory =
+        directory_node.and_then(|node| decoder.grammar(node, "`directory`", "invalid-path", grammar::host_directory));
     let settings = AppSettings {
         span: node.span,
         bind: or_default(bind, bind_node.is_some(), SocketAddr::from(([0, 0, 0, 0], 8000)), &fields)?,
@@ -293,10 +294,10 @@ fn database(decoder: &mut Decoder, node: &Node) -> Option<DatabaseSettings> {
         fields.required(decoder, "password").and_then(|node| decoder.secret(node, "the database `password`"));
     let port_node = fields.optional("port");
     let port = port_node.and_then(|node| decoder.port(node, "`port` of `database`"));
-    let bind_address = fields.optional("bind_address").and_then(|node| decoder.ip(node, "`bind_address`"));
+    let bind_address = fields.optional("bind_address").and_then(|node| decoder.ipv4(node, "`bind_address`"));
     let allowed_hosts = fields.optional("allowed_hosts").and_then(|node| {
         let items = decoder.sequence(node, "`allowed_hosts`")?;
-        let parsed: Vec<_> = items.iter().filter_map(|item| decoder.ip(item, "an allowed host")).collect();
+        let parsed: Vec<_> = items.iter().filter_map(|item| decoder.ipv4(item, "an allowed host")).collect();
         Some(Spanned::new(parsed, node.span))
     });
     let settings = DatabaseSettings {
@@ -314,12 +315,37 @@ fn database(decoder: &mut Decoder, node: &Node) -> Option<DatabaseSettings> {
 
 fn string_list(decoder: &mut Decoder, node: &Node, what: &str) -> Option<Spanned<Vec<Spanned<String>>>> {
     let items = decoder.sequence(node, what)?;
-    let strings = items.iter().filter_map(|item| decoder.string(item, &format!("an entry of {what}"))).collect();
+    let what = format!("an entry of {what}");
+    let strings =
+        items.iter().filter_map(|item| decoder.grammar(item, &what, "invalid-host-name", grammar::host_name)).collect();
     Some(Spanned::new(strings, node.span))
 }
 
+/// An IPv4 address and a port other than 0 (which would bind a random one).
 fn socket_address(decoder: &mut Decoder, node: &Node, what: &str) -> Option<Spanned<SocketAddr>> {
-    decoder.parsed(node, what, "an address and port (like `0.0.0.0:8000`)", "invalid-address", |text| text.parse().ok())
+    let expected = "an IPv4 address and a port from 1 to 65535 (like `0.0.0.0:8000`)";
+    let address = decoder.parsed(node, what, expected, "invalid-address", |text| {
+        text.parse::<SocketAddr>().ok().filter(|address| address.port() != 0)
+    })?;
+    if address.value.is_ipv6() {
+        decoder.report(ipv6_unsupported(what, address.span));
+        return None;
+    }
+    Some(address)
+}
+
+/// The virtual IP: IPv4, with a prefix from /8 to /32 (keepalived adds the
+/// prefix's route; /0 would claim every address).
+fn virtual_ip(decoder: &mut Decoder, node: &Node) -> Option<Spanned<ipnet::IpNet>> {
+    let expected = "an IPv4 address with a prefix length from 8 to 32 (like `10.20.0.10/24`)";
+    let network = decoder.parsed(node, "`virtual_ip`", expected, "invalid-ip", |text| {
+        text.parse::<ipnet::IpNet>().ok().filter(|network| network.addr().is_ipv6() || network.prefix_len() >= 8)
+    })?;
+    if network.value.addr().is_ipv6() {
+        decoder.report(ipv6_unsupported("`virtual_ip`", network.span));
+        return None;
+    }
+    Some(network)
 }
 
 /// Database and user names go into SQL and config files: keep them to the
@@ -328,14 +354,6 @@ fn identifier(decoder: &mut Decoder, node: &Node, what: &str) -> Option<Spanned<
     decoder.parsed(node, what, "a name of letters, digits and `_` (at most 32)", "invalid-identifier", |text| {
         let valid = !text.is_empty() && text.len() <= 32 && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         valid.then(|| text.to_string())
-    })
-}
-
-fn absolute_path(decoder: &mut Decoder, node: &Node, what: &str) -> Option<Spanned<String>> {
-    decoder.parsed(node, what, "an absolute path on the host", "relative-path", |text| {
-        let safe =
-            text.starts_with('/') && !text.split('/').any(|part| part == "..") && !text.contains(char::is_whitespace);
-        safe.then(|| text.trim_end_matches('/').to_string())
     })
 }
 

@@ -5,6 +5,7 @@
 
 mod decode;
 mod from_yaml;
+pub mod grammar;
 mod model;
 pub mod yaml;
 
@@ -36,7 +37,8 @@ pub struct ReadError {
 
 /// Reads and decodes an inventory file.
 pub fn load(path: &Path) -> Result<Loaded, ReadError> {
-    let text = std::fs::read_to_string(path).map_err(|error| ReadError { path: path.to_path_buf(), error })?;
+    let text = crate::source::read_bounded_text(path, crate::source::limits::INVENTORY)
+        .map_err(|error| ReadError { path: path.to_path_buf(), error })?;
     let base_dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let base_dir = if base_dir.as_os_str().is_empty() { PathBuf::from(".") } else { base_dir };
     Ok(parse(SourceFile::new(path, text), &base_dir))

@@ -54,10 +54,40 @@ pub fn parse(source: &SourceFile) -> Result<Node, Diagnostic> {
     let options = serde_saphyr::options! {
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
     };
-    match serde_saphyr::from_str_with_options::<serde_saphyr::Spanned<RawValue>>(&source.text, options) {
-        Ok(root) => Ok(into_node(root, source)),
-        Err(error) => Err(syntax_diagnostic(&error, source)),
+    let root = match serde_saphyr::from_str_with_options::<serde_saphyr::Spanned<RawValue>>(&source.text, options) {
+        Ok(root) => root,
+        Err(error) => return Err(syntax_diagnostic(&error, source)),
+    };
+    match first_tag(source) {
+        Some(diagnostic) => Err(diagnostic),
+        None => Ok(into_node(root, source)),
     }
+}
+
+/// The first explicit tag in the document, as a diagnostic. serde decodes
+/// `!!binary` into bytes and ignores unknown tags, so a value could mean
+/// something other than it reads as; the inventory format has no tags.
+fn first_tag(source: &SourceFile) -> Option<Diagnostic> {
+    for event in granit_parser::Parser::new_from_str(&source.text) {
+        let Ok((event, span)) = event else { return None };
+        let tag = match event {
+            granit_parser::Event::Scalar(_, _, _, tag)
+            | granit_parser::Event::SequenceStart(_, _, tag)
+            | granit_parser::Event::MappingStart(_, _, tag) => tag,
+            _ => None,
+        };
+        if tag.is_some() {
+            let marker = span.tag_start.unwrap_or(span.start);
+            let start = marker.byte_offset().unwrap_or_else(|| source.offset_of(marker.line(), marker.col() + 1));
+            let end = source.text[start..].find(char::is_whitespace).map_or(source.text.len(), |len| start + len);
+            return Some(
+                Diagnostic::error("yaml-tag", "YAML tags are not part of the inventory format")
+                    .at(Span::new(start, end), "explicit tag")
+                    .help("remove the tag; write the value as a plain string, number, list or mapping"),
+            );
+        }
+    }
+    None
 }
 
 fn syntax_diagnostic(error: &serde_saphyr::Error, source: &SourceFile) -> Diagnostic {
@@ -256,6 +286,17 @@ mod tests {
         assert_eq!(diagnostic.code, "yaml-syntax");
         assert!(!diagnostic.message.contains("line 2"), "{}", diagnostic.message);
         assert_eq!(diagnostic.labels[0].span.start, 10);
+    }
+
+    #[test]
+    fn tags_are_refused_where_they_are_written() {
+        for (text, tag) in [("a: !!binary aGVsbG8=\n", "!!binary"), ("a:\n  b: !custom x\n", "!custom")] {
+            let diagnostic = parse_text(text).expect_err("tagged value");
+            assert_eq!(diagnostic.code, "yaml-tag");
+            let span = diagnostic.labels[0].span;
+            assert_eq!(&text[span.start..span.end], tag);
+        }
+        assert!(parse_text("a: 'not ! a tag'\n").is_ok());
     }
 
     #[test]

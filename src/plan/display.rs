@@ -32,7 +32,7 @@ pub fn render_text(plan: &Plan, palette: Palette) -> String {
     let mut out = String::new();
     let mut stage = String::new();
     for host in &plan.hosts {
-        let host_stage = host.roles.first().cloned().unwrap_or_default();
+        let host_stage = host.stage.clone();
         if host_stage != stage {
             let _ = writeln!(out, "{}stage: {host_stage}{}", palette.bold, palette.reset);
             stage = host_stage;

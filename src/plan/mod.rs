@@ -46,6 +46,9 @@ pub struct HostPlan {
     pub host: String,
     pub address: String,
     pub roles: Vec<String>,
+    /// The stage apply converges this host in.
+    #[serde(default)]
+    pub stage: String,
     /// The facts this plan was made from; apply refuses if they changed.
     pub fingerprint: String,
     /// The desired state this plan was made for; apply refuses a saved plan
@@ -168,6 +171,7 @@ pub fn plan_host(host: &HostState, facts: &HostFacts) -> HostPlan {
         host: host.name.clone(),
         address: host.address.to_string(),
         roles: host.roles.iter().map(|role| role.name().to_string()).collect(),
+        stage: host.stage.name().to_string(),
         fingerprint: facts.fingerprint.clone(),
         desired: desired_fingerprint(host),
         install,

@@ -22,6 +22,7 @@ fn host() -> HostState {
         name: "web-01".into(),
         address: "10.0.0.21".parse().expect("address"),
         roles: vec![crate::topology::Role::Web],
+        stage: crate::topology::Role::Web,
         packages: vec!["nginx".into()],
         files: vec![file("/etc/nginx/nginx.conf", "main\n", false), file("/etc/app.env", "PASSWORD=s3cret\n", true)],
         services: vec![ManagedService {

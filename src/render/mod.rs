@@ -17,10 +17,11 @@ use minijinja::Environment;
 
 pub use templates::{BUILT_IN, TemplateError};
 
-use crate::desired::{DesiredState, HostState};
+use crate::desired::DesiredState;
 use crate::diagnostic::Diagnostic;
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, grammar};
 use crate::secret::{Secret, SecretRef, SecretSource};
+use crate::source::{limits, read_bounded};
 use crate::topology;
 
 /// What to do about a secret that cannot be resolved.
@@ -43,12 +44,29 @@ pub enum RenderError {
         #[source]
         error: minijinja::Error,
     },
+    #[error("cannot deploy `{}`: {problem}", path.display())]
+    Source { path: PathBuf, problem: SourceProblem },
+    #[error("host `{host}` would get two files at `{path}`: from {first} and from {second}")]
+    Collision { host: String, path: String, first: String, second: String },
     #[error("cannot read `{}`", path.display())]
     ReadSource {
         path: PathBuf,
         #[source]
         error: std::io::Error,
     },
+}
+
+/// Why a file of a source tree is not deployed.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceProblem {
+    #[error("its name is not plain UTF-8 text without control characters")]
+    Name,
+    #[error("it is neither a regular file nor a directory")]
+    NotAFile,
+    #[error("it is a symlink to `{}`, which is not a regular file inside the source tree", target.display())]
+    LinkOutside { target: PathBuf },
+    #[error("the tree holds more than {limit_mib} MiB")]
+    TooLarge { limit_mib: u64 },
 }
 
 /// The output of rendering: the state, and any diagnostics about secrets.
@@ -65,10 +83,6 @@ pub(crate) struct Secrets {
 impl Secrets {
     pub(crate) fn get(&self, reference: &SecretRef) -> &str {
         self.values.get(&reference.source).map_or("", Secret::expose)
-    }
-
-    fn all(&self) -> impl Iterator<Item = &Secret> {
-        self.values.values()
     }
 }
 
@@ -93,30 +107,40 @@ pub fn render(inventory: &Inventory, mode: SecretMode) -> Result<Rendered, Rende
             hosts.push(context.state()?);
         }
     }
-    mark_sensitive(&mut hosts, &secrets);
     Ok(Rendered { state: DesiredState { hosts }, diagnostics })
 }
 
-/// keepalived's PASS authentication uses at most 8 characters and silently
-/// truncates longer secrets, so two peers could disagree without noticing.
-const VRRP_SECRET_MAX: usize = 8;
+/// The grammar a secret's value must follow where it lands.
+type SecretRule = fn(&str) -> Result<(), String>;
 
-/// Every secret reference, with the longest value it may have.
-fn secret_references(inventory: &Inventory) -> Vec<(&SecretRef, Option<usize>)> {
-    let mut references: Vec<(&SecretRef, Option<usize>)> = Vec::new();
+/// Every secret reference, with the grammar of the file it lands in
+/// (keepalived's `auth_pass`, or SQL and an environment file).
+fn secret_references(inventory: &Inventory) -> Vec<(&SecretRef, Option<(&'static str, SecretRule)>)> {
+    let vrrp: Option<(&'static str, SecretRule)> = Some(("invalid-vrrp-secret", grammar::vrrp_secret));
+    let mut references = Vec::new();
     if let Some(load_balancer) = &inventory.load_balancer {
-        references.push((&load_balancer.vrrp_secret, Some(VRRP_SECRET_MAX)));
+        references.push((&load_balancer.vrrp_secret, vrrp));
     }
-    references.extend(
-        inventory.hosts.iter().filter_map(|host| host.vrrp.secret.as_ref()).map(|r| (r, Some(VRRP_SECRET_MAX))),
-    );
+    references.extend(inventory.hosts.iter().filter_map(|host| host.vrrp.secret.as_ref()).map(|r| (r, vrrp)));
     if let Some(database) = &inventory.database {
-        references.push((&database.password, None));
+        references.push((&database.password, Some(("invalid-password", grammar::password as SecretRule))));
     }
     if let Some(tls) = inventory.load_balancer.as_ref().and_then(|lb| lb.tls.as_ref()) {
         references.push((&tls.key, None));
     }
     references
+}
+
+/// A secret value outside its grammar: said without showing the value.
+fn invalid_secret(reference: &SecretRef, code: &'static str, problem: &str) -> Diagnostic {
+    let help = if code == "invalid-vrrp-secret" {
+        "use 1 to 8 printable ASCII characters without whitespace, quotes, `\\`, braces, `#` or `!`"
+    } else {
+        "use a password of at most 256 bytes without control characters"
+    };
+    Diagnostic::error(code, format!("the secret from {} cannot be used: {problem}", reference.source))
+        .at(reference.span, "this secret")
+        .help(help)
 }
 
 /// The TLS key must be the private half of the certificate: HAProxy refuses
@@ -129,7 +153,9 @@ fn tls_key_mismatch(inventory: &Inventory, secrets: &Secrets) -> Option<Diagnost
     }
     let path = inventory.base_dir.join(&tls.certificate.value);
     // An unreadable certificate is already reported by the TLS rules.
-    let certificate = crate::tls::read_certificate(&std::fs::read(&path).ok()?).ok()?;
+    let certificate =
+        crate::tls::read_certificate(&crate::source::read_bounded(&path, crate::source::limits::TEMPLATE).ok()?)
+            .ok()?;
     let message = match crate::tls::key_matches(&certificate, key.expose()) {
         Ok(true) => return None,
         Ok(false) => {
@@ -148,29 +174,20 @@ fn tls_key_mismatch(inventory: &Inventory, secrets: &Secrets) -> Option<Diagnost
 fn resolve_secrets(inventory: &Inventory, mode: SecretMode) -> (Secrets, Vec<Diagnostic>) {
     let mut values = HashMap::new();
     let mut diagnostics = Vec::new();
-    for (reference, max_len) in secret_references(inventory) {
+    for (reference, rule) in secret_references(inventory) {
         if values.contains_key(&reference.source) {
             continue;
         }
         let value = match reference.resolve(&inventory.base_dir) {
-            Ok(secret) if max_len.is_some_and(|max| secret.expose().chars().count() > max) => {
-                diagnostics.push(
-                    Diagnostic::error(
-                        "vrrp-secret-too-long",
-                        format!(
-                            "the VRRP secret from {} is longer than {VRRP_SECRET_MAX} characters",
-                            reference.source
-                        ),
-                    )
-                    .at(reference.span, "keepalived would truncate it")
-                    .help(format!("use a secret of at most {VRRP_SECRET_MAX} characters")),
-                );
+            Ok(secret) if let Some(Err(problem)) = rule.map(|(_, check)| check(secret.expose())) => {
+                let code = rule.map_or("invalid-secret", |(code, _)| code);
+                diagnostics.push(invalid_secret(reference, code, &problem));
                 continue;
             }
             Ok(secret) => secret,
-            Err(error) if mode == SecretMode::Require => {
+            Err(error) if mode == SecretMode::Require || !error.is_absent() => {
                 diagnostics.push(
-                    Diagnostic::error("secret-unavailable", error.to_string())
+                    Diagnostic::error("secret-unavailable", with_causes(&error))
                         .at(reference.span, "needed to render the configuration")
                         .help(secret_help(&reference.source)),
                 );
@@ -191,6 +208,18 @@ fn resolve_secrets(inventory: &Inventory, mode: SecretMode) -> (Secrets, Vec<Dia
     (secrets, diagnostics)
 }
 
+/// An error and its causes on one line, for a diagnostic's message.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 fn secret_help(source: &SecretSource) -> String {
     match source {
         SecretSource::Env(name) => {
@@ -200,75 +229,124 @@ fn secret_help(source: &SecretSource) -> String {
     }
 }
 
-/// A file is sensitive when its content holds any secret value, raw or as a
-/// quoting filter escaped it, whatever template (built-in or override) put
-/// it there.
-fn mark_sensitive(hosts: &mut [HostState], secrets: &Secrets) {
-    let forms: Vec<String> = secrets
-        .all()
-        .filter(|secret| !secret.expose().is_empty())
-        .flat_map(|secret| templates::written_forms(secret.expose()))
-        .collect();
-    let finders: Vec<memchr::memmem::Finder> = forms.iter().map(memchr::memmem::Finder::new).collect();
-    for file in hosts.iter_mut().flat_map(|host| host.files.iter_mut()) {
-        if finders.iter().any(|finder| finder.find(&file.content).is_some()) {
-            file.sensitive = true;
-        }
-    }
-}
-
 /// The context variables that differ from host to host. Every other context
 /// variable is derived from the inventory as a whole, which is what makes the
 /// render cache below correct.
 const PER_HOST_VARIABLES: [&str; 3] = ["host", "vrrp", "firewall"];
 
+/// Template variables that hold a secret. A file is sensitive when its
+/// template reads one of them, or the object holding one as a whole (as
+/// `{{ database | tojson }}` would): decided by what the template uses, so
+/// escaping cannot hide a secret from the check and no output is searched.
+const SECRET_VARIABLES: [&str; 2] = ["database.password", "vrrp.secret"];
+
+/// What rendering one template produced.
+pub(crate) struct RenderedTemplate {
+    pub output: Rc<str>,
+    pub sensitive: bool,
+}
+
+/// What infra learns about a template by reading it, once per run.
+#[derive(Clone, Copy)]
+struct TemplateUse {
+    per_host: bool,
+    sensitive: bool,
+}
+
 /// Renders templates, once per run for those that use no per-host variable:
 /// 500 web hosts share one Nginx site with 500 upstreams, rendered once.
 pub(crate) struct TemplateRenderer {
     environment: Environment<'static>,
+    uses: RefCell<HashMap<String, TemplateUse>>,
     shared_output: RefCell<HashMap<String, Rc<str>>>,
 }
 
 impl TemplateRenderer {
     fn new(environment: Environment<'static>) -> Self {
-        TemplateRenderer { environment, shared_output: RefCell::new(HashMap::new()) }
+        TemplateRenderer { environment, uses: RefCell::default(), shared_output: RefCell::default() }
     }
 
-    pub(crate) fn render(&self, name: &str, host: &str, context: minijinja::Value) -> Result<Rc<str>, RenderError> {
+    pub(crate) fn render(
+        &self,
+        name: &str,
+        host: &str,
+        context: minijinja::Value,
+    ) -> Result<RenderedTemplate, RenderError> {
         let render_error = |error| RenderError::Render { template: name.to_string(), host: host.to_string(), error };
-        if let Some(output) = self.shared_output.borrow().get(name) {
-            return Ok(Rc::clone(output));
-        }
         let template = self.environment.get_template(name).map_err(render_error)?;
+        let template_use = *self.uses.borrow_mut().entry(name.to_string()).or_insert_with(|| {
+            let variables = template.undeclared_variables(true);
+            let top_level = |variable: &str| variable.split('.').next().unwrap_or(variable).to_string();
+            TemplateUse {
+                per_host: variables.iter().any(|variable| PER_HOST_VARIABLES.contains(&top_level(variable).as_str())),
+                sensitive: variables.iter().any(|variable| {
+                    SECRET_VARIABLES.iter().any(|secret| {
+                        secret == variable
+                            || secret.strip_prefix(variable.as_str()).is_some_and(|rest| rest.starts_with('.'))
+                    })
+                }),
+            }
+        });
+        if let Some(output) = self.shared_output.borrow().get(name) {
+            return Ok(RenderedTemplate { output: Rc::clone(output), sensitive: template_use.sensitive });
+        }
         let output: Rc<str> = template.render(context).map_err(render_error)?.into();
-        let per_host =
-            template.undeclared_variables(false).iter().any(|variable| PER_HOST_VARIABLES.contains(&variable.as_str()));
-        if !per_host {
+        if !template_use.per_host {
             self.shared_output.borrow_mut().insert(name.to_string(), Rc::clone(&output));
         }
-        Ok(output)
+        Ok(RenderedTemplate { output, sensitive: template_use.sensitive })
     }
 }
 
+/// Reads every file of a source tree (`app.source`, `web.static_source`)
+/// to deploy verbatim. Hidden files and `__pycache__` are skipped. A
+/// symlink is followed only to a regular file inside the tree, so a link to
+/// `/etc/shadow` cannot end up world-readable under the static root; devices,
+/// FIFOs and names that are not plain UTF-8 are refused, and sizes are
+/// bounded ([`limits`]).
 pub(crate) fn read_tree(root: &Path) -> Result<Vec<(String, Vec<u8>)>, RenderError> {
+    let refuse = |path: &Path, problem| RenderError::Source { path: path.to_path_buf(), problem };
+    let canonical_root =
+        std::fs::canonicalize(root).map_err(|error| RenderError::ReadSource { path: root.to_path_buf(), error })?;
     let mut files = Vec::new();
+    let mut total: u64 = 0;
     let mut pending = vec![root.to_path_buf()];
     while let Some(directory) = pending.pop() {
         let read_error = |error| RenderError::ReadSource { path: directory.clone(), error };
         for entry in std::fs::read_dir(&directory).map_err(read_error)? {
             let path = entry.map_err(read_error)?.path();
-            let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+            let Some(name) = path.file_name().and_then(|name| name.to_str()) else {
+                return Err(refuse(&path, SourceProblem::Name));
+            };
             if name.starts_with('.') || name == "__pycache__" {
                 continue;
             }
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                let content =
-                    std::fs::read(&path).map_err(|error| RenderError::ReadSource { path: path.clone(), error })?;
-                let relative = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().into_owned();
-                files.push((relative, content));
+            if name.chars().any(char::is_control) {
+                return Err(refuse(&path, SourceProblem::Name));
             }
+            let metadata = std::fs::symlink_metadata(&path)
+                .map_err(|error| RenderError::ReadSource { path: path.clone(), error })?;
+            if metadata.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            if metadata.file_type().is_symlink() {
+                let target = std::fs::canonicalize(&path)
+                    .map_err(|error| RenderError::ReadSource { path: path.clone(), error })?;
+                if !target.starts_with(&canonical_root) || !target.is_file() {
+                    return Err(refuse(&path, SourceProblem::LinkOutside { target }));
+                }
+            } else if !metadata.is_file() {
+                return Err(refuse(&path, SourceProblem::NotAFile));
+            }
+            let content = read_bounded(&path, limits::SOURCE_FILE)
+                .map_err(|error| RenderError::ReadSource { path: path.clone(), error })?;
+            total += content.len() as u64;
+            if total > limits::SOURCE_TREE {
+                return Err(refuse(root, SourceProblem::TooLarge { limit_mib: limits::SOURCE_TREE >> 20 }));
+            }
+            let relative = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().into_owned();
+            files.push((relative, content));
         }
     }
     files.sort();

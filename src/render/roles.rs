@@ -97,6 +97,24 @@ pub(crate) struct HostContext<'a> {
     pub derived: &'a Derived,
 }
 
+/// Two files for one path (a source file named like a rendered config,
+/// the static root inside the app's directory) would silently replace each
+/// other: refused, naming both origins.
+fn refuse_collisions(state: &HostState) -> Result<(), RenderError> {
+    let mut seen: std::collections::HashMap<&str, &str> = std::collections::HashMap::with_capacity(state.files.len());
+    for file in &state.files {
+        if let Some(first) = seen.insert(&file.path, &file.origin) {
+            return Err(RenderError::Collision {
+                host: state.name.clone(),
+                path: file.path.clone(),
+                first: first.to_string(),
+                second: file.origin.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
 struct FileSpec<'s> {
     path: &'s str,
     template: &'s str,
@@ -111,6 +129,7 @@ impl HostContext<'_> {
             name: self.host.name.value.clone(),
             address: self.host.address.value,
             roles: self.host.roles.iter().map(|role| role.value).collect(),
+            stage: topology::stage_of(self.host).unwrap_or(Role::LoadBalancer),
             packages: Vec::new(),
             files: Vec::new(),
             services: Vec::new(),
@@ -129,18 +148,19 @@ impl HostContext<'_> {
         if self.inventory.firewall.is_some() {
             self.firewall(&mut state)?;
         }
+        refuse_collisions(&state)?;
         Ok(state)
     }
 
     fn file(&self, state: &mut HostState, spec: FileSpec, context: minijinja::Value) -> Result<(), RenderError> {
-        let content = self.renderer.render(spec.template, &self.host.name.value, context)?;
+        let rendered = self.renderer.render(spec.template, &self.host.name.value, context)?;
         state.files.push(ManagedFile {
             path: spec.path.to_string(),
-            content: content.as_bytes().to_vec(),
+            content: rendered.output.as_bytes().to_vec(),
             mode: spec.mode,
             owner: "root".to_string(),
             group: spec.group.to_string(),
-            sensitive: false,
+            sensitive: rendered.sensitive,
             checker: spec.checker,
             origin: format!("template {}", spec.template),
         });
@@ -433,7 +453,8 @@ impl HostContext<'_> {
     /// looks for it; only the key is secret.
     fn tls_files(&self, state: &mut HostState, tls: &crate::inventory::TlsSettings) -> Result<(), RenderError> {
         let path = self.inventory.base_dir.join(&tls.certificate.value);
-        let chain = std::fs::read(&path).map_err(|error| RenderError::ReadSource { path: path.clone(), error })?;
+        let chain = crate::source::read_bounded(&path, crate::source::limits::TEMPLATE)
+            .map_err(|error| RenderError::ReadSource { path: path.clone(), error })?;
         let mut key = self.secrets.get(&tls.key).as_bytes().to_vec();
         if !key.ends_with(b"\n") {
             key.push(b'\n');
@@ -445,11 +466,11 @@ impl HostContext<'_> {
         for (target, content, mode, origin) in files {
             state.files.push(ManagedFile {
                 path: target.into(),
+                sensitive: target == crate::tls::KEY_PATH,
                 content,
                 mode,
                 owner: "root".into(),
                 group: "root".into(),
-                sensitive: false,
                 checker: Some(Checker::Haproxy),
                 origin,
             });

@@ -52,6 +52,7 @@ pub fn environment(overrides: Option<&Path>) -> Result<Environment<'static>, Tem
     environment.set_syntax(syntax.map_err(|error| TemplateError::Invalid { name: "syntax".into(), error })?);
     environment.add_filter("sql_string", sql_string);
     environment.add_filter("systemd_quote", systemd_quote);
+    environment.add_filter("py_string", py_string);
     let mut sources: Vec<(String, String)> =
         BUILT_IN.iter().map(|(name, text)| (name.to_string(), text.to_string())).collect();
     if let Some(directory) = overrides {
@@ -77,7 +78,7 @@ fn read_overrides(directory: &Path) -> Result<Vec<(String, String)>, TemplateErr
             let known = BUILT_IN.iter().map(|(known, _)| format!("`{known}`")).collect::<Vec<_>>().join(", ");
             return Err(TemplateError::UnknownOverride { path, known });
         }
-        let text = std::fs::read_to_string(&path)
+        let text = crate::source::read_bounded_text(&path, crate::source::limits::TEMPLATE)
             .map_err(|error| TemplateError::ReadOverrides { path: path.clone(), error })?;
         overrides.push((name, text));
     }
@@ -102,14 +103,22 @@ fn systemd_escaped(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('$', "\\$")
 }
 
-/// Every form in which a template can write `value`: as it is and as each
-/// quoting filter escapes it. A file holding any of them holds the value, so
-/// the sensitivity scan looks for all of them, not only the raw bytes.
-pub(crate) fn written_forms(value: &str) -> Vec<String> {
-    let mut forms = vec![value.to_string(), sql_escaped(value), systemd_escaped(value)];
-    forms.sort();
-    forms.dedup();
-    forms
+/// A Python string literal that reads back as exactly `value`: quotes,
+/// backslashes and every non-printable character escaped, as `repr` would.
+/// gunicorn.conf.py is executed, so no value may end its string.
+fn py_string(value: &str) -> String {
+    let mut literal = String::with_capacity(value.len() + 2);
+    literal.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => literal.push_str("\\\""),
+            '\\' => literal.push_str("\\\\"),
+            c if c.is_ascii_graphic() || c == ' ' => literal.push(c),
+            c => literal.push_str(&format!("\\U{:08x}", u32::from(c))),
+        }
+    }
+    literal.push('"');
+    literal
 }
 
 #[cfg(test)]
@@ -123,12 +132,10 @@ mod tests {
     }
 
     #[test]
-    fn every_quoting_filter_writes_a_form_the_sensitivity_scan_knows() {
-        let value = "pa'ss\"wo$rd\\";
-        let forms = written_forms(value);
-        for written in [sql_string(value), systemd_quote(value)] {
-            assert!(forms.iter().any(|form| written.contains(form.as_str())), "{written} is not in {forms:?}");
-        }
+    fn python_strings_read_back_exactly() {
+        assert_eq!(py_string(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(py_string("x\ny"), "\"x\\U0000000ay\"");
+        assert_eq!(py_string("é"), "\"\\U000000e9\"");
     }
 
     #[test]

@@ -26,6 +26,7 @@ fn host(directory: &std::path::Path) -> HostState {
         name: "web-01".into(),
         address: "10.0.0.21".parse().expect("address"),
         roles: vec![],
+        stage: crate::topology::Role::Web,
         packages: vec![],
         files: vec![
             file(directory.join("existing.conf").display().to_string(), "new content\n"),

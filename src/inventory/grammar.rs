@@ -1,0 +1,212 @@
+//! The grammar of every inventory value that can reach a rendered file.
+//!
+//! Each function takes the text as written and returns the value the rest
+//! of infra may trust, or what was expected instead. They are pure and
+//! small so they can be read as the specification (docs/inventory.md quotes
+//! them) and tested on arbitrary strings. The character sets are chosen so a
+//! value that passes needs no quoting in any of the formats it lands in
+//! (HAProxy, keepalived, Nginx, Python, systemd, SQL, shell), and escaping
+//! filters are a second line, not the only one.
+
+use std::net::IpAddr;
+
+/// The longest string any field accepts; configs have no use for more.
+pub const MAX_STRING_BYTES: usize = 4096;
+
+/// A host name: an RFC 1123 DNS label, lowercase. It names a folder under
+/// `render --out`, a HAProxy `server`, keepalived's `router_id` and lines in
+/// plans, so nothing but letters, digits and inner hyphens.
+pub fn host_name(text: &str) -> Result<String, &'static str> {
+    const EXPECTED: &str =
+        "a DNS label: lowercase letters, digits and `-`, at most 63, not starting or ending with `-`";
+    let bytes = text.as_bytes();
+    let valid = (1..=63).contains(&bytes.len())
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.first() != Some(&b'-')
+        && bytes.last() != Some(&b'-');
+    if valid { Ok(text.to_string()) } else { Err(EXPECTED) }
+}
+
+/// Top-level directories that must never be a root infra writes files into
+/// or serves files from, and those whose whole subtree is off limits.
+const SYSTEM_DIRECTORIES: [&str; 19] = [
+    "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/opt", "/proc", "/root", "/run", "/sbin",
+    "/srv", "/sys", "/tmp", "/usr", "/var", "/var/lib",
+];
+const FORBIDDEN_SUBTREES: [&str; 8] = ["/boot", "/dev", "/etc", "/proc", "/root", "/run", "/sys", "/usr"];
+
+/// A directory on a host that infra fills (the static root, the app's
+/// directory): absolute, normalised, made of `[A-Za-z0-9._-]` components,
+/// neither `/` nor a system directory nor inside one that holds the
+/// system's own files. It is pasted into Nginx (`alias`), Python
+/// (`chdir`) and shell scripts, so the character set is what keeps it inert.
+pub fn host_directory(text: &str) -> Result<String, &'static str> {
+    const EXPECTED: &str = "an absolute, normalised path of letters, digits, `.`, `_` and `-` (like `/srv/app`), not `/` or a system directory";
+    let Some(rest) = text.strip_prefix('/') else { return Err(EXPECTED) };
+    let components: Vec<&str> = rest.split('/').collect();
+    let component_ok = |part: &&str| {
+        !part.is_empty()
+            && *part != "."
+            && *part != ".."
+            && !part.starts_with('-')
+            && part.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    };
+    if text.len() > 255 || !components.iter().all(component_ok) {
+        return Err(EXPECTED);
+    }
+    let inside = |root: &str| text == root || text.starts_with(&format!("{root}/"));
+    if SYSTEM_DIRECTORIES.contains(&text) || FORBIDDEN_SUBTREES.iter().any(|root| inside(root)) {
+        return Err(EXPECTED);
+    }
+    Ok(text.to_string())
+}
+
+/// An Nginx `server_name`: `_` (any), a host name, or a wildcard
+/// `*.example.com`. Labels are letters, digits and inner hyphens.
+pub fn server_name(text: &str) -> Result<String, &'static str> {
+    const EXPECTED: &str = "`_`, a host name like `www.example.com`, or a wildcard like `*.example.com`";
+    if text == "_" {
+        return Ok(text.to_string());
+    }
+    let name = text.strip_prefix("*.").unwrap_or(text);
+    let label_ok = |label: &str| {
+        let bytes = label.as_bytes();
+        (1..=63).contains(&bytes.len())
+            && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+            && bytes.first() != Some(&b'-')
+            && bytes.last() != Some(&b'-')
+    };
+    if text.len() <= 253 && name.split('.').all(label_ok) { Ok(text.to_ascii_lowercase()) } else { Err(EXPECTED) }
+}
+
+/// A Linux network interface name (keepalived's `interface`): at most 15
+/// bytes of letters, digits, `_`, `.` and `-`, as the kernel allows.
+pub fn interface(text: &str) -> Result<String, &'static str> {
+    const EXPECTED: &str = "an interface name: at most 15 letters, digits, `_`, `.` or `-`";
+    let valid = (1..=15).contains(&text.len())
+        && text != "."
+        && text != ".."
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if valid { Ok(text.to_string()) } else { Err(EXPECTED) }
+}
+
+/// A login name for SSH: POSIX portable user names, at most 32.
+pub fn user_name(text: &str) -> Result<String, &'static str> {
+    const EXPECTED: &str =
+        "a user name: a lowercase letter or `_`, then lowercase letters, digits, `_` or `-` (at most 32)";
+    let bytes = text.as_bytes();
+    let valid = (1..=32).contains(&bytes.len())
+        && (bytes[0].is_ascii_lowercase() || bytes[0] == b'_')
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-'));
+    if valid { Ok(text.to_string()) } else { Err(EXPECTED) }
+}
+
+/// An IPv4-mapped IPv6 address (`::ffff:10.0.0.5`) is the IPv4 address: it
+/// must be compared, checked for loopback and rendered as such.
+pub fn canonical_ip(address: IpAddr) -> IpAddr {
+    address.to_canonical()
+}
+
+/// A keepalived `auth_pass`: keepalived uses the first 8 *bytes* and its
+/// parser splits on whitespace and treats `#` and `!` as comments, so the
+/// secret is 1 to 8 printable ASCII characters without those.
+pub fn vrrp_secret(value: &str) -> Result<(), String> {
+    if value.len() > 8 {
+        return Err(format!("it is {} bytes long; keepalived uses only the first 8", value.len()));
+    }
+    match value.chars().find(|c| !c.is_ascii_graphic() || matches!(c, '#' | '!' | '"' | '\'' | '\\' | '{' | '}')) {
+        Some(c) => {
+            Err(format!("it contains {c:?}; keepalived reads whitespace, quotes, `\\`, braces, `#` and `!` as syntax"))
+        }
+        None => Ok(()),
+    }
+}
+
+/// A password that reaches SQL and a systemd environment file: any
+/// characters the filters escape, but no control characters (a newline
+/// ends an environment line) and at most 256 bytes.
+pub fn password(value: &str) -> Result<(), String> {
+    if value.len() > 256 {
+        return Err(format!("it is {} bytes long; at most 256 are accepted", value.len()));
+    }
+    match value.chars().find(|c| c.is_control()) {
+        Some(c) => Err(format!("it contains the control character {c:?}")),
+        None => Ok(()),
+    }
+}
+
+/// Text for messages: control characters shown escaped, so a value can
+/// never rewrite the terminal that prints the error about it.
+pub fn printable(text: &str) -> String {
+    text.chars().flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names_are_dns_labels() {
+        for good in ["web-01", "a", "db1", &"a".repeat(63)] {
+            assert!(host_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "Web-01", "web 01", "web#1", "web/..", "..", "-web", "web-", "web.example", &"a".repeat(64)] {
+            assert!(host_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn host_directories_are_normalised_and_not_system_ones() {
+        for good in ["/srv/app", "/var/www/infra", "/srv/app-v2/current", "/opt/site"] {
+            assert!(host_directory(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "/",
+            "srv/app",
+            "/srv//app",
+            "/srv/./app",
+            "/srv/../etc",
+            "/srv/app/",
+            "/etc",
+            "/etc/nginx",
+            "/var",
+            "/srv",
+            "/usr/share/x",
+            "/srv/a b",
+            "/srv/a;b",
+            "/srv/a\"b",
+            "/srv/$x",
+            "/srv/a}",
+            "/srv/-rf",
+            "/proc/1",
+        ] {
+            assert!(host_directory(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn server_names_are_host_names_or_wildcards() {
+        for good in ["_", "example.com", "*.example.com", "localhost", "WWW.Example.com"] {
+            assert!(server_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "a b", "a;b", "exa$mple", "*", "*.", "a..b", "-a.com", "a.com;", "~^(.*)$", "a}"] {
+            assert!(server_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn vrrp_secrets_count_bytes_and_refuse_syntax() {
+        assert!(vrrp_secret("abcd1234").is_ok());
+        assert!(vrrp_secret("abcdéfg").is_err(), "8 characters but 9 bytes");
+        for bad in ["a b", "a#b", "a!b", "a}", "a\"b", "a\nb"] {
+            assert!(vrrp_secret(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn mapped_addresses_are_their_ipv4_address() {
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().expect("address");
+        assert!(canonical_ip(mapped).is_loopback());
+        assert!(canonical_ip(mapped).is_ipv4());
+    }
+}
