@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
 #[command(name = "infra", version, about = "Lay out and converge a load-balanced web stack from one YAML inventory")]
@@ -33,6 +33,33 @@ pub enum Command {
     /// A local lab of real Debian hosts for an inventory (needs root).
     #[command(subcommand)]
     Lab(LabCommand),
+    /// The host locks that keep two applies from changing hosts at once.
+    #[command(subcommand)]
+    Lock(LockCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LockCommand {
+    /// Show which hosts are locked, by whom, from where, since when and for which inventory.
+    Status(LockArgs),
+    /// End the remote process holding a host's lock (for a holder that hangs); the run it belonged to stops changing that host.
+    Break {
+        #[command(flatten)]
+        lock: LockArgs,
+        /// The hosts whose lock to break.
+        #[arg(required = true, value_name = "HOST")]
+        hosts: Vec<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct LockArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -137,6 +164,9 @@ pub struct ApplyArgs {
     /// Plain lines even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
+    /// Wait up to this long for another run's host locks instead of refusing at once.
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    pub lock_timeout: u64,
     #[command(flatten)]
     pub connection: ConnectionArgs,
     /// Treat warnings as errors.

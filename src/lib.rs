@@ -14,6 +14,7 @@ pub mod facts;
 pub mod firewall;
 pub mod inventory;
 pub mod lab;
+pub mod lock;
 pub mod plan;
 pub mod render;
 pub mod secret;

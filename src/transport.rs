@@ -11,12 +11,19 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
 use tokio::io::AsyncWriteExt;
 
 use crate::inventory::Inventory;
+
+/// Quotes a string for `sh` with single quotes: every script infra sends
+/// is built with this, so no value can end its word.
+pub fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
 
 /// How to reach one host.
 #[derive(Clone, Debug)]
@@ -89,7 +96,33 @@ impl Target {
 /// An open, multiplexed connection to one host.
 pub struct Connection {
     pub target: Target,
-    session: Session,
+    session: Arc<Session>,
+}
+
+/// A remote process that runs as long as infra holds its stdin open: what
+/// a host lock is tied to. Closing stdin (or infra dying, which closes it
+/// too) ends the process and with it whatever it holds.
+pub struct Held {
+    host: String,
+    child: openssh::Child<Arc<Session>>,
+}
+
+/// What a script started with [`Connection::hold`] said before it either
+/// held on or ended.
+pub enum HoldOutcome {
+    Held(Box<Held>),
+    /// The script ended without holding; its output says why.
+    Ended(String),
+}
+
+impl Held {
+    /// Closes the process's stdin and waits for it to end.
+    pub async fn release(mut self) {
+        drop(self.child.stdin().take());
+        if let Err(error) = self.child.wait().await {
+            tracing::warn!(host = %self.host, error = %error_chain(&error), "the held remote process did not end cleanly");
+        }
+    }
 }
 
 impl Connection {
@@ -109,7 +142,7 @@ impl Connection {
             builder.user_known_hosts_file(known_hosts);
         }
         match builder.connect(target.address.to_string()).await {
-            Ok(session) => Ok(Connection { target: target.clone(), session }),
+            Ok(session) => Ok(Connection { target: target.clone(), session: Arc::new(session) }),
             Err(error) => Err(connect_error(target, &error)),
         }
     }
@@ -152,8 +185,43 @@ impl Connection {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
+    /// Starts a POSIX sh script (over stdin) that prints `ready_line` once
+    /// it holds something and then keeps running until released; a script
+    /// that ends first gives its output back instead.
+    pub async fn hold(&self, script: &str, ready_line: &str) -> Result<HoldOutcome, TransportError> {
+        use tokio::io::AsyncBufReadExt;
+        let host = &self.target.name;
+        let run_error = |message: String| TransportError::Run { host: host.clone(), message };
+        let mut child = Session::to_command(Arc::clone(&self.session), "sh")
+            .arg("-s")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .await
+            .map_err(|error| run_error(error_chain(&error)))?;
+        let stdin = child.stdin().as_mut().ok_or_else(|| run_error("no stdin".into()))?;
+        stdin.write_all(script.as_bytes()).await.map_err(|error| run_error(error.to_string()))?;
+        stdin.flush().await.map_err(|error| run_error(error.to_string()))?;
+        let stdout = child.stdout().take().ok_or_else(|| run_error("no stdout".into()))?;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let mut said = String::new();
+        while let Some(line) = lines.next_line().await.map_err(|error| run_error(error.to_string()))? {
+            if line == ready_line {
+                return Ok(HoldOutcome::Held(Box::new(Held { host: host.clone(), child })));
+            }
+            said.push_str(&line);
+            said.push('\n');
+        }
+        drop(child.stdin().take());
+        let _ = child.wait().await;
+        Ok(HoldOutcome::Ended(said))
+    }
+
     pub async fn close(self) {
-        let _ = self.session.close().await;
+        if let Ok(session) = Arc::try_unwrap(self.session) {
+            let _ = session.close().await;
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! the desired state changed since the plan was made.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,9 @@ use crate::cli::{ApplyArgs, Format};
 use crate::desired::DesiredState;
 use crate::diagnostic::Style;
 use crate::facts;
-use crate::plan::{self, Palette, Plan};
+use crate::inventory::Inventory;
+use crate::lock::{self, Claim};
+use crate::plan::{self, Palette, Plan, Unreachable};
 use crate::transport::{Settings, Target};
 
 pub fn run(args: &ApplyArgs, style: Style) -> anyhow::Result<ExitCode> {
@@ -32,61 +34,128 @@ pub fn run(args: &ApplyArgs, style: Style) -> anyhow::Result<ExitCode> {
         None => args.limit.clone(),
     };
     let desired = DesiredState { hosts: super::plan::limited(rendered.state.hosts, &limits)? };
-    let transport = Settings {
-        accept_new_host_keys: args.connection.accept_new_host_keys,
-        connect_timeout: Duration::from_secs(args.connection.connect_timeout),
+    let run = Run {
+        args,
+        style,
+        inventory,
+        transport: Settings {
+            accept_new_host_keys: args.connection.accept_new_host_keys,
+            connect_timeout: Duration::from_secs(args.connection.connect_timeout),
+        },
+        targets: Target::from_inventory(inventory),
+        runtime: tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?,
     };
-    let targets = Target::from_inventory(inventory);
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
-    let gathered = runtime.block_on(facts::gather(&desired.hosts, &targets, transport, args.connection.parallel));
-    if !gathered.unreachable.is_empty() {
-        for unreachable in &gathered.unreachable {
-            eprintln!("error: {}", unreachable.error);
+    let connected = run.runtime.block_on(facts::connect(
+        &facts::targets_of(&desired.hosts, &run.targets),
+        run.transport,
+        args.connection.parallel,
+    ));
+    refuse_unreachable(&connected.unreachable)?;
+    let claim = Claim::here("apply", &canonical_display(&inventory_path));
+    let wait = Duration::from_secs(args.lock_timeout);
+    let locks = match run.runtime.block_on(lock::acquire(&connected.connections, &claim, wait)) {
+        Ok(locks) => locks,
+        Err(error) => {
+            run.runtime.block_on(connected.close());
+            return Err(anyhow::Error::new(error).context(super::Hinted {
+                message: "apply changed nothing: a host it would touch is locked".into(),
+                hint: "wait for the other run, or pass `--lock-timeout SECONDS` to wait here; `infra lock status -i INVENTORY` shows every holder".into(),
+            }));
         }
-        bail!(
-            "{} hosts could not be read; apply changes nothing until every host it would touch answers",
-            gathered.unreachable.len()
-        );
+    };
+    let result = run.under_lock(&desired, saved.as_ref(), &connected);
+    run.runtime.block_on(locks.release());
+    run.runtime.block_on(connected.close());
+    result
+}
+
+/// What one apply run works with once the inventory is rendered.
+struct Run<'a> {
+    args: &'a ApplyArgs,
+    style: Style,
+    inventory: &'a Inventory,
+    transport: Settings,
+    targets: Vec<Target>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Run<'_> {
+    /// Everything apply does under the host locks: read the facts (so a
+    /// saved plan is checked against the hosts as they are now), plan,
+    /// confirm, converge.
+    fn under_lock(
+        &self,
+        desired: &DesiredState,
+        saved: Option<&Plan>,
+        connected: &facts::Connected,
+    ) -> anyhow::Result<ExitCode> {
+        let gathered = self.runtime.block_on(facts::read(&desired.hosts, connected, self.args.connection.parallel));
+        refuse_unreachable(&gathered.unreachable)?;
+        let plan = plan::plan(desired, &gathered.facts, Vec::new());
+        if let Some(saved) = saved {
+            refuse_drift(saved, &plan)?;
+        }
+        if plan.refusals().next().is_some() {
+            super::plan::print_refusals(&plan);
+            bail!("apply changed nothing: a planned change would cut infra's own SSH connection");
+        }
+        if !plan.has_changes() {
+            eprintln!("nothing to do: every host already matches the inventory");
+            self.print_stack_urls();
+            return Ok(ExitCode::SUCCESS);
+        }
+        if self.args.format == Format::Text {
+            let palette = if self.style == Style::Colored { Palette::COLORED } else { Palette::PLAIN };
+            eprint!("{}", plan::render_text(&plan, palette));
+        }
+        if saved.is_none() && !self.args.yes && !confirmed(&plan)? {
+            eprintln!("apply cancelled: nothing was changed");
+            return Ok(ExitCode::FAILURE);
+        }
+        let reporter = apply::reporter(self.args.format == Format::Json, !self.args.no_progress);
+        let settings = ApplySettings {
+            transport: self.transport,
+            serial: self.args.serial,
+            health_seconds: self.args.health_timeout,
+        };
+        let virtual_ip = self.inventory.load_balancer.as_ref().map(|lb| lb.virtual_ip.value.addr());
+        let context =
+            apply::Context { desired, targets: &self.targets, settings, reporter: reporter.as_ref(), virtual_ip };
+        let started = Instant::now();
+        let outcome = self.runtime.block_on(apply::apply(&plan, &context));
+        reporter.finish();
+        let code = report(&plan, &outcome, started.elapsed())?;
+        if outcome.failure.is_none() {
+            self.print_stack_urls();
+        }
+        Ok(code)
     }
-    let plan = plan::plan(&desired, &gathered.facts, Vec::new());
-    if let Some(saved) = &saved {
-        refuse_drift(saved, &plan)?;
-    }
-    if plan.refusals().next().is_some() {
-        super::plan::print_refusals(&plan);
-        bail!("apply changed nothing: a planned change would cut infra's own SSH connection");
-    }
-    let palette = if style == Style::Colored { Palette::COLORED } else { Palette::PLAIN };
-    if !plan.has_changes() {
-        eprintln!("nothing to do: every host already matches the inventory");
-        if let Some(lb) = &inventory.load_balancer {
+
+    fn print_stack_urls(&self) {
+        if let Some(lb) = &self.inventory.load_balancer {
             eprintln!("the stack answers at {}", stack_urls(lb));
         }
-        return Ok(ExitCode::SUCCESS);
     }
-    if args.format == Format::Text {
-        eprint!("{}", plan::render_text(&plan, palette));
+}
+
+fn canonical_display(path: &Path) -> String {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string()
+}
+
+fn refuse_unreachable(unreachable: &[Unreachable]) -> anyhow::Result<()> {
+    if unreachable.is_empty() {
+        return Ok(());
     }
-    if saved.is_none() && !args.yes && !confirmed(&plan)? {
-        eprintln!("apply cancelled: nothing was changed");
-        return Ok(ExitCode::FAILURE);
+    for host in unreachable {
+        eprintln!("error: {}", host.error);
     }
-    let reporter = apply::reporter(args.format == Format::Json, !args.no_progress);
-    let settings = ApplySettings { transport, serial: args.serial, health_seconds: args.health_timeout };
-    let virtual_ip = inventory.load_balancer.as_ref().map(|lb| lb.virtual_ip.value.addr());
-    let context =
-        apply::Context { desired: &desired, targets: &targets, settings, reporter: reporter.as_ref(), virtual_ip };
-    let started = Instant::now();
-    let outcome = runtime.block_on(apply::apply(&plan, &context));
-    reporter.finish();
-    let code = report(&plan, &outcome, started.elapsed())?;
-    if outcome.failure.is_none()
-        && let Some(lb) = &inventory.load_balancer
-    {
-        eprintln!("the stack answers at {}", stack_urls(lb));
-    }
-    Ok(code)
+    bail!(
+        "{} hosts could not be read; apply changes nothing until every host it would touch answers",
+        unreachable.len()
+    )
 }
 
 /// The virtual IP's URLs, HTTPS too when HAProxy terminates TLS.

@@ -4,6 +4,7 @@
 
 mod apply;
 mod lab;
+mod lock;
 mod plan;
 mod render;
 mod stages;
@@ -30,6 +31,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Lab(command) => lab::run(&command, style),
         Command::Plan(args) => plan::run(&args, style),
         Command::Apply(args) => apply::run(&args, style),
+        Command::Lock(command) => lock::run(&command, style),
     };
     match result {
         Ok(code) => code,
@@ -60,11 +62,28 @@ fn style(choice: ColorChoice) -> Style {
     if colored { Style::Colored } else { Style::Plain }
 }
 
-/// `error: ...` then each cause on its own `caused by:` line.
+/// `error: ...` then each cause on its own `caused by:` line, then the
+/// hint of a [`Hinted`] context after a blank line.
 fn print_error(error: &anyhow::Error) {
     eprintln!("error: {error}");
     for cause in error.chain().skip(1) {
         eprintln!("  caused by: {cause}");
+    }
+    if let Some(hinted) = error.downcast_ref::<Hinted>() {
+        eprintln!("\nhint: {}", hinted.hint);
+    }
+}
+
+/// A context message with a hint printed after the whole cause chain.
+#[derive(Debug)]
+pub(crate) struct Hinted {
+    pub message: String,
+    pub hint: String,
+}
+
+impl std::fmt::Display for Hinted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
     }
 }
 

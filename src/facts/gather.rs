@@ -1,6 +1,10 @@
 //! Gathering facts from many hosts at once: one connection and one script
 //! per host, at most `parallel` hosts in flight. A host that cannot be
 //! reached or answers garbage is reported by name; the others still count.
+//!
+//! Connecting and reading are separate steps so apply can take its host
+//! locks between them, over the same connections: the facts a plan is made
+//! from are then read under the lock, at no extra round trip.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,42 +21,90 @@ pub struct Gathered {
     pub unreachable: Vec<Unreachable>,
 }
 
+/// Open connections, by host name, and the hosts that could not be reached.
+pub struct Connected {
+    pub connections: BTreeMap<String, Connection>,
+    pub unreachable: Vec<Unreachable>,
+}
+
+impl Connected {
+    pub async fn close(self) {
+        futures_util::future::join_all(self.connections.into_values().map(Connection::close)).await;
+    }
+}
+
 /// Gathers the facts of every host in `hosts`, matched to its target by name.
 pub async fn gather(hosts: &[HostState], targets: &[Target], settings: Settings, parallel: usize) -> Gathered {
-    let permits = Arc::new(Semaphore::new(parallel.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    for host in hosts {
-        let Some(target) = targets.iter().find(|target| target.name == host.name).cloned() else {
-            continue;
-        };
-        let (host, permits) = (host.clone(), Arc::clone(&permits));
-        tasks.spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            let result = facts_of(&host, &target, settings).await;
-            (host.name, result)
-        });
-    }
-    let mut gathered = Gathered { facts: BTreeMap::new(), unreachable: Vec::new() };
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok((host, Ok(facts))) => {
-                gathered.facts.insert(host, facts);
-            }
-            Ok((host, Err(error))) => gathered.unreachable.push(Unreachable { host, error }),
-            Err(error) => gathered.unreachable.push(Unreachable { host: "?".into(), error: error.to_string() }),
-        }
-    }
-    let order = |name: &str| hosts.iter().position(|host| host.name == name);
-    gathered.unreachable.sort_by_key(|unreachable| order(&unreachable.host));
+    let connected = connect(&targets_of(hosts, targets), settings, parallel).await;
+    let gathered = read(hosts, &connected, parallel).await;
+    connected.close().await;
     gathered
 }
 
-async fn facts_of(host: &HostState, target: &Target, settings: Settings) -> Result<HostFacts, String> {
-    tracing::info!(host = %host.name, "connecting");
-    let connection = Connection::open(target, settings).await.map_err(|error| error.to_string())?;
-    let output = connection.run_script(&script(host)).await;
-    connection.close().await;
-    let output = output.map_err(|error| error.to_string())?;
+/// The targets of `hosts`, in their order.
+pub fn targets_of(hosts: &[HostState], targets: &[Target]) -> Vec<Target> {
+    hosts.iter().filter_map(|host| targets.iter().find(|target| target.name == host.name).cloned()).collect()
+}
+
+/// Connects to every target, `parallel` at a time.
+pub async fn connect(targets: &[Target], settings: Settings, parallel: usize) -> Connected {
+    let permits = Arc::new(Semaphore::new(parallel.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for target in targets.iter().cloned() {
+        let permits = Arc::clone(&permits);
+        tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            tracing::info!(host = %target.name, "connecting");
+            let connection = Connection::open(&target, settings).await.map_err(|error| error.to_string());
+            (target.name, connection)
+        });
+    }
+    let mut connected = Connected { connections: BTreeMap::new(), unreachable: Vec::new() };
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((host, Ok(connection))) => {
+                connected.connections.insert(host, connection);
+            }
+            Ok((host, Err(error))) => connected.unreachable.push(Unreachable { host, error }),
+            Err(error) => connected.unreachable.push(Unreachable { host: "?".into(), error: error.to_string() }),
+        }
+    }
+    let order = |name: &str| targets.iter().position(|target| target.name == name);
+    connected.unreachable.sort_by_key(|unreachable| order(&unreachable.host));
+    connected
+}
+
+/// Reads the facts of every connected host, `parallel` at a time.
+pub async fn read(hosts: &[HostState], connected: &Connected, parallel: usize) -> Gathered {
+    let permits = Semaphore::new(parallel.max(1));
+    let reads = hosts.iter().filter_map(|host| {
+        let connection = connected.connections.get(&host.name)?;
+        let permits = &permits;
+        Some(async move {
+            let _permit = permits.acquire().await;
+            (host.name.clone(), facts_of(host, connection).await)
+        })
+    });
+    let mut gathered = Gathered { facts: BTreeMap::new(), unreachable: connected.unreachable.clone() };
+    for (host, result) in futures_util::future::join_all(reads).await {
+        match result {
+            Ok(facts) => {
+                gathered.facts.insert(host, facts);
+            }
+            Err(error) => gathered.unreachable.push(Unreachable { host, error }),
+        }
+    }
+    sort_by_host_order(&mut gathered.unreachable, hosts);
+    gathered
+}
+
+fn sort_by_host_order(unreachable: &mut [Unreachable], hosts: &[HostState]) {
+    let order = |name: &str| hosts.iter().position(|host| host.name == name);
+    unreachable.sort_by_key(|unreachable| order(&unreachable.host));
+}
+
+async fn facts_of(host: &HostState, connection: &Connection) -> Result<HostFacts, String> {
+    let output = connection.run_script(&script(host)).await.map_err(|error| error.to_string())?;
     tracing::debug!(host = %host.name, lines = output.lines().count(), "facts received");
     parse(host, &output).map_err(|error| error.to_string())
 }

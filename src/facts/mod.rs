@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 
 use crate::desired::HostState;
 
-pub use gather::{Gathered, gather};
+pub use gather::{Connected, Gathered, connect, gather, read, targets_of};
 
 /// Where apply records the service actions still owed after it swapped
 /// files in; removed once the host is healthy.
@@ -89,10 +89,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-/// Quotes a string for `sh` with single quotes.
-fn quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
-}
+use crate::transport::shell_quote as quote;
 
 /// The script that gathers a host's facts; items are referred to by index so
 /// no path or name needs parsing back.

@@ -14,7 +14,7 @@ impl Lab {
         self.apply_command(inventory, args).output().expect("infra runs")
     }
 
-    fn apply_command(&self, inventory: &Path, args: &[&str]) -> Command {
+    pub(crate) fn apply_command(&self, inventory: &Path, args: &[&str]) -> Command {
         let mut command = self.command();
         command
             .args(["apply", "--yes", "--no-progress", "-i"])

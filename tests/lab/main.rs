@@ -15,10 +15,12 @@ use assert_cmd::cargo::CommandCargoExt;
 mod apply;
 mod bench;
 mod isolation;
+mod lock;
 mod plan;
 
 use apply::*;
 use isolation::*;
+use lock::*;
 use plan::*;
 
 const LAB_NAME: &str = "infratest";
@@ -238,6 +240,8 @@ fn lab_end_to_end() {
     plan_of_a_converged_lab_is_empty_and_touches_nothing(&lab);
     plan_of_one_changed_setting_touches_only_what_follows(&lab);
     a_load_balancer_change_applies_with_zero_failed_requests(&lab);
+    two_simultaneous_applies_never_both_change_hosts(&lab);
+    a_held_lock_refuses_waits_and_breaks(&lab);
     a_broken_haproxy_override_fails_validation_and_changes_nothing(&lab);
     a_failing_health_check_rolls_the_host_back(&lab);
     saved_plans_apply_exactly_and_refuse_drift(&lab);
@@ -251,6 +255,7 @@ fn lab_end_to_end() {
     down_leaves_nothing_behind_and_up_works_again(&lab);
     drop(lab);
     two_web_and_two_app_hosts_change_with_zero_failed_requests();
+    multi_role_hosts_converge_in_stage_order();
 }
 
 fn every_host_answers_ssh_and_systemd_runs(lab: &Lab) {

@@ -16,10 +16,7 @@ pub const NEW: &str = ".infra-new";
 pub const BACKUP: &str = ".infra-backup";
 pub const ABSENT: &str = ".infra-absent";
 
-/// Quotes a string for `sh` with single quotes.
-pub fn quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
-}
+pub use crate::transport::shell_quote as quote;
 
 /// The files whose content changes (created, updated or replaced).
 pub fn content_changes<'a>(plan: &HostPlan, host: &'a HostState) -> Vec<&'a ManagedFile> {

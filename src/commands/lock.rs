@@ -1,0 +1,128 @@
+//! `infra lock status` and `infra lock break`: who holds the host locks
+//! that keep two applies apart, and the way out when a holder hangs.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::cli::{Format, LockArgs, LockCommand};
+use crate::diagnostic::Style;
+use crate::facts;
+use crate::lock;
+use crate::transport::{Settings, Target};
+
+pub fn run(command: &LockCommand, style: Style) -> anyhow::Result<ExitCode> {
+    match command {
+        LockCommand::Status(args) => status(args, style),
+        LockCommand::Break { lock, hosts } => break_locks(lock, hosts, style),
+    }
+}
+
+/// One host's answer to a lock script.
+enum Answer {
+    Free,
+    Held(lock::Holder),
+    Broken,
+    Failed(String),
+}
+
+fn status(args: &LockArgs, style: Style) -> anyhow::Result<ExitCode> {
+    let answers = ask(args, None, &lock::status_script(), style)?;
+    let Some(answers) = answers else { return Ok(ExitCode::FAILURE) };
+    if args.format == Format::Json {
+        let hosts: Vec<serde_json::Value> = answers
+            .iter()
+            .map(|(host, answer)| match answer {
+                Answer::Free | Answer::Broken => serde_json::json!({"host": host, "state": "free"}),
+                Answer::Held(holder) => serde_json::json!({"host": host, "state": "held", "holder": holder}),
+                Answer::Failed(error) => serde_json::json!({"host": host, "state": "unknown", "error": error}),
+            })
+            .collect();
+        println!("{:#}", serde_json::json!({ "version": 1, "hosts": hosts }));
+    } else {
+        for (host, answer) in &answers {
+            match answer {
+                Answer::Free | Answer::Broken => println!("{host:<16} free"),
+                Answer::Held(holder) => println!("{host:<16} held: {holder} (remote pid {})", holder.pid),
+                Answer::Failed(error) => println!("{host:<16} unknown: {error}"),
+            }
+        }
+    }
+    let failed = answers.iter().any(|(_, answer)| matches!(answer, Answer::Failed(_)));
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn break_locks(args: &LockArgs, hosts: &[String], style: Style) -> anyhow::Result<ExitCode> {
+    let Some(answers) = ask(args, Some(hosts), &lock::break_script(), style)? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let mut code = ExitCode::SUCCESS;
+    for (host, answer) in &answers {
+        match answer {
+            Answer::Broken => eprintln!("{host}: lock broken; the run that held it can no longer change this host"),
+            Answer::Free | Answer::Held(_) => eprintln!("{host}: not locked"),
+            Answer::Failed(error) => {
+                eprintln!("error: {host}: {error}");
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// Runs `script` on the inventory's hosts (or those named) and reads each
+/// answer; `None` when the inventory has errors (already printed).
+fn ask(
+    args: &LockArgs,
+    only: Option<&[String]>,
+    script: &str,
+    style: Style,
+) -> anyhow::Result<Option<Vec<(String, Answer)>>> {
+    let checked = super::load_and_check(&args.inventory.inventory, false)?;
+    let Some(inventory) = checked.printed_and_valid(style) else { return Ok(None) };
+    let mut targets = Target::from_inventory(inventory);
+    if let Some(names) = only {
+        if let Some(unknown) = names.iter().find(|name| !targets.iter().any(|target| &target.name == *name)) {
+            anyhow::bail!("`{unknown}` is not a host of the inventory");
+        }
+        targets.retain(|target| names.contains(&target.name));
+    }
+    let settings = Settings {
+        accept_new_host_keys: args.connection.accept_new_host_keys,
+        connect_timeout: Duration::from_secs(args.connection.connect_timeout),
+    };
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    let answers = runtime.block_on(async {
+        let connected = facts::connect(&targets, settings, args.connection.parallel).await;
+        let runs = connected
+            .connections
+            .iter()
+            .map(|(host, connection)| async move { (host.clone(), connection.run_script(script).await) });
+        let mut answers: Vec<(String, Answer)> = futures_util::future::join_all(runs)
+            .await
+            .into_iter()
+            .map(|(host, output)| match output {
+                Ok(text) => (host, answer_of(&text)),
+                Err(error) => (host, Answer::Failed(error.to_string())),
+            })
+            .collect();
+        answers.extend(connected.unreachable.iter().map(|u| (u.host.clone(), Answer::Failed(u.error.clone()))));
+        connected.close().await;
+        answers
+    });
+    let order = |name: &str| targets.iter().position(|target| target.name == name);
+    let mut answers = answers;
+    answers.sort_by_key(|(host, _)| order(host));
+    Ok(Some(answers))
+}
+
+fn answer_of(text: &str) -> Answer {
+    match text.lines().next() {
+        Some("free") => Answer::Free,
+        Some("broken") => Answer::Broken,
+        Some("held") => Answer::Held(lock::parse_holder(text)),
+        _ => Answer::Failed(format!("unexpected answer: {}", crate::inventory::grammar::printable(text.trim()))),
+    }
+}
