@@ -50,7 +50,7 @@ pub fn run_all(state: &DesiredState) -> Result<Vec<CheckerRun>, PrepareError> {
     for host in &state.hosts {
         for (checker, files) in files_by_checker(host) {
             let key: Vec<u8> =
-                files.iter().flat_map(|path| host.file(path).map(|f| f.content.clone()).unwrap_or_default()).collect();
+                files.iter().flat_map(|path| host.file(path).map(|f| f.content.to_vec()).unwrap_or_default()).collect();
             if !seen.insert((checker, key)) {
                 continue;
             }
@@ -109,7 +109,7 @@ fn check(checker: Checker, host: &HostState) -> Result<Outcome, PrepareError> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|error| PrepareError { path: parent.to_path_buf(), error })?;
         }
-        let content = host.file(target).map(|file| file.content.as_slice()).unwrap_or_default();
+        let content = host.file(target).map(|file| &file.content[..]).unwrap_or_default();
         std::fs::write(&path, content).map_err(|error| PrepareError { path: path.clone(), error })?;
         Ok(path)
     };
@@ -174,7 +174,7 @@ fn haproxy_tree(
         write(&format!("certs/{}", &file.path[CERTS.len()..]), &file.path)?;
     }
     let config = root.join("haproxy.cfg");
-    let content = host.file("/etc/haproxy/haproxy.cfg").map(|file| file.content.as_slice()).unwrap_or_default();
+    let content = host.file("/etc/haproxy/haproxy.cfg").map(|file| &file.content[..]).unwrap_or_default();
     let rewritten = String::from_utf8_lossy(content).replace(CERTS, &format!("{}/certs/", root.display()));
     std::fs::write(&config, rewritten).map_err(|error| PrepareError { path: config.clone(), error })?;
     Ok(Some(command(&["haproxy", "-c", "-f"], &config)))

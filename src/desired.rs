@@ -7,6 +7,7 @@
 //! function of desired state and facts.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -42,8 +43,9 @@ pub struct HostState {
 #[derive(Clone, Debug, Serialize)]
 pub struct ManagedFile {
     pub path: String,
+    /// Shared, not copied: 10,000 web hosts hold one Nginx site.
     #[serde(skip)]
-    pub content: Vec<u8>,
+    pub content: Arc<[u8]>,
     pub mode: u32,
     pub owner: String,
     pub group: String,

@@ -164,6 +164,19 @@ async fn take_one(host: &str, connection: &Connection, script: &str) -> (String,
     (host.to_string(), connection.hold(script, READY).await)
 }
 
+/// Prints the holder file once the process it names holds the lock: the
+/// file of the run before may still be there for the moment between a new
+/// holder's `flock` and its rewrite of the file, and must not be shown as
+/// the holder. Polls for up to 2 s, then says the holder is unknown.
+fn print_current_holder() -> String {
+    format!(
+        "for attempt in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do\n\
+         pid=$(sed -n 's/^pid=//p' {HOLDER_PATH} 2>/dev/null)\n\
+         if [ -n \"$pid\" ] && [ \"$(readlink /proc/$pid/fd/9 2>/dev/null)\" = {LOCK_PATH} ]; then cat {HOLDER_PATH}; exit 0; fi\n\
+         sleep 0.1\ndone\necho 'who=an unknown process'\n"
+    )
+}
+
 /// Takes the lock without waiting, writes the holder file, says READY and
 /// then holds the lock for as long as its stdin stays open (`cat` inherits
 /// the lock's descriptor). A busy lock prints the holder file and ends.
@@ -171,11 +184,12 @@ fn acquire_script(claim: &Claim) -> String {
     let quote = crate::transport::shell_quote;
     format!(
         "umask 022\nmkdir -p /run/infra\nexec 9>>{LOCK_PATH}\n\
-         if ! flock -n 9; then cat {HOLDER_PATH} 2>/dev/null; exit 0; fi\n\
+         if ! flock -n 9; then\n{holder}exit 0\nfi\n\
          {{ printf 'who=%s\\n' {who}; printf 'from=%s\\n' \"${{SSH_CONNECTION%% *}}\"; \
          printf 'since=%s\\n' \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\"; printf 'inventory=%s\\n' {inventory}; \
          printf 'command=%s\\n' {command}; printf 'pid=%s\\n' \"$$\"; }} > {HOLDER_PATH}.new\n\
          mv {HOLDER_PATH}.new {HOLDER_PATH}\necho {READY}\nexec cat > /dev/null\n",
+        holder = print_current_holder(),
         who = quote(&claim.who),
         inventory = quote(&claim.inventory),
         command = quote(&claim.command),
@@ -186,7 +200,8 @@ fn acquire_script(claim: &Claim) -> String {
 pub fn status_script() -> String {
     format!(
         "if [ ! -e {LOCK_PATH} ]; then echo free; exit 0; fi\nexec 9>>{LOCK_PATH}\n\
-         if flock -n 9; then echo free; else echo held; cat {HOLDER_PATH} 2>/dev/null; fi\n"
+         if flock -n 9; then echo free; exit 0; fi\necho held\n{}",
+        print_current_holder()
     )
 }
 

@@ -308,3 +308,18 @@ fn render_output(inventory: &Path, tree: &Path) -> std::process::Output {
         .output()
         .expect("infra runs")
 }
+
+/// Issue 13: CI reads stdout as JSON even when the inventory cannot be read
+/// at all (missing, a device, too large).
+#[test]
+fn validate_json_reports_an_unreadable_inventory() {
+    for (path, reason) in [("tests/fixtures/no-such-file.yml", "No such file"), ("/dev/zero", "not a regular file")] {
+        let output = infra().args(["validate", "--format", "json", "-i", path]).output().expect("infra runs");
+        assert_eq!(output.status.code(), Some(1));
+        let document: serde_json::Value = serde_json::from_slice(&output.stdout).expect("stdout is JSON");
+        assert_eq!(document["valid"], false);
+        let diagnostic = &document["diagnostics"][0];
+        assert_eq!(diagnostic["code"], "inventory-unreadable");
+        assert!(diagnostic["message"].as_str().is_some_and(|message| message.contains(reason)), "{document}");
+    }
+}

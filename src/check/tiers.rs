@@ -59,8 +59,9 @@ fn sections_match_roles(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
     }
 }
 
-/// Compares an explicit list with the derived one and reports each side's extras.
-fn exactly<T: PartialEq + Display>(
+/// Compares an explicit list with the derived one and reports each side's
+/// extras; set lookups keep it linear in the length of both lists.
+fn exactly<T: Eq + std::hash::Hash + Display>(
     explicit: &Spanned<Vec<Spanned<T>>>,
     derived: &[T],
     what: &str,
@@ -68,17 +69,15 @@ fn exactly<T: PartialEq + Display>(
     code: &'static str,
     found: &mut Vec<Diagnostic>,
 ) {
-    for extra in explicit.value.iter().filter(|item| !derived.contains(&item.value)) {
+    let derived_set: std::collections::HashSet<&T> = derived.iter().collect();
+    let listed: std::collections::HashSet<&T> = explicit.value.iter().map(|item| &item.value).collect();
+    for extra in explicit.value.iter().filter(|item| !derived_set.contains(&item.value)) {
         found.push(
             Diagnostic::error(code, format!("{what} lists `{extra}`, which is not {expected}"))
                 .at(extra.span, format!("not {expected}")),
         );
     }
-    let missing: Vec<String> = derived
-        .iter()
-        .filter(|item| !explicit.value.iter().any(|listed| listed.value == **item))
-        .map(ToString::to_string)
-        .collect();
+    let missing: Vec<String> = derived.iter().filter(|item| !listed.contains(item)).map(ToString::to_string).collect();
     if !missing.is_empty() {
         let names: Vec<&str> = missing.iter().map(String::as_str).collect();
         found.push(

@@ -18,7 +18,14 @@ use crate::render::{self, SecretMode};
 const JSON_VERSION: u32 = 1;
 
 pub fn run(args: &ValidateArgs, style: Style) -> anyhow::Result<ExitCode> {
-    let mut checked = super::load_and_check(&args.inventory.inventory, args.strict)?;
+    let mut checked = match super::load_and_check(&args.inventory.inventory, args.strict) {
+        Ok(checked) => checked,
+        Err(error) if args.format == Format::Json => {
+            print_unreadable_json(&args.inventory.inventory, &error);
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(error) => return Err(error),
+    };
     let mut runs: Vec<CheckerRun> = Vec::new();
     if let Some(inventory) = checked.inventory.as_ref().filter(|_| !checked.has_errors()) {
         match render::render(inventory, SecretMode::Placeholder) {
@@ -82,6 +89,22 @@ fn print_text(checked: &super::Checked, runs: &[CheckerRun], valid: bool, style:
     } else {
         eprintln!("error: `{path}` is invalid: {}", super::counts(&checked.diagnostics));
     }
+}
+
+/// CI reads stdout as JSON whatever happens: an inventory that cannot be
+/// read at all is still a document, with the reason as its one diagnostic.
+fn print_unreadable_json(path: &std::path::Path, error: &anyhow::Error) {
+    let message = error.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ");
+    let diagnostic = Diagnostic::error("inventory-unreadable", message);
+    let source = crate::source::SourceFile::new(path, String::new());
+    let document = json!({
+        "version": JSON_VERSION,
+        "inventory": path.display().to_string(),
+        "valid": false,
+        "diagnostics": [diagnostic.to_json(&source)],
+        "checkers": [],
+    });
+    println!("{document:#}");
 }
 
 fn print_json(checked: &super::Checked, runs: &[CheckerRun], valid: bool) {

@@ -10,7 +10,7 @@ use crate::desired::{HostState, ManagedFile, ManagedService};
 fn file(path: String, content: &str, sensitive: bool) -> ManagedFile {
     ManagedFile {
         path,
-        content: content.as_bytes().to_vec(),
+        content: content.as_bytes().into(),
         mode: 0o644,
         owner: "root".into(),
         group: "root".into(),

@@ -7,7 +7,7 @@ use crate::facts::ServiceFact;
 fn file(path: &str, content: &str, sensitive: bool) -> ManagedFile {
     ManagedFile {
         path: path.into(),
-        content: content.as_bytes().to_vec(),
+        content: content.as_bytes().into(),
         mode: 0o644,
         owner: "root".into(),
         group: "root".into(),

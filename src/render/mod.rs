@@ -11,7 +11,7 @@ mod templates;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use minijinja::Environment;
 
@@ -240,9 +240,12 @@ const PER_HOST_VARIABLES: [&str; 3] = ["host", "vrrp", "firewall"];
 /// escaping cannot hide a secret from the check and no output is searched.
 const SECRET_VARIABLES: [&str; 2] = ["database.password", "vrrp.secret"];
 
+/// A file's bytes, shared between every host that gets the same file.
+pub(crate) type Content = Arc<[u8]>;
+
 /// What rendering one template produced.
 pub(crate) struct RenderedTemplate {
-    pub output: Rc<str>,
+    pub output: Arc<[u8]>,
     pub sensitive: bool,
 }
 
@@ -258,12 +261,39 @@ struct TemplateUse {
 pub(crate) struct TemplateRenderer {
     environment: Environment<'static>,
     uses: RefCell<HashMap<String, TemplateUse>>,
-    shared_output: RefCell<HashMap<String, Rc<str>>>,
+    shared_output: RefCell<HashMap<String, Arc<[u8]>>>,
+    keyed_output: RefCell<HashMap<(String, String), Content>>,
 }
 
 impl TemplateRenderer {
     fn new(environment: Environment<'static>) -> Self {
-        TemplateRenderer { environment, uses: RefCell::default(), shared_output: RefCell::default() }
+        TemplateRenderer {
+            environment,
+            uses: RefCell::default(),
+            shared_output: RefCell::default(),
+            keyed_output: RefCell::default(),
+        }
+    }
+
+    /// Renders `name` once per distinct `key`, for a per-host template whose
+    /// output depends only on what `key` names (the firewall: a host's
+    /// roles and SSH port). The context is built only on a miss: 10,000 app
+    /// hosts share one ruleset listing 10,000 web servers, built once.
+    pub(crate) fn render_keyed(
+        &self,
+        name: &str,
+        host: &str,
+        key: &str,
+        context: impl FnOnce() -> minijinja::Value,
+    ) -> Result<RenderedTemplate, RenderError> {
+        let cache_key = (name.to_string(), key.to_string());
+        if let Some(output) = self.keyed_output.borrow().get(&cache_key) {
+            let sensitive = self.uses.borrow().get(name).is_some_and(|template_use| template_use.sensitive);
+            return Ok(RenderedTemplate { output: Arc::clone(output), sensitive });
+        }
+        let rendered = self.render(name, host, context())?;
+        self.keyed_output.borrow_mut().insert(cache_key, Arc::clone(&rendered.output));
+        Ok(rendered)
     }
 
     pub(crate) fn render(
@@ -288,11 +318,11 @@ impl TemplateRenderer {
             }
         });
         if let Some(output) = self.shared_output.borrow().get(name) {
-            return Ok(RenderedTemplate { output: Rc::clone(output), sensitive: template_use.sensitive });
+            return Ok(RenderedTemplate { output: Arc::clone(output), sensitive: template_use.sensitive });
         }
-        let output: Rc<str> = template.render(context).map_err(render_error)?.into();
+        let output: Arc<[u8]> = template.render(context).map_err(render_error)?.into_bytes().into();
         if !template_use.per_host {
-            self.shared_output.borrow_mut().insert(name.to_string(), Rc::clone(&output));
+            self.shared_output.borrow_mut().insert(name.to_string(), Arc::clone(&output));
         }
         Ok(RenderedTemplate { output, sensitive: template_use.sensitive })
     }
@@ -304,7 +334,7 @@ impl TemplateRenderer {
 /// `/etc/shadow` cannot end up world-readable under the static root; devices,
 /// FIFOs and names that are not plain UTF-8 are refused, and sizes are
 /// bounded ([`limits`]).
-pub(crate) fn read_tree(root: &Path) -> Result<Vec<(String, Vec<u8>)>, RenderError> {
+pub(crate) fn read_tree(root: &Path) -> Result<Vec<(String, Content)>, RenderError> {
     let refuse = |path: &Path, problem| RenderError::Source { path: path.to_path_buf(), problem };
     let canonical_root =
         std::fs::canonicalize(root).map_err(|error| RenderError::ReadSource { path: root.to_path_buf(), error })?;
@@ -346,7 +376,7 @@ pub(crate) fn read_tree(root: &Path) -> Result<Vec<(String, Vec<u8>)>, RenderErr
                 return Err(refuse(root, SourceProblem::TooLarge { limit_mib: limits::SOURCE_TREE >> 20 }));
             }
             let relative = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().into_owned();
-            files.push((relative, content));
+            files.push((relative, content.into()));
         }
     }
     files.sort();

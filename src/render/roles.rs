@@ -4,6 +4,8 @@
 //! setup. Template contexts are derived from the topology here, so a template
 //! never computes cross-host facts itself.
 
+use std::sync::Arc;
+
 use minijinja::{Value, context};
 
 use super::{RenderError, Secrets, TemplateRenderer, read_tree};
@@ -15,8 +17,8 @@ use crate::topology::{self, Role, hosts_with};
 
 /// Local files deployed verbatim, read once per run rather than once per host.
 pub(crate) struct Sources {
-    app: Vec<(String, Vec<u8>)>,
-    static_site: Vec<(String, Vec<u8>)>,
+    app: Vec<(String, super::Content)>,
+    static_site: Vec<(String, super::Content)>,
 }
 
 impl Sources {
@@ -156,7 +158,7 @@ impl HostContext<'_> {
         let rendered = self.renderer.render(spec.template, &self.host.name.value, context)?;
         state.files.push(ManagedFile {
             path: spec.path.to_string(),
-            content: rendered.output.as_bytes().to_vec(),
+            content: rendered.output,
             mode: spec.mode,
             owner: "root".to_string(),
             group: spec.group.to_string(),
@@ -167,11 +169,11 @@ impl HostContext<'_> {
         Ok(())
     }
 
-    fn copies(state: &mut HostState, files: &[(String, Vec<u8>)], destination: &str, origin: &str) {
+    fn copies(state: &mut HostState, files: &[(String, super::Content)], destination: &str, origin: &str) {
         for (relative, content) in files {
             state.files.push(ManagedFile {
                 path: format!("{destination}/{relative}"),
-                content: content.clone(),
+                content: Arc::clone(content),
                 mode: 0o644,
                 owner: "root".to_string(),
                 group: "root".to_string(),
@@ -467,7 +469,7 @@ impl HostContext<'_> {
             state.files.push(ManagedFile {
                 path: target.into(),
                 sensitive: target == crate::tls::KEY_PATH,
-                content,
+                content: content.into(),
                 mode,
                 owner: "root".into(),
                 group: "root".into(),
@@ -478,10 +480,52 @@ impl HostContext<'_> {
         Ok(())
     }
 
-    /// The tier firewall, on every host: its rules come from the host's roles.
+    /// The tier firewall, on every host: its rules come from the host's
+    /// roles, its SSH port and (for a balancer, whose VRRP peers are the
+    /// other balancers) its address; hosts alike in those share one render.
     fn firewall(&self, state: &mut HostState) -> Result<(), RenderError> {
         let admin = firewall::admin_networks(self.inventory);
         let ssh_port = firewall::ssh_port(self.inventory, self.host);
+        let is_balancer = self.host.has_role(Role::LoadBalancer);
+        let key = format!(
+            "{:?} {ssh_port} {}",
+            state.roles,
+            if is_balancer { state.address.to_string() } else { String::new() }
+        );
+        let context = || self.firewall_context(ssh_port, &admin);
+        state.packages.push("nftables".to_string());
+        let ruleset = firewall::RULESET_PATH;
+        let unit = firewall::UNIT_PATH;
+        for (path, template, checker) in
+            [(ruleset, "firewall.nft.j2", Checker::Nft), (unit, "infra-firewall.service.j2", Checker::SystemdUnit)]
+        {
+            let rendered = self.renderer.render_keyed(template, &self.host.name.value, &key, context)?;
+            state.files.push(ManagedFile {
+                path: path.to_string(),
+                content: rendered.output,
+                mode: 0o644,
+                owner: "root".to_string(),
+                group: "root".to_string(),
+                sensitive: rendered.sensitive,
+                checker: Some(checker),
+                origin: format!("template {template}"),
+            });
+        }
+        state.services.push(ManagedService {
+            name: "infra-firewall".into(),
+            reload_on: vec![ruleset.into()],
+            restart_on: vec![unit.into()],
+            enabled: true,
+        });
+        state.health_checks.push(HealthCheck {
+            description: "the firewall is loaded".into(),
+            command: "nft list table inet infra > /dev/null".into(),
+        });
+        state.ssh_guard = Some(SshGuard { ruleset: ruleset.into(), port: ssh_port, admin });
+        Ok(())
+    }
+
+    fn firewall_context(&self, ssh_port: u16, admin: &[ipnet::IpNet]) -> Value {
         let split = |addresses: Vec<String>| -> (Vec<String>, Vec<String>) {
             addresses.into_iter().partition(|address| !address.contains(':'))
         };
@@ -497,29 +541,11 @@ impl HostContext<'_> {
                 }
             })
             .collect();
-        let context = context! {
+        context! {
             firewall => context! {
                 ruleset => firewall::RULESET_PATH, ssh_port => ssh_port,
                 admin_v4 => admin_v4, admin_v6 => admin_v6, rules => rules,
             },
-        };
-        state.packages.push("nftables".to_string());
-        let ruleset = firewall::RULESET_PATH;
-        let unit = firewall::UNIT_PATH;
-        let spec = |path, template, checker| FileSpec { path, template, mode: 0o644, group: "root", checker };
-        self.file(state, spec(ruleset, "firewall.nft.j2", Some(Checker::Nft)), context.clone())?;
-        self.file(state, spec(unit, "infra-firewall.service.j2", Some(Checker::SystemdUnit)), context)?;
-        state.services.push(ManagedService {
-            name: "infra-firewall".into(),
-            reload_on: vec![ruleset.into()],
-            restart_on: vec![unit.into()],
-            enabled: true,
-        });
-        state.health_checks.push(HealthCheck {
-            description: "the firewall is loaded".into(),
-            command: "nft list table inet infra > /dev/null".into(),
-        });
-        state.ssh_guard = Some(SshGuard { ruleset: ruleset.into(), port: ssh_port, admin });
-        Ok(())
+        }
     }
 }

@@ -11,7 +11,7 @@ use crate::plan::plan_host;
 fn file(path: String, content: &str) -> ManagedFile {
     ManagedFile {
         path,
-        content: content.as_bytes().to_vec(),
+        content: content.as_bytes().into(),
         mode: 0o640,
         owner: "root".into(),
         group: "root".into(),
