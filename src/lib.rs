@@ -17,6 +17,7 @@ pub mod lab;
 pub mod lock;
 pub mod plan;
 pub mod render;
+pub mod role;
 pub mod secret;
 pub mod source;
 pub mod tls;

@@ -9,40 +9,9 @@
 use std::net::{IpAddr, SocketAddr};
 
 use crate::inventory::{Host, Inventory};
+use crate::source::Span;
 
-/// What a host does in the stack.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Database,
-    App,
-    Web,
-    LoadBalancer,
-}
-
-impl Role {
-    pub const ALL: [Role; 4] = [Role::Database, Role::App, Role::Web, Role::LoadBalancer];
-    pub const NAMES: [&'static str; 4] = ["database", "app", "web", "load_balancer"];
-
-    pub fn name(self) -> &'static str {
-        Role::NAMES[self as usize]
-    }
-
-    pub fn from_name(name: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|role| role.name() == name)
-    }
-
-    /// The roles that must be converged and healthy before this one is
-    /// touched: each tier talks to the one behind it.
-    pub fn depends_on(self) -> &'static [Role] {
-        match self {
-            Role::Database => &[],
-            Role::App => &[Role::Database],
-            Role::Web => &[Role::App],
-            Role::LoadBalancer => &[Role::Web],
-        }
-    }
-}
+pub use crate::role::Role;
 
 /// Roles in dependency order: a role comes after everything it depends on.
 pub fn role_order() -> Vec<Role> {
@@ -118,6 +87,19 @@ pub fn nginx_upstreams(inventory: &Inventory) -> Vec<SocketAddr> {
 /// The addresses the database accepts the application's user from.
 pub fn database_clients(inventory: &Inventory) -> Vec<IpAddr> {
     hosts_with(inventory, Role::App).map(|host| host.address.value).collect()
+}
+
+/// The effective VRRP priority of each balancer, in inventory order: an
+/// explicit `vrrp.priority`, or 150, 140, 130, … by position.
+pub fn vrrp_priorities<'a>(balancers: &[&'a Host]) -> Vec<(u8, Option<Span>, &'a Host)> {
+    balancers
+        .iter()
+        .enumerate()
+        .map(|(index, host)| match &host.vrrp.priority {
+            Some(priority) => (priority.value, Some(priority.span), *host),
+            None => (150u8.saturating_sub(u8::try_from(index * 10).unwrap_or(u8::MAX)).max(1), None, *host),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use crate::diagnostic::Diagnostic;
 use crate::inventory::{Host, Inventory, LoadBalancerSettings};
 use crate::source::Span;
-use crate::topology::{Role, hosts_with};
+use crate::topology::{self, Role, hosts_with};
 
 pub fn check(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
     let balancers: Vec<&Host> = hosts_with(inventory, Role::LoadBalancer).collect();
@@ -146,22 +146,9 @@ fn shared_vrrp_settings(settings: &LoadBalancerSettings, balancers: &[&Host], fo
     }
 }
 
-/// The effective VRRP priority of each balancer, in inventory order: an
-/// explicit `vrrp.priority`, or 150, 140, 130, … by position.
-pub fn vrrp_priorities<'a>(balancers: &[&'a Host]) -> Vec<(u8, Option<Span>, &'a Host)> {
-    balancers
-        .iter()
-        .enumerate()
-        .map(|(index, host)| match &host.vrrp.priority {
-            Some(priority) => (priority.value, Some(priority.span), *host),
-            None => (150u8.saturating_sub(u8::try_from(index * 10).unwrap_or(u8::MAX)).max(1), None, *host),
-        })
-        .collect()
-}
-
 fn distinct_priorities(balancers: &[&Host], found: &mut Vec<Diagnostic>) {
     let mut seen: HashMap<u8, &Host> = HashMap::new();
-    for (priority, span, host) in vrrp_priorities(balancers) {
+    for (priority, span, host) in topology::vrrp_priorities(balancers) {
         if let Some(other) = seen.get(&priority) {
             found.push(
                 Diagnostic::error(

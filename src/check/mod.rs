@@ -11,7 +11,6 @@ mod firewall;
 mod hosts;
 mod load_balancer;
 
-pub use load_balancer::vrrp_priorities;
 mod tiers;
 mod tls;
 

@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
+use super::Unreachable;
 use super::{HostFacts, parse, script};
 use crate::desired::HostState;
-use crate::plan::Unreachable;
 use crate::transport::{Connection, Settings, Target};
 
 pub struct Gathered {

@@ -18,6 +18,13 @@ mod gather;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+/// A host whose facts could not be read, with why.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Unreachable {
+    pub host: String,
+    pub error: String,
+}
 use sha2::{Digest, Sha256};
 
 use crate::desired::HostState;

@@ -12,8 +12,8 @@ use super::grammar;
 use super::model::*;
 use super::yaml::Node;
 use crate::diagnostic::Diagnostic;
+use crate::role::Role;
 use crate::source::{Span, Spanned};
-use crate::topology::Role;
 
 pub fn inventory(decoder: &mut Decoder, root: &Node, base_dir: &Path) -> Option<Inventory> {
     let mut fields = decoder.fields(root, "the inventory")?;

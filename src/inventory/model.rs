@@ -9,9 +9,9 @@ use std::path::PathBuf;
 
 use ipnet::IpNet;
 
+use crate::role::Role;
 use crate::secret::SecretRef;
 use crate::source::{Span, Spanned};
-use crate::topology::Role;
 
 /// Everything an inventory file declares.
 #[derive(Clone, Debug)]

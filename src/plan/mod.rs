@@ -35,11 +35,7 @@ pub struct Plan {
     pub unreachable: Vec<Unreachable>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Unreachable {
-    pub host: String,
-    pub error: String,
-}
+pub use crate::facts::Unreachable;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct HostPlan {

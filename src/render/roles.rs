@@ -9,7 +9,6 @@ use std::sync::Arc;
 use minijinja::{Value, context};
 
 use super::{RenderError, Secrets, TemplateRenderer, read_tree};
-use crate::check::vrrp_priorities;
 use crate::desired::{Checker, HealthCheck, Hook, HostState, ManagedFile, ManagedService};
 use crate::firewall::{self, SshGuard};
 use crate::inventory::{Host, Inventory};
@@ -81,7 +80,7 @@ impl Derived {
                     .chain(inventory.load_balancer.as_ref().map(|lb| lb.virtual_ip.value.addr().to_string()))
                     .collect(),
             ),
-            balancers: vrrp_priorities(&balancers)
+            balancers: topology::vrrp_priorities(&balancers)
                 .into_iter()
                 .map(|(priority, _, host)| (host.name.value.clone(), host.address.value.to_string(), priority))
                 .collect(),
