@@ -168,6 +168,19 @@ impl Diagnostic {
     }
 }
 
+/// An error and each of its causes on one line, `: `-separated, for a
+/// diagnostic's message or a log field where a chain cannot be printed.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Counts of diagnostics by severity, for the summary line.
 pub fn summary(diagnostics: &[Diagnostic]) -> (usize, usize) {
     let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();

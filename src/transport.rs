@@ -17,6 +17,8 @@ use std::time::Duration;
 use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
 use tokio::io::AsyncWriteExt;
 
+use crate::diagnostic::error_chain;
+
 use crate::inventory::Inventory;
 
 /// Quotes a string for `sh` with single quotes: every script infra sends
@@ -147,21 +149,23 @@ impl Connection {
         }
     }
 
+    /// `sh -s` on the host, reading its script from stdin, stdout piped.
+    async fn spawn_sh(&self, stderr: Stdio) -> Result<openssh::Child<Arc<Session>>, openssh::Error> {
+        Session::to_command(Arc::clone(&self.session), "sh")
+            .arg("-s")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .await
+    }
+
     /// Runs a POSIX sh script sent over stdin; returns its stdout.
     pub async fn run_script(&self, script: &str) -> Result<String, TransportError> {
         let host = &self.target.name;
         let run_error =
             |error: openssh::Error| TransportError::Run { host: host.clone(), message: error_chain(&error) };
-        let mut child = self
-            .session
-            .command("sh")
-            .arg("-s")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .await
-            .map_err(run_error)?;
+        let mut child = self.spawn_sh(Stdio::piped()).await.map_err(run_error)?;
         if let Some(mut stdin) = child.stdin().take() {
             stdin
                 .write_all(script.as_bytes())
@@ -192,14 +196,7 @@ impl Connection {
         use tokio::io::AsyncBufReadExt;
         let host = &self.target.name;
         let run_error = |message: String| TransportError::Run { host: host.clone(), message };
-        let mut child = Session::to_command(Arc::clone(&self.session), "sh")
-            .arg("-s")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .await
-            .map_err(|error| run_error(error_chain(&error)))?;
+        let mut child = self.spawn_sh(Stdio::null()).await.map_err(|error| run_error(error_chain(&error)))?;
         let stdin = child.stdin().as_mut().ok_or_else(|| run_error("no stdin".into()))?;
         stdin.write_all(script.as_bytes()).await.map_err(|error| run_error(error.to_string()))?;
         stdin.flush().await.map_err(|error| run_error(error.to_string()))?;
@@ -223,17 +220,6 @@ impl Connection {
             let _ = session.close().await;
         }
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn connect_error(target: &Target, error: &openssh::Error) -> TransportError {

@@ -185,15 +185,7 @@ fn five_server_copy(directory: &Path, edit: impl FnOnce(String) -> String) -> st
 /// `infra render` of `inventory` into `tree` with every secret set; the
 /// database password has quotes in it so the snapshots show they are escaped.
 fn render_with_secrets(inventory: &Path, tree: &Path) {
-    let output = infra()
-        .args(["render", "--out"])
-        .arg(tree)
-        .arg("-i")
-        .arg(inventory)
-        .env("INFRA_VRRP_SECRET", "vrrp-pw1")
-        .env("INFRA_DB_PASSWORD", "db'pass\"word")
-        .output()
-        .expect("infra runs");
+    let output = render_output(inventory, tree, "db'pass\"word");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
 
@@ -220,13 +212,7 @@ fn files_under(root: &Path) -> Vec<std::path::PathBuf> {
 fn render_with_hostile_names_writes_nothing() {
     let directory = tempfile::tempdir().expect("temp dir");
     let out = directory.path().join("out");
-    let output = infra()
-        .args(["render", "-i", "tests/fixtures/broken/hostile-host-names.yml", "--out"])
-        .arg(&out)
-        .env("INFRA_VRRP_SECRET", "vrrp-pw1")
-        .env("INFRA_DB_PASSWORD", "s3cret")
-        .output()
-        .expect("infra runs");
+    let output = render_output(Path::new("tests/fixtures/broken/hostile-host-names.yml"), &out, "s3cret");
     assert_eq!(output.status.code(), Some(1));
     let left: Vec<_> = std::fs::read_dir(directory.path()).expect("readable").collect();
     assert!(left.is_empty(), "render wrote {left:?}");
@@ -244,7 +230,7 @@ fn a_symlink_out_of_the_static_source_is_refused() {
     let path = five_server_copy(directory.path(), |text| {
         text.replace("static_source: ../examples/static", &format!("static_source: {}", site.display()))
     });
-    let output = render_output(&path, &directory.path().join("tree"));
+    let output = render_output(&path, &directory.path().join("tree"), "s3cret");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(
@@ -269,7 +255,7 @@ fn two_files_for_one_path_are_refused() {
             .replace("source: ../examples/app", &format!("source: {}", source.display()))
             .replace("directory: /srv/app", "directory: /var/www/infra")
     });
-    let output = render_output(&path, &directory.path().join("tree"));
+    let output = render_output(&path, &directory.path().join("tree"), "s3cret");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("would get two files at `/var/www/infra/index.html`"), "{stderr}");
@@ -282,13 +268,7 @@ fn two_files_for_one_path_are_refused() {
 fn files_that_read_a_secret_are_sensitive_however_it_is_escaped() {
     let directory = tempfile::tempdir().expect("temp dir");
     let tree = directory.path().join("tree");
-    let output = infra()
-        .args(["render", "-i", "inventories/five-server.yml", "--out"])
-        .arg(&tree)
-        .env("INFRA_VRRP_SECRET", "vrrp-pw1")
-        .env("INFRA_DB_PASSWORD", r#"a'b"c$d\e"#)
-        .output()
-        .expect("infra runs");
+    let output = render_output(Path::new("inventories/five-server.yml"), &tree, r#"a'b"c$d\e"#);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(tree.join("db-01/host.json")).expect("manifest")).expect("JSON");
@@ -297,18 +277,18 @@ fn files_that_read_a_secret_are_sensitive_however_it_is_escaped() {
     assert_eq!(sql.expect("database.sql")["sensitive"], true);
 }
 
-fn render_output(inventory: &Path, tree: &Path) -> std::process::Output {
+/// `infra render` of `inventory` into `tree` with every secret set.
+fn render_output(inventory: &Path, tree: &Path, db_password: &str) -> std::process::Output {
     infra()
         .args(["render", "--out"])
         .arg(tree)
         .arg("-i")
         .arg(inventory)
         .env("INFRA_VRRP_SECRET", "vrrp-pw1")
-        .env("INFRA_DB_PASSWORD", "s3cret")
+        .env("INFRA_DB_PASSWORD", db_password)
         .output()
         .expect("infra runs")
 }
-
 /// Issue 13: CI reads stdout as JSON even when the inventory cannot be read
 /// at all (missing, a device, too large).
 #[test]

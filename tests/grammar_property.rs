@@ -74,6 +74,21 @@ fn yaml_string(value: &str) -> String {
     serde_json::to_string(value).expect("a JSON string is a YAML string")
 }
 
+/// [`check_field`] for a directory, which the sentinel alone is not: the
+/// reference inventory has `/srv/SENTINEL`, and its render is compared with
+/// that path standing for the value.
+fn check_directory_field(after: &str, key: &str, value: &str, (host, path): (&str, &str), line: &str) {
+    let edit = |value: &str| {
+        let directory = if value == SENTINEL { format!("/srv/{SENTINEL}") } else { value.to_string() };
+        VALID.replacen(after, &format!("{after}\n  {key}: {}", yaml_string(&directory)), 1)
+    };
+    let Some(state) = rendered(edit(value)) else { return };
+    let reference = file(&rendered(edit(SENTINEL)).expect("valid"), host, path);
+    let actual = file(&state, host, path);
+    let reference = reference.replace(&format!("/srv/{SENTINEL}"), SENTINEL);
+    in_place_of_the_sentinel(&actual, &reference, &line.replace("{value}", SENTINEL), value);
+}
+
 fn field(shaped: &'static str) -> impl Strategy<Value = String> {
     prop_oneof![proptest::string::string_regex(&format!("{ALPHABET}{{0,24}}")).expect("regex"), shaped]
 }
@@ -105,36 +120,14 @@ proptest! {
 
     #[test]
     fn static_roots(value in field("/(var/www|srv|opt)(/[a-zA-Z0-9._-]{1,6}){0,3}[/ ;}\"$.]{0,1}")) {
-        let edit = |value: &str| {
-            let root = if value == SENTINEL { format!("/srv/{SENTINEL}") } else { value.to_string() };
-            VALID.replacen("  static_source: static", &format!("  static_source: static\n  static_root: {}", yaml_string(&root)), 1)
-        };
-        let Some(state) = rendered(edit(&value)) else { return Ok(()) };
-        let reference = file(&rendered(edit(SENTINEL)).expect("valid"), "web-01", "/etc/nginx/sites-enabled/infra.conf");
-        let actual = file(&state, "web-01", "/etc/nginx/sites-enabled/infra.conf");
-        in_place_of_the_sentinel(
-            &actual,
-            &reference.replace(&format!("/srv/{SENTINEL}"), SENTINEL),
-            &format!("        alias {SENTINEL}/;"),
-            &value,
-        );
+        let site = ("web-01", "/etc/nginx/sites-enabled/infra.conf");
+        check_directory_field("  static_source: static", "static_root", &value, site, "        alias {value}/;");
     }
 
     #[test]
     fn app_directories(value in field("/(srv|opt|var)(/[a-zA-Z0-9._-]{1,6}){0,3}[/ ;\"'\\\\.]{0,1}")) {
-        let edit = |value: &str| {
-            let directory = if value == SENTINEL { format!("/srv/{SENTINEL}") } else { value.to_string() };
-            VALID.replacen("  source: app", &format!("  source: app\n  directory: {}", yaml_string(&directory)), 1)
-        };
-        let Some(state) = rendered(edit(&value)) else { return Ok(()) };
-        let reference = file(&rendered(edit(SENTINEL)).expect("valid"), "app-01", "/etc/infra/gunicorn.conf.py");
-        let actual = file(&state, "app-01", "/etc/infra/gunicorn.conf.py");
-        in_place_of_the_sentinel(
-            &actual,
-            &reference.replace(&format!("/srv/{SENTINEL}"), SENTINEL),
-            &format!("chdir = \"{SENTINEL}\""),
-            &value,
-        );
+        let config = ("app-01", "/etc/infra/gunicorn.conf.py");
+        check_directory_field("  source: app", "directory", &value, config, "chdir = \"{value}\"");
     }
 
     #[test]
@@ -170,30 +163,22 @@ fn accepted_edge_values_pass_the_real_checkers() {
         .replacen("  source: app", "  source: app\n  directory: /opt/-x_/.hidden/Z9", 1)
         .replace("static_source: static", &format!("static_source: {}", fixtures.join("static").display()))
         .replace("source: app", &format!("source: {}", fixtures.join("app").display()));
-    let inventory = directory.path().join("edge.yml");
-    std::fs::write(&inventory, &text).expect("write");
-    let output = Command::cargo_bin("infra")
-        .expect("built")
-        .args(["validate", "-i"])
-        .arg(&inventory)
-        .env_remove("INFRA_VRRP_SECRET")
-        .env_remove("INFRA_DB_PASSWORD")
-        .output()
-        .expect("infra runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let validate = |text: &str| {
+        let inventory = directory.path().join("edge.yml");
+        std::fs::write(&inventory, text).expect("write");
+        let mut command = Command::cargo_bin("infra").expect("built");
+        command
+            .args(["validate", "-i"])
+            .arg(&inventory)
+            .env_remove("INFRA_VRRP_SECRET")
+            .env_remove("INFRA_DB_PASSWORD");
+        let output = command.output().expect("infra runs");
+        (output.status.success(), String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    let (_, stderr) = validate(&text);
     // `/opt/-x_` starts a component with `-`: refused, everything else accepted.
     assert!(stderr.contains("`directory` `/opt/-x_/.hidden/Z9` is not"), "{stderr}");
-    let fixed = text.replace("/opt/-x_/.hidden/Z9", "/opt/x_/.hidden/Z9");
-    std::fs::write(&inventory, fixed).expect("write");
-    let output = Command::cargo_bin("infra")
-        .expect("built")
-        .args(["validate", "-i"])
-        .arg(&inventory)
-        .env_remove("INFRA_VRRP_SECRET")
-        .env_remove("INFRA_DB_PASSWORD")
-        .output()
-        .expect("infra runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+    let (valid, stderr) = validate(&text.replace("/opt/-x_/.hidden/Z9", "/opt/x_/.hidden/Z9"));
+    assert!(valid, "{stderr}");
     assert!(!stderr.contains("FAILED"), "{stderr}");
 }

@@ -63,13 +63,7 @@ fn checker_diagnostic(run: &CheckerRun) -> Option<Diagnostic> {
 }
 
 fn render_diagnostic(error: &render::RenderError) -> Diagnostic {
-    let mut chain = vec![error.to_string()];
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        chain.push(cause.to_string());
-        source = cause.source();
-    }
-    Diagnostic::error("render-failed", chain.join(": "))
+    Diagnostic::error("render-failed", crate::diagnostic::error_chain(error))
 }
 
 fn print_text(checked: &super::Checked, runs: &[CheckerRun], valid: bool, style: Style) {

@@ -187,7 +187,7 @@ fn resolve_secrets(inventory: &Inventory, mode: SecretMode) -> (Secrets, Vec<Dia
             Ok(secret) => secret,
             Err(error) if mode == SecretMode::Require || !error.is_absent() => {
                 diagnostics.push(
-                    Diagnostic::error("secret-unavailable", with_causes(&error))
+                    Diagnostic::error("secret-unavailable", crate::diagnostic::error_chain(&error))
                         .at(reference.span, "needed to render the configuration")
                         .help(secret_help(&reference.source)),
                 );
@@ -206,18 +206,6 @@ fn resolve_secrets(inventory: &Inventory, mode: SecretMode) -> (Secrets, Vec<Dia
     let secrets = Secrets { values };
     diagnostics.extend(tls_key_mismatch(inventory, &secrets));
     (secrets, diagnostics)
-}
-
-/// An error and its causes on one line, for a diagnostic's message.
-fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn secret_help(source: &SecretSource) -> String {
