@@ -95,6 +95,44 @@ impl Target {
     }
 }
 
+/// How apply reaches hosts: open a connection to a target, run scripts on
+/// it, close it. [`Ssh`] is the real one; apply's orchestration (stage
+/// order, draining, the virtual IP's holder last, rollback, failures) is
+/// tested against an in-memory implementation without any host.
+pub trait Connector: Send + Sync {
+    type Remote: Remote;
+    fn open(&self, target: &Target) -> impl Future<Output = Result<Self::Remote, TransportError>> + Send;
+}
+
+/// One open connection: runs POSIX sh scripts sent over stdin.
+pub trait Remote: Send + Sync {
+    /// Runs `script`; its stdout, or the tail of its stderr on failure.
+    fn run_script(&self, script: &str) -> impl Future<Output = Result<String, TransportError>> + Send;
+    fn close(self) -> impl Future<Output = ()> + Send;
+}
+
+/// The real connector: SSH with the given settings.
+#[derive(Clone, Copy, Debug)]
+pub struct Ssh(pub Settings);
+
+impl Connector for Ssh {
+    type Remote = Connection;
+
+    async fn open(&self, target: &Target) -> Result<Connection, TransportError> {
+        Connection::open(target, self.0).await
+    }
+}
+
+impl Remote for Connection {
+    async fn run_script(&self, script: &str) -> Result<String, TransportError> {
+        Connection::run_script(self, script).await
+    }
+
+    async fn close(self) {
+        Connection::close(self).await
+    }
+}
+
 /// An open, multiplexed connection to one host.
 pub struct Connection {
     pub target: Target,

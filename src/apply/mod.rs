@@ -23,11 +23,10 @@ pub use report::{Reporter, reporter};
 use crate::desired::{DesiredState, HostState};
 use crate::plan::{HostPlan, Plan};
 use crate::topology::{self, Role};
-use crate::transport::{Connection, Settings, Target, TransportError};
+use crate::transport::{Connector, Remote, Target, TransportError};
 
 #[derive(Clone, Copy, Debug)]
 pub struct ApplySettings {
-    pub transport: Settings,
     /// Web and app hosts changed at a time.
     pub serial: usize,
     /// How long each health check may take to pass.
@@ -42,22 +41,25 @@ pub struct HostFailure {
     pub error: String,
 }
 
+/// What a run did: the hosts converged, and every host that failed in the
+/// stage that stopped it (each rolled back), not only the first.
 #[derive(Debug, Default)]
 pub struct Outcome {
     pub changed: Vec<String>,
-    pub failure: Option<HostFailure>,
+    pub failures: Vec<HostFailure>,
 }
 
 /// Everything apply needs besides the plan.
-pub struct Context<'a> {
+pub struct Context<'a, C: Connector> {
     pub desired: &'a DesiredState,
     pub targets: &'a [Target],
+    pub connector: &'a C,
     pub settings: ApplySettings,
     pub reporter: &'a dyn Reporter,
     pub virtual_ip: Option<IpAddr>,
 }
 
-pub async fn apply(plan: &Plan, context: &Context<'_>) -> Outcome {
+pub async fn apply<C: Connector>(plan: &Plan, context: &Context<'_, C>) -> Outcome {
     let mut outcome = Outcome::default();
     for role in topology::role_order() {
         let mut hosts: Vec<(&HostPlan, &HostState)> = plan
@@ -89,37 +91,36 @@ pub async fn apply(plan: &Plan, context: &Context<'_>) -> Outcome {
             for result in results {
                 match result {
                     Ok(host) => outcome.changed.push(host),
-                    Err(failure) if outcome.failure.is_none() => outcome.failure = Some(failure),
-                    Err(_) => {}
+                    Err(failure) => outcome.failures.push(failure),
                 }
             }
-            if outcome.failure.is_some() {
+            if !outcome.failures.is_empty() {
                 return outcome;
             }
         }
         if role == Role::LoadBalancer
             && let Err(failure) = exactly_one_vip_holder(context).await
         {
-            outcome.failure = Some(failure);
+            outcome.failures.push(failure);
             return outcome;
         }
     }
     outcome
 }
 
-fn target<'a>(context: &'a Context<'_>, host: &str) -> Option<&'a Target> {
+fn target<'a, C: Connector>(context: &'a Context<'_, C>, host: &str) -> Option<&'a Target> {
     context.targets.iter().find(|target| target.name == host)
 }
 
-fn balancers<'a>(context: &'a Context<'_>) -> Vec<&'a HostState> {
+fn balancers<'a, C: Connector>(context: &'a Context<'_, C>) -> Vec<&'a HostState> {
     context.desired.hosts.iter().filter(|host| host.roles.contains(&Role::LoadBalancer)).collect()
 }
 
 /// Runs one script on a host over a fresh connection (for the cross-host
 /// steps: draining, VIP checks).
-async fn run_on(context: &Context<'_>, host: &str, script: &str) -> Result<String, String> {
+async fn run_on<C: Connector>(context: &Context<'_, C>, host: &str, script: &str) -> Result<String, String> {
     let target = target(context, host).ok_or_else(|| format!("no SSH target for `{host}`"))?;
-    let connection = Connection::open(target, context.settings.transport).await.map_err(|error| error.to_string())?;
+    let connection = context.connector.open(target).await.map_err(|error| error.to_string())?;
     let output = connection.run_script(script).await.map_err(|error| error.to_string());
     connection.close().await;
     output
@@ -130,9 +131,9 @@ fn holds_vip_script(vip: IpAddr) -> String {
 }
 
 /// Load balancers in the order to change them: the virtual IP's holder last.
-async fn holder_last<'a>(
+async fn holder_last<'a, C: Connector>(
     hosts: Vec<(&'a HostPlan, &'a HostState)>,
-    context: &Context<'_>,
+    context: &Context<'_, C>,
 ) -> Vec<(&'a HostPlan, &'a HostState)> {
     let Some(vip) = context.virtual_ip else { return hosts };
     let mut ordered = Vec::with_capacity(hosts.len());
@@ -147,7 +148,7 @@ async fn holder_last<'a>(
 }
 
 /// After the load balancer stage exactly one balancer holds the virtual IP.
-async fn exactly_one_vip_holder(context: &Context<'_>) -> Result<(), HostFailure> {
+async fn exactly_one_vip_holder<C: Connector>(context: &Context<'_, C>) -> Result<(), HostFailure> {
     let Some(vip) = context.virtual_ip else { return Ok(()) };
     let mut holders = Vec::new();
     for _ in 0..20 {
@@ -174,7 +175,7 @@ async fn exactly_one_vip_holder(context: &Context<'_>) -> Result<(), HostFailure
 }
 
 /// Sets a web server's state on every load balancer that runs HAProxy.
-async fn set_web_state(context: &Context<'_>, web: &str, state: &str) {
+async fn set_web_state<C: Connector>(context: &Context<'_, C>, web: &str, state: &str) {
     for balancer in balancers(context) {
         if let Err(error) = run_on(context, &balancer.name, &steps::haproxy_server_state(web, state)).await {
             tracing::warn!(balancer = %balancer.name, web, state, %error, "cannot set the web server's state in HAProxy");
@@ -182,7 +183,11 @@ async fn set_web_state(context: &Context<'_>, web: &str, state: &str) {
     }
 }
 
-async fn converge_host(plan: &HostPlan, host: &HostState, context: &Context<'_>) -> Result<String, HostFailure> {
+async fn converge_host<C: Connector>(
+    plan: &HostPlan,
+    host: &HostState,
+    context: &Context<'_, C>,
+) -> Result<String, HostFailure> {
     let is_web = host.roles.contains(&Role::Web);
     if is_web {
         context.reporter.step(&host.name, "draining in HAProxy");
@@ -214,25 +219,31 @@ fn remote_error(error: TransportError) -> String {
 }
 
 /// One host's transaction; rolls back on any failure after the swap.
-async fn transaction(plan: &HostPlan, host: &HostState, context: &Context<'_>) -> Result<String, HostFailure> {
+async fn transaction<C: Connector>(
+    plan: &HostPlan,
+    host: &HostState,
+    context: &Context<'_, C>,
+) -> Result<String, HostFailure> {
     let target = target(context, &host.name).ok_or_else(|| failure(host, "connect", "no SSH target"))?;
     context.reporter.step(&host.name, "connecting");
-    let connection =
-        Connection::open(target, context.settings.transport).await.map_err(|error| failure(host, "connect", error))?;
+    let connection = context.connector.open(target).await.map_err(|error| failure(host, "connect", error))?;
     let result = run_steps(plan, host, context, &connection).await;
     connection.close().await;
     result
 }
 
-async fn run_steps(
+async fn run_steps<C: Connector>(
     plan: &HostPlan,
     host: &HostState,
-    context: &Context<'_>,
-    connection: &Connection,
+    context: &Context<'_, C>,
+    connection: &C::Remote,
 ) -> Result<String, HostFailure> {
     let files = steps::content_changes(plan, host);
     let step = |name: &'static str, script: String| async move {
         context.reporter.step(&host.name, name);
+        // The step's name first: it shows in the host's process list and
+        // lets a test transport tell the steps apart.
+        let script = format!("# infra step: {name}\n{script}");
         connection.run_script(&script).await.map(|_| ()).map_err(|error| failure(host, name, remote_error(error)))
     };
     if !plan.install.is_empty() {
@@ -260,7 +271,8 @@ async fn run_steps(
     .await;
     if let Err(error) = swapped {
         context.reporter.step(&host.name, "rolling back");
-        if let Err(rollback) = connection.run_script(&steps::rollback(plan, &files)).await {
+        let rollback = format!("# infra step: rolling back\n{}", steps::rollback(plan, &files));
+        if let Err(rollback) = connection.run_script(&rollback).await {
             return Err(HostFailure {
                 error: format!("{}\nthe rollback failed too: {}", error.error, remote_error(rollback)),
                 ..error
@@ -285,3 +297,5 @@ fn summary(plan: &HostPlan, files: usize) -> String {
     }
     if parts.is_empty() { "no changes".into() } else { parts.join(", ") }
 }
+#[cfg(test)]
+mod tests;

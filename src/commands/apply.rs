@@ -17,7 +17,7 @@ use crate::facts;
 use crate::inventory::Inventory;
 use crate::lock::{self, Claim};
 use crate::plan::{self, Palette, Plan, Unreachable};
-use crate::transport::{Settings, Target};
+use crate::transport::{Settings, Ssh, Target};
 
 pub fn run(args: &ApplyArgs, style: Style) -> anyhow::Result<ExitCode> {
     let saved = args.plan_file.as_ref().map(read_plan).transpose()?;
@@ -116,19 +116,22 @@ impl Run<'_> {
             return Ok(ExitCode::FAILURE);
         }
         let reporter = apply::reporter(self.args.format == Format::Json, !self.args.no_progress);
-        let settings = ApplySettings {
-            transport: self.transport,
-            serial: self.args.serial,
-            health_seconds: self.args.health_timeout,
-        };
+        let settings = ApplySettings { serial: self.args.serial, health_seconds: self.args.health_timeout };
+        let connector = Ssh(self.transport);
         let virtual_ip = self.inventory.load_balancer.as_ref().map(|lb| lb.virtual_ip.value.addr());
-        let context =
-            apply::Context { desired, targets: &self.targets, settings, reporter: reporter.as_ref(), virtual_ip };
+        let context = apply::Context {
+            desired,
+            targets: &self.targets,
+            connector: &connector,
+            settings,
+            reporter: reporter.as_ref(),
+            virtual_ip,
+        };
         let started = Instant::now();
         let outcome = self.runtime.block_on(apply::apply(&plan, &context));
         reporter.finish();
         let code = report(&plan, &outcome, started.elapsed())?;
-        if outcome.failure.is_none() {
+        if outcome.failures.is_empty() {
             self.print_stack_urls();
         }
         Ok(code)
@@ -237,8 +240,8 @@ fn confirmed(plan: &Plan) -> anyhow::Result<bool> {
 
 fn report(plan: &Plan, outcome: &apply::Outcome, elapsed: Duration) -> anyhow::Result<ExitCode> {
     let summary = plan.summary();
-    match &outcome.failure {
-        None => {
+    match outcome.failures.as_slice() {
+        [] => {
             eprintln!(
                 "Applied: {} hosts changed in {:.1} s ({} files created, {} changed, {} packages installed, {} reloads, {} restarts, {} starts)",
                 outcome.changed.len(),
@@ -252,14 +255,19 @@ fn report(plan: &Plan, outcome: &apply::Outcome, elapsed: Duration) -> anyhow::R
             );
             Ok(ExitCode::SUCCESS)
         }
-        Some(failure) => {
-            eprintln!("error: apply failed on `{}` at step `{}`:", failure.host, failure.step);
-            for line in failure.error.lines() {
-                eprintln!("  {line}");
+        failures => {
+            for failure in failures {
+                eprintln!("error: apply failed on `{}` at step `{}`:", failure.host, failure.step);
+                for line in failure.error.lines() {
+                    eprintln!("  {line}");
+                }
             }
+            let names: Vec<String> = failures.iter().map(|failure| format!("`{}`", failure.host)).collect();
             eprintln!(
-                "\n`{}` was rolled back to its previous files and services; {} hosts converged before it; later stages were not started",
-                failure.host,
+                "\n{} {} rolled back to {} previous files and services; {} hosts converged before; later stages were not started",
+                names.join(", "),
+                if failures.len() == 1 { "was" } else { "were" },
+                if failures.len() == 1 { "its" } else { "their" },
                 outcome.changed.len()
             );
             Ok(ExitCode::FAILURE)

@@ -1,0 +1,250 @@
+//! Apply's orchestration on an in-memory transport: stage order, serial
+//! web hosts drained on every balancer, the virtual IP's holder last,
+//! rollback at every step after the swap, and every failure of a stage
+//! kept with its host's output. No host, no root, well under a second.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use super::*;
+use crate::desired::{HealthCheck, ManagedFile, ManagedService};
+use crate::facts::HostFacts;
+
+/// What the fake answers: the stdout of a script, or the stderr of a failure.
+type Responder = Box<dyn Fn(&str, &str) -> Result<String, String> + Send + Sync>;
+
+/// Every script run, in order, as (host, what it was): the step named on
+/// its first line, or the whole script (draining, the virtual IP check).
+#[derive(Default)]
+struct Log(Mutex<Vec<(String, String)>>);
+
+struct Fake {
+    log: Arc<Log>,
+    respond: Arc<Responder>,
+}
+
+struct FakeRemote {
+    host: String,
+    log: Arc<Log>,
+    respond: Arc<Responder>,
+}
+
+impl Connector for Fake {
+    type Remote = FakeRemote;
+
+    async fn open(&self, target: &Target) -> Result<FakeRemote, TransportError> {
+        Ok(FakeRemote { host: target.name.clone(), log: Arc::clone(&self.log), respond: Arc::clone(&self.respond) })
+    }
+}
+
+impl Remote for FakeRemote {
+    async fn run_script(&self, script: &str) -> Result<String, TransportError> {
+        let first = script.lines().next().unwrap_or_default();
+        let what = first.strip_prefix("# infra step: ").unwrap_or(script).to_string();
+        self.log.0.lock().expect("log").push((self.host.clone(), what));
+        (self.respond)(&self.host, script).map_err(|stderr| TransportError::Script {
+            host: self.host.clone(),
+            status: "exit status: 1".into(),
+            stderr,
+        })
+    }
+
+    async fn close(self) {}
+}
+
+/// Records the reporter's events as text, in order.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+impl Reporter for Recorder {
+    fn stage(&self, role: &str, hosts: &[String]) {
+        self.0.lock().expect("events").push(format!("stage {role}: {}", hosts.join(", ")));
+    }
+    fn step(&self, _: &str, _: &str) {}
+    fn done(&self, host: &str, _: &str) {
+        self.0.lock().expect("events").push(format!("done {host}"));
+    }
+    fn failed(&self, host: &str, step: &str, _: &str) {
+        self.0.lock().expect("events").push(format!("failed {host} at {step}"));
+    }
+}
+
+const HOSTS: [(&str, Role); 6] = [
+    ("db-01", Role::Database),
+    ("app-01", Role::App),
+    ("web-01", Role::Web),
+    ("web-02", Role::Web),
+    ("lb-01", Role::LoadBalancer),
+    ("lb-02", Role::LoadBalancer),
+];
+
+/// One config file, one service reloaded by it and one health check per host.
+fn host(index: usize, name: &str, role: Role) -> HostState {
+    let path = format!("/etc/{name}.conf");
+    HostState {
+        name: name.into(),
+        address: format!("10.0.0.{}", index + 1).parse().expect("address"),
+        roles: vec![role],
+        stage: role,
+        packages: vec![],
+        files: vec![ManagedFile {
+            path: path.clone(),
+            content: b"setting\n".as_slice().into(),
+            mode: 0o644,
+            owner: "root".into(),
+            group: "root".into(),
+            sensitive: false,
+            checker: None,
+            origin: "test".into(),
+        }],
+        services: vec![ManagedService {
+            name: format!("svc-{name}"),
+            reload_on: vec![path],
+            restart_on: vec![],
+            enabled: true,
+        }],
+        hooks: vec![],
+        health_checks: vec![HealthCheck { description: "answers".into(), command: "true".into() }],
+        ssh_guard: None,
+    }
+}
+
+/// Runs apply of fresh hosts on the fake; `lb-01` holds the virtual IP and
+/// `fail(host, step)` says which scripts fail.
+fn run(
+    serial: usize,
+    fail: impl Fn(&str, &str) -> bool + Send + Sync + 'static,
+) -> (Outcome, Vec<(String, String)>, Vec<String>) {
+    let desired = DesiredState {
+        hosts: HOSTS.iter().enumerate().map(|(index, (name, role))| host(index, name, *role)).collect(),
+    };
+    let facts: BTreeMap<String, HostFacts> =
+        desired.hosts.iter().map(|host| (host.name.clone(), HostFacts::default())).collect();
+    let plan = crate::plan::plan(&desired, &facts, Vec::new());
+    let targets: Vec<Target> = desired
+        .hosts
+        .iter()
+        .map(|host| Target {
+            name: host.name.clone(),
+            address: host.address,
+            user: "root".into(),
+            port: 22,
+            identity: None,
+            known_hosts: None,
+        })
+        .collect();
+    let log = Arc::new(Log::default());
+    let respond: Responder = Box::new(move |host: &str, script: &str| {
+        let step = script.lines().next().and_then(|line| line.strip_prefix("# infra step: ")).unwrap_or_default();
+        if fail(host, step) {
+            return Err(format!("{step} failed on {host}\nthe service said why"));
+        }
+        Ok(if script.contains("ip -o addr show") { if host == "lb-01" { "holder" } else { "backup" } } else { "" }
+            .to_string())
+    });
+    let connector = Fake { log: Arc::clone(&log), respond: Arc::new(respond) };
+    let recorder = Recorder::default();
+    let context = Context {
+        desired: &desired,
+        targets: &targets,
+        connector: &connector,
+        settings: ApplySettings { serial, health_seconds: 1 },
+        reporter: &recorder,
+        virtual_ip: Some("10.0.0.100".parse().expect("address")),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let outcome = runtime.block_on(apply(&plan, &context));
+    let scripts = log.0.lock().expect("log").clone();
+    let events = recorder.0.lock().expect("events").clone();
+    (outcome, scripts, events)
+}
+
+/// Where `host` ran `what` first, in the order of all scripts.
+fn position(scripts: &[(String, String)], host: &str, what: &str) -> usize {
+    scripts
+        .iter()
+        .position(|(on, step)| on == host && step.contains(what))
+        .unwrap_or_else(|| panic!("`{host}` never ran `{what}`: {scripts:?}"))
+}
+
+fn ran(scripts: &[(String, String)], host: &str, what: &str) -> bool {
+    scripts.iter().any(|(on, step)| on == host && step.contains(what))
+}
+
+#[test]
+fn stages_follow_the_dependency_order() {
+    let (outcome, _, events) = run(1, |_, _| false);
+    assert!(outcome.failures.is_empty(), "{:?}", outcome.failures);
+    let stages: Vec<&String> = events.iter().filter(|event| event.starts_with("stage")).collect();
+    assert_eq!(
+        stages,
+        [
+            "stage database: db-01",
+            "stage app: app-01",
+            "stage web: web-01, web-02",
+            "stage load_balancer: lb-02, lb-01"
+        ]
+    );
+    assert_eq!(outcome.changed.len(), HOSTS.len());
+}
+
+#[test]
+fn web_hosts_go_one_at_a_time_drained_on_every_balancer() {
+    let (_, scripts, _) = run(1, |_, _| false);
+    for web in ["web-01", "web-02"] {
+        let first_step = position(&scripts, web, "uploading files");
+        let committed = position(&scripts, web, "committing");
+        for balancer in ["lb-01", "lb-02"] {
+            let drained =
+                scripts.iter().position(|(on, step)| on == balancer && step.contains(web) && step.contains("drain"));
+            let drained = drained.unwrap_or_else(|| panic!("{web} never drained on {balancer}: {scripts:?}"));
+            let ready = scripts
+                .iter()
+                .rposition(|(on, step)| on == balancer && step.contains(web) && step.contains("ready"))
+                .unwrap_or_else(|| panic!("{web} never put back on {balancer}"));
+            assert!(drained < first_step && committed < ready, "{web} on {balancer}: {scripts:?}");
+        }
+    }
+    assert!(position(&scripts, "web-01", "committing") < position(&scripts, "web-02", "uploading files"));
+}
+
+#[test]
+fn the_virtual_ip_holder_is_changed_last() {
+    let (_, scripts, _) = run(1, |_, _| false);
+    assert!(position(&scripts, "lb-02", "committing") < position(&scripts, "lb-01", "uploading files"));
+}
+
+#[test]
+fn a_failure_after_the_swap_rolls_the_host_back_and_stops_the_run() {
+    for failing in ["swapping files in", "reloading services", "health checks", "committing"] {
+        let (outcome, scripts, events) = run(1, move |host, step| host == "app-01" && step == failing);
+        assert_eq!(outcome.failures.len(), 1, "{failing}");
+        assert_eq!((outcome.failures[0].host.as_str(), outcome.failures[0].step.as_str()), ("app-01", failing));
+        assert!(outcome.failures[0].error.contains("the service said why"), "the host's output is kept");
+        assert!(ran(&scripts, "app-01", "rolling back"), "{failing}: no rollback: {scripts:?}");
+        assert_eq!(outcome.changed, ["db-01"], "{failing}");
+        assert!(!scripts.iter().any(|(host, _)| host.starts_with("web") || host.starts_with("lb")), "{failing}");
+        assert!(events.contains(&format!("failed app-01 at {failing}")));
+    }
+}
+
+#[test]
+fn a_failed_upload_changes_nothing_and_needs_no_rollback() {
+    let (outcome, scripts, _) = run(1, |host, step| host == "db-01" && step == "uploading files");
+    assert_eq!(outcome.failures.len(), 1);
+    assert!(!ran(&scripts, "db-01", "swapping files in") && !ran(&scripts, "db-01", "rolling back"));
+    assert!(outcome.changed.is_empty());
+}
+
+#[test]
+fn every_failure_of_a_stage_is_kept() {
+    let (outcome, scripts, _) = run(2, |host, step| host.starts_with("web") && step == "health checks");
+    let failed: Vec<&str> = outcome.failures.iter().map(|failure| failure.host.as_str()).collect();
+    assert_eq!(failed, ["web-01", "web-02"]);
+    assert!(ran(&scripts, "web-01", "rolling back") && ran(&scripts, "web-02", "rolling back"));
+    assert!(!ran(&scripts, "lb-01", "uploading files"), "the next stage must not start");
+    // Both rolled-back web servers go back into rotation.
+    for web in ["web-01", "web-02"] {
+        assert!(scripts.iter().any(|(on, step)| on == "lb-01" && step.contains(web) && step.contains("ready")));
+    }
+}
