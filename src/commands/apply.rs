@@ -22,31 +22,32 @@ use crate::transport::{Settings, Ssh, Target};
 pub fn run(args: &ApplyArgs, style: Style) -> anyhow::Result<ExitCode> {
     let saved = args.plan_file.as_ref().map(read_plan).transpose()?;
     let inventory_path = inventory_path(args, saved.as_ref())?;
-    let checked = super::load_and_check(&inventory_path, args.strict)?;
-    let Some(inventory) = checked.printed_and_valid(style) else {
-        return Ok(ExitCode::FAILURE);
-    };
-    let Some(rendered) = super::render_for_hosts(inventory, &checked, style)? else {
-        return Ok(ExitCode::FAILURE);
-    };
-    let limits: Vec<String> = match &saved {
+    super::with_rendered(&inventory_path, args.strict, style, |inventory, rendered| {
+        apply_rendered(args, style, saved.as_ref(), &inventory_path, inventory, rendered)
+    })
+}
+
+/// Everything after the shared prologue: connect, lock, then converge.
+fn apply_rendered(
+    args: &ApplyArgs,
+    style: Style,
+    saved: Option<&Plan>,
+    inventory_path: &Path,
+    inventory: &Inventory,
+    rendered: crate::render::Rendered,
+) -> anyhow::Result<ExitCode> {
+    let limits: Vec<String> = match saved {
         Some(saved) => saved.hosts.iter().map(|host| host.host.clone()).collect(),
         None => args.limit.clone(),
     };
-    let desired = DesiredState { hosts: super::plan::limited(rendered.state.hosts, &limits)? };
+    let desired = DesiredState { hosts: super::limited(rendered.state.hosts, &limits)? };
     let run = Run {
         args,
         style,
         inventory,
-        transport: Settings {
-            accept_new_host_keys: args.connection.accept_new_host_keys,
-            connect_timeout: Duration::from_secs(args.connection.connect_timeout),
-        },
+        transport: super::transport_settings(&args.connection),
         targets: Target::from_inventory(inventory),
-        runtime: tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")?,
+        runtime: super::runtime()?,
     };
     let connected = run.runtime.block_on(facts::connect(
         &facts::targets_of(&desired.hosts, &run.targets),
@@ -54,7 +55,7 @@ pub fn run(args: &ApplyArgs, style: Style) -> anyhow::Result<ExitCode> {
         args.connection.parallel,
     ));
     refuse_unreachable(&connected.unreachable)?;
-    let claim = Claim::here("apply", &canonical_display(&inventory_path));
+    let claim = Claim::here("apply", &canonical_display(inventory_path));
     let wait = Duration::from_secs(args.lock_timeout);
     let locks = match run.runtime.block_on(lock::acquire(&connected.connections, &claim, wait)) {
         Ok(locks) => locks,
@@ -66,7 +67,7 @@ pub fn run(args: &ApplyArgs, style: Style) -> anyhow::Result<ExitCode> {
             }));
         }
     };
-    let result = run.under_lock(&desired, saved.as_ref(), &connected);
+    let result = run.under_lock(&desired, saved, &connected);
     run.runtime.block_on(locks.release());
     run.runtime.block_on(connected.close());
     result
@@ -99,7 +100,7 @@ impl Run<'_> {
             refuse_drift(saved, &plan)?;
         }
         if plan.refusals().next().is_some() {
-            super::plan::print_refusals(&plan);
+            super::print_refusals(&plan);
             bail!("apply changed nothing: a planned change would cut infra's own SSH connection");
         }
         if !plan.has_changes() {

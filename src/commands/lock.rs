@@ -2,15 +2,12 @@
 //! that keep two applies apart, and the way out when a holder hangs.
 
 use std::process::ExitCode;
-use std::time::Duration;
-
-use anyhow::Context;
 
 use crate::cli::{Format, LockArgs, LockCommand};
 use crate::diagnostic::Style;
 use crate::facts;
 use crate::lock;
-use crate::transport::{Settings, Target};
+use crate::transport::Target;
 
 pub fn run(command: &LockCommand, style: Style) -> anyhow::Result<ExitCode> {
     match command {
@@ -88,12 +85,8 @@ fn ask(
         }
         targets.retain(|target| names.contains(&target.name));
     }
-    let settings = Settings {
-        accept_new_host_keys: args.connection.accept_new_host_keys,
-        connect_timeout: Duration::from_secs(args.connection.connect_timeout),
-    };
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    let settings = super::transport_settings(&args.connection);
+    let runtime = super::runtime()?;
     let answers = runtime.block_on(async {
         let connected = facts::connect(&targets, settings, args.connection.parallel).await;
         let runs = connected

@@ -140,6 +140,68 @@ pub(crate) fn promote_warnings(diagnostics: &mut [Diagnostic]) {
     }
 }
 
+/// The prologue plan, apply and render share: load, check and print the
+/// diagnostics, then render with every secret; `then` gets the inventory
+/// and the desired state. Any problem is printed and the command ends with 1.
+pub(crate) fn with_rendered(
+    path: &Path,
+    strict: bool,
+    style: Style,
+    then: impl FnOnce(&Inventory, crate::render::Rendered) -> anyhow::Result<ExitCode>,
+) -> anyhow::Result<ExitCode> {
+    let checked = load_and_check(path, strict)?;
+    let Some(inventory) = checked.printed_and_valid(style) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let Some(rendered) = render_for_hosts(inventory, &checked, style)? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    then(inventory, rendered)
+}
+
+/// The SSH settings the connection flags ask for.
+pub(crate) fn transport_settings(args: &crate::cli::ConnectionArgs) -> crate::transport::Settings {
+    crate::transport::Settings {
+        accept_new_host_keys: args.accept_new_host_keys,
+        connect_timeout: std::time::Duration::from_secs(args.connect_timeout),
+    }
+}
+
+/// The async runtime the commands that talk to hosts run on.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+/// The hosts named by `--limit` (host names or role names), or all.
+pub(crate) fn limited(
+    hosts: Vec<crate::desired::HostState>,
+    limits: &[String],
+) -> anyhow::Result<Vec<crate::desired::HostState>> {
+    let matches = |host: &crate::desired::HostState, limit: &String| {
+        host.name == *limit || host.roles.iter().any(|role| role.name() == limit)
+    };
+    if let Some(unknown) = limits.iter().find(|limit| !hosts.iter().any(|host| matches(host, limit))) {
+        anyhow::bail!("`--limit {unknown}` matches no host name or role in the inventory");
+    }
+    if limits.is_empty() {
+        return Ok(hosts);
+    }
+    Ok(hosts.into_iter().filter(|host| limits.iter().any(|limit| matches(host, limit))).collect())
+}
+
+/// Says, on stderr, why each refused host must not be changed, and how to fix it.
+pub(crate) fn print_refusals(plan: &crate::plan::Plan) {
+    for (host, refusal) in plan.refusals() {
+        eprintln!("error: refusing to change `{host}`: {refusal}");
+    }
+    if plan.refusals().next().is_some() {
+        eprintln!(
+            "help: add the address infra connects from to `firewall.admin_cidrs` (the lab's is its gateway), or run infra from an admin network"
+        );
+    }
+}
+
 /// Renders with every secret required (the files are what hosts get);
 /// prints the secret problems and returns `None` when there are any.
 pub(crate) fn render_for_hosts(

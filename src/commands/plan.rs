@@ -3,33 +3,28 @@
 //! stdout (text or JSON); progress and errors to stderr.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 use crate::cli::{Format, PlanArgs};
-use crate::desired::HostState;
 use crate::diagnostic::Style;
 use crate::facts;
+use crate::inventory::Inventory;
 use crate::plan::{self, Palette};
-use crate::transport::{Settings, Target};
+use crate::render::Rendered;
+use crate::transport::Target;
 
 pub fn run(args: &PlanArgs, style: Style) -> anyhow::Result<ExitCode> {
-    let checked = super::load_and_check(&args.inventory.inventory, args.strict)?;
-    let Some(inventory) = checked.printed_and_valid(style) else {
-        return Ok(ExitCode::FAILURE);
-    };
-    let Some(rendered) = super::render_for_hosts(inventory, &checked, style)? else {
-        return Ok(ExitCode::FAILURE);
-    };
-    let hosts = limited(rendered.state.hosts, &args.limit)?;
-    let settings = Settings {
-        accept_new_host_keys: args.connection.accept_new_host_keys,
-        connect_timeout: Duration::from_secs(args.connection.connect_timeout),
-    };
+    super::with_rendered(&args.inventory.inventory, args.strict, style, |inventory, rendered| {
+        plan_hosts(args, style, inventory, rendered)
+    })
+}
+
+fn plan_hosts(args: &PlanArgs, style: Style, inventory: &Inventory, rendered: Rendered) -> anyhow::Result<ExitCode> {
+    let hosts = super::limited(rendered.state.hosts, &args.limit)?;
+    let settings = super::transport_settings(&args.connection);
     let targets = Target::from_inventory(inventory);
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    let runtime = super::runtime()?;
     let gathered = runtime.block_on(facts::gather(&hosts, &targets, settings, args.connection.parallel));
     let mut plan = plan::plan(&crate::desired::DesiredState { hosts }, &gathered.facts, gathered.unreachable);
     plan.inventory = std::fs::canonicalize(&args.inventory.inventory).ok().map(|path| path.display().to_string());
@@ -47,20 +42,8 @@ pub fn run(args: &PlanArgs, style: Style) -> anyhow::Result<ExitCode> {
     for unreachable in &plan.unreachable {
         eprintln!("error: {}", unreachable.error);
     }
-    print_refusals(&plan);
+    super::print_refusals(&plan);
     Ok(exit_code(&plan, args.detailed_exitcode))
-}
-
-/// Says, on stderr, why each refused host must not be changed, and how to fix it.
-pub(crate) fn print_refusals(plan: &plan::Plan) {
-    for (host, refusal) in plan.refusals() {
-        eprintln!("error: refusing to change `{host}`: {refusal}");
-    }
-    if plan.refusals().next().is_some() {
-        eprintln!(
-            "help: add the address infra connects from to `firewall.admin_cidrs` (the lab's is its gateway), or run infra from an admin network"
-        );
-    }
 }
 
 pub(crate) fn exit_code(plan: &plan::Plan, detailed: bool) -> ExitCode {
@@ -71,23 +54,4 @@ pub(crate) fn exit_code(plan: &plan::Plan, detailed: bool) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
-}
-
-/// The hosts named by `--limit` (host names or role names), or all.
-pub(crate) fn limited(hosts: Vec<HostState>, limits: &[String]) -> anyhow::Result<Vec<HostState>> {
-    if limits.is_empty() {
-        return Ok(hosts);
-    }
-    for limit in limits {
-        let known = hosts.iter().any(|host| host.name == *limit || host.roles.iter().any(|role| role.name() == limit));
-        if !known {
-            bail!("`--limit {limit}` matches no host name or role in the inventory");
-        }
-    }
-    Ok(hosts
-        .into_iter()
-        .filter(|host| {
-            limits.iter().any(|limit| host.name == *limit || host.roles.iter().any(|role| role.name() == limit))
-        })
-        .collect())
 }

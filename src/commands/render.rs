@@ -14,17 +14,12 @@ use crate::desired::{DesiredState, HostState};
 use crate::diagnostic::Style;
 
 pub fn run(args: &RenderArgs, style: Style) -> anyhow::Result<ExitCode> {
-    let checked = super::load_and_check(&args.inventory.inventory, args.strict)?;
-    let Some(inventory) = checked.printed_and_valid(style) else {
-        return Ok(ExitCode::FAILURE);
-    };
-    let Some(rendered) = super::render_for_hosts(inventory, &checked, style)? else {
-        return Ok(ExitCode::FAILURE);
-    };
-    write_tree(&rendered.state, &args.out)?;
-    let files: usize = rendered.state.hosts.iter().map(|host| host.files.len()).sum();
-    eprintln!("rendered {files} files for {} hosts into `{}`", rendered.state.hosts.len(), args.out.display());
-    Ok(ExitCode::SUCCESS)
+    super::with_rendered(&args.inventory.inventory, args.strict, style, |_, rendered| {
+        write_tree(&rendered.state, &args.out)?;
+        let files: usize = rendered.state.hosts.iter().map(|host| host.files.len()).sum();
+        eprintln!("rendered {files} files for {} hosts into `{}`", rendered.state.hosts.len(), args.out.display());
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn write_tree(state: &DesiredState, out: &Path) -> anyhow::Result<()> {
