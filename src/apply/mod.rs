@@ -252,7 +252,7 @@ async fn run_steps<C: Connector>(
     if !files.is_empty() {
         step("uploading files", steps::upload(&files)).await?;
     }
-    if let Some(script) = steps::validate(&files)
+    if let Some(script) = steps::validate(host, &files)
         && let Err(error) = step("validating", script).await
     {
         let _ = connection.run_script(&steps::discard(&files)).await;

@@ -8,6 +8,7 @@
 //! first rename the host's journal records the service actions still owed;
 //! it is removed only once the host is healthy. Every script goes over stdin.
 
+use crate::catalog::{self, CheckPlan, Part};
 use crate::desired::{Checker, HostState, ManagedFile};
 use crate::facts::PENDING_JOURNAL;
 use crate::plan::{FileAction, HostPlan};
@@ -58,92 +59,67 @@ pub fn upload(files: &[&ManagedFile]) -> String {
 }
 
 /// Checks the new files with each service's own parser, against the whole
-/// configuration the service will read.
-pub fn validate(files: &[&ManagedFile]) -> Option<String> {
+/// configuration the service will read: the [`CheckPlan`] of every checker
+/// a changed file has, with the new files where they changed and the
+/// current ones elsewhere.
+pub fn validate(host: &HostState, files: &[&ManagedFile]) -> Option<String> {
+    let changed: Vec<&str> = files.iter().map(|file| file.path.as_str()).collect();
+    let mut checkers: Vec<Checker> = files.iter().filter_map(|file| file.checker).collect();
+    checkers.sort();
+    checkers.dedup();
     let mut script = String::from("set -e\n");
-    let mut checked = Vec::new();
-    for file in files {
-        let Some(checker) = file.checker else { continue };
-        if checked.contains(&checker) {
-            continue;
-        }
-        checked.push(checker);
-        script.push_str(&check(checker, files));
+    for checker in &checkers {
+        script.push_str(&remote_check(&catalog::check_plan(*checker, host), &changed));
     }
-    (!checked.is_empty()).then_some(script)
+    (!checkers.is_empty()).then_some(script)
 }
 
-fn check(checker: Checker, files: &[&ManagedFile]) -> String {
-    let new = |path: &str| quote(&format!("{path}{NEW}"));
-    let changed = |target: &str| files.iter().any(|file| file.path == target);
-    let candidate = |target: &str| if changed(target) { new(target) } else { quote(target) };
-    match checker {
-        Checker::Haproxy => haproxy_check(files, &candidate("/etc/haproxy/haproxy.cfg")),
-        Checker::Keepalived => {
-            format!("keepalived --config-test --use-file {}\n", candidate("/etc/keepalived/keepalived.conf"))
+/// One check plan as a script: lays its files out in a temporary
+/// directory, runs the command there, removes the directory either way.
+fn remote_check(plan: &CheckPlan, changed: &[&str]) -> String {
+    let in_tree = |name: &str| format!("\"$tree\"/{}", quote(name));
+    let mut script = String::from("tree=$(mktemp -d)\n");
+    for (name, path) in &plan.files {
+        let source = if changed.contains(&path.as_str()) { format!("{path}{NEW}") } else { path.clone() };
+        if let Some((directory, _)) = name.rsplit_once('/') {
+            script.push_str(&format!("mkdir -p {}\n", in_tree(directory)));
         }
-        Checker::Mariadb => format!(
-            "mariadbd --defaults-file={} --help --verbose > /dev/null\n",
-            candidate("/etc/mysql/mariadb.conf.d/60-infra.cnf")
-        ),
-        Checker::Python => format!(
-            "python3 -c 'import sys; compile(open(sys.argv[1]).read(), sys.argv[1], \"exec\")' {}\n",
-            candidate("/etc/infra/gunicorn.conf.py")
-        ),
-        Checker::SystemdUnit => {
-            // Each changed unit under its own name: systemd judges a unit by its file name.
-            let mut script = String::from("tree=$(mktemp -d)\n");
-            let units: Vec<&str> = files
+        script.push_str(&format!("cp {} {}\n", quote(&source), in_tree(name)));
+    }
+    for borrowed in &plan.borrowed {
+        script.push_str(&format!(
+            "if [ -e {path} ]; then cp {path} {target}; else printf '%s' {default} > {target}; fi\n",
+            path = quote(borrowed.path),
+            target = in_tree(&borrowed.name),
+            default = quote(borrowed.default),
+        ));
+    }
+    for rewrite in &plan.rewrites {
+        let file = in_tree(&rewrite.file);
+        script.push_str(&format!(
+            "sed \"s#{}#$tree/{}#g\" {file} > {file}.rewritten\nmv {file}.rewritten {file}\n",
+            rewrite.from, rewrite.to
+        ));
+    }
+    let command: Vec<String> = plan
+        .command
+        .iter()
+        .map(|parts| {
+            parts
                 .iter()
-                .filter(|file| file.checker == Some(Checker::SystemdUnit))
-                .map(|file| file.path.as_str())
-                .collect();
-            for unit in &units {
-                let name = unit.rsplit('/').next().unwrap_or(unit);
-                script.push_str(&format!("cp {} \"$tree\"/{}\n", new(unit), quote(name)));
-            }
-            script.push_str(
-                "systemd-analyze verify --man=no \"$tree\"/* || { status=$?; rm -rf \"$tree\"; exit $status; }\nrm -rf \"$tree\"\n",
-            );
-            script
-        }
-        Checker::Nft => format!("nft -c -f {}\n", candidate(crate::firewall::RULESET_PATH)),
-        Checker::Nginx => {
-            // The whole tree, as nginx will read it after the swap.
-            let mut script = String::from("tree=$(mktemp -d)\ncp -a /etc/nginx/. \"$tree/\"\n");
-            for file in files.iter().filter(|file| file.path.starts_with("/etc/nginx/")) {
-                let relative = &file.path["/etc/nginx/".len()..];
-                script.push_str(&format!(
-                    "mkdir -p \"$tree/$(dirname {0})\"\ncp {1} \"$tree/\"{0}\n",
-                    quote(relative),
-                    new(&file.path)
-                ));
-            }
-            script.push_str(
-                "nginx -t -q -p \"$tree\" -c \"$tree/nginx.conf\" -e \"$tree/error.log\" -g \"pid $tree/nginx.pid;\" || { status=$?; rm -rf \"$tree\"; exit $status; }\nrm -rf \"$tree\"\n",
-            );
-            script
-        }
-    }
-}
-
-/// `haproxy -c` of the new configuration; when certificates change, against
-/// a copy of the tree where the configuration points at the new ones.
-fn haproxy_check(files: &[&ManagedFile], config: &str) -> String {
-    const CERTS: &str = "/etc/haproxy/certs/";
-    let certificates: Vec<&&ManagedFile> = files.iter().filter(|file| file.path.starts_with(CERTS)).collect();
-    if certificates.is_empty() {
-        return format!("haproxy -c -f {config}\n");
-    }
-    let mut script =
-        format!("tree=$(mktemp -d)\nmkdir \"$tree/certs\"\n[ -d {CERTS} ] && cp -a {CERTS}. \"$tree/certs/\"\n");
-    for file in certificates {
-        let name = &file.path[CERTS.len()..];
-        script.push_str(&format!("cp {} \"$tree/certs/\"{}\n", quote(&format!("{}{NEW}", file.path)), quote(name)));
-    }
+                .map(|part| match part {
+                    Part::Text(text) => quote(text),
+                    Part::Tree(name) if name.is_empty() => "\"$tree\"".to_string(),
+                    Part::Tree(name) => in_tree(name),
+                })
+                .collect()
+        })
+        .collect();
+    // Everything the checker says goes to stderr, which apply reports.
+    let stdout = if plan.quiet_stdout { "> /dev/null" } else { "1>&2" };
     script.push_str(&format!(
-        "sed \"s#{CERTS}#$tree/certs/#g\" {config} > \"$tree/haproxy.cfg\"\n\
-         haproxy -c -f \"$tree/haproxy.cfg\" || {{ status=$?; rm -rf \"$tree\"; exit $status; }}\nrm -rf \"$tree\"\n"
+        "{} {stdout} || {{ status=$?; rm -rf \"$tree\"; exit $status; }}\nrm -rf \"$tree\"\n",
+        command.join(" ")
     ));
     script
 }

@@ -154,3 +154,55 @@ fn health_needs_consecutive_passes_and_reports_the_failing_check() {
     assert!(run(&script, directory.path()).status.success());
     assert!(started.elapsed() >= std::time::Duration::from_millis(900), "three passes half a second apart");
 }
+
+/// The catalog's check plans read by the remote interpreter: the validate
+/// script of every host of a rendered inventory, its `.infra-new` paths
+/// pointed into a temporary directory, run by the real `sh` with the real
+/// checkers (the local interpreter is run on the same plans by `validate`'s
+/// tests). Checkers not installed here are left out, as `validate` does.
+#[test]
+fn the_remote_checks_of_every_service_pass_on_rendered_files() {
+    let inventory = crate::check::test_support::inventory(crate::check::test_support::VALID);
+    let state = crate::render::render(&inventory, crate::render::SecretMode::Placeholder).expect("renders").state;
+    let installed = |program: &str| {
+        ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+            .iter()
+            .any(|directory| std::path::Path::new(directory).join(program).exists())
+    };
+    let mut checked = std::collections::BTreeSet::new();
+    for host in &state.hosts {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let files: Vec<&ManagedFile> = host
+            .files
+            .iter()
+            .filter(|file| {
+                file.checker.is_some_and(|checker| {
+                    let plan = crate::catalog::check_plan(checker, host);
+                    let program = match plan.command[0].first() {
+                        Some(crate::catalog::Part::Text(program)) => program.clone(),
+                        _ => String::new(),
+                    };
+                    installed(&program) && plan.also_needs.iter().all(|program| installed(program))
+                })
+            })
+            .collect();
+        let Some(mut script) = validate(host, &files) else { continue };
+        for file in &files {
+            let new = directory.path().join(format!("{}{NEW}", file.path.trim_start_matches('/')));
+            std::fs::create_dir_all(new.parent().expect("parent")).expect("create");
+            std::fs::write(&new, &file.content[..]).expect("write");
+            script = script.replace(&quote(&format!("{}{NEW}", file.path)), &quote(&new.display().to_string()));
+            checked.insert(file.checker.map(|checker| checker.name()));
+        }
+        let output = Command::new("sh").arg("-c").arg(&script).output().expect("sh runs");
+        assert!(
+            output.status.success(),
+            "{}: the remote check failed:\n{}\n{script}",
+            host.name,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    if std::env::var_os("CI").is_some() {
+        assert_eq!(checked.len(), 7, "every checker ran in CI: {checked:?}");
+    }
+}
