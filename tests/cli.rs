@@ -303,3 +303,22 @@ fn validate_json_reports_an_unreadable_inventory() {
         assert!(diagnostic["message"].as_str().is_some_and(|message| message.contains(reason)), "{document}");
     }
 }
+
+/// Issue 13: every command asked for JSON prints a document on stdout even
+/// when it cannot read its inventory.
+#[test]
+fn json_commands_print_a_document_when_the_inventory_is_unreadable() {
+    for command in [&["stages"][..], &["plan"][..]] {
+        let output = infra().args(command).args(["--format", "json", "-i", "/dev/zero"]).output().expect("infra runs");
+        assert_eq!(output.status.code(), Some(1));
+        let document: serde_json::Value = serde_json::from_slice(&output.stdout).expect("stdout is JSON");
+        assert!(
+            document["error"]["message"].as_str().is_some_and(|message| message.contains("/dev/zero")),
+            "{document}"
+        );
+        assert!(
+            document["error"]["causes"][0].as_str().is_some_and(|cause| cause.contains("not a regular file")),
+            "{document}"
+        );
+    }
+}

@@ -14,7 +14,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::cli::{Cli, ColorChoice, Command};
+use crate::cli::{Cli, ColorChoice, Command, Format};
 use crate::diagnostic::{self, Diagnostic, Severity, Style};
 use crate::inventory::{self, Inventory};
 use crate::source::SourceFile;
@@ -24,6 +24,7 @@ use crate::source::SourceFile;
 pub fn run(cli: Cli) -> ExitCode {
     init_logging(cli.verbose);
     let style = style(cli.color);
+    let json = wants_json(&cli.command);
     let result = match cli.command {
         Command::Validate(args) => validate::run(&args, style),
         Command::Render(args) => render::run(&args, style),
@@ -37,9 +38,38 @@ pub fn run(cli: Cli) -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             print_error(&error);
+            if json {
+                print_error_json(&error);
+            }
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether the command was asked for JSON on stdout.
+fn wants_json(command: &Command) -> bool {
+    let format = match command {
+        Command::Validate(args) => args.format,
+        Command::Stages(args) => args.format,
+        Command::Plan(args) => args.format,
+        Command::Apply(args) => args.format,
+        Command::Lock(crate::cli::LockCommand::Status(args)) => args.format,
+        Command::Lab(crate::cli::LabCommand::Status { format }) => *format,
+        _ => Format::Text,
+    };
+    format == Format::Json
+}
+
+/// A program reading stdout as JSON gets a document whatever happened: an
+/// error that ended the command (an unreadable inventory, say) is one too.
+fn print_error_json(error: &anyhow::Error) {
+    let causes: Vec<String> = error.chain().skip(1).map(ToString::to_string).collect();
+    let hint = error.downcast_ref::<Hinted>().map(|hinted| hinted.hint.clone());
+    let document = serde_json::json!({
+        "version": 1,
+        "error": { "message": error.to_string(), "causes": causes, "hint": hint },
+    });
+    println!("{document:#}");
 }
 
 fn init_logging(verbose: u8) {
