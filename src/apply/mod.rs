@@ -116,14 +116,23 @@ fn balancers<'a, C: Connector>(context: &'a Context<'_, C>) -> Vec<&'a HostState
     context.desired.hosts.iter().filter(|host| host.roles.contains(&Role::LoadBalancer)).collect()
 }
 
+/// Why a cross-host step (draining, a VIP check) could not run on a host.
+#[derive(Debug, thiserror::Error)]
+enum CrossHostError {
+    #[error("no SSH target for `{0}`")]
+    NoTarget(String),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+}
+
 /// Runs one script on a host over a fresh connection (for the cross-host
 /// steps: draining, VIP checks).
-async fn run_on<C: Connector>(context: &Context<'_, C>, host: &str, script: &str) -> Result<String, String> {
-    let target = target(context, host).ok_or_else(|| format!("no SSH target for `{host}`"))?;
-    let connection = context.connector.open(target).await.map_err(|error| error.to_string())?;
-    let output = connection.run_script(script).await.map_err(|error| error.to_string());
+async fn run_on<C: Connector>(context: &Context<'_, C>, host: &str, script: &str) -> Result<String, CrossHostError> {
+    let target = target(context, host).ok_or_else(|| CrossHostError::NoTarget(host.to_string()))?;
+    let connection = context.connector.open(target).await?;
+    let output = connection.run_script(script).await;
     connection.close().await;
-    output
+    Ok(output?)
 }
 
 fn holds_vip_script(vip: IpAddr) -> String {

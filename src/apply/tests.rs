@@ -248,3 +248,19 @@ fn every_failure_of_a_stage_is_kept() {
         assert!(scripts.iter().any(|(on, step)| on == "lb-01" && step.contains(web) && step.contains("ready")));
     }
 }
+
+/// A host lost mid-transaction (the reload and then the rollback fail):
+/// the failure says both, nothing after it starts, and the journal the swap
+/// wrote is what the next plan picks the owed actions up from (plan's own
+/// tests cover that carry-over).
+#[test]
+fn a_host_lost_during_its_transaction_reports_the_failed_rollback_too() {
+    let (outcome, scripts, _) =
+        run(1, |host, step| host == "web-01" && (step == "reloading services" || step == "rolling back"));
+    assert_eq!(outcome.failures.len(), 1);
+    let failure = &outcome.failures[0];
+    assert_eq!((failure.host.as_str(), failure.step.as_str()), ("web-01", "reloading services"));
+    assert!(failure.error.contains("the rollback failed too"), "{}", failure.error);
+    assert!(ran(&scripts, "web-01", "swapping files in"), "the swap journaled what is owed");
+    assert!(!ran(&scripts, "web-02", "uploading files") && !ran(&scripts, "lb-01", "uploading files"));
+}

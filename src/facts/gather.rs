@@ -12,9 +12,9 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 use super::Unreachable;
-use super::{HostFacts, parse, script};
+use super::{FactsError, HostFacts, parse, script};
 use crate::desired::HostState;
-use crate::transport::{Connection, Settings, Target};
+use crate::transport::{Connection, Settings, Target, TransportError};
 
 pub struct Gathered {
     pub facts: BTreeMap<String, HostFacts>,
@@ -55,7 +55,7 @@ pub async fn connect(targets: &[Target], settings: Settings, parallel: usize) ->
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
             tracing::info!(host = %target.name, "connecting");
-            let connection = Connection::open(&target, settings).await.map_err(|error| error.to_string());
+            let connection = Connection::open(&target, settings).await;
             (target.name, connection)
         });
     }
@@ -65,7 +65,7 @@ pub async fn connect(targets: &[Target], settings: Settings, parallel: usize) ->
             Ok((host, Ok(connection))) => {
                 connected.connections.insert(host, connection);
             }
-            Ok((host, Err(error))) => connected.unreachable.push(Unreachable { host, error }),
+            Ok((host, Err(error))) => connected.unreachable.push(Unreachable { host, error: error.to_string() }),
             Err(error) => connected.unreachable.push(Unreachable { host: "?".into(), error: error.to_string() }),
         }
     }
@@ -91,7 +91,7 @@ pub async fn read(hosts: &[HostState], connected: &Connected, parallel: usize) -
             Ok(facts) => {
                 gathered.facts.insert(host, facts);
             }
-            Err(error) => gathered.unreachable.push(Unreachable { host, error }),
+            Err(error) => gathered.unreachable.push(Unreachable { host, error: error.to_string() }),
         }
     }
     sort_by_host_order(&mut gathered.unreachable, hosts);
@@ -103,8 +103,17 @@ fn sort_by_host_order(unreachable: &mut [Unreachable], hosts: &[HostState]) {
     unreachable.sort_by_key(|unreachable| order(&unreachable.host));
 }
 
-async fn facts_of(host: &HostState, connection: &Connection) -> Result<HostFacts, String> {
-    let output = connection.run_script(&script(host)).await.map_err(|error| error.to_string())?;
+/// Why one host's facts could not be read.
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error(transparent)]
+    Facts(#[from] FactsError),
+}
+
+async fn facts_of(host: &HostState, connection: &Connection) -> Result<HostFacts, ReadError> {
+    let output = connection.run_script(&script(host)).await?;
     tracing::debug!(host = %host.name, lines = output.lines().count(), "facts received");
-    parse(host, &output).map_err(|error| error.to_string())
+    Ok(parse(host, &output)?)
 }
