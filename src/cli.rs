@@ -42,7 +42,7 @@ pub enum Command {
 pub enum LockCommand {
     /// Show which hosts are locked, by whom, from where, since when and for which inventory.
     Status(LockArgs),
-    /// End the remote process holding a host's lock (for a holder that hangs); the run it belonged to stops changing that host.
+    /// End the remote process holding a host's lock, for a holder that hangs. It does not stop the run that took it: make sure that run is gone first.
     Break {
         #[command(flatten)]
         lock: LockArgs,

@@ -57,7 +57,7 @@ fn break_locks(args: &LockArgs, hosts: &[String], style: Style) -> anyhow::Resul
     let mut code = ExitCode::SUCCESS;
     for (host, answer) in &answers {
         match answer {
-            Answer::Broken => eprintln!("{host}: lock broken; the run that held it can no longer change this host"),
+            Answer::Broken => eprintln!("{host}: lock broken, free for the next run"),
             Answer::Free | Answer::Held(_) => eprintln!("{host}: not locked"),
             Answer::Failed(error) => {
                 eprintln!("error: {host}: {error}");

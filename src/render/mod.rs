@@ -110,20 +110,37 @@ pub fn render(inventory: &Inventory, mode: SecretMode) -> Result<Rendered, Rende
     Ok(Rendered { state: DesiredState { hosts }, diagnostics })
 }
 
-/// The grammar a secret's value must follow where it lands.
-type SecretRule = fn(&str) -> Result<(), String>;
+/// The grammar a secret's value must follow in the file it lands in.
+struct SecretGrammar {
+    code: &'static str,
+    check: fn(&str) -> Result<(), String>,
+    help: &'static str,
+}
+
+const VRRP_SECRET: SecretGrammar = SecretGrammar {
+    code: "invalid-vrrp-secret",
+    check: grammar::vrrp_secret,
+    help: "use 1 to 8 printable ASCII characters without whitespace, quotes, `\\`, braces, `#` or `!`",
+};
+
+const PASSWORD: SecretGrammar = SecretGrammar {
+    code: "invalid-password",
+    check: grammar::password,
+    help: "use a password of at most 256 bytes without control characters",
+};
 
 /// Every secret reference, with the grammar of the file it lands in
-/// (keepalived's `auth_pass`, or SQL and an environment file).
-fn secret_references(inventory: &Inventory) -> Vec<(&SecretRef, Option<(&'static str, SecretRule)>)> {
-    let vrrp: Option<(&'static str, SecretRule)> = Some(("invalid-vrrp-secret", grammar::vrrp_secret));
+/// (keepalived's `auth_pass`, or SQL and an environment file; the TLS key
+/// is checked against its certificate instead).
+fn secret_references(inventory: &Inventory) -> Vec<(&SecretRef, Option<&'static SecretGrammar>)> {
     let mut references = Vec::new();
     if let Some(load_balancer) = &inventory.load_balancer {
-        references.push((&load_balancer.vrrp_secret, vrrp));
+        references.push((&load_balancer.vrrp_secret, Some(&VRRP_SECRET)));
     }
-    references.extend(inventory.hosts.iter().filter_map(|host| host.vrrp.secret.as_ref()).map(|r| (r, vrrp)));
+    references
+        .extend(inventory.hosts.iter().filter_map(|host| host.vrrp.secret.as_ref()).map(|r| (r, Some(&VRRP_SECRET))));
     if let Some(database) = &inventory.database {
-        references.push((&database.password, Some(("invalid-password", grammar::password as SecretRule))));
+        references.push((&database.password, Some(&PASSWORD)));
     }
     if let Some(tls) = inventory.load_balancer.as_ref().and_then(|lb| lb.tls.as_ref()) {
         references.push((&tls.key, None));
@@ -132,15 +149,10 @@ fn secret_references(inventory: &Inventory) -> Vec<(&SecretRef, Option<(&'static
 }
 
 /// A secret value outside its grammar: said without showing the value.
-fn invalid_secret(reference: &SecretRef, code: &'static str, problem: &str) -> Diagnostic {
-    let help = if code == "invalid-vrrp-secret" {
-        "use 1 to 8 printable ASCII characters without whitespace, quotes, `\\`, braces, `#` or `!`"
-    } else {
-        "use a password of at most 256 bytes without control characters"
-    };
-    Diagnostic::error(code, format!("the secret from {} cannot be used: {problem}", reference.source))
+fn invalid_secret(reference: &SecretRef, grammar: &SecretGrammar, problem: &str) -> Diagnostic {
+    Diagnostic::error(grammar.code, format!("the secret from {} cannot be used: {problem}", reference.source))
         .at(reference.span, "this secret")
-        .help(help)
+        .help(grammar.help)
 }
 
 /// The TLS key must be the private half of the certificate: HAProxy refuses
@@ -179,9 +191,11 @@ fn resolve_secrets(inventory: &Inventory, mode: SecretMode) -> (Secrets, Vec<Dia
             continue;
         }
         let value = match reference.resolve(&inventory.base_dir) {
-            Ok(secret) if let Some(Err(problem)) = rule.map(|(_, check)| check(secret.expose())) => {
-                let code = rule.map_or("invalid-secret", |(code, _)| code);
-                diagnostics.push(invalid_secret(reference, code, &problem));
+            Ok(secret)
+                if let Some((grammar, Err(problem))) =
+                    rule.map(|grammar| (grammar, (grammar.check)(secret.expose()))) =>
+            {
+                diagnostics.push(invalid_secret(reference, grammar, &problem));
                 continue;
             }
             Ok(secret) => secret,
