@@ -174,3 +174,21 @@ pub fn read_bounded_text(path: &Path, limit: u64) -> std::io::Result<String> {
     String::from_utf8(read_bounded(path, limit)?)
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
+
+#[cfg(test)]
+mod bounded_tests {
+    use super::*;
+
+    #[test]
+    fn reads_stop_at_their_limit_and_refuse_devices() {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let path = directory.path().join("secret");
+        std::fs::write(&path, vec![b'x'; (limits::SECRET_FILE + 1) as usize]).expect("write");
+        let error = read_bounded(&path, limits::SECRET_FILE).expect_err("over the limit");
+        assert_eq!(error.to_string(), "larger than the limit of 64 KiB");
+        std::fs::write(&path, b"fits").expect("write");
+        assert_eq!(read_bounded(&path, limits::SECRET_FILE).expect("within the limit"), b"fits");
+        let device = read_bounded(Path::new("/dev/zero"), limits::SECRET_FILE).expect_err("a device");
+        assert_eq!(device.to_string(), "not a regular file");
+    }
+}
