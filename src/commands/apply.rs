@@ -54,7 +54,10 @@ fn apply_rendered(
         run.transport,
         args.connection.parallel,
     ));
-    refuse_unreachable(&connected.unreachable)?;
+    if let Err(error) = refuse_unreachable(&connected.unreachable) {
+        run.runtime.block_on(connected.close());
+        return Err(error);
+    }
     let claim = Claim::here("apply", &canonical_display(inventory_path));
     let wait = Duration::from_secs(args.lock_timeout);
     let locks = match run.runtime.block_on(lock::acquire(&connected.connections, &claim, wait)) {

@@ -145,11 +145,17 @@ impl Decoder {
     /// here rather than rendered into IPv4-only `listen` and `bind` lines.
     pub fn ipv4(&mut self, node: &Node, what: &str) -> Option<Spanned<IpAddr>> {
         let address = self.ip(node, what)?;
-        if address.value.is_ipv6() {
-            self.report(ipv6_unsupported(what, node.span));
+        let ip = address.value;
+        self.ipv4_only(address, ip, what)
+    }
+
+    /// `value` when `address` (its IP) is IPv4; an IPv6 one is reported.
+    pub fn ipv4_only<T>(&mut self, value: Spanned<T>, address: IpAddr, what: &str) -> Option<Spanned<T>> {
+        if address.is_ipv6() {
+            self.report(ipv6_unsupported(what, value.span));
             return None;
         }
-        Some(address)
+        Some(value)
     }
 
     /// A string that must match one of the rules in [`super::grammar`].
@@ -238,7 +244,7 @@ impl Decoder {
 
 /// The rendered configurations are IPv4-only; saying so beats rendering an
 /// IPv6 address into `listen 80` lines that never bind it.
-pub fn ipv6_unsupported(what: &str, span: Span) -> Diagnostic {
+fn ipv6_unsupported(what: &str, span: Span) -> Diagnostic {
     Diagnostic::error("ipv6-unsupported", format!("{what} is an IPv6 address; infra renders IPv4 configurations only"))
         .at(span, "IPv6")
         .help("give the hosts, the virtual IP and the service addresses IPv4 addresses; `firewall.admin_cidrs` may list IPv6 networks")

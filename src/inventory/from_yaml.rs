@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use super::decode::{Decoder, Fields, did_you_mean, ipv6_unsupported, quoted_list};
+use super::decode::{Decoder, Fields, did_you_mean, quoted_list};
 use super::grammar;
 use super::model::*;
 use super::yaml::Node;
@@ -327,11 +327,8 @@ fn socket_address(decoder: &mut Decoder, node: &Node, what: &str) -> Option<Span
     let address = decoder.parsed(node, what, expected, "invalid-address", |text| {
         text.parse::<SocketAddr>().ok().filter(|address| address.port() != 0)
     })?;
-    if address.value.is_ipv6() {
-        decoder.report(ipv6_unsupported(what, address.span));
-        return None;
-    }
-    Some(address)
+    let ip = address.value.ip();
+    decoder.ipv4_only(address, ip, what)
 }
 
 /// The virtual IP: IPv4, with a prefix from /8 to /32 (keepalived adds the
@@ -341,11 +338,8 @@ fn virtual_ip(decoder: &mut Decoder, node: &Node) -> Option<Spanned<ipnet::IpNet
     let network = decoder.parsed(node, "`virtual_ip`", expected, "invalid-ip", |text| {
         text.parse::<ipnet::IpNet>().ok().filter(|network| network.addr().is_ipv6() || network.prefix_len() >= 8)
     })?;
-    if network.value.addr().is_ipv6() {
-        decoder.report(ipv6_unsupported("`virtual_ip`", network.span));
-        return None;
-    }
-    Some(network)
+    let ip = network.value.addr();
+    decoder.ipv4_only(network, ip, "`virtual_ip`")
 }
 
 /// Database and user names go into SQL and config files: keep them to the

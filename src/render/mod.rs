@@ -247,7 +247,7 @@ pub(crate) type Content = Arc<[u8]>;
 
 /// What rendering one template produced.
 pub(crate) struct RenderedTemplate {
-    pub output: Arc<[u8]>,
+    pub output: Content,
     pub sensitive: bool,
 }
 
@@ -263,18 +263,24 @@ struct TemplateUse {
 pub(crate) struct TemplateRenderer {
     environment: Environment<'static>,
     uses: RefCell<HashMap<String, TemplateUse>>,
-    shared_output: RefCell<HashMap<String, Arc<[u8]>>>,
-    keyed_output: RefCell<HashMap<(String, String), Content>>,
+    /// Rendered output by (template, key); see [`TemplateRenderer::render_cached`].
+    outputs: RefCell<HashMap<(String, String), Content>>,
 }
 
 impl TemplateRenderer {
     fn new(environment: Environment<'static>) -> Self {
-        TemplateRenderer {
-            environment,
-            uses: RefCell::default(),
-            shared_output: RefCell::default(),
-            keyed_output: RefCell::default(),
-        }
+        TemplateRenderer { environment, uses: RefCell::default(), outputs: RefCell::default() }
+    }
+
+    /// Renders `name` for `host`; once per run when the template uses no
+    /// per-host variable.
+    pub(crate) fn render(
+        &self,
+        name: &str,
+        host: &str,
+        context: minijinja::Value,
+    ) -> Result<RenderedTemplate, RenderError> {
+        self.render_cached(name, host, None, || context)
     }
 
     /// Renders `name` once per distinct `key`, for a per-host template whose
@@ -288,21 +294,17 @@ impl TemplateRenderer {
         key: &str,
         context: impl FnOnce() -> minijinja::Value,
     ) -> Result<RenderedTemplate, RenderError> {
-        let cache_key = (name.to_string(), key.to_string());
-        if let Some(output) = self.keyed_output.borrow().get(&cache_key) {
-            let sensitive = self.uses.borrow().get(name).is_some_and(|template_use| template_use.sensitive);
-            return Ok(RenderedTemplate { output: Arc::clone(output), sensitive });
-        }
-        let rendered = self.render(name, host, context())?;
-        self.keyed_output.borrow_mut().insert(cache_key, Arc::clone(&rendered.output));
-        Ok(rendered)
+        self.render_cached(name, host, Some(key), context)
     }
 
-    pub(crate) fn render(
+    /// The one cache behind both: by template and key, the key being empty
+    /// for a template shared by every host.
+    fn render_cached(
         &self,
         name: &str,
         host: &str,
-        context: minijinja::Value,
+        key: Option<&str>,
+        context: impl FnOnce() -> minijinja::Value,
     ) -> Result<RenderedTemplate, RenderError> {
         let render_error = |error| RenderError::Render { template: name.to_string(), host: host.to_string(), error };
         let template = self.environment.get_template(name).map_err(render_error)?;
@@ -319,14 +321,16 @@ impl TemplateRenderer {
                 }),
             }
         });
-        if let Some(output) = self.shared_output.borrow().get(name) {
-            return Ok(RenderedTemplate { output: Arc::clone(output), sensitive: template_use.sensitive });
+        let cache_key = key.or((!template_use.per_host).then_some("")).map(|key| (name.to_string(), key.to_string()));
+        let sensitive = template_use.sensitive;
+        if let Some(output) = cache_key.as_ref().and_then(|cache_key| self.outputs.borrow().get(cache_key).cloned()) {
+            return Ok(RenderedTemplate { output, sensitive });
         }
-        let output: Arc<[u8]> = template.render(context).map_err(render_error)?.into_bytes().into();
-        if !template_use.per_host {
-            self.shared_output.borrow_mut().insert(name.to_string(), Arc::clone(&output));
+        let output: Content = template.render(context()).map_err(render_error)?.into_bytes().into();
+        if let Some(cache_key) = cache_key {
+            self.outputs.borrow_mut().insert(cache_key, Arc::clone(&output));
         }
-        Ok(RenderedTemplate { output, sensitive: template_use.sensitive })
+        Ok(RenderedTemplate { output, sensitive })
     }
 }
 

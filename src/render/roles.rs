@@ -155,6 +155,11 @@ impl HostContext<'_> {
 
     fn file(&self, state: &mut HostState, spec: FileSpec, context: minijinja::Value) -> Result<(), RenderError> {
         let rendered = self.renderer.render(spec.template, &self.host.name.value, context)?;
+        Self::push_rendered(state, spec, rendered);
+        Ok(())
+    }
+
+    fn push_rendered(state: &mut HostState, spec: FileSpec, rendered: super::RenderedTemplate) {
         state.files.push(ManagedFile {
             path: spec.path.to_string(),
             content: rendered.output,
@@ -165,7 +170,6 @@ impl HostContext<'_> {
             checker: spec.checker,
             origin: format!("template {}", spec.template),
         });
-        Ok(())
     }
 
     fn copies(state: &mut HostState, files: &[(String, super::Content)], destination: &str, origin: &str) {
@@ -499,16 +503,8 @@ impl HostContext<'_> {
             [(ruleset, "firewall.nft.j2", Checker::Nft), (unit, "infra-firewall.service.j2", Checker::SystemdUnit)]
         {
             let rendered = self.renderer.render_keyed(template, &self.host.name.value, &key, context)?;
-            state.files.push(ManagedFile {
-                path: path.to_string(),
-                content: rendered.output,
-                mode: 0o644,
-                owner: "root".to_string(),
-                group: "root".to_string(),
-                sensitive: rendered.sensitive,
-                checker: Some(checker),
-                origin: format!("template {template}"),
-            });
+            let spec = FileSpec { path, template, mode: 0o644, group: "root", checker: Some(checker) };
+            Self::push_rendered(state, spec, rendered);
         }
         state.services.push(ManagedService {
             name: "infra-firewall".into(),

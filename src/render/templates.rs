@@ -87,20 +87,14 @@ fn read_overrides(directory: &Path) -> Result<Vec<(String, String)>, TemplateErr
 
 /// A single-quoted SQL string literal, safe for any password.
 fn sql_string(value: &str) -> String {
-    format!("'{}'", sql_escaped(value))
+    let escaped = value.replace('\\', "\\\\").replace('\'', "\\'").replace('\0', "\\0");
+    format!("'{escaped}'")
 }
 
 /// A value for a systemd `EnvironmentFile=` line, double-quoted and escaped.
 fn systemd_quote(value: &str) -> String {
-    format!("\"{}\"", systemd_escaped(value))
-}
-
-fn sql_escaped(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('\'', "\\'").replace('\0', "\\0")
-}
-
-fn systemd_escaped(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('$', "\\$")
+    let escaped = value.replace('\\', "\\\\").replace('"', "\\\"").replace('$', "\\$");
+    format!("\"{escaped}\"")
 }
 
 /// A Python string literal that reads back as exactly `value`: quotes,
