@@ -54,6 +54,18 @@ pub struct CheckPlan {
     pub quiet_stdout: bool,
 }
 
+impl CheckPlan {
+    /// The programs the check runs on the machine it runs on: the command's
+    /// own and those it is verified against (not the local wrapper).
+    pub fn programs(&self) -> impl Iterator<Item = &str> {
+        let program = self.command.first().and_then(|argument| match argument.first() {
+            Some(Part::Text(program)) => Some(program.as_str()),
+            _ => None,
+        });
+        program.into_iter().chain(self.also_needs.iter().copied())
+    }
+}
+
 const HAPROXY_CONFIG: &str = "/etc/haproxy/haproxy.cfg";
 const HAPROXY_CERTS: &str = "/etc/haproxy/certs/";
 
@@ -149,12 +161,4 @@ pub fn check_plan(checker: Checker, host: &HostState) -> CheckPlan {
         }
     }
     plan
-}
-
-/// The checkers `host`'s files need, each once, in a stable order.
-pub fn checkers_of(host: &HostState) -> Vec<Checker> {
-    let mut checkers: Vec<Checker> = host.files.iter().filter_map(|file| file.checker).collect();
-    checkers.sort();
-    checkers.dedup();
-    checkers
 }

@@ -78,11 +78,7 @@ fn files_by_checker(host: &HostState) -> BTreeMap<Checker, Vec<String>> {
 
 /// The programs a check needs; `None` when all are installed.
 fn missing_program(plan: &CheckPlan) -> Option<String> {
-    let program = plan.command.first().and_then(|argument| match argument.first() {
-        Some(Part::Text(program)) => Some(program.as_str()),
-        _ => None,
-    });
-    let needed = program.into_iter().chain(plan.also_needs.iter().copied()).chain(plan.local_wrapper.first().copied());
+    let needed = plan.programs().chain(plan.local_wrapper.first().copied());
     let missing: Vec<&str> = needed.filter(|program| find_program(program).is_none()).collect();
     (!missing.is_empty()).then(|| format!("`{}` is not installed", missing.join("`, `")))
 }

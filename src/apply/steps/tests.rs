@@ -176,14 +176,7 @@ fn the_remote_checks_of_every_service_pass_on_rendered_files() {
             .files
             .iter()
             .filter(|file| {
-                file.checker.is_some_and(|checker| {
-                    let plan = crate::catalog::check_plan(checker, host);
-                    let program = match plan.command[0].first() {
-                        Some(crate::catalog::Part::Text(program)) => program.clone(),
-                        _ => String::new(),
-                    };
-                    installed(&program) && plan.also_needs.iter().all(|program| installed(program))
-                })
+                file.checker.is_some_and(|checker| crate::catalog::check_plan(checker, host).programs().all(installed))
             })
             .collect();
         let Some(mut script) = validate(host, &files) else { continue };
