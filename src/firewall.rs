@@ -20,11 +20,6 @@ use serde::{Deserialize, Serialize};
 use crate::inventory::{Host, Inventory};
 use crate::topology::{self, Role, hosts_with};
 
-/// Where the ruleset lives on every host.
-pub const RULESET_PATH: &str = "/etc/infra/firewall.nft";
-/// The systemd unit that loads it at boot and on reload.
-pub const UNIT_PATH: &str = "/etc/systemd/system/infra-firewall.service";
-
 /// One thing a host accepts besides SSH, loopback, ICMP and replies.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Allowance {
@@ -133,7 +128,7 @@ mod tests {
 
     fn guard(admin: &[&str]) -> SshGuard {
         SshGuard {
-            ruleset: RULESET_PATH.into(),
+            ruleset: crate::catalog::FIREWALL_RULESET.path.into(),
             port: 22,
             admin: admin.iter().map(|cidr| cidr.parse().expect("cidr")).collect(),
         }

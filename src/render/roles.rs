@@ -9,6 +9,7 @@ use std::sync::Arc;
 use minijinja::{Value, context};
 
 use super::{RenderError, Secrets, TemplateRenderer, read_tree};
+use crate::catalog::{self, ConfigFile, Service, Trigger};
 use crate::desired::{Checker, HealthCheck, Hook, HostState, ManagedFile, ManagedService};
 use crate::firewall::{self, SshGuard};
 use crate::inventory::{Host, Inventory};
@@ -116,14 +117,6 @@ fn refuse_collisions(state: &HostState) -> Result<(), RenderError> {
     Ok(())
 }
 
-struct FileSpec<'s> {
-    path: &'s str,
-    template: &'s str,
-    mode: u32,
-    group: &'s str,
-    checker: Option<Checker>,
-}
-
 impl HostContext<'_> {
     pub fn state(&self) -> Result<HostState, RenderError> {
         let mut state = HostState {
@@ -153,26 +146,81 @@ impl HostContext<'_> {
         Ok(state)
     }
 
-    fn file(&self, state: &mut HostState, spec: FileSpec, context: minijinja::Value) -> Result<(), RenderError> {
-        let rendered = self.renderer.render(spec.template, &self.host.name.value, context)?;
-        Self::push_rendered(state, spec, rendered);
+    /// Lays out `service` as the catalog describes it: its packages, its
+    /// files rendered with `context`, the unit with what reloads and
+    /// restarts it, and the hooks its files feed. With a `key`, each file
+    /// is rendered once per distinct key ([`TemplateRenderer::render_keyed`]).
+    fn install(
+        &self,
+        state: &mut HostState,
+        service: &Service,
+        key: Option<&str>,
+        context: impl Fn() -> Value,
+    ) -> Result<(), RenderError> {
+        state.packages.extend(service.packages.iter().map(|package| package.to_string()));
+        for file in service.files {
+            let host = &self.host.name.value;
+            let rendered = match key {
+                Some(key) => self.renderer.render_keyed(file.template, host, key, &context)?,
+                None => self.renderer.render(file.template, host, context())?,
+            };
+            Self::push_rendered(state, file, rendered);
+            if let Trigger::Feed { name, program } = file.on_change {
+                state.hooks.push(Hook {
+                    name: name.into(),
+                    command: format!("{program} < {}", file.path),
+                    triggered_by: vec![file.path.into()],
+                });
+            }
+        }
+        state.services.push(ManagedService {
+            name: service.unit.into(),
+            reload_on: service.paths_on(Trigger::Reload).map(String::from).collect(),
+            restart_on: service.paths_on(Trigger::Restart).map(String::from).collect(),
+            enabled: true,
+        });
         Ok(())
     }
 
-    fn push_rendered(state: &mut HostState, spec: FileSpec, rendered: super::RenderedTemplate) {
+    /// The service's probes, for a service listening on `port` (and
+    /// `tls_port` where TLS is configured).
+    fn probes(&self, state: &mut HostState, service: &Service, port: u16, tls_port: Option<u16>) {
+        for probe in service.probes {
+            if let Some(command) = probe.command(self.host.address.value, port, tls_port) {
+                state.health_checks.push(HealthCheck { description: probe.description().into(), command });
+            }
+        }
+    }
+
+    /// Files that trigger a reload of `unit` besides its templates (the
+    /// app's code, the TLS chain).
+    fn reload_also(state: &mut HostState, unit: &str, paths: impl IntoIterator<Item = String>) {
+        if let Some(service) = state.services.iter_mut().find(|service| service.name == unit) {
+            service.reload_on.extend(paths);
+        }
+    }
+
+    fn push_rendered(state: &mut HostState, file: &ConfigFile, rendered: super::RenderedTemplate) {
         state.files.push(ManagedFile {
-            path: spec.path.to_string(),
+            path: file.path.to_string(),
             content: rendered.output,
-            mode: spec.mode,
+            mode: file.mode,
             owner: "root".to_string(),
-            group: spec.group.to_string(),
+            group: file.group.to_string(),
             sensitive: rendered.sensitive,
-            checker: spec.checker,
-            origin: format!("template {}", spec.template),
+            checker: file.checker,
+            origin: format!("template {}", file.template),
         });
     }
 
-    fn copies(state: &mut HostState, files: &[(String, super::Content)], destination: &str, origin: &str) {
+    /// Source files deployed verbatim under `destination`; their paths.
+    fn copies(
+        state: &mut HostState,
+        files: &[(String, super::Content)],
+        destination: &str,
+        origin: &str,
+    ) -> Vec<String> {
+        let first = state.files.len();
         for (relative, content) in files {
             state.files.push(ManagedFile {
                 path: format!("{destination}/{relative}"),
@@ -185,6 +233,7 @@ impl HostContext<'_> {
                 origin: format!("{origin}/{relative}"),
             });
         }
+        state.files[first..].iter().map(|file| file.path.clone()).collect()
     }
 
     fn host_context(&self) -> minijinja::Value {
@@ -204,40 +253,8 @@ impl HostContext<'_> {
                 bind_address => bind_address.to_string(), password => self.secrets.get(&database.password),
             },
         };
-        state.packages.push("mariadb-server".to_string());
-        let config = "/etc/mysql/mariadb.conf.d/60-infra.cnf";
-        let sql = "/etc/infra/database.sql";
-        self.file(
-            state,
-            FileSpec {
-                path: config,
-                template: "mariadb.cnf.j2",
-                mode: 0o644,
-                group: "root",
-                checker: Some(Checker::Mariadb),
-            },
-            context.clone(),
-        )?;
-        self.file(
-            state,
-            FileSpec { path: sql, template: "database.sql.j2", mode: 0o600, group: "root", checker: None },
-            context,
-        )?;
-        state.services.push(ManagedService {
-            name: "mariadb".into(),
-            reload_on: vec![],
-            restart_on: vec![config.into()],
-            enabled: true,
-        });
-        state.hooks.push(Hook {
-            name: "create database and grants".into(),
-            command: format!("mariadb < {sql}"),
-            triggered_by: vec![sql.into()],
-        });
-        state.health_checks.push(HealthCheck {
-            description: "the database answers a query".into(),
-            command: "mariadb --execute 'SELECT 1'".into(),
-        });
+        self.install(state, &catalog::MARIADB, None, || context.clone())?;
+        self.probes(state, &catalog::MARIADB, database.port.value, None);
         Ok(())
     }
 
@@ -259,51 +276,11 @@ impl HostContext<'_> {
                 password => self.secrets.get(&database.password),
             }),
         };
-        state.packages.extend(["gunicorn", "python3-flask", "python3-pymysql"].map(String::from));
-        let config = "/etc/infra/gunicorn.conf.py";
-        let unit = "/etc/systemd/system/infra-app.service";
-        let environment = "/etc/infra/app.env";
-        self.file(
-            state,
-            FileSpec {
-                path: config,
-                template: "gunicorn.conf.py.j2",
-                mode: 0o644,
-                group: "root",
-                checker: Some(Checker::Python),
-            },
-            context.clone(),
-        )?;
-        self.file(
-            state,
-            FileSpec {
-                path: unit,
-                template: "infra-app.service.j2",
-                mode: 0o644,
-                group: "root",
-                checker: Some(Checker::SystemdUnit),
-            },
-            context.clone(),
-        )?;
-        self.file(
-            state,
-            FileSpec { path: environment, template: "app.env.j2", mode: 0o640, group: "www-data", checker: None },
-            context,
-        )?;
-        let first_code_file = state.files.len();
-        Self::copies(state, &self.sources.app, &app.directory.value, &app.source.value.display().to_string());
-        let code: Vec<String> = state.files[first_code_file..].iter().map(|file| file.path.clone()).collect();
-        state.services.push(ManagedService {
-            name: "infra-app".into(),
-            reload_on: std::iter::once(config.to_string()).chain(code).collect(),
-            restart_on: vec![unit.into(), environment.into()],
-            enabled: true,
-        });
-        let url = format!("http://{}:{}/", self.host.address.value, app.bind.value.port());
-        state.health_checks.push(HealthCheck {
-            description: "Gunicorn answers HTTP".into(),
-            command: format!("curl -fsS -o /dev/null {url}"),
-        });
+        let service = &catalog::GUNICORN;
+        self.install(state, service, None, || context.clone())?;
+        let code = Self::copies(state, &self.sources.app, &app.directory.value, &app.source.value.display().to_string());
+        Self::reload_also(state, service.unit, code);
+        self.probes(state, service, app.bind.value.port(), None);
         Ok(())
     }
 
@@ -317,49 +294,11 @@ impl HostContext<'_> {
             proxies => self.derived.proxy_addresses.clone(),
             web => context! { port => web.port.value, server_name => web.server_name.value.clone(), static_root => web.static_root.value.clone() },
         };
-        state.packages.push("nginx".to_string());
-        let main = "/etc/nginx/nginx.conf";
-        let site = "/etc/nginx/sites-enabled/infra.conf";
-        self.file(
-            state,
-            FileSpec {
-                path: main,
-                template: "nginx.conf.j2",
-                mode: 0o644,
-                group: "root",
-                checker: Some(Checker::Nginx),
-            },
-            context.clone(),
-        )?;
-        self.file(
-            state,
-            FileSpec {
-                path: site,
-                template: "nginx-site.conf.j2",
-                mode: 0o644,
-                group: "root",
-                checker: Some(Checker::Nginx),
-            },
-            context,
-        )?;
+        self.install(state, &catalog::NGINX, None, || context.clone())?;
         if let Some(source) = &web.static_source {
             Self::copies(state, &self.sources.static_site, &web.static_root.value, &source.value.display().to_string());
         }
-        state.services.push(ManagedService {
-            name: "nginx".into(),
-            reload_on: vec![main.into(), site.into()],
-            restart_on: vec![],
-            enabled: true,
-        });
-        let base = format!("http://127.0.0.1:{}", web.port.value);
-        state.health_checks.push(HealthCheck {
-            description: "Nginx answers".into(),
-            command: format!("curl -fsS -o /dev/null {base}/healthz"),
-        });
-        state.health_checks.push(HealthCheck {
-            description: "Nginx proxies to the app".into(),
-            command: format!("curl -fsS -o /dev/null {base}/"),
-        });
+        self.probes(state, &catalog::NGINX, web.port.value, None);
         Ok(())
     }
 
@@ -395,62 +334,15 @@ impl HostContext<'_> {
                 virtual_ip => settings.virtual_ip.value.to_string(),
             },
         };
-        state.packages.extend(["haproxy", "keepalived"].map(String::from));
-        let haproxy = "/etc/haproxy/haproxy.cfg";
-        let keepalived = "/etc/keepalived/keepalived.conf";
-        self.file(
-            state,
-            FileSpec {
-                path: haproxy,
-                template: "haproxy.cfg.j2",
-                mode: 0o644,
-                group: "root",
-                checker: Some(Checker::Haproxy),
-            },
-            context.clone(),
-        )?;
-        self.file(
-            state,
-            FileSpec {
-                path: keepalived,
-                template: "keepalived.conf.j2",
-                mode: 0o600,
-                group: "root",
-                checker: Some(Checker::Keepalived),
-            },
-            context,
-        )?;
+        self.install(state, &catalog::HAPROXY, None, || context.clone())?;
+        self.install(state, &catalog::KEEPALIVED, None, || context.clone())?;
         if let Some(tls) = &settings.tls {
             self.tls_files(state, tls)?;
+            let tls_files = [crate::tls::CERTIFICATE_PATH, crate::tls::KEY_PATH].map(String::from);
+            Self::reload_also(state, catalog::HAPROXY.unit, tls_files);
         }
-        let mut haproxy_files = vec![haproxy.to_string()];
-        if settings.tls.is_some() {
-            haproxy_files.extend([crate::tls::CERTIFICATE_PATH, crate::tls::KEY_PATH].map(String::from));
-        }
-        state.services.push(ManagedService {
-            name: "haproxy".into(),
-            reload_on: haproxy_files,
-            restart_on: vec![],
-            enabled: true,
-        });
-        state.services.push(ManagedService {
-            name: "keepalived".into(),
-            reload_on: vec![keepalived.into()],
-            restart_on: vec![],
-            enabled: true,
-        });
-        let url = format!("http://127.0.0.1:{}/healthz", settings.frontend_port.value);
-        state.health_checks.push(HealthCheck {
-            description: "HAProxy answers on the frontend".into(),
-            command: format!("curl -fsS -o /dev/null {url}"),
-        });
-        if let Some(tls) = &settings.tls {
-            // Certificate trust is checked before apply; this checks HAProxy serves TLS.
-            state.health_checks.push(HealthCheck {
-                description: "HAProxy answers over TLS".into(),
-                command: format!("curl -fsSk -o /dev/null https://127.0.0.1:{}/healthz", tls.port.value),
-            });
-        }
+        let tls_port = settings.tls.as_ref().map(|tls| tls.port.value);
+        self.probes(state, &catalog::HAPROXY, settings.frontend_port.value, tls_port);
         Ok(())
     }
 
@@ -495,28 +387,10 @@ impl HostContext<'_> {
             state.roles,
             if is_balancer { state.address.to_string() } else { String::new() }
         );
-        let context = || self.firewall_context(ssh_port, &admin);
-        state.packages.push("nftables".to_string());
-        let ruleset = firewall::RULESET_PATH;
-        let unit = firewall::UNIT_PATH;
-        for (path, template, checker) in
-            [(ruleset, "firewall.nft.j2", Checker::Nft), (unit, "infra-firewall.service.j2", Checker::SystemdUnit)]
-        {
-            let rendered = self.renderer.render_keyed(template, &self.host.name.value, &key, context)?;
-            let spec = FileSpec { path, template, mode: 0o644, group: "root", checker: Some(checker) };
-            Self::push_rendered(state, spec, rendered);
-        }
-        state.services.push(ManagedService {
-            name: "infra-firewall".into(),
-            reload_on: vec![ruleset.into()],
-            restart_on: vec![unit.into()],
-            enabled: true,
-        });
-        state.health_checks.push(HealthCheck {
-            description: "the firewall is loaded".into(),
-            command: "nft list table inet infra > /dev/null".into(),
-        });
-        state.ssh_guard = Some(SshGuard { ruleset: ruleset.into(), port: ssh_port, admin });
+        let service = &catalog::FIREWALL;
+        self.install(state, service, Some(&key), || self.firewall_context(ssh_port, &admin))?;
+        self.probes(state, service, ssh_port, None);
+        state.ssh_guard = Some(SshGuard { ruleset: catalog::FIREWALL_RULESET.path.into(), port: ssh_port, admin });
         Ok(())
     }
 
@@ -538,7 +412,7 @@ impl HostContext<'_> {
             .collect();
         context! {
             firewall => context! {
-                ruleset => firewall::RULESET_PATH, ssh_port => ssh_port,
+                ruleset => catalog::FIREWALL_RULESET.path, ssh_port => ssh_port,
                 admin_v4 => admin_v4, admin_v6 => admin_v6, rules => rules,
             },
         }

@@ -5,9 +5,12 @@
 //! directory, and the command to run there. It is written once per checker
 //! and read by two interpreters: `checkers` (on this machine, for
 //! `validate`) and `apply::steps` (on the host, against the new files before
-//! they are swapped in). Before it existed each service's checker was
-//! written twice and the two had drifted.
+//! they are swapped in).
 
+use super::{
+    FIREWALL_RULESET, GUNICORN_CONFIG, HAPROXY_CERTS, HAPROXY_CONFIG, KEEPALIVED_CONFIG, MARIADB_CONFIG,
+    NGINX_MAIN, NGINX_MIME_TYPES, NGINX_SITE,
+};
 use crate::desired::{Checker, HostState};
 
 /// One part of a command-line argument.
@@ -66,9 +69,6 @@ impl CheckPlan {
     }
 }
 
-const HAPROXY_CONFIG: &str = "/etc/haproxy/haproxy.cfg";
-const HAPROXY_CERTS: &str = "/etc/haproxy/certs/";
-
 fn text(value: &str) -> Vec<Part> {
     vec![Part::Text(value.to_string())]
 }
@@ -99,7 +99,7 @@ pub fn check_plan(checker: Checker, host: &HostState) -> CheckPlan {
     };
     match checker {
         Checker::Haproxy => {
-            plan.files.push(("haproxy.cfg".into(), HAPROXY_CONFIG.into()));
+            plan.files.push(("haproxy.cfg".into(), HAPROXY_CONFIG.path.into()));
             for path in files_of(host, checker).filter(|path| path.starts_with(HAPROXY_CERTS)) {
                 plan.files.push((format!("certs/{}", &path[HAPROXY_CERTS.len()..]), path.into()));
             }
@@ -107,17 +107,17 @@ pub fn check_plan(checker: Checker, host: &HostState) -> CheckPlan {
             plan.command = vec![text("haproxy"), text("-c"), text("-f"), tree("haproxy.cfg")];
         }
         Checker::Keepalived => {
-            plan.files.push(("keepalived.conf".into(), "/etc/keepalived/keepalived.conf".into()));
+            plan.files.push(("keepalived.conf".into(), KEEPALIVED_CONFIG.path.into()));
             plan.command = vec![text("keepalived"), text("--config-test"), text("--use-file"), tree("keepalived.conf")];
         }
         Checker::Nginx => {
             // nginx.conf includes its site relative to its own directory,
             // so the whole tree is checked as nginx will read it.
-            plan.files.push(("nginx.conf".into(), "/etc/nginx/nginx.conf".into()));
-            plan.files.push(("sites-enabled/infra.conf".into(), "/etc/nginx/sites-enabled/infra.conf".into()));
+            plan.files.push(("nginx.conf".into(), NGINX_MAIN.path.into()));
+            plan.files.push(("sites-enabled/infra.conf".into(), NGINX_SITE.path.into()));
             plan.borrowed.push(Borrowed {
                 name: "mime.types".into(),
-                path: "/etc/nginx/mime.types",
+                path: NGINX_MIME_TYPES,
                 default: "types { text/html html; }\n",
             });
             let pid = vec![Part::Text("pid ".into()), Part::Tree("nginx.pid;".into())];
@@ -136,13 +136,13 @@ pub fn check_plan(checker: Checker, host: &HostState) -> CheckPlan {
             ];
         }
         Checker::Mariadb => {
-            plan.files.push(("infra.cnf".into(), "/etc/mysql/mariadb.conf.d/60-infra.cnf".into()));
+            plan.files.push(("infra.cnf".into(), MARIADB_CONFIG.path.into()));
             let defaults = vec![Part::Text("--defaults-file=".into()), Part::Tree("infra.cnf".into())];
             plan.command = vec![text("mariadbd"), defaults, text("--help"), text("--verbose")];
             plan.quiet_stdout = true;
         }
         Checker::Python => {
-            plan.files.push(("gunicorn.conf.py".into(), "/etc/infra/gunicorn.conf.py".into()));
+            plan.files.push(("gunicorn.conf.py".into(), GUNICORN_CONFIG.path.into()));
             plan.command = vec![text("python3"), text("-m"), text("py_compile"), tree("gunicorn.conf.py")];
         }
         Checker::SystemdUnit => {
@@ -153,7 +153,7 @@ pub fn check_plan(checker: Checker, host: &HostState) -> CheckPlan {
             plan.also_needs = &["gunicorn", "nft"];
         }
         Checker::Nft => {
-            plan.files.push(("firewall.nft".into(), crate::firewall::RULESET_PATH.into()));
+            plan.files.push(("firewall.nft".into(), FIREWALL_RULESET.path.into()));
             plan.command = vec![text("nft"), text("-c"), text("-f"), tree("firewall.nft")];
             // Its own network namespace: no privilege needed, and this
             // machine's rules are never involved.

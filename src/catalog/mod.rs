@@ -1,0 +1,282 @@
+//! Every service infra manages, described once, as data.
+//!
+//! A [`Service`] names its systemd unit, the packages that provide it, each
+//! config file it owns (template, path, mode, group, the checker that judges
+//! it and what a change to it sets off) and the probes that say it is
+//! healthy. [`check`] adds each checker's plan. Three interpreters read
+//! these: `render` (to build a host's desired state), `checkers` (to judge
+//! rendered files on this machine) and `apply::steps` (to judge them on the
+//! host before they are swapped in). A new service, or a difference between
+//! Debian releases, is therefore written here once; before this module the
+//! paths and checkers were written in three places and had drifted.
+
+pub mod check;
+
+pub use check::{Borrowed, CheckPlan, Part, Rewrite, check_plan};
+
+use crate::desired::Checker;
+
+/// A service as infra installs and watches it.
+#[derive(Debug)]
+pub struct Service {
+    /// The systemd unit (without `.service`).
+    pub unit: &'static str,
+    /// Debian packages that provide it (and the libraries the shipped
+    /// example application imports).
+    pub packages: &'static [&'static str],
+    pub files: &'static [ConfigFile],
+    /// What must answer once the host is converged.
+    pub probes: &'static [Probe],
+}
+
+/// A file rendered from a template.
+#[derive(Debug)]
+pub struct ConfigFile {
+    pub path: &'static str,
+    pub template: &'static str,
+    pub mode: u32,
+    /// Owned by root; the group may read it when the mode lets it (the
+    /// app's environment file, read by `www-data`).
+    pub group: &'static str,
+    pub checker: Option<Checker>,
+    pub on_change: Trigger,
+}
+
+/// What a changed file sets off once it is in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// A graceful reload of the service: no connection dropped.
+    Reload,
+    /// A restart: the service cannot reread this file without one.
+    Restart,
+    /// The file is a script fed to `program` (the SQL that creates the
+    /// database and its user); `name` says what it does.
+    Feed { name: &'static str, program: &'static str },
+}
+
+/// A health probe; where it needs a port, the role supplies it.
+#[derive(Debug)]
+pub enum Probe {
+    /// A command that must succeed on the host.
+    Command { description: &'static str, command: &'static str },
+    /// An HTTP request that must answer with success, on loopback or on the
+    /// host's own address (a service that listens only there); `tls` probes
+    /// the TLS port and exist only where TLS is configured.
+    Http { description: &'static str, path: &'static str, on: Listener, tls: bool },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    Loopback,
+    OwnAddress,
+}
+
+const fn config(
+    path: &'static str,
+    template: &'static str,
+    checker: Option<Checker>,
+    on_change: Trigger,
+) -> ConfigFile {
+    ConfigFile { path, template, mode: 0o644, group: "root", checker, on_change }
+}
+
+/// MariaDB's settings, read only at start.
+pub const MARIADB_CONFIG: ConfigFile = config(
+    "/etc/mysql/mariadb.conf.d/60-infra.cnf",
+    "mariadb.cnf.j2",
+    Some(Checker::Mariadb),
+    Trigger::Restart,
+);
+/// The idempotent SQL that creates the database and grants; holds the password.
+pub const DATABASE_SQL: ConfigFile = ConfigFile {
+    mode: 0o600,
+    ..config(
+        "/etc/infra/database.sql",
+        "database.sql.j2",
+        None,
+        Trigger::Feed { name: "create database and grants", program: "mariadb" },
+    )
+};
+
+pub const MARIADB: Service = Service {
+    unit: "mariadb",
+    packages: &["mariadb-server"],
+    files: &[MARIADB_CONFIG, DATABASE_SQL],
+    probes: &[Probe::Command { description: "the database answers a query", command: "mariadb --execute 'SELECT 1'" }],
+};
+
+pub const GUNICORN_CONFIG: ConfigFile =
+    config("/etc/infra/gunicorn.conf.py", "gunicorn.conf.py.j2", Some(Checker::Python), Trigger::Reload);
+pub const APP_UNIT: ConfigFile = config(
+    "/etc/systemd/system/infra-app.service",
+    "infra-app.service.j2",
+    Some(Checker::SystemdUnit),
+    Trigger::Restart,
+);
+/// The app's environment, with the database password: readable by the
+/// app's group only.
+pub const APP_ENVIRONMENT: ConfigFile =
+    ConfigFile { mode: 0o640, group: "www-data", ..config("/etc/infra/app.env", "app.env.j2", None, Trigger::Restart) };
+
+/// Gunicorn serving the app; a change to the app's code reloads it too.
+pub const GUNICORN: Service = Service {
+    unit: "infra-app",
+    packages: &["gunicorn", "python3-flask", "python3-pymysql"],
+    files: &[GUNICORN_CONFIG, APP_UNIT, APP_ENVIRONMENT],
+    probes: &[Probe::Http { description: "Gunicorn answers HTTP", path: "/", on: Listener::OwnAddress, tls: false }],
+};
+
+pub const NGINX_MAIN: ConfigFile =
+    config("/etc/nginx/nginx.conf", "nginx.conf.j2", Some(Checker::Nginx), Trigger::Reload);
+pub const NGINX_SITE: ConfigFile =
+    config("/etc/nginx/sites-enabled/infra.conf", "nginx-site.conf.j2", Some(Checker::Nginx), Trigger::Reload);
+/// The file nginx.conf includes for MIME types, shipped by the package.
+pub const NGINX_MIME_TYPES: &str = "/etc/nginx/mime.types";
+
+pub const NGINX: Service = Service {
+    unit: "nginx",
+    packages: &["nginx"],
+    files: &[NGINX_MAIN, NGINX_SITE],
+    probes: &[
+        Probe::Http { description: "Nginx answers", path: "/healthz", on: Listener::Loopback, tls: false },
+        Probe::Http { description: "Nginx proxies to the app", path: "/", on: Listener::Loopback, tls: false },
+    ],
+};
+
+pub const HAPROXY_CONFIG: ConfigFile =
+    config("/etc/haproxy/haproxy.cfg", "haproxy.cfg.j2", Some(Checker::Haproxy), Trigger::Reload);
+/// Where HAProxy finds the TLS chain and, beside it, the key.
+pub const HAPROXY_CERTS: &str = "/etc/haproxy/certs/";
+
+/// HAProxy; the TLS files (not templates) reload it too.
+pub const HAPROXY: Service = Service {
+    unit: "haproxy",
+    packages: &["haproxy"],
+    files: &[HAPROXY_CONFIG],
+    probes: &[
+        Probe::Http {
+            description: "HAProxy answers on the frontend",
+            path: "/healthz",
+            on: Listener::Loopback,
+            tls: false,
+        },
+        Probe::Http { description: "HAProxy answers over TLS", path: "/healthz", on: Listener::Loopback, tls: true },
+    ],
+};
+
+/// keepalived's config holds the VRRP secret: root only.
+pub const KEEPALIVED_CONFIG: ConfigFile = ConfigFile {
+    mode: 0o600,
+    ..config("/etc/keepalived/keepalived.conf", "keepalived.conf.j2", Some(Checker::Keepalived), Trigger::Reload)
+};
+
+pub const KEEPALIVED: Service =
+    Service { unit: "keepalived", packages: &["keepalived"], files: &[KEEPALIVED_CONFIG], probes: &[] };
+
+pub const FIREWALL_RULESET: ConfigFile =
+    config("/etc/infra/firewall.nft", "firewall.nft.j2", Some(Checker::Nft), Trigger::Reload);
+pub const FIREWALL_UNIT: ConfigFile = config(
+    "/etc/systemd/system/infra-firewall.service",
+    "infra-firewall.service.j2",
+    Some(Checker::SystemdUnit),
+    Trigger::Restart,
+);
+
+/// The tier firewall: one nftables table, loaded by its own unit.
+pub const FIREWALL: Service = Service {
+    unit: "infra-firewall",
+    packages: &["nftables"],
+    files: &[FIREWALL_RULESET, FIREWALL_UNIT],
+    probes: &[Probe::Command {
+        description: "the firewall is loaded",
+        command: "nft list table inet infra > /dev/null",
+    }],
+};
+
+/// Every service, in the order a host with all roles installs them.
+pub const SERVICES: [&Service; 6] = [&MARIADB, &GUNICORN, &NGINX, &HAPROXY, &KEEPALIVED, &FIREWALL];
+
+impl Service {
+    /// The files whose change sets off `trigger`.
+    pub fn paths_on(&self, trigger: Trigger) -> impl Iterator<Item = &'static str> + '_ {
+        self.files.iter().filter(move |file| file.on_change == trigger).map(|file| file.path)
+    }
+}
+
+impl Probe {
+    /// The command that runs this probe on a host at `address`, the
+    /// service listening on `port` (or, for a TLS probe, on `tls_port`);
+    /// none for a TLS probe where TLS is not configured.
+    pub fn command(&self, address: std::net::IpAddr, port: u16, tls_port: Option<u16>) -> Option<String> {
+        match self {
+            Probe::Command { command, .. } => Some((*command).to_string()),
+            Probe::Http { path, on, tls, .. } => {
+                let host = match on {
+                    Listener::Loopback => "127.0.0.1".to_string(),
+                    Listener::OwnAddress => address.to_string(),
+                };
+                // Certificate trust is checked before apply; a TLS probe
+                // checks that the service serves TLS.
+                let (scheme, flags, port) = if *tls { ("https", "-fsSk", tls_port?) } else { ("http", "-fsS", port) };
+                Some(format!("curl {flags} -o /dev/null {scheme}://{host}:{port}{path}"))
+            }
+        }
+    }
+
+    pub fn description(&self) -> &'static str {
+        match self {
+            Probe::Command { description, .. } | Probe::Http { description, .. } => description,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A template is rendered to one path only: two services sharing a
+    /// path would replace each other's file.
+    #[test]
+    fn every_path_and_template_belongs_to_one_service() {
+        let files: Vec<&ConfigFile> = SERVICES.iter().flat_map(|service| service.files).collect();
+        let mut paths: Vec<&str> = files.iter().map(|file| file.path).collect();
+        let mut templates: Vec<&str> = files.iter().map(|file| file.template).collect();
+        paths.sort_unstable();
+        paths.dedup();
+        templates.sort_unstable();
+        templates.dedup();
+        assert_eq!(paths.len(), files.len());
+        assert_eq!(templates.len(), files.len());
+    }
+
+    #[test]
+    fn every_built_in_template_is_in_the_catalog() {
+        let catalogued: Vec<&str> =
+            SERVICES.iter().flat_map(|service| service.files).map(|file| file.template).collect();
+        for (name, _) in crate::render::BUILT_IN {
+            assert!(catalogued.contains(&name), "{name} is not in the catalog");
+        }
+    }
+
+    /// The check plan rewrites `HAPROXY_CERTS` into its check directory.
+    #[test]
+    fn the_tls_files_live_where_haproxy_is_checked_for_them() {
+        assert!(crate::tls::CERTIFICATE_PATH.starts_with(HAPROXY_CERTS));
+        assert!(crate::tls::KEY_PATH.starts_with(HAPROXY_CERTS));
+    }
+
+    #[test]
+    fn a_tls_probe_exists_only_with_a_tls_port() {
+        let address = std::net::IpAddr::from([10, 0, 0, 1]);
+        let [frontend, tls] = HAPROXY.probes else { panic!("HAProxy has two probes") };
+        assert_eq!(
+            frontend.command(address, 80, None).as_deref(),
+            Some("curl -fsS -o /dev/null http://127.0.0.1:80/healthz")
+        );
+        assert_eq!(tls.command(address, 80, None), None);
+        assert_eq!(
+            tls.command(address, 80, Some(443)).as_deref(),
+            Some("curl -fsSk -o /dev/null https://127.0.0.1:443/healthz")
+        );
+    }
+}
