@@ -12,17 +12,23 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::topology::Role;
+use crate::transport::Target;
 
 /// Every host's desired state, in stage order.
 #[derive(Clone, Debug, Serialize)]
 pub struct DesiredState {
     pub hosts: Vec<HostState>,
+    /// The load balancers' virtual IP: apply changes its holder last.
+    pub virtual_ip: Option<IpAddr>,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct HostState {
     pub name: String,
     pub address: IpAddr,
+    /// How apply and plan reach the host, resolved from the inventory.
+    #[serde(skip)]
+    pub target: Target,
     pub roles: Vec<Role>,
     /// The stage apply converges this host in ([`crate::topology::stage_of`]).
     pub stage: Role,

@@ -19,18 +19,20 @@ pub const KEY_PATH: &str = "/etc/haproxy/certs/infra.pem.key";
 /// A certificate warns this many days before it expires.
 pub const EXPIRY_WARNING_DAYS: i64 = 30;
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error, PartialEq)]
 pub enum TlsError {
     #[error("it holds no PEM certificate")]
     NoCertificate,
+    /// The parser's error is shown, not chained: a certificate problem is
+    /// reported as one diagnostic line.
     #[error("it is not a valid X.509 certificate: {0}")]
-    InvalidCertificate(String),
+    InvalidCertificate(x509_parser::nom::Err<x509_parser::error::X509Error>),
     #[error(
         "the key is not a PKCS#8 PEM private key (`BEGIN PRIVATE KEY`); convert it with `openssl pkcs8 -topk8 -nocrypt -in KEY`"
     )]
     UnsupportedKey,
     #[error("cannot generate a certificate: {0}")]
-    Generate(String),
+    Generate(rcgen::Error),
 }
 
 /// What the checks need from the leaf certificate (the first in the chain).
@@ -73,8 +75,8 @@ pub fn read_certificate(pem: &[u8]) -> Result<CertificateInfo, TlsError> {
     if block.label != "CERTIFICATE" {
         return Err(TlsError::NoCertificate);
     }
-    let (_, certificate) = x509_parser::certificate::X509Certificate::from_der(&block.contents)
-        .map_err(|error| TlsError::InvalidCertificate(error.to_string()))?;
+    let (_, certificate) =
+        x509_parser::certificate::X509Certificate::from_der(&block.contents).map_err(TlsError::InvalidCertificate)?;
     let (mut dns_names, mut ip_addresses) = (Vec::new(), Vec::new());
     if let Ok(Some(extension)) = certificate.subject_alternative_name() {
         for name in &extension.value.general_names {
@@ -115,7 +117,7 @@ pub fn key_matches(certificate: &CertificateInfo, key_pem: &str) -> Result<bool,
 /// A self-signed certificate and its key (both PEM) for `names` (DNS names or
 /// addresses), valid from yesterday for `days`.
 pub fn self_signed(names: &[String], days: i64) -> Result<(String, String), TlsError> {
-    let generate = |error: rcgen::Error| TlsError::Generate(error.to_string());
+    let generate = TlsError::Generate;
     let key = rcgen::KeyPair::generate().map_err(generate)?;
     let mut params = rcgen::CertificateParams::new(names.to_vec()).map_err(generate)?;
     let now = time::OffsetDateTime::now_utc();

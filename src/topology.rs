@@ -10,6 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::inventory::{Host, Inventory};
 use crate::source::Span;
+use crate::transport::Target;
 
 pub use crate::role::Role;
 
@@ -100,6 +101,27 @@ pub fn vrrp_priorities<'a>(balancers: &[&'a Host]) -> Vec<(u8, Option<Span>, &'a
             None => (150u8.saturating_sub(u8::try_from(index * 10).unwrap_or(u8::MAX)).max(1), None, *host),
         })
         .collect()
+}
+
+/// How to reach `host`: its own SSH settings, then the inventory's, then
+/// ssh's own defaults; paths relative to the inventory.
+pub fn ssh_target(inventory: &Inventory, host: &Host) -> Target {
+    let path = |own: &Option<crate::source::Spanned<std::path::PathBuf>>,
+                shared: &Option<crate::source::Spanned<std::path::PathBuf>>| {
+        own.as_ref().or(shared.as_ref()).map(|path| inventory.base_dir.join(&path.value))
+    };
+    Target {
+        name: host.name.value.clone(),
+        address: host.address.value,
+        user: host
+            .ssh
+            .user
+            .as_ref()
+            .map_or_else(|| inventory.ssh.user_or_default().to_string(), |user| user.value.clone()),
+        port: crate::firewall::ssh_port(inventory, host),
+        identity: path(&host.ssh.identity, &inventory.ssh.identity),
+        known_hosts: path(&host.ssh.known_hosts, &inventory.ssh.known_hosts),
+    }
 }
 
 #[cfg(test)]

@@ -19,8 +19,6 @@ use tokio::io::AsyncWriteExt;
 
 use crate::diagnostic::error_chain;
 
-use crate::inventory::Inventory;
-
 /// Quotes a string for `sh` with single quotes: every script infra sends
 /// is built with this, so no value can end its word.
 pub fn shell_quote(text: &str) -> String {
@@ -54,40 +52,42 @@ pub enum TransportError {
         "the SSH host key of `{host}` ({address}) has CHANGED: it offers {fingerprint}, which does not match {known_hosts}; this is either a reinstalled host or someone intercepting the connection\n\nhint: if the host was reinstalled, remove the old key with `ssh-keygen -R {address}` (add `-f FILE` for the inventory's known_hosts) and check the new fingerprint"
     )]
     HostKeyChanged { host: String, address: IpAddr, known_hosts: String, fingerprint: String },
-    #[error("cannot connect to `{host}` ({address}): {message}")]
-    Connect { host: String, address: IpAddr, message: String },
+    #[error("cannot connect to `{host}` ({address})")]
+    Connect {
+        host: String,
+        address: IpAddr,
+        #[source]
+        source: openssh::Error,
+    },
     #[error("`{host}`: the remote script failed ({status}): {stderr}")]
     Script { host: String, status: String, stderr: String },
-    #[error("`{host}`: the SSH connection failed while running a command: {message}")]
-    Run { host: String, message: String },
+    #[error("`{host}`: the SSH connection failed while running a command")]
+    Run {
+        host: String,
+        #[source]
+        source: ChannelError,
+    },
+}
+
+/// What went wrong with a remote command's channel, as opposed to the
+/// command itself failing.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    #[error(transparent)]
+    Ssh(#[from] openssh::Error),
+    #[error("cannot send the script")]
+    Send(#[source] std::io::Error),
+    #[error("cannot read the remote output")]
+    Receive(#[source] std::io::Error),
+    #[error("the remote process has no {0}")]
+    NoPipe(&'static str),
 }
 
 impl Target {
-    /// Targets for the inventory's hosts: per-host ssh settings, then the
-    /// inventory's, then ssh's own defaults; paths relative to the inventory.
-    pub fn from_inventory(inventory: &Inventory) -> Vec<Target> {
-        inventory
-            .hosts
-            .iter()
-            .map(|host| {
-                let path = |own: &Option<crate::source::Spanned<PathBuf>>,
-                            shared: &Option<crate::source::Spanned<PathBuf>>| {
-                    own.as_ref().or(shared.as_ref()).map(|path| inventory.base_dir.join(&path.value))
-                };
-                Target {
-                    name: host.name.value.clone(),
-                    address: host.address.value,
-                    user: host
-                        .ssh
-                        .user
-                        .as_ref()
-                        .map_or_else(|| inventory.ssh.user_or_default().to_string(), |user| user.value.clone()),
-                    port: host.ssh.port.as_ref().map_or_else(|| inventory.ssh.port_or_default(), |port| port.value),
-                    identity: path(&host.ssh.identity, &inventory.ssh.identity),
-                    known_hosts: path(&host.ssh.known_hosts, &inventory.ssh.known_hosts),
-                }
-            })
-            .collect()
+    /// A target with ssh's own defaults: root on port 22, the user's keys
+    /// and known_hosts.
+    pub fn with_defaults(name: &str, address: IpAddr) -> Target {
+        Target { name: name.into(), address, user: "root".into(), port: 22, identity: None, known_hosts: None }
     }
 
     fn known_hosts_name(&self) -> String {
@@ -183,7 +183,7 @@ impl Connection {
         }
         match builder.connect(target.address.to_string()).await {
             Ok(session) => Ok(Connection { target: target.clone(), session: Arc::new(session) }),
-            Err(error) => Err(connect_error(target, &error)),
+            Err(error) => Err(connect_error(target, error)),
         }
     }
 
@@ -201,20 +201,13 @@ impl Connection {
     /// Runs a POSIX sh script sent over stdin; returns its stdout.
     pub async fn run_script(&self, script: &str) -> Result<String, TransportError> {
         let host = &self.target.name;
-        let run_error =
-            |error: openssh::Error| TransportError::Run { host: host.clone(), message: error_chain(&error) };
-        let mut child = self.spawn_sh(Stdio::piped()).await.map_err(run_error)?;
+        let run_error = |source: ChannelError| TransportError::Run { host: host.clone(), source };
+        let mut child = self.spawn_sh(Stdio::piped()).await.map_err(|error| run_error(error.into()))?;
         if let Some(mut stdin) = child.stdin().take() {
-            stdin
-                .write_all(script.as_bytes())
-                .await
-                .map_err(|error| TransportError::Run { host: host.clone(), message: error.to_string() })?;
-            stdin
-                .shutdown()
-                .await
-                .map_err(|error| TransportError::Run { host: host.clone(), message: error.to_string() })?;
+            stdin.write_all(script.as_bytes()).await.map_err(|error| run_error(ChannelError::Send(error)))?;
+            stdin.shutdown().await.map_err(|error| run_error(ChannelError::Send(error)))?;
         }
-        let output = child.wait_with_output().await.map_err(run_error)?;
+        let output = child.wait_with_output().await.map_err(|error| run_error(error.into()))?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
             let tail: Vec<&str> = stderr.lines().rev().take(10).collect();
@@ -233,15 +226,15 @@ impl Connection {
     pub async fn hold(&self, script: &str, ready_line: &str) -> Result<HoldOutcome, TransportError> {
         use tokio::io::AsyncBufReadExt;
         let host = &self.target.name;
-        let run_error = |message: String| TransportError::Run { host: host.clone(), message };
-        let mut child = self.spawn_sh(Stdio::null()).await.map_err(|error| run_error(error_chain(&error)))?;
-        let stdin = child.stdin().as_mut().ok_or_else(|| run_error("no stdin".into()))?;
-        stdin.write_all(script.as_bytes()).await.map_err(|error| run_error(error.to_string()))?;
-        stdin.flush().await.map_err(|error| run_error(error.to_string()))?;
-        let stdout = child.stdout().take().ok_or_else(|| run_error("no stdout".into()))?;
+        let run_error = |source: ChannelError| TransportError::Run { host: host.clone(), source };
+        let mut child = self.spawn_sh(Stdio::null()).await.map_err(|error| run_error(error.into()))?;
+        let stdin = child.stdin().as_mut().ok_or_else(|| run_error(ChannelError::NoPipe("stdin")))?;
+        stdin.write_all(script.as_bytes()).await.map_err(|error| run_error(ChannelError::Send(error)))?;
+        stdin.flush().await.map_err(|error| run_error(ChannelError::Send(error)))?;
+        let stdout = child.stdout().take().ok_or_else(|| run_error(ChannelError::NoPipe("stdout")))?;
         let mut lines = tokio::io::BufReader::new(stdout).lines();
         let mut said = String::new();
-        while let Some(line) = lines.next_line().await.map_err(|error| run_error(error.to_string()))? {
+        while let Some(line) = lines.next_line().await.map_err(|error| run_error(ChannelError::Receive(error)))? {
             if line == ready_line {
                 return Ok(HoldOutcome::Held(Box::new(Held { host: host.clone(), child })));
             }
@@ -260,8 +253,8 @@ impl Connection {
     }
 }
 
-fn connect_error(target: &Target, error: &openssh::Error) -> TransportError {
-    let message = error_chain(error);
+fn connect_error(target: &Target, error: openssh::Error) -> TransportError {
+    let message = error_chain(&error);
     let host = target.name.clone();
     let (address, known_hosts) = (target.address, target.known_hosts_name());
     if message.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
@@ -279,7 +272,7 @@ fn connect_error(target: &Target, error: &openssh::Error) -> TransportError {
             fingerprint: offered_fingerprint(target),
         }
     } else {
-        TransportError::Connect { host, address, message: message.trim().to_string() }
+        TransportError::Connect { host, address, source: error }
     }
 }
 

@@ -23,7 +23,7 @@ pub use report::{Reporter, reporter};
 use crate::desired::{DesiredState, HostState};
 use crate::plan::{HostPlan, Plan};
 use crate::topology::{self, Role};
-use crate::transport::{Connector, Remote, Target, TransportError};
+use crate::transport::{Connector, Remote, TransportError};
 
 #[derive(Clone, Copy, Debug)]
 pub struct ApplySettings {
@@ -52,11 +52,9 @@ pub struct Outcome {
 /// Everything apply needs besides the plan.
 pub struct Context<'a, C: Connector> {
     pub desired: &'a DesiredState,
-    pub targets: &'a [Target],
     pub connector: &'a C,
     pub settings: ApplySettings,
     pub reporter: &'a dyn Reporter,
-    pub virtual_ip: Option<IpAddr>,
 }
 
 pub async fn apply<C: Connector>(plan: &Plan, context: &Context<'_, C>) -> Outcome {
@@ -108,31 +106,21 @@ pub async fn apply<C: Connector>(plan: &Plan, context: &Context<'_, C>) -> Outco
     outcome
 }
 
-fn target<'a, C: Connector>(context: &'a Context<'_, C>, host: &str) -> Option<&'a Target> {
-    context.targets.iter().find(|target| target.name == host)
-}
-
 fn balancers<'a, C: Connector>(context: &'a Context<'_, C>) -> Vec<&'a HostState> {
     context.desired.hosts.iter().filter(|host| host.roles.contains(&Role::LoadBalancer)).collect()
 }
 
-/// Why a cross-host step (draining, a VIP check) could not run on a host.
-#[derive(Debug, thiserror::Error)]
-enum CrossHostError {
-    #[error("no SSH target for `{0}`")]
-    NoTarget(String),
-    #[error(transparent)]
-    Transport(#[from] TransportError),
-}
-
 /// Runs one script on a host over a fresh connection (for the cross-host
 /// steps: draining, VIP checks).
-async fn run_on<C: Connector>(context: &Context<'_, C>, host: &str, script: &str) -> Result<String, CrossHostError> {
-    let target = target(context, host).ok_or_else(|| CrossHostError::NoTarget(host.to_string()))?;
-    let connection = context.connector.open(target).await?;
+async fn run_on<C: Connector>(
+    context: &Context<'_, C>,
+    host: &HostState,
+    script: &str,
+) -> Result<String, TransportError> {
+    let connection = context.connector.open(&host.target).await?;
     let output = connection.run_script(script).await;
     connection.close().await;
-    Ok(output?)
+    output
 }
 
 fn holds_vip_script(vip: IpAddr) -> String {
@@ -144,12 +132,11 @@ async fn holder_last<'a, C: Connector>(
     hosts: Vec<(&'a HostPlan, &'a HostState)>,
     context: &Context<'_, C>,
 ) -> Vec<(&'a HostPlan, &'a HostState)> {
-    let Some(vip) = context.virtual_ip else { return hosts };
+    let Some(vip) = context.desired.virtual_ip else { return hosts };
     let mut ordered = Vec::with_capacity(hosts.len());
     let mut holders = Vec::new();
     for (plan, host) in hosts {
-        let holds =
-            run_on(context, &host.name, &holds_vip_script(vip)).await.is_ok_and(|output| output.trim() == "holder");
+        let holds = run_on(context, host, &holds_vip_script(vip)).await.is_ok_and(|output| output.trim() == "holder");
         if holds { holders.push((plan, host)) } else { ordered.push((plan, host)) }
     }
     ordered.extend(holders);
@@ -158,12 +145,12 @@ async fn holder_last<'a, C: Connector>(
 
 /// After the load balancer stage exactly one balancer holds the virtual IP.
 async fn exactly_one_vip_holder<C: Connector>(context: &Context<'_, C>) -> Result<(), HostFailure> {
-    let Some(vip) = context.virtual_ip else { return Ok(()) };
+    let Some(vip) = context.desired.virtual_ip else { return Ok(()) };
     let mut holders = Vec::new();
     for _ in 0..20 {
         holders.clear();
         for host in balancers(context) {
-            if run_on(context, &host.name, &holds_vip_script(vip)).await.is_ok_and(|output| output.trim() == "holder") {
+            if run_on(context, host, &holds_vip_script(vip)).await.is_ok_and(|output| output.trim() == "holder") {
                 holders.push(host.name.clone());
             }
         }
@@ -186,8 +173,8 @@ async fn exactly_one_vip_holder<C: Connector>(context: &Context<'_, C>) -> Resul
 /// Sets a web server's state on every load balancer that runs HAProxy.
 async fn set_web_state<C: Connector>(context: &Context<'_, C>, web: &str, state: &str) {
     for balancer in balancers(context) {
-        if let Err(error) = run_on(context, &balancer.name, &steps::haproxy_server_state(web, state)).await {
-            tracing::warn!(balancer = %balancer.name, web, state, %error, "cannot set the web server's state in HAProxy");
+        if let Err(error) = run_on(context, balancer, &steps::haproxy_server_state(web, state)).await {
+            tracing::warn!(balancer = %balancer.name, web, state, error = %crate::diagnostic::error_chain(&error), "cannot set the web server's state in HAProxy");
         }
     }
 }
@@ -223,7 +210,7 @@ fn failure(host: &HostState, step: &str, error: impl ToString) -> HostFailure {
 fn remote_error(error: TransportError) -> String {
     match error {
         TransportError::Script { stderr, status, .. } => format!("{stderr} ({status})"),
-        other => other.to_string(),
+        other => crate::diagnostic::error_chain(&other),
     }
 }
 
@@ -233,9 +220,9 @@ async fn transaction<C: Connector>(
     host: &HostState,
     context: &Context<'_, C>,
 ) -> Result<String, HostFailure> {
-    let target = target(context, &host.name).ok_or_else(|| failure(host, "connect", "no SSH target"))?;
     context.reporter.step(&host.name, "connecting");
-    let connection = context.connector.open(target).await.map_err(|error| failure(host, "connect", error))?;
+    let connection =
+        context.connector.open(&host.target).await.map_err(|error| failure(host, "connect", remote_error(error)))?;
     let result = run_steps(plan, host, context, &connection).await;
     connection.close().await;
     result

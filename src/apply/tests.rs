@@ -1,7 +1,8 @@
 //! Apply's orchestration on an in-memory transport: stage order, serial
 //! web hosts drained on every balancer, the virtual IP's holder last,
 //! rollback at every step after the swap, and every failure of a stage
-//! kept with its host's output. No host, no root, well under a second.
+//! kept with its host's output, and the run after an interrupted one
+//! resuming what it owed. No host, no root, well under a second.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -9,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use super::*;
 use crate::desired::{HealthCheck, ManagedFile, ManagedService};
 use crate::facts::HostFacts;
+use crate::transport::Target;
 
 /// What the fake answers: the stdout of a script, or the stderr of a failure.
 type Responder = Box<dyn Fn(&str, &str) -> Result<String, String> + Send + Sync>;
@@ -84,6 +86,7 @@ fn host(index: usize, name: &str, role: Role) -> HostState {
     HostState {
         name: name.into(),
         address: format!("10.0.0.{}", index + 1).parse().expect("address"),
+        target: Target::with_defaults(name, format!("10.0.0.{}", index + 1).parse().expect("address")),
         roles: vec![role],
         stage: role,
         packages: vec![],
@@ -115,24 +118,22 @@ fn run(
     serial: usize,
     fail: impl Fn(&str, &str) -> bool + Send + Sync + 'static,
 ) -> (Outcome, Vec<(String, String)>, Vec<String>) {
+    run_from(serial, |_| HostFacts::default(), fail)
+}
+
+/// [`run`] on hosts whose facts `facts_of(host)` gives.
+fn run_from(
+    serial: usize,
+    facts_of: impl Fn(&HostState) -> HostFacts,
+    fail: impl Fn(&str, &str) -> bool + Send + Sync + 'static,
+) -> (Outcome, Vec<(String, String)>, Vec<String>) {
     let desired = DesiredState {
         hosts: HOSTS.iter().enumerate().map(|(index, (name, role))| host(index, name, *role)).collect(),
+        virtual_ip: Some("10.0.0.100".parse().expect("address")),
     };
     let facts: BTreeMap<String, HostFacts> =
-        desired.hosts.iter().map(|host| (host.name.clone(), HostFacts::default())).collect();
+        desired.hosts.iter().map(|host| (host.name.clone(), facts_of(host))).collect();
     let plan = crate::plan::plan(&desired, &facts, Vec::new());
-    let targets: Vec<Target> = desired
-        .hosts
-        .iter()
-        .map(|host| Target {
-            name: host.name.clone(),
-            address: host.address,
-            user: "root".into(),
-            port: 22,
-            identity: None,
-            known_hosts: None,
-        })
-        .collect();
     let log = Arc::new(Log::default());
     let respond: Responder = Box::new(move |host: &str, script: &str| {
         let step = script.lines().next().and_then(|line| line.strip_prefix("# infra step: ")).unwrap_or_default();
@@ -146,11 +147,9 @@ fn run(
     let recorder = Recorder::default();
     let context = Context {
         desired: &desired,
-        targets: &targets,
         connector: &connector,
         settings: ApplySettings { serial, health_seconds: 1 },
         reporter: &recorder,
-        virtual_ip: Some("10.0.0.100".parse().expect("address")),
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let outcome = runtime.block_on(apply(&plan, &context));
@@ -263,4 +262,48 @@ fn a_host_lost_during_its_transaction_reports_the_failed_rollback_too() {
     assert!(failure.error.contains("the rollback failed too"), "{}", failure.error);
     assert!(ran(&scripts, "web-01", "swapping files in"), "the swap journaled what is owed");
     assert!(!ran(&scripts, "web-02", "uploading files") && !ran(&scripts, "lb-01", "uploading files"));
+}
+
+/// A host already converged: its file as desired, its service running.
+fn converged(host: &HostState) -> HostFacts {
+    let mut facts = HostFacts::default();
+    for file in &host.files {
+        let sha256 = crate::facts::sha256_hex(&file.content);
+        let present = crate::facts::FileFact::Present {
+            sha256,
+            mode: file.mode,
+            owner: file.owner.clone(),
+            group: file.group.clone(),
+            content: None,
+        };
+        facts.files.insert(file.path.clone(), present);
+    }
+    for service in &host.services {
+        facts.services.insert(service.name.clone(), crate::facts::ServiceFact { active: true, enabled: true });
+    }
+    facts
+}
+
+/// The run after a host was lost between its swap and its reload: the
+/// files are already in place, the journal owes the reload. The next run
+/// touches that host alone, and only to reload, check and commit (which
+/// clears the journal); every other host is left alone.
+#[test]
+fn the_next_run_resumes_what_an_interrupted_one_owed() {
+    let facts_of = |host: &HostState| {
+        let mut facts = converged(host);
+        if host.name == "web-01" {
+            facts.pending.push(("reload".into(), "svc-web-01".into()));
+        }
+        facts
+    };
+    let (outcome, scripts, _) = run_from(1, facts_of, |_, _| false);
+    assert!(outcome.failures.is_empty(), "{:?}", outcome.failures);
+    assert_eq!(outcome.changed, ["web-01"]);
+    let steps: Vec<&str> = scripts.iter().filter(|(host, _)| host == "web-01").map(|(_, step)| step.as_str()).collect();
+    assert!(!steps.iter().any(|step| step.contains("uploading files")), "{steps:?}");
+    for expected in ["reloading services", "health checks", "committing"] {
+        assert!(steps.contains(&expected), "{expected} missing: {steps:?}");
+    }
+    assert!(scripts.iter().all(|(host, step)| host == "web-01" || !step.starts_with("reloading")));
 }

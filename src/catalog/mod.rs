@@ -81,12 +81,8 @@ const fn config(
 }
 
 /// MariaDB's settings, read only at start.
-pub const MARIADB_CONFIG: ConfigFile = config(
-    "/etc/mysql/mariadb.conf.d/60-infra.cnf",
-    "mariadb.cnf.j2",
-    Some(Checker::Mariadb),
-    Trigger::Restart,
-);
+pub const MARIADB_CONFIG: ConfigFile =
+    config("/etc/mysql/mariadb.conf.d/60-infra.cnf", "mariadb.cnf.j2", Some(Checker::Mariadb), Trigger::Restart);
 /// The idempotent SQL that creates the database and grants; holds the password.
 pub const DATABASE_SQL: ConfigFile = ConfigFile {
     mode: 0o600,

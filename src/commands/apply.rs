@@ -17,7 +17,7 @@ use crate::facts;
 use crate::inventory::Inventory;
 use crate::lock::{self, Claim};
 use crate::plan::{self, Palette, Plan, Unreachable};
-use crate::transport::{Settings, Ssh, Target};
+use crate::transport::{Settings, Ssh};
 
 pub fn run(args: &ApplyArgs, style: Style) -> anyhow::Result<ExitCode> {
     let saved = args.plan_file.as_ref().map(read_plan).transpose()?;
@@ -40,17 +40,17 @@ fn apply_rendered(
         Some(saved) => saved.hosts.iter().map(|host| host.host.clone()).collect(),
         None => args.limit.clone(),
     };
-    let desired = DesiredState { hosts: super::limited(rendered.state.hosts, &limits)? };
+    let desired =
+        DesiredState { hosts: super::limited(rendered.state.hosts, &limits)?, virtual_ip: rendered.state.virtual_ip };
     let run = Run {
         args,
         style,
         inventory,
         transport: super::transport_settings(&args.connection),
-        targets: Target::from_inventory(inventory),
         runtime: super::runtime()?,
     };
     let connected = run.runtime.block_on(facts::connect(
-        &facts::targets_of(&desired.hosts, &run.targets),
+        &facts::targets_of(&desired.hosts),
         run.transport,
         args.connection.parallel,
     ));
@@ -82,7 +82,6 @@ struct Run<'a> {
     style: Style,
     inventory: &'a Inventory,
     transport: Settings,
-    targets: Vec<Target>,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -122,15 +121,7 @@ impl Run<'_> {
         let reporter = apply::reporter(self.args.format == Format::Json, !self.args.no_progress);
         let settings = ApplySettings { serial: self.args.serial, health_seconds: self.args.health_timeout };
         let connector = Ssh(self.transport);
-        let virtual_ip = self.inventory.load_balancer.as_ref().map(|lb| lb.virtual_ip.value.addr());
-        let context = apply::Context {
-            desired,
-            targets: &self.targets,
-            connector: &connector,
-            settings,
-            reporter: reporter.as_ref(),
-            virtual_ip,
-        };
+        let context = apply::Context { desired, connector: &connector, settings, reporter: reporter.as_ref() };
         let started = Instant::now();
         let outcome = self.runtime.block_on(apply::apply(&plan, &context));
         reporter.finish();

@@ -78,7 +78,8 @@ fn ask(
 ) -> anyhow::Result<Option<Vec<(String, Answer)>>> {
     let checked = super::load_and_check(&args.inventory.inventory, false)?;
     let Some(inventory) = checked.printed_and_valid(style) else { return Ok(None) };
-    let mut targets = Target::from_inventory(inventory);
+    let mut targets: Vec<Target> =
+        inventory.hosts.iter().map(|host| crate::topology::ssh_target(inventory, host)).collect();
     if let Some(names) = only {
         if let Some(unknown) = names.iter().find(|name| !targets.iter().any(|target| &target.name == *name)) {
             anyhow::bail!("`{unknown}` is not a host of the inventory");
@@ -98,7 +99,7 @@ fn ask(
             .into_iter()
             .map(|(host, output)| match output {
                 Ok(text) => (host, answer_of(&text)),
-                Err(error) => (host, Answer::Failed(error.to_string())),
+                Err(error) => (host, Answer::Failed(crate::diagnostic::error_chain(&error))),
             })
             .collect();
         answers.extend(connected.unreachable.iter().map(|u| (u.host.clone(), Answer::Failed(u.error.clone()))));

@@ -9,24 +9,23 @@ use anyhow::Context;
 use crate::cli::{Format, PlanArgs};
 use crate::diagnostic::Style;
 use crate::facts;
-use crate::inventory::Inventory;
 use crate::plan::{self, Palette};
 use crate::render::Rendered;
-use crate::transport::Target;
 
 pub fn run(args: &PlanArgs, style: Style) -> anyhow::Result<ExitCode> {
-    super::with_rendered(&args.inventory.inventory, args.strict, style, |inventory, rendered| {
-        plan_hosts(args, style, inventory, rendered)
-    })
+    super::with_rendered(&args.inventory.inventory, args.strict, style, |_, rendered| plan_hosts(args, style, rendered))
 }
 
-fn plan_hosts(args: &PlanArgs, style: Style, inventory: &Inventory, rendered: Rendered) -> anyhow::Result<ExitCode> {
+fn plan_hosts(args: &PlanArgs, style: Style, rendered: Rendered) -> anyhow::Result<ExitCode> {
     let hosts = super::limited(rendered.state.hosts, &args.limit)?;
     let settings = super::transport_settings(&args.connection);
-    let targets = Target::from_inventory(inventory);
     let runtime = super::runtime()?;
-    let gathered = runtime.block_on(facts::gather(&hosts, &targets, settings, args.connection.parallel));
-    let mut plan = plan::plan(&crate::desired::DesiredState { hosts }, &gathered.facts, gathered.unreachable);
+    let gathered = runtime.block_on(facts::gather(&hosts, settings, args.connection.parallel));
+    let mut plan = plan::plan(
+        &crate::desired::DesiredState { hosts, virtual_ip: rendered.state.virtual_ip },
+        &gathered.facts,
+        gathered.unreachable,
+    );
     plan.inventory = std::fs::canonicalize(&args.inventory.inventory).ok().map(|path| path.display().to_string());
     if let Some(path) = &args.out {
         let json = serde_json::to_string_pretty(&plan).context("cannot serialize the plan")?;

@@ -33,17 +33,17 @@ impl Connected {
     }
 }
 
-/// Gathers the facts of every host in `hosts`, matched to its target by name.
-pub async fn gather(hosts: &[HostState], targets: &[Target], settings: Settings, parallel: usize) -> Gathered {
-    let connected = connect(&targets_of(hosts, targets), settings, parallel).await;
+/// Gathers the facts of every host in `hosts`.
+pub async fn gather(hosts: &[HostState], settings: Settings, parallel: usize) -> Gathered {
+    let connected = connect(&targets_of(hosts), settings, parallel).await;
     let gathered = read(hosts, &connected, parallel).await;
     connected.close().await;
     gathered
 }
 
 /// The targets of `hosts`, in their order.
-pub fn targets_of(hosts: &[HostState], targets: &[Target]) -> Vec<Target> {
-    hosts.iter().filter_map(|host| targets.iter().find(|target| target.name == host.name).cloned()).collect()
+pub fn targets_of(hosts: &[HostState]) -> Vec<Target> {
+    hosts.iter().map(|host| host.target.clone()).collect()
 }
 
 /// Connects to every target, `parallel` at a time.
@@ -65,7 +65,9 @@ pub async fn connect(targets: &[Target], settings: Settings, parallel: usize) ->
             Ok((host, Ok(connection))) => {
                 connected.connections.insert(host, connection);
             }
-            Ok((host, Err(error))) => connected.unreachable.push(Unreachable { host, error: error.to_string() }),
+            Ok((host, Err(error))) => {
+                connected.unreachable.push(Unreachable { host, error: crate::diagnostic::error_chain(&error) })
+            }
             Err(error) => connected.unreachable.push(Unreachable { host: "?".into(), error: error.to_string() }),
         }
     }
@@ -91,7 +93,9 @@ pub async fn read(hosts: &[HostState], connected: &Connected, parallel: usize) -
             Ok(facts) => {
                 gathered.facts.insert(host, facts);
             }
-            Err(error) => gathered.unreachable.push(Unreachable { host, error: error.to_string() }),
+            Err(error) => {
+                gathered.unreachable.push(Unreachable { host, error: crate::diagnostic::error_chain(&error) })
+            }
         }
     }
     sort_by_host_order(&mut gathered.unreachable, hosts);

@@ -25,6 +25,7 @@ fn host(directory: &std::path::Path) -> HostState {
     HostState {
         name: "test-01".into(),
         address: "10.0.0.1".parse().expect("address"),
+        target: crate::transport::Target::with_defaults("test-01", "10.0.0.1".parse().expect("address")),
         roles: vec![],
         stage: crate::topology::Role::Web,
         packages: vec!["coreutils".into(), "surely-not-a-package".into(), "bash".into()],

@@ -21,6 +21,7 @@ fn host() -> HostState {
     HostState {
         name: "web-01".into(),
         address: "10.0.0.21".parse().expect("address"),
+        target: crate::transport::Target::with_defaults("web-01", "10.0.0.21".parse().expect("address")),
         roles: vec![crate::topology::Role::Web],
         stage: crate::topology::Role::Web,
         packages: vec!["nginx".into()],
@@ -127,8 +128,11 @@ fn a_directory_in_the_way_is_shown() {
 
 #[test]
 fn summary_counts_every_kind_of_change() {
-    let plan =
-        plan(&DesiredState { hosts: vec![host()] }, &[("web-01".to_string(), HostFacts::default())].into(), vec![]);
+    let plan = plan(
+        &DesiredState { hosts: vec![host()], virtual_ip: None },
+        &[("web-01".to_string(), HostFacts::default())].into(),
+        vec![],
+    );
     let summary = plan.summary();
     assert_eq!((summary.hosts, summary.create, summary.install, summary.start), (1, 2, 1, 1));
     assert!(plan.has_changes());

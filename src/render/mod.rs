@@ -107,7 +107,8 @@ pub fn render(inventory: &Inventory, mode: SecretMode) -> Result<Rendered, Rende
             hosts.push(context.state()?);
         }
     }
-    Ok(Rendered { state: DesiredState { hosts }, diagnostics })
+    let virtual_ip = inventory.load_balancer.as_ref().map(|settings| settings.virtual_ip.value.addr());
+    Ok(Rendered { state: DesiredState { hosts, virtual_ip }, diagnostics })
 }
 
 /// The grammar a secret's value must follow in the file it lands in.

@@ -122,6 +122,7 @@ impl HostContext<'_> {
         let mut state = HostState {
             name: self.host.name.value.clone(),
             address: self.host.address.value,
+            target: topology::ssh_target(self.inventory, self.host),
             roles: self.host.roles.iter().map(|role| role.value).collect(),
             stage: topology::stage_of(self.host).unwrap_or(Role::LoadBalancer),
             packages: Vec::new(),
@@ -278,7 +279,8 @@ impl HostContext<'_> {
         };
         let service = &catalog::GUNICORN;
         self.install(state, service, None, || context.clone())?;
-        let code = Self::copies(state, &self.sources.app, &app.directory.value, &app.source.value.display().to_string());
+        let code =
+            Self::copies(state, &self.sources.app, &app.directory.value, &app.source.value.display().to_string());
         Self::reload_also(state, service.unit, code);
         self.probes(state, service, app.bind.value.port(), None);
         Ok(())

@@ -25,6 +25,7 @@ fn host(directory: &std::path::Path) -> HostState {
     HostState {
         name: "web-01".into(),
         address: "10.0.0.21".parse().expect("address"),
+        target: crate::transport::Target::with_defaults("web-01", "10.0.0.21".parse().expect("address")),
         roles: vec![],
         stage: crate::topology::Role::Web,
         packages: vec![],
