@@ -40,11 +40,6 @@ pub struct SshGuard {
     pub admin: Vec<IpNet>,
 }
 
-/// The port infra's SSH connections reach on `host`, which the firewall must keep open.
-pub fn ssh_port(inventory: &Inventory, host: &Host) -> u16 {
-    host.ssh.port.as_ref().map_or_else(|| inventory.ssh.port_or_default(), |port| port.value)
-}
-
 pub fn admin_networks(inventory: &Inventory) -> Vec<IpNet> {
     inventory.firewall.iter().flat_map(|firewall| firewall.admin_cidrs.value.iter().map(|cidr| cidr.value)).collect()
 }

@@ -103,6 +103,11 @@ pub fn vrrp_priorities<'a>(balancers: &[&'a Host]) -> Vec<(u8, Option<Span>, &'a
         .collect()
 }
 
+/// The port infra's SSH connections reach on `host`, which the firewall must keep open.
+pub fn ssh_port(inventory: &Inventory, host: &Host) -> u16 {
+    host.ssh.port.as_ref().map_or_else(|| inventory.ssh.port_or_default(), |port| port.value)
+}
+
 /// How to reach `host`: its own SSH settings, then the inventory's, then
 /// ssh's own defaults; paths relative to the inventory.
 pub fn ssh_target(inventory: &Inventory, host: &Host) -> Target {
@@ -118,7 +123,7 @@ pub fn ssh_target(inventory: &Inventory, host: &Host) -> Target {
             .user
             .as_ref()
             .map_or_else(|| inventory.ssh.user_or_default().to_string(), |user| user.value.clone()),
-        port: crate::firewall::ssh_port(inventory, host),
+        port: ssh_port(inventory, host),
         identity: path(&host.ssh.identity, &inventory.ssh.identity),
         known_hosts: path(&host.ssh.known_hosts, &inventory.ssh.known_hosts),
     }

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::diagnostic::Diagnostic;
-use crate::firewall;
 use crate::inventory::Inventory;
 use crate::source::Span;
+use crate::topology;
 use crate::topology::{Role, hosts_with};
 
 pub fn check(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
@@ -113,7 +113,7 @@ fn one_database(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
 fn ports_per_host(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
     for host in &inventory.hosts {
         let ssh_span = host.ssh.port.as_ref().or(inventory.ssh.port.as_ref()).map_or(host.name.span, |port| port.span);
-        let mut listeners: Vec<(u16, &str, Span)> = vec![(firewall::ssh_port(inventory, host), "SSH", ssh_span)];
+        let mut listeners: Vec<(u16, &str, Span)> = vec![(topology::ssh_port(inventory, host), "SSH", ssh_span)];
         let mut listen = |port: u16, service: &'static str, span: Span| {
             if let Some((_, other, _)) = listeners.iter().find(|(used, _, _)| *used == port) {
                 let mut diagnostic = Diagnostic::error(

@@ -382,7 +382,7 @@ impl HostContext<'_> {
     /// other balancers) its address; hosts alike in those share one render.
     fn firewall(&self, state: &mut HostState) -> Result<(), RenderError> {
         let admin = firewall::admin_networks(self.inventory);
-        let ssh_port = firewall::ssh_port(self.inventory, self.host);
+        let ssh_port = topology::ssh_port(self.inventory, self.host);
         let is_balancer = self.host.has_role(Role::LoadBalancer);
         let key = format!(
             "{:?} {ssh_port} {}",
