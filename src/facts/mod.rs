@@ -52,6 +52,10 @@ pub struct HostFacts {
     /// Not part of the fingerprint: it describes the connection, not the host.
     #[serde(default)]
     pub ssh_connection: Option<(std::net::IpAddr, u16)>,
+    /// A load balancer's IPv4 addresses now, to tell which one holds the
+    /// virtual IP. Not part of the fingerprint: the address moves by design.
+    #[serde(default)]
+    pub addresses: Vec<std::net::IpAddr>,
     /// A digest of everything above: a saved plan records it, and apply
     /// refuses when the host no longer matches.
     pub fingerprint: String,
@@ -121,6 +125,12 @@ pub fn script(host: &HostState) -> String {
     }
     script.push_str(&format!("[ -f {PENDING_JOURNAL} ] && sed 's/^/J /' {PENDING_JOURNAL}\n"));
     script.push_str("set -- ${SSH_CONNECTION:-}\n[ $# -eq 4 ] && echo \"L $1 $4\"\n");
+    if host.roles.contains(&crate::role::Role::LoadBalancer) {
+        // `ip -o` prints `2: eth0    inet 10.0.0.11/24 brd ...`: the fourth field.
+        script.push_str(
+            "ip -o -4 addr show 2>/dev/null | while read -r _ _ _ address _; do echo \"V ${address%/*}\"; done\n",
+        );
+    }
     script.push_str("echo END\n");
     script
 }
@@ -200,6 +210,7 @@ pub fn parse(host: &HostState, output: &str) -> Result<HostFacts, FactsError> {
             ["J", kind @ ("reload" | "restart" | "hook"), name] => {
                 facts.pending.push((kind.to_string(), name.replace('_', " ")))
             }
+            ["V", address] => facts.addresses.push(address.parse().map_err(|_| unexpected())?),
             ["L", client, port] if facts.ssh_connection.is_none() => {
                 let client = client.parse().map_err(|_| unexpected())?;
                 facts.ssh_connection = Some((client, port.parse().map_err(|_| unexpected())?));

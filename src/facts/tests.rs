@@ -164,3 +164,21 @@ fn the_journal_of_an_interrupted_apply_is_reported() {
         Err(FactsError::UnexpectedLine { .. })
     ));
 }
+
+/// A balancer reports its addresses (here, this machine's own, by the same
+/// `ip` command the host runs); they are not drift, so the fingerprint
+/// ignores them.
+#[test]
+fn a_balancer_reports_its_addresses_outside_the_fingerprint() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let mut host = host(directory.path());
+    host.roles = vec![crate::role::Role::LoadBalancer];
+    let output = run_locally(&script(&host));
+    let facts = parse(&host, &output).unwrap_or_else(|error| panic!("{error}\n{output}"));
+    assert!(facts.addresses.contains(&"127.0.0.1".parse().expect("address")), "{output}");
+    let (plain, plain_output) = valid_answer();
+    let moved = plain_output.replace("END\n", "V 10.0.0.10\nEND\n");
+    let with_address = parse(&plain, &moved).expect("facts");
+    assert_eq!(with_address.addresses, ["10.0.0.10".parse::<std::net::IpAddr>().expect("address")]);
+    assert_eq!(with_address.fingerprint, parse(&plain, &plain_output).expect("facts").fingerprint);
+}
