@@ -36,6 +36,39 @@ pub enum Command {
     /// The host locks that keep two applies from changing hosts at once.
     #[command(subcommand)]
     Lock(LockCommand),
+    /// Draw the topology: tiers in stage order, the virtual IP, every flow the firewall allows.
+    Diagram(DiagramArgs),
+    /// Print a shell completion script (`source <(infra completions bash)`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `infra man | man -l -`.
+    Man,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DiagramArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// `svg` (laid out by Graphviz's `dot`), `mermaid` (text for a README or a pull request) or `dot`.
+    #[arg(long, value_enum, default_value_t = DiagramFormat::Svg)]
+    pub format: DiagramFormat,
+    /// Write here instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Ask the hosts (over SSH, as plan does): mark the balancer holding the virtual IP now, and hosts unreachable or drifted.
+    #[arg(long)]
+    pub live: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiagramFormat {
+    Svg,
+    Mermaid,
+    Dot,
 }
 
 #[derive(Subcommand, Debug)]
@@ -131,6 +164,9 @@ pub struct PlanArgs {
     /// Save the plan, with the fingerprint of every host's facts, for `infra apply FILE`.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// No live view of each host's progress, even on a terminal (plain lines on stderr instead).
+    #[arg(long)]
+    pub no_progress: bool,
     #[command(flatten)]
     pub connection: ConnectionArgs,
     /// Treat warnings as errors.

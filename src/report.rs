@@ -1,4 +1,5 @@
-//! How apply tells the operator what it is doing. The executor only calls a
+//! How infra tells the operator what it is doing on each host: apply's
+//! stages and steps, and plan's facts being read. Callers only call a
 //! [`Reporter`]; this is the one module that touches indicatif.
 
 use std::io::IsTerminal;
@@ -15,26 +16,53 @@ pub trait Reporter: Send + Sync {
     fn finish(&self) {}
 }
 
-/// Picks the reporter: JSON events, a live progress view on a terminal, or
-/// plain lines otherwise.
+/// Picks apply's reporter: JSON events, a live progress view on a
+/// terminal, or plain lines otherwise.
 pub fn reporter(json: bool, progress: bool) -> Box<dyn Reporter> {
     if json {
         Box::new(JsonReporter)
     } else if progress && std::io::stderr().is_terminal() {
         Box::new(ProgressReporter::default())
     } else {
-        Box::new(PlainReporter)
+        Box::new(PlainReporter { steps: true })
     }
 }
 
-pub struct PlainReporter;
+/// Picks the reporter of reading facts (plan, `diagram --live`): a line per
+/// host with its current step on a terminal; otherwise one plain line per
+/// host when it is read, so a CI log shows how far a slow plan got. Never
+/// on stdout, which holds the plan.
+pub fn facts_reporter(progress: bool) -> Box<dyn Reporter> {
+    if progress && std::io::stderr().is_terminal() {
+        Box::new(ProgressReporter::default())
+    } else {
+        Box::new(PlainReporter { steps: false })
+    }
+}
+
+/// Reports nothing: apply reads facts before its own reporter starts.
+pub struct Silent;
+
+impl Reporter for Silent {
+    fn stage(&self, _: &str, _: &[String]) {}
+    fn step(&self, _: &str, _: &str) {}
+    fn done(&self, _: &str, _: &str) {}
+    fn failed(&self, _: &str, _: &str, _: &str) {}
+}
+
+/// Lines on stderr; `steps: false` keeps only each host's outcome.
+pub struct PlainReporter {
+    pub steps: bool,
+}
 
 impl Reporter for PlainReporter {
     fn stage(&self, role: &str, hosts: &[String]) {
         eprintln!("stage {role}: {}", hosts.join(", "));
     }
     fn step(&self, host: &str, step: &str) {
-        eprintln!("  {host}: {step}");
+        if self.steps {
+            eprintln!("  {host}: {step}");
+        }
     }
     fn done(&self, host: &str, summary: &str) {
         eprintln!("  {host}: done ({summary})");

@@ -12,13 +12,12 @@
 //! reload/restart/start, health checks, commit. A failure rolls that host
 //! back and stops before the next stage.
 
-mod report;
 mod steps;
 
 use std::net::IpAddr;
 use std::time::Duration;
 
-pub use report::{Reporter, reporter};
+pub use crate::report::{Reporter, reporter};
 
 use crate::desired::{DesiredState, HostState};
 use crate::plan::{HostPlan, Plan};

@@ -53,6 +53,7 @@ fn apply_rendered(
         &facts::targets_of(&desired.hosts),
         run.transport,
         args.connection.parallel,
+        &crate::report::Silent,
     ));
     if let Err(error) = refuse_unreachable(&connected.unreachable) {
         run.runtime.block_on(connected.close());
@@ -95,7 +96,12 @@ impl Run<'_> {
         saved: Option<&Plan>,
         connected: &facts::Connected,
     ) -> anyhow::Result<ExitCode> {
-        let gathered = self.runtime.block_on(facts::read(&desired.hosts, connected, self.args.connection.parallel));
+        let gathered = self.runtime.block_on(facts::read(
+            &desired.hosts,
+            connected,
+            self.args.connection.parallel,
+            &crate::report::Silent,
+        ));
         refuse_unreachable(&gathered.unreachable)?;
         let plan = plan::plan(desired, &gathered.facts, Vec::new());
         if let Some(saved) = saved {

@@ -89,7 +89,7 @@ fn ask(
     let settings = super::transport_settings(&args.connection);
     let runtime = super::runtime()?;
     let answers = runtime.block_on(async {
-        let connected = facts::connect(&targets, settings, args.connection.parallel).await;
+        let connected = facts::connect(&targets, settings, args.connection.parallel, &crate::report::Silent).await;
         let runs = connected
             .connections
             .iter()

@@ -3,6 +3,7 @@
 //! with their causes and hints.
 
 mod apply;
+mod diagram;
 mod lab;
 mod lock;
 mod plan;
@@ -33,6 +34,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Plan(args) => plan::run(&args, style),
         Command::Apply(args) => apply::run(&args, style),
         Command::Lock(command) => lock::run(&command, style),
+        Command::Diagram(args) => diagram::run(&args, style),
+        Command::Completions { shell } => diagram::completions(shell),
+        Command::Man => diagram::man(),
     };
     match result {
         Ok(code) => code,

@@ -20,7 +20,9 @@ fn plan_hosts(args: &PlanArgs, style: Style, rendered: Rendered) -> anyhow::Resu
     let hosts = super::limited(rendered.state.hosts, &args.limit)?;
     let settings = super::transport_settings(&args.connection);
     let runtime = super::runtime()?;
-    let gathered = runtime.block_on(facts::gather(&hosts, settings, args.connection.parallel));
+    let reporter = crate::report::facts_reporter(!args.no_progress);
+    let gathered = runtime.block_on(facts::gather(&hosts, settings, args.connection.parallel, reporter.as_ref()));
+    reporter.finish();
     let mut plan = plan::plan(
         &crate::desired::DesiredState { hosts, virtual_ip: rendered.state.virtual_ip },
         &gathered.facts,

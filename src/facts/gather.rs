@@ -14,6 +14,7 @@ use tokio::sync::Semaphore;
 use super::Unreachable;
 use super::{FactsError, HostFacts, parse, script};
 use crate::desired::HostState;
+use crate::report::Reporter;
 use crate::transport::{Connection, Settings, Target, TransportError};
 
 pub struct Gathered {
@@ -34,9 +35,9 @@ impl Connected {
 }
 
 /// Gathers the facts of every host in `hosts`.
-pub async fn gather(hosts: &[HostState], settings: Settings, parallel: usize) -> Gathered {
-    let connected = connect(&targets_of(hosts), settings, parallel).await;
-    let gathered = read(hosts, &connected, parallel).await;
+pub async fn gather(hosts: &[HostState], settings: Settings, parallel: usize, reporter: &dyn Reporter) -> Gathered {
+    let connected = connect(&targets_of(hosts), settings, parallel, reporter).await;
+    let gathered = read(hosts, &connected, parallel, reporter).await;
     connected.close().await;
     gathered
 }
@@ -47,10 +48,11 @@ pub fn targets_of(hosts: &[HostState]) -> Vec<Target> {
 }
 
 /// Connects to every target, `parallel` at a time.
-pub async fn connect(targets: &[Target], settings: Settings, parallel: usize) -> Connected {
+pub async fn connect(targets: &[Target], settings: Settings, parallel: usize, reporter: &dyn Reporter) -> Connected {
     let permits = Arc::new(Semaphore::new(parallel.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for target in targets.iter().cloned() {
+        reporter.step(&target.name, "connecting");
         let permits = Arc::clone(&permits);
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
@@ -63,10 +65,13 @@ pub async fn connect(targets: &[Target], settings: Settings, parallel: usize) ->
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok((host, Ok(connection))) => {
+                reporter.step(&host, "connected");
                 connected.connections.insert(host, connection);
             }
             Ok((host, Err(error))) => {
-                connected.unreachable.push(Unreachable { host, error: crate::diagnostic::error_chain(&error) })
+                let error = crate::diagnostic::error_chain(&error);
+                reporter.failed(&host, "connecting", &error);
+                connected.unreachable.push(Unreachable { host, error })
             }
             Err(error) => connected.unreachable.push(Unreachable { host: "?".into(), error: error.to_string() }),
         }
@@ -77,14 +82,20 @@ pub async fn connect(targets: &[Target], settings: Settings, parallel: usize) ->
 }
 
 /// Reads the facts of every connected host, `parallel` at a time.
-pub async fn read(hosts: &[HostState], connected: &Connected, parallel: usize) -> Gathered {
+pub async fn read(hosts: &[HostState], connected: &Connected, parallel: usize, reporter: &dyn Reporter) -> Gathered {
     let permits = Semaphore::new(parallel.max(1));
     let reads = hosts.iter().filter_map(|host| {
         let connection = connected.connections.get(&host.name)?;
         let permits = &permits;
         Some(async move {
             let _permit = permits.acquire().await;
-            (host.name.clone(), facts_of(host, connection).await)
+            reporter.step(&host.name, "reading facts");
+            let facts = facts_of(host, connection).await;
+            match &facts {
+                Ok(_) => reporter.done(&host.name, "facts read"),
+                Err(error) => reporter.failed(&host.name, "reading facts", &crate::diagnostic::error_chain(error)),
+            }
+            (host.name.clone(), facts)
         })
     });
     let mut gathered = Gathered { facts: BTreeMap::new(), unreachable: connected.unreachable.clone() };

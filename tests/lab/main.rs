@@ -205,6 +205,20 @@ impl Lab {
             .expect("infra runs")
     }
 
+    /// `infra diagram --live` of the lab as Mermaid text.
+    fn live_diagram(&self) -> String {
+        let output = self
+            .command()
+            .args(["diagram", "--live", "--format", "mermaid", "--connect-timeout", "2", "-i"])
+            .arg(&self.inventory)
+            .env("INFRA_VRRP_SECRET", VRRP_SECRET)
+            .env("INFRA_DB_PASSWORD", DB_PASSWORD)
+            .output()
+            .expect("infra runs");
+        assert_success(&output, "diagram --live");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
     /// A copy of the lab inventory with one text replaced.
     fn inventory_with(&self, name: &str, from: &str, to: &str) -> PathBuf {
         let text = std::fs::read_to_string(&self.inventory).expect("inventory");
@@ -308,6 +322,9 @@ fn vrrp_moves_the_virtual_ip_when_the_holder_stops(lab: &Lab) {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(!holds_vip(lab, "lb-02"), "both load balancers hold the virtual IP");
+    let before = lab.live_diagram();
+    assert!(before.contains("class host_lb_01 holder") && !before.contains("class host_lb_02 holder"), "{before}");
+    assert!(before.contains("vip ==>|\"holds it now, priority 150\"| host_lb_01"), "{before}");
 
     assert_success(&lab.infra(&["lab", "stop", "lb-01"], None), "lab stop lb-01");
     let stopped = Instant::now();
@@ -316,6 +333,9 @@ fn vrrp_moves_the_virtual_ip_when_the_holder_stops(lab: &Lab) {
         std::thread::sleep(Duration::from_millis(100));
     }
     eprintln!("virtual IP answered from lb-02 {:.1} s after lb-01 stopped", stopped.elapsed().as_secs_f64());
+    let after = lab.live_diagram();
+    assert!(after.contains("class host_lb_02 holder") && after.contains("class host_lb_01 unreachable"), "{after}");
+    assert!(after.contains("vip ==>|\"holds it now, priority 100\"| host_lb_02"), "{after}");
     assert_success(&lab.infra(&["lab", "start", "lb-01"], None), "lab start lb-01");
     let status = String::from_utf8_lossy(&lab.infra(&["lab", "status"], None).stdout).into_owned();
     assert!(status.lines().any(|line| line.starts_with("lb-01") && line.contains("running")), "{status}");

@@ -1,0 +1,90 @@
+//! `infra diagram`: the topology as SVG, Mermaid or DOT; with `--live`,
+//! marked with what the hosts say now (read as plan reads them). Also the
+//! generated `completions` and `man` outputs, which are pictures of the CLI.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::CommandFactory;
+
+use crate::cli::{Cli, DiagramArgs, DiagramFormat};
+use crate::diagnostic::Style;
+use crate::diagram::{self, Diagram, Live};
+use crate::facts;
+use crate::plan;
+use crate::render::Rendered;
+
+pub fn run(args: &DiagramArgs, style: Style) -> anyhow::Result<ExitCode> {
+    if args.live {
+        return super::with_rendered(&args.inventory.inventory, false, style, |inventory, rendered| {
+            let mut picture = Diagram::of(inventory);
+            mark_live(&mut picture, args, rendered)?;
+            write(&picture, args)
+        });
+    }
+    let checked = super::load_and_check(&args.inventory.inventory, false)?;
+    let Some(inventory) = checked.printed_and_valid(style) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    write(&Diagram::of(inventory), args)
+}
+
+/// Reads every host's facts, as plan does, and marks the picture: the
+/// balancers holding the virtual IP, hosts unreachable or drifted.
+fn mark_live(picture: &mut Diagram, args: &DiagramArgs, rendered: Rendered) -> anyhow::Result<()> {
+    let settings = super::transport_settings(&args.connection);
+    let runtime = super::runtime()?;
+    let reporter = crate::report::facts_reporter(true);
+    let gathered =
+        runtime.block_on(facts::gather(&rendered.state.hosts, settings, args.connection.parallel, reporter.as_ref()));
+    reporter.finish();
+    let plan = plan::plan(&rendered.state, &gathered.facts, gathered.unreachable);
+    let mut live: BTreeMap<String, Live> = BTreeMap::new();
+    for host in &plan.hosts {
+        live.insert(host.host.clone(), if host.is_empty() { Live::InSync } else { Live::Drifted });
+    }
+    for unreachable in &plan.unreachable {
+        eprintln!("warning: {}", unreachable.error);
+        live.insert(unreachable.host.clone(), Live::Unreachable);
+    }
+    let holders: Vec<String> = match rendered.state.virtual_ip {
+        Some(vip) => gathered
+            .facts
+            .iter()
+            .filter(|(_, facts)| facts.addresses.contains(&vip))
+            .map(|(host, _)| host.clone())
+            .collect(),
+        None => Vec::new(),
+    };
+    if rendered.state.virtual_ip.is_some() && holders.len() != 1 {
+        eprintln!("warning: {} load balancers hold the virtual IP (expected exactly one)", holders.len());
+    }
+    picture.mark(holders, &live);
+    Ok(())
+}
+
+fn write(picture: &Diagram, args: &DiagramArgs) -> anyhow::Result<ExitCode> {
+    let text = match args.format {
+        DiagramFormat::Mermaid => diagram::mermaid::write(picture),
+        DiagramFormat::Dot => diagram::dot::write(picture),
+        DiagramFormat::Svg => diagram::dot::svg(&diagram::dot::write(picture))?,
+    };
+    match &args.out {
+        Some(path) => std::fs::write(path, text).with_context(|| format!("cannot write `{}`", path.display()))?,
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The completion script for `shell`, generated from the parser itself.
+pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    clap_complete::generate(shell, &mut Cli::command(), "infra", &mut std::io::stdout());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The man page, generated from the parser itself.
+pub fn man() -> anyhow::Result<ExitCode> {
+    clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()).context("cannot write the man page")?;
+    Ok(ExitCode::SUCCESS)
+}

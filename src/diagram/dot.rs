@@ -1,0 +1,166 @@
+//! Graphviz DOT, and SVG by Graphviz's own `dot`.
+//!
+//! Graphviz does the layout (ranks, clusters, edge routing) that hand-placed
+//! boxes get wrong as soon as a tier grows; Debian packages it and its SVG
+//! is self-contained (no fonts or scripts fetched). Right to left, so the
+//! tiers read left to right in stage order while arrows follow requests.
+
+use std::fmt::Write;
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+use super::{Diagram, End, Live, id, live_note, role_names};
+
+/// A DOT double-quoted string.
+fn quoted(text: &str) -> String {
+    let mut out = String::from("\"");
+    for character in text.chars() {
+        match character {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            other => out.push(other),
+        }
+    }
+    out.push('"');
+    out
+}
+
+pub fn write(diagram: &Diagram) -> String {
+    let mut out = String::from("digraph infra {\n");
+    out.push_str("  rankdir=RL; compound=true; newrank=true; nodesep=0.3; ranksep=1.1; fontname=\"sans-serif\";\n");
+    out.push_str(
+        "  node [shape=box, style=\"rounded,filled\", fillcolor=\"#f4f6f8\", fontname=\"sans-serif\", fontsize=11];\n",
+    );
+    out.push_str("  edge [fontname=\"sans-serif\", fontsize=9, color=\"#555555\"];\n");
+    if !diagram.firewall {
+        let _ = writeln!(
+            out,
+            "  label={}; labelloc=t;",
+            quoted("no tier firewall: every host accepts every port; the flows shown are those the stack uses")
+        );
+    }
+    if let Some(vip) = &diagram.virtual_ip {
+        let _ = writeln!(out, "  clients [shape=oval, label={}];", quoted("clients"));
+        let label = format!("virtual IP\n{}", vip.address);
+        let _ = writeln!(out, "  vip [shape=hexagon, fillcolor=\"#e3f2fd\", label={}];", quoted(&label));
+    }
+    if !diagram.admin.is_empty() {
+        let label = format!("admin\n{}", diagram.admin.join("\n"));
+        let _ = writeln!(out, "  admin [shape=parallelogram, fillcolor=\"#ede7f6\", label={}];", quoted(&label));
+    }
+    for tier in &diagram.tiers {
+        let _ = writeln!(out, "  subgraph cluster_{} {{", tier.role.name());
+        let _ = writeln!(out, "    label={}; style=\"rounded,dashed\"; color=\"#9e9e9e\";", quoted(tier.role.name()));
+        for node in &tier.hosts {
+            let mut label = format!("{}\n{}\n{}", node.name, node.address, role_names(&node.roles));
+            if let Some(note) = live_note(node.live) {
+                label.push_str(&format!("\n{note}"));
+            }
+            let style = node_style(diagram, &node.name, node.live);
+            let _ = writeln!(out, "    {} [label={}{style}];", id(&End::Host(node.name.clone())), quoted(&label));
+        }
+        out.push_str("  }\n");
+    }
+    for flow in &diagram.flows {
+        let (ends, mut extra) = edge_ends(diagram, &flow.from, &flow.to);
+        if flow.both_ways {
+            extra.push_str(", dir=both, style=dashed");
+        }
+        let _ = writeln!(out, "  {ends} [label={}{extra}];", quoted(&flow.label));
+    }
+    write_vip_edges(diagram, &mut out);
+    out.push_str("}\n");
+    out
+}
+
+/// `a -> b` and extra attributes: an edge to a whole tier goes to its
+/// first host, clipped at the tier's box (`lhead`).
+fn edge_ends(diagram: &Diagram, from: &End, to: &End) -> (String, String) {
+    let resolve = |end: &End| match end {
+        End::Tier(role) => {
+            diagram.tiers.iter().find(|tier| tier.role == *role).and_then(|tier| tier.hosts.first()).map_or_else(
+                || (id(end), None),
+                |node| (id(&End::Host(node.name.clone())), Some(format!("cluster_{}", role.name()))),
+            )
+        }
+        other => (id(other), None),
+    };
+    let (tail, _) = resolve(from);
+    let (head, cluster) = resolve(to);
+    let extra = cluster.map_or_else(String::new, |cluster| {
+        format!(", lhead={cluster}, style=dotted, color=\"#7e57c2\", fontcolor=\"#7e57c2\"")
+    });
+    (format!("{tail} -> {head}"), extra)
+}
+
+fn node_style(diagram: &Diagram, name: &str, live: Option<Live>) -> &'static str {
+    let holds = diagram
+        .virtual_ip
+        .as_ref()
+        .and_then(|vip| vip.holders.as_ref())
+        .is_some_and(|holders| holders.iter().any(|holder| holder == name));
+    match live {
+        Some(Live::Unreachable) => ", fillcolor=\"#f8d7da\", color=\"#b71c1c\", style=\"rounded,filled,dashed\"",
+        _ if holds => ", fillcolor=\"#d9f2d9\", color=\"#2e7d32\", penwidth=3",
+        Some(Live::Drifted) => ", fillcolor=\"#fff4cc\", color=\"#b7950b\"",
+        _ => "",
+    }
+}
+
+fn write_vip_edges(diagram: &Diagram, out: &mut String) {
+    let Some(vip) = &diagram.virtual_ip else { return };
+    for (index, (name, priority)) in vip.balancers.iter().enumerate() {
+        let holds = vip.holders.as_ref().map_or(index == 0, |holders| holders.contains(name));
+        let words = match (&vip.holders, holds) {
+            (Some(_), true) => "holds it now",
+            (Some(_), false) => "does not hold it",
+            (None, true) => "expected holder",
+            (None, false) => "backup",
+        };
+        let style = if holds { "penwidth=2.5, color=\"#1565c0\"" } else { "style=dashed" };
+        let label = quoted(&format!("{words}, priority {priority}"));
+        let _ = writeln!(out, "  vip -> {} [label={label}, {style}];", id(&End::Host(name.clone())));
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SvgError {
+    #[error(
+        "drawing SVG needs Graphviz's `dot`, which is not installed\n\nhint: install it (`apt-get install graphviz`), or pass `--format mermaid` or `--format dot`, which need nothing"
+    )]
+    NoGraphviz,
+    #[error("cannot run Graphviz's `dot`")]
+    Run(#[source] std::io::Error),
+    #[error("Graphviz's `dot` failed: {0}")]
+    Failed(String),
+}
+
+/// Lays `dot_text` out as SVG with Graphviz.
+pub fn svg(dot_text: &str) -> Result<String, SvgError> {
+    let mut child = Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|error| {
+            if error.kind() == std::io::ErrorKind::NotFound { SvgError::NoGraphviz } else { SvgError::Run(error) }
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(dot_text.as_bytes()).map_err(SvgError::Run)?;
+    }
+    let output = child.wait_with_output().map_err(SvgError::Run)?;
+    if !output.status.success() {
+        return Err(SvgError::Failed(String::from_utf8_lossy(&output.stderr).trim().to_string()));
+    }
+    let svg = String::from_utf8(output.stdout).map_err(|_| SvgError::Failed("its output is not UTF-8".into()))?;
+    // The DOCTYPE names a DTD on the web; nothing needs it, and a viewer
+    // that resolves it would fetch it.
+    Ok(svg
+        .lines()
+        .filter(|line| !line.starts_with("<!DOCTYPE") && !line.contains("svg11.dtd"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n")
+}

@@ -1,0 +1,72 @@
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::check::test_support::{VALID, inventory};
+
+/// Every flow the firewall allows between hosts is drawn, and only those:
+/// each drawn host-to-host arrow is an allowance of its target.
+#[test]
+fn the_arrows_are_the_firewall_allowances() {
+    let inventory = inventory(VALID);
+    let picture = Diagram::of(&inventory);
+    let name_of: BTreeMap<IpAddr, &str> =
+        inventory.hosts.iter().map(|host| (host.address.value, host.name.value.as_str())).collect();
+    let mut allowed = BTreeSet::new();
+    for host in &inventory.hosts {
+        for allowance in firewall::allowances(&inventory, host) {
+            for source in allowance.from.iter().flatten().filter_map(|address| name_of.get(address)) {
+                allowed.insert((source.to_string(), host.name.value.clone()));
+            }
+        }
+    }
+    let drawn: BTreeSet<(String, String)> = picture
+        .flows
+        .iter()
+        .filter_map(|flow| match (&flow.from, &flow.to) {
+            (End::Host(from), End::Host(to)) => Some((from.clone(), to.clone())),
+            _ => None,
+        })
+        .collect();
+    for (from, to) in &drawn {
+        assert!(allowed.contains(&(from.clone(), to.clone())), "{from} -> {to} is drawn but not allowed");
+    }
+    for (from, to) in &allowed {
+        let either_way = drawn.contains(&(from.clone(), to.clone())) || drawn.contains(&(to.clone(), from.clone()));
+        assert!(either_way, "{from} -> {to} is allowed but not drawn");
+    }
+}
+
+#[test]
+fn tiers_run_in_stage_order_and_the_highest_priority_is_the_expected_holder() {
+    let picture = Diagram::of(&inventory(VALID));
+    let roles: Vec<Role> = picture.tiers.iter().map(|tier| tier.role).collect();
+    let order: Vec<Role> = topology::role_order().into_iter().filter(|role| roles.contains(role)).collect();
+    assert_eq!(roles, order);
+    let vip = picture.virtual_ip.as_ref().expect("a virtual IP");
+    let highest = vip.balancers.iter().map(|(_, priority)| *priority).max();
+    assert_eq!(vip.balancers.first().map(|(_, priority)| *priority), highest);
+}
+
+#[test]
+fn live_marks_show_the_holder_and_unreachable_hosts() {
+    let mut picture = Diagram::of(&inventory(VALID));
+    let backup = picture.virtual_ip.as_ref().and_then(|vip| vip.balancers.get(1)).map(|(name, _)| name.clone());
+    let backup = backup.expect("two balancers");
+    let expected = picture.expected_holder().expect("a holder").to_string();
+    let live = BTreeMap::from([(expected.clone(), Live::Unreachable)]);
+    picture.mark(vec![backup.clone()], &live);
+    let text = mermaid::write(&picture);
+    assert!(text.contains(&format!("class {} holder", id(&End::Host(backup.clone())))), "{text}");
+    assert!(text.contains(&format!("class {} unreachable", id(&End::Host(expected.clone())))), "{text}");
+    assert!(text.contains("holds it now"), "{text}");
+    let dot_text = dot::write(&picture);
+    assert!(dot_text.contains("unreachable"), "{dot_text}");
+}
+
+#[test]
+fn quotes_cannot_end_a_label() {
+    let mut picture = Diagram::of(&inventory(VALID));
+    picture.admin = vec!["a\"] --> x[\"b".into()];
+    assert!(mermaid::write(&picture).contains("a#quot;] --> x[#quot;b"));
+    assert!(dot::write(&picture).contains("a\\\"] --> x[\\\"b"));
+}
