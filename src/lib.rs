@@ -18,6 +18,7 @@ pub mod inventory;
 pub mod lab;
 pub mod lock;
 pub mod plan;
+pub mod release;
 pub mod render;
 pub mod report;
 pub mod role;

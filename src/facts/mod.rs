@@ -52,6 +52,11 @@ pub struct HostFacts {
     /// Not part of the fingerprint: it describes the connection, not the host.
     #[serde(default)]
     pub ssh_connection: Option<(std::net::IpAddr, u16)>,
+    /// The host's operating system from `/etc/os-release`: `ID` and
+    /// `VERSION_CODENAME` (`debian`, `trixie`). Part of the fingerprint: an
+    /// upgraded host is not the host a saved plan was made for.
+    #[serde(default)]
+    pub os: Option<(String, String)>,
     /// A load balancer's IPv4 addresses now, to tell which one holds the
     /// virtual IP. Not part of the fingerprint: the address moves by design.
     #[serde(default)]
@@ -125,6 +130,8 @@ pub fn script(host: &HostState) -> String {
     }
     script.push_str(&format!("[ -f {PENDING_JOURNAL} ] && sed 's/^/J /' {PENDING_JOURNAL}\n"));
     script.push_str("set -- ${SSH_CONNECTION:-}\n[ $# -eq 4 ] && echo \"L $1 $4\"\n");
+    // In a subshell: os-release's variables stay there.
+    script.push_str("(. /etc/os-release 2>/dev/null; echo \"O ${ID:-unknown} ${VERSION_CODENAME:-unknown}\")\n");
     if host.roles.contains(&crate::role::Role::LoadBalancer) {
         // `ip -o` prints `2: eth0    inet 10.0.0.11/24 brd ...`: the fourth field.
         script.push_str(
@@ -209,6 +216,9 @@ pub fn parse(host: &HostState, output: &str) -> Result<HostFacts, FactsError> {
             ["END"] => ended = true,
             ["J", kind @ ("reload" | "restart" | "hook"), name] => {
                 facts.pending.push((kind.to_string(), name.replace('_', " ")))
+            }
+            ["O", id, codename] if facts.os.is_none() && is_os_word(id) && is_os_word(codename) => {
+                facts.os = Some((id.to_string(), codename.to_string()));
             }
             ["V", address] => facts.addresses.push(address.parse().map_err(|_| unexpected())?),
             ["L", client, port] if facts.ssh_connection.is_none() => {
@@ -323,7 +333,18 @@ fn fingerprint(facts: &HostFacts) -> String {
     for (kind, name) in &facts.pending {
         text.push_str(&format!("pending {kind} {name}\n"));
     }
+    if let Some((id, codename)) = &facts.os {
+        text.push_str(&format!("os {id} {codename}\n"));
+    }
     sha256_hex(text.as_bytes())
+}
+
+/// `os-release` IDs and codenames are lowercase words; anything else is
+/// not an answer infra understands.
+fn is_os_word(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 64
+        && text.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || b"._-".contains(&byte))
 }
 
 fn is_sha256(text: &str) -> bool {

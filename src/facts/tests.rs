@@ -182,3 +182,21 @@ fn a_balancer_reports_its_addresses_outside_the_fingerprint() {
     assert_eq!(with_address.addresses, ["10.0.0.10".parse::<std::net::IpAddr>().expect("address")]);
     assert_eq!(with_address.fingerprint, parse(&plain, &plain_output).expect("facts").fingerprint);
 }
+
+/// The host's system, from its own os-release, is a fact (and part of the
+/// fingerprint: an upgraded host is not the host a plan was made for).
+#[test]
+fn the_system_is_read_from_os_release() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let host = host(directory.path());
+    let facts = parse(&host, &run_locally(&script(&host))).expect("facts");
+    let (id, codename) = facts.os.clone().expect("this machine has an os-release");
+    assert!(!id.is_empty() && !codename.is_empty());
+    let (plain, output) = valid_answer();
+    let upgraded = parse(&plain, &output.replace(&format!("O {id} {codename}\n"), "O debian forky\n")).expect("facts");
+    assert_ne!(upgraded.fingerprint, parse(&plain, &output).expect("facts").fingerprint);
+    assert!(matches!(
+        parse(&plain, &output.replace("END\n", "O Debian; rm -rf\nEND\n")),
+        Err(FactsError::UnexpectedLine { .. })
+    ));
+}

@@ -19,6 +19,7 @@ pub use display::{Palette, render_text};
 
 use crate::desired::{DesiredState, HostState, ManagedFile};
 use crate::facts::{FileFact, HostFacts};
+use crate::release::Release;
 
 /// The plan file and JSON schema version.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -45,6 +46,9 @@ pub struct HostPlan {
     /// The stage apply converges this host in.
     #[serde(default)]
     pub stage: String,
+    /// The supported Debian release the host runs (from its facts).
+    #[serde(default)]
+    pub release: Option<Release>,
     /// The facts this plan was made from; apply refuses if they changed.
     pub fingerprint: String,
     /// The desired state this plan was made for; apply refuses a saved plan
@@ -162,12 +166,13 @@ pub fn plan_host(host: &HostState, facts: &HostFacts) -> HostPlan {
         })
         .collect();
     carry_over_pending(facts, &mut reload, &mut restart, &mut hooks, &start);
-    let refusal = ssh_refusal(host, facts, &files);
+    let refusal = os_refusal(facts).or_else(|| ssh_refusal(host, facts, &files));
     HostPlan {
         host: host.name.clone(),
         address: host.address.to_string(),
         roles: host.roles.iter().map(|role| role.name().to_string()).collect(),
         stage: host.stage.name().to_string(),
+        release: facts.os.as_ref().and_then(|(id, codename)| Release::from_os_release(id, codename)),
         fingerprint: facts.fingerprint.clone(),
         desired: desired_fingerprint(host),
         install,
@@ -179,6 +184,20 @@ pub fn plan_host(host: &HostState, facts: &HostFacts) -> HostPlan {
         hooks,
         refusal,
     }
+}
+
+/// infra knows the services of the supported Debian releases only: on any
+/// other system a package or path could differ, so nothing is changed.
+fn os_refusal(facts: &HostFacts) -> Option<String> {
+    let (id, codename) = facts.os.as_ref()?;
+    if Release::from_os_release(id, codename).is_some() {
+        return None;
+    }
+    let supported: Vec<String> = Release::ALL.iter().map(ToString::to_string).collect();
+    Some(format!(
+        "it runs `{id}` `{codename}`, which infra does not support; supported: {} (see the support matrix in README.md)",
+        supported.join(", ")
+    ))
 }
 
 /// A new ruleset must keep accepting the SSH connection infra reads the host

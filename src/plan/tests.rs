@@ -180,3 +180,19 @@ fn an_unchanged_ruleset_is_not_second_guessed() {
     facts.ssh_connection = Some(("10.0.0.254".parse().expect("ip"), 22));
     assert_eq!(plan_host(&guarded("192.0.2.0/24"), &facts).refusal, None);
 }
+
+#[test]
+fn a_host_on_an_unsupported_system_is_refused_and_a_supported_one_shows_its_release() {
+    let mut facts = converged();
+    facts.os = Some(("debian".into(), "trixie".into()));
+    let planned = plan_host(&host(), &facts);
+    assert_eq!((planned.release, planned.refusal), (Some(crate::release::Release::Trixie), None));
+    for (id, codename) in [("debian", "bullseye"), ("ubuntu", "noble")] {
+        facts.os = Some((id.into(), codename.into()));
+        let refusal = plan_host(&host(), &facts).refusal.expect("refused");
+        assert!(
+            refusal.contains(&format!("`{id}` `{codename}`")) && refusal.contains("Debian 13 (trixie)"),
+            "{refusal}"
+        );
+    }
+}

@@ -1,0 +1,66 @@
+//! The operating systems infra supports on its hosts.
+//!
+//! Debian 13 "trixie" is the current stable release and Debian 12
+//! "bookworm" the old stable one; both are targets. Facts read each host's
+//! release from `/etc/os-release`, plan refuses a host on anything else
+//! before changing it, and the lab boots either. A difference between the
+//! two that a service needs (a package name, a config group) is written in
+//! the catalog, keyed by [`Release`].
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Release {
+    Bookworm,
+    Trixie,
+}
+
+impl Release {
+    /// Every supported release, oldest first.
+    pub const ALL: [Release; 2] = [Release::Bookworm, Release::Trixie];
+    pub const NAMES: [&'static str; 2] = ["bookworm", "trixie"];
+    /// What a new lab boots and the README's main command runs on.
+    pub const CURRENT_STABLE: Release = Release::Trixie;
+
+    pub fn codename(self) -> &'static str {
+        Release::NAMES[self as usize]
+    }
+
+    pub fn version(self) -> &'static str {
+        match self {
+            Release::Bookworm => "12",
+            Release::Trixie => "13",
+        }
+    }
+
+    pub fn from_codename(codename: &str) -> Option<Release> {
+        Release::ALL.into_iter().find(|release| release.codename() == codename)
+    }
+
+    /// The release `/etc/os-release` describes (its `ID` and
+    /// `VERSION_CODENAME`); `None` for anything infra does not support.
+    pub fn from_os_release(id: &str, codename: &str) -> Option<Release> {
+        if id == "debian" { Release::from_codename(codename) } else { None }
+    }
+}
+
+impl std::fmt::Display for Release {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Debian {} ({})", self.version(), self.codename())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_debian_bookworm_and_trixie_are_supported() {
+        assert_eq!(Release::from_os_release("debian", "trixie"), Some(Release::Trixie));
+        assert_eq!(Release::from_os_release("debian", "bookworm"), Some(Release::Bookworm));
+        assert_eq!(Release::from_os_release("debian", "bullseye"), None);
+        assert_eq!(Release::from_os_release("ubuntu", "noble"), None);
+        assert_eq!(Release::CURRENT_STABLE.to_string(), "Debian 13 (trixie)");
+    }
+}
