@@ -98,7 +98,7 @@ pub struct LockArgs {
 #[derive(Subcommand, Debug)]
 pub enum LabCommand {
     /// Boot one host per inventory host at its address and wait for SSH; hosts already up are left alone.
-    Up(InventoryArg),
+    Up(LabUpArgs),
     /// Remove every process, mount, namespace, veth and bridge the lab made.
     Down,
     /// List the lab's hosts with their state.
@@ -114,6 +114,31 @@ pub enum LabCommand {
     Cut { host: String },
     /// Bring a host's network link back up.
     Heal { host: String },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LabUpArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// The Debian release of hosts whose inventory entry names none (`lab: {release: ...}`).
+    #[arg(long, value_enum, default_value_t = LabRelease::Trixie)]
+    pub release: LabRelease,
+}
+
+/// The Debian releases the lab boots (and infra supports).
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LabRelease {
+    Bookworm,
+    Trixie,
+}
+
+impl From<LabRelease> for crate::release::Release {
+    fn from(release: LabRelease) -> Self {
+        match release {
+            LabRelease::Bookworm => crate::release::Release::Bookworm,
+            LabRelease::Trixie => crate::release::Release::Trixie,
+        }
+    }
 }
 
 #[derive(clap::Args, Debug)]

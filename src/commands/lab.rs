@@ -9,16 +9,18 @@ use crate::cli::{Format, LabCommand};
 use crate::diagnostic::Style;
 use crate::inventory::Inventory;
 use crate::lab::{self, LabHost, LabSpec};
+use crate::release::Release;
 
 pub fn run(command: &LabCommand, style: Style) -> anyhow::Result<ExitCode> {
     match command {
         LabCommand::Up(args) => {
-            lab_certificate(&args.inventory)?;
-            let checked = super::load_and_check(&args.inventory, false)?;
+            let path = &args.inventory.inventory;
+            lab_certificate(path)?;
+            let checked = super::load_and_check(path, false)?;
             let Some(inventory) = checked.printed_and_valid(style) else {
                 return Ok(ExitCode::FAILURE);
             };
-            up(inventory)?;
+            up(inventory, args.release.into())?;
         }
         LabCommand::Down => {
             let removed = lab::down().context("cannot take the lab down")?;
@@ -49,24 +51,41 @@ fn lab_certificate(path: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn spec(inventory: &Inventory) -> anyhow::Result<LabSpec> {
+fn spec(inventory: &Inventory, default_release: Release) -> anyhow::Result<LabSpec> {
     let Some(load_balancer) = &inventory.load_balancer else {
         bail!("the lab takes its subnet from `load_balancer.virtual_ip`, and this inventory has none");
     };
     let hosts = inventory
         .hosts
         .iter()
-        .map(|host| LabHost { name: host.name.value.clone(), address: host.address.value })
+        .map(|host| LabHost {
+            name: host.name.value.clone(),
+            address: host.address.value,
+            release: host.lab_release.as_ref().map_or(default_release, |release| release.value),
+        })
         .collect();
     Ok(LabSpec::new(load_balancer.virtual_ip.value, hosts, &[load_balancer.virtual_ip.value.addr()])?)
 }
 
-fn up(inventory: &Inventory) -> anyhow::Result<()> {
-    let spec = spec(inventory)?;
-    eprintln!("lab: {} hosts on {} (gateway {})", spec.hosts.len(), spec.subnet, spec.gateway);
+fn up(inventory: &Inventory, default_release: Release) -> anyhow::Result<()> {
+    let spec = spec(inventory, default_release)?;
+    let mut releases: Vec<String> = Vec::new();
+    for release in Release::ALL {
+        let hosts: Vec<&str> =
+            spec.hosts.iter().filter(|host| host.release == release).map(|host| host.name.as_str()).collect();
+        if !hosts.is_empty() {
+            releases.push(format!("{release}: {}", hosts.join(", ")));
+        }
+    }
+    eprintln!("lab: {} hosts on {} (gateway {}); {}", spec.hosts.len(), spec.subnet, spec.gateway, releases.join("; "));
     let report = lab::up(&spec).context("cannot bring the lab up")?;
-    if report.rootfs_built {
-        eprintln!("lab: built the root filesystem in {:.0} s (cached for next time)", report.rootfs_seconds);
+    if !report.rootfs_built.is_empty() {
+        let releases: Vec<String> = report.rootfs_built.iter().map(ToString::to_string).collect();
+        eprintln!(
+            "lab: built the root filesystem of {} in {:.0} s (cached for next time)",
+            releases.join(" and "),
+            report.rootfs_seconds
+        );
     }
     if !report.already_up.is_empty() {
         eprintln!("lab: already up: {}", report.already_up.join(", "));
@@ -88,7 +107,7 @@ fn status(format: Format) -> anyhow::Result<()> {
             for host in hosts {
                 let state = if host.running { "running" } else { "stopped" };
                 let link = if host.link_up { "link up" } else { "link cut" };
-                println!("{:<12} {:<16} {state:<8} {link}", host.name, host.address.to_string());
+                println!("{:<12} {:<16} {state:<8} {link:<9} {}", host.name, host.address.to_string(), host.release);
             }
         }
     }

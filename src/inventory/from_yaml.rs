@@ -12,6 +12,7 @@ use super::grammar;
 use super::model::*;
 use super::yaml::Node;
 use crate::diagnostic::Diagnostic;
+use crate::release::Release;
 use crate::role::Role;
 use crate::source::{Span, Spanned};
 
@@ -85,8 +86,26 @@ fn host(decoder: &mut Decoder, node: &Node, index: usize) -> Option<Host> {
         .optional("ssh")
         .map_or_else(SshSettings::default, |node| ssh(decoder, node, &format!("`ssh` of {label}")));
     let vrrp = fields.optional("vrrp").map(|node| host_vrrp(decoder, node, &label)).unwrap_or_default();
+    let lab_release = fields.optional("lab").and_then(|node| host_lab(decoder, node, &label));
     fields.finish(decoder);
-    Some(Host { name: name?, address: address?, roles, ssh, vrrp })
+    Some(Host { name: name?, address: address?, roles, ssh, vrrp, lab_release })
+}
+
+/// `lab: {release: trixie}`: the release the lab boots the host with.
+fn host_lab(decoder: &mut Decoder, node: &Node, label: &str) -> Option<Spanned<Release>> {
+    let what = format!("`lab` of {label}");
+    let mut fields = decoder.fields(node, &what)?;
+    let release = fields.optional("release").and_then(|node| {
+        decoder.parsed(
+            node,
+            &format!("`release` of {what}"),
+            &format!("one of {}", quoted_list(&Release::NAMES)),
+            "unknown-release",
+            Release::from_codename,
+        )
+    });
+    fields.finish(decoder);
+    release
 }
 
 fn roles(decoder: &mut Decoder, node: &Node, label: &str) -> Vec<Spanned<Role>> {

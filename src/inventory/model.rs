@@ -61,6 +61,10 @@ pub struct Host {
     pub roles: Vec<Spanned<Role>>,
     pub ssh: SshSettings,
     pub vrrp: HostVrrp,
+    /// The Debian release `infra lab up` boots this host with (`lab:
+    /// {release: ...}`); only the lab reads it: plan and apply go by what
+    /// the host reports.
+    pub lab_release: Option<Spanned<crate::release::Release>>,
 }
 
 impl Host {

@@ -43,10 +43,28 @@ pub fn is_mounted(path: &Path) -> bool {
     mounts.lines().any(|line| line.split_whitespace().nth(1) == Some(target.as_str()))
 }
 
-/// Mounts the host's overlay over the rootfs, unless it is mounted.
-pub fn ensure_overlay(dirs: &MachineDirs, host: &str, rootfs: &Path) -> Result<(), SystemError> {
+/// Mounts the host's overlay over `rootfs`, unless it is mounted. A host
+/// asked for another root filesystem than its disk was made on (another
+/// release, a new recipe) gets a fresh disk, as a reinstalled server would:
+/// an overlay's changes only make sense over the lower layer they were
+/// made on. A running host is left as it is.
+pub fn ensure_overlay(dirs: &MachineDirs, host: &str, rootfs: &Path, running: bool) -> Result<(), SystemError> {
+    let lower_record = dirs.base.join("lower");
+    let lower = rootfs.display().to_string();
+    let same_lower = std::fs::read_to_string(&lower_record).is_ok_and(|recorded| recorded == lower);
     if is_mounted(&dirs.root()) {
-        return Ok(());
+        if same_lower || running {
+            return Ok(());
+        }
+        unmount(host)?;
+    }
+    if !same_lower {
+        for directory in [dirs.upper(), dirs.work()] {
+            if directory.exists() {
+                std::fs::remove_dir_all(&directory)
+                    .map_err(|error| SystemError::Write { path: directory.clone(), error })?;
+            }
+        }
     }
     for directory in [dirs.upper(), dirs.work(), dirs.root()] {
         std::fs::create_dir_all(&directory).map_err(|error| SystemError::Write { path: directory.clone(), error })?;
@@ -57,6 +75,7 @@ pub fn ensure_overlay(dirs: &MachineDirs, host: &str, rootfs: &Path) -> Result<(
     // even when the state directory that holds it is gone.
     let source = network::netns_name(host);
     system::run(Command::new("mount").args(["-t", "overlay", &source, "-o", &options]).arg(dirs.root()))?;
+    system::write(lower_record, lower)?;
     Ok(())
 }
 

@@ -28,13 +28,21 @@ pub use preflight::PreflightError;
 pub use rootfs::{PACKAGES, RootfsError};
 pub use system::SystemError;
 
+use crate::release::Release;
 use machine::MachineDirs;
 
-/// A host the lab boots: a name and an address.
+/// A host the lab boots: a name, an address and the Debian release.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LabHost {
     pub name: String,
     pub address: IpAddr,
+    /// Labs recorded before releases were chosen ran bookworm.
+    #[serde(default = "bookworm")]
+    pub release: Release,
+}
+
+fn bookworm() -> Release {
+    Release::Bookworm
 }
 
 /// What the lab is made of, derived from an inventory.
@@ -146,7 +154,8 @@ fn save_spec(spec: &LabSpec) -> Result<(), LabError> {
 
 /// What `up` did, for its report.
 pub struct UpReport {
-    pub rootfs_built: bool,
+    /// The releases whose root filesystem had to be built.
+    pub rootfs_built: Vec<Release>,
     pub rootfs_seconds: f64,
     pub booted: Vec<String>,
     pub already_up: Vec<String>,
@@ -156,7 +165,7 @@ pub struct UpReport {
 /// Checks that refuse before anything is touched.
 pub fn preflight(subnet: IpNet) -> Result<(), LabError> {
     preflight::require_root()?;
-    preflight::require_programs()?;
+    preflight::ensure_programs()?;
     preflight::require_free_subnet(subnet.trunc(), &network::bridge_name())?;
     Ok(())
 }
@@ -172,7 +181,15 @@ pub fn up(spec: &LabSpec) -> Result<UpReport, LabError> {
         return Err(LabError::OtherLab { existing: existing.subnet, requested: spec.subnet });
     }
     raise_inotify_limit(spec.hosts.len())?;
-    let (rootfs, rootfs_built) = rootfs::ensure()?;
+    let mut rootfs_of = std::collections::BTreeMap::new();
+    let mut rootfs_built = Vec::new();
+    for release in spec.hosts.iter().map(|host| host.release).collect::<std::collections::BTreeSet<_>>() {
+        let (rootfs, built) = rootfs::ensure(release)?;
+        if built {
+            rootfs_built.push(release);
+        }
+        rootfs_of.insert(release, rootfs);
+    }
     let rootfs_seconds = started.elapsed().as_secs_f64();
     let authorized_key = ensure_key_pair()?;
     network::ensure_bridge(spec.subnet, spec.gateway)?;
@@ -183,7 +200,7 @@ pub fn up(spec: &LabSpec) -> Result<UpReport, LabError> {
         let dirs = MachineDirs::new(&state_dir(), &host.name);
         network::ensure_host(&host.name, host.address, spec.subnet)?;
         let running = machine::running_pid(&host.name).is_some();
-        machine::ensure_overlay(&dirs, &host.name, &rootfs)?;
+        machine::ensure_overlay(&dirs, &host.name, &rootfs_of[&host.release], running)?;
         let identity =
             machine::Identity { name: &host.name, etc_hosts: &spec.etc_hosts(), authorized_key: &authorized_key };
         let host_key = if running { read_host_key(&dirs)? } else { machine::write_identity(&dirs, &identity)? };
@@ -305,6 +322,7 @@ pub struct HostStatus {
     pub address: IpAddr,
     pub running: bool,
     pub link_up: bool,
+    pub release: Release,
 }
 
 pub fn status() -> Result<Vec<HostStatus>, LabError> {
@@ -317,6 +335,7 @@ pub fn status() -> Result<Vec<HostStatus>, LabError> {
             address: host.address,
             running: machine::running_pid(&host.name).is_some(),
             link_up: network::link_is_up(&host.name),
+            release: host.release,
         })
         .collect())
 }
@@ -361,7 +380,7 @@ mod tests {
     use super::*;
 
     fn host(name: &str, address: &str) -> LabHost {
-        LabHost { name: name.into(), address: address.parse().expect("address") }
+        LabHost { name: name.into(), address: address.parse().expect("address"), release: Release::Trixie }
     }
 
     #[test]

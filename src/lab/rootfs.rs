@@ -13,8 +13,8 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 
 use super::system::{self, SystemError};
+use crate::release::Release;
 
-const SUITE: &str = "bookworm";
 const INCLUDE: &str =
     "systemd,systemd-sysv,dbus,openssh-server,iproute2,python3,ca-certificates,curl,procps,iputils-ping";
 /// Every package apply may install on a lab host.
@@ -89,24 +89,25 @@ fn find_mirror(sources: &str) -> Option<String> {
         .find(|uri| uri.starts_with("http") && !uri.contains("security"))
 }
 
-fn key() -> String {
+fn key(release: Release) -> String {
     let mut hasher = Sha256::new();
-    hasher.update(format!("{RECIPE_VERSION}\n{SUITE}\n{INCLUDE}\n{}", PACKAGES.join(",")));
+    hasher.update(format!("{RECIPE_VERSION}\n{}\n{INCLUDE}\n{}", release.codename(), PACKAGES.join(",")));
     hasher.finalize().iter().take(8).map(|byte| format!("{byte:02x}")).collect()
 }
 
-/// The root filesystem for the current recipe, built if it is not cached.
-/// Returns its path and whether it had to be built.
-pub fn ensure() -> Result<(PathBuf, bool), RootfsError> {
-    let root = cache_dir().join(format!("rootfs-{}", key()));
+/// The root filesystem of `release` for the current recipe, built if it
+/// is not cached. Returns its path and whether it had to be built.
+pub fn ensure(release: Release) -> Result<(PathBuf, bool), RootfsError> {
+    let key = format!("{}-{}", release.codename(), key(release));
+    let root = cache_dir().join(format!("rootfs-{key}"));
     if root.join("etc/os-release").is_file() {
         return Ok((root, false));
     }
     let mirror = mirror()?;
-    let building = cache_dir().join(format!("rootfs-{}.building-{}", key(), std::process::id()));
+    let building = cache_dir().join(format!("rootfs-{key}.building-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&building);
     std::fs::create_dir_all(&building).map_err(|error| RootfsError::Io { path: building.clone(), error })?;
-    let result = build(&building, &mirror);
+    let result = build(&building, &mirror, release);
     if let Err(error) = result {
         let _ = std::fs::remove_dir_all(&building);
         return Err(RootfsError::Build { path: root, error });
@@ -115,11 +116,11 @@ pub fn ensure() -> Result<(PathBuf, bool), RootfsError> {
     Ok((root, true))
 }
 
-fn build(root: &Path, mirror: &str) -> Result<(), SystemError> {
-    tracing::info!(%mirror, "debootstrap {SUITE} into {}", root.display());
+fn build(root: &Path, mirror: &str, release: Release) -> Result<(), SystemError> {
+    tracing::info!(%mirror, "debootstrap {} into {}", release.codename(), root.display());
     system::run(
         Command::new("debootstrap")
-            .args(["--variant=minbase", &format!("--include={INCLUDE}"), SUITE])
+            .args(["--variant=minbase", &format!("--include={INCLUDE}"), release.codename()])
             .arg(root)
             .arg(mirror),
     )?;
