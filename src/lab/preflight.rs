@@ -96,32 +96,6 @@ fn is_debian_like(os_release: &str) -> bool {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn debian_and_its_derivatives_can_install_with_apt() {
-        assert!(is_debian_like("PRETTY_NAME=\"Debian GNU/Linux 13 (trixie)\"\nID=debian\n"));
-        assert!(is_debian_like("ID=ubuntu\nID_LIKE=debian\n"));
-        assert!(is_debian_like("ID=linuxmint\nID_LIKE=\"ubuntu debian\"\n"));
-        assert!(!is_debian_like("ID=fedora\n"));
-    }
-
-    #[test]
-    fn a_refusal_names_the_exact_command() {
-        let error = PreflightError::MissingPrograms {
-            programs: vec!["`ip`".into(), "`debootstrap`".into()],
-            packages: vec!["iproute2", "debootstrap"],
-            why: "there is no `apt-get` on this machine",
-        };
-        assert_eq!(
-            error.to_string(),
-            "the lab needs `ip`, `debootstrap`, not installed here, and cannot install them itself (there is no `apt-get` on this machine); install the Debian packages with `apt-get install iproute2 debootstrap`"
-        );
-    }
-}
-
 /// Refuses a subnet that overlaps any route except the default route and
 /// routes on the lab's own bridge (present when the lab is already up).
 pub fn require_free_subnet(subnet: IpNet, own_bridge: &str) -> Result<(), PreflightError> {
@@ -149,4 +123,30 @@ pub fn require_free_subnet(subnet: IpNet, own_bridge: &str) -> Result<(), Prefli
 /// `ip -j route` prints `10.0.0.0/24`, or a bare address for host routes.
 fn parse_destination(text: &str) -> Option<IpNet> {
     text.parse::<IpNet>().ok().or_else(|| text.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debian_and_its_derivatives_can_install_with_apt() {
+        assert!(is_debian_like("PRETTY_NAME=\"Debian GNU/Linux 13 (trixie)\"\nID=debian\n"));
+        assert!(is_debian_like("ID=ubuntu\nID_LIKE=debian\n"));
+        assert!(is_debian_like("ID=linuxmint\nID_LIKE=\"ubuntu debian\"\n"));
+        assert!(!is_debian_like("ID=fedora\n"));
+    }
+
+    #[test]
+    fn a_refusal_names_the_exact_command() {
+        let error = PreflightError::MissingPrograms {
+            programs: vec!["`ip`".into(), "`debootstrap`".into()],
+            packages: vec!["iproute2", "debootstrap"],
+            why: "there is no `apt-get` on this machine",
+        };
+        assert_eq!(
+            error.to_string(),
+            "the lab needs `ip`, `debootstrap`, not installed here, and cannot install them itself (there is no `apt-get` on this machine); install the Debian packages with `apt-get install iproute2 debootstrap`"
+        );
+    }
 }
