@@ -31,14 +31,16 @@ pub enum PreflightError {
     Routes(#[source] system::SystemError),
 }
 
-/// The programs the lab runs, with the Debian package that provides each.
-const PROGRAMS: [(&str, &str); 6] = [
+/// The programs the lab runs, with the Debian package that provides each;
+/// curl too, which asks the virtual IP for the README's one response.
+const PROGRAMS: [(&str, &str); 7] = [
     ("ip", "iproute2"),
     ("debootstrap", "debootstrap"),
     ("systemd-nspawn", "systemd-container"),
     ("ssh", "openssh-client"),
     ("ssh-keygen", "openssh-client"),
     ("mount", "mount"),
+    ("curl", "curl"),
 ];
 
 pub fn require_root() -> Result<(), PreflightError> {

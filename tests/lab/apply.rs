@@ -45,7 +45,7 @@ fn counter() -> u64 {
     counter_at(VIP)
 }
 
-fn counter_at(vip: &str) -> u64 {
+pub(crate) fn counter_at(vip: &str) -> u64 {
     let (status, body) = http_get(vip, "/").expect("the virtual IP answers");
     assert_eq!(status, 200, "{body}");
     let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("the app's JSON, got {body}"));

@@ -24,6 +24,14 @@ use lock::*;
 use plan::*;
 
 const LAB_NAME: &str = "infratest";
+
+/// The Debian release the labs of this run boot (`lab up --release`):
+/// `lab_end_to_end` runs the whole suite once per supported release.
+static RELEASE: std::sync::Mutex<&str> = std::sync::Mutex::new("trixie");
+
+fn release() -> &'static str {
+    *RELEASE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 const SUBNET_PREFIX: &str = "10.66.0.";
 const VIP: &str = "10.66.0.10";
 
@@ -100,7 +108,7 @@ impl Lab {
         // A run that was killed outright (no Drop) may have left its lab up.
         assert_success(&lab.infra(&["lab", "down"], None), "lab down of leftovers");
         let started = Instant::now();
-        let output = lab.infra(&["lab", "up", "-i"], Some(&lab.inventory));
+        let output = lab.infra(&["lab", "up", "--release", release(), "-i"], Some(&lab.inventory));
         assert_success(&output, "lab up");
         eprintln!("lab up took {:.1} s:\n{}", started.elapsed().as_secs_f64(), String::from_utf8_lossy(&output.stderr));
         lab
@@ -239,7 +247,18 @@ fn lab_end_to_end() {
     if !lab_available("lab_end_to_end") {
         return;
     }
+    for release in ["trixie", "bookworm"] {
+        *RELEASE.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = release;
+        eprintln!("=== the lab suite on {release}");
+        the_lab_suite();
+    }
+    a_mixed_bookworm_and_trixie_fleet_converges_and_serves();
+}
+
+/// Every end-to-end test, on labs of the current [`release`].
+fn the_lab_suite() {
     let lab = Lab::up();
+    every_host_runs_the_release_it_was_booted_with(&lab);
     plan_on_fresh_hosts_lists_everything_in_stage_order(&lab);
     every_host_answers_ssh_and_systemd_runs(&lab);
     packages_install_with_no_network(&lab);
@@ -270,6 +289,41 @@ fn lab_end_to_end() {
     drop(lab);
     two_web_and_two_app_hosts_change_with_zero_failed_requests();
     multi_role_hosts_converge_in_stage_order();
+}
+
+fn every_host_runs_the_release_it_was_booted_with(lab: &Lab) {
+    for host in HOSTS {
+        let codename = lab.ssh_ok(&address(host), ". /etc/os-release && echo $VERSION_CODENAME");
+        assert_eq!(codename.trim(), release(), "{host}");
+    }
+    let status = String::from_utf8_lossy(&lab.infra(&["lab", "status"], None).stdout).into_owned();
+    assert_eq!(status.matches(&format!("({})", release())).count(), HOSTS.len(), "{status}");
+}
+
+/// How people upgrade: some hosts on trixie, the rest still on bookworm
+/// (a balancer and an app server moved first). The stack converges and the
+/// virtual IP serves the app, which talks to MariaDB across the releases.
+fn a_mixed_bookworm_and_trixie_fleet_converges_and_serves() {
+    let text = std::fs::read_to_string(lab_inventory()).expect("lab inventory");
+    let mut mixed = text.replace("10.20.0.", SUBNET_PREFIX);
+    for host in ["lb-02", "app-01"] {
+        let entry = format!("  - name: {host}\n");
+        assert!(mixed.contains(&entry), "the lab inventory lists {host} as `- name: {host}`");
+        mixed = mixed.replace(&entry, &format!("{entry}    lab: {{release: trixie}}\n"));
+    }
+    *RELEASE.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = "bookworm";
+    let lab = Lab::up_with(&mixed);
+    for (host, expected) in [("lb-01", "bookworm"), ("lb-02", "trixie"), ("app-01", "trixie"), ("db-01", "bookworm")] {
+        let codename = lab.ssh_ok(&address(host), ". /etc/os-release && echo $VERSION_CODENAME");
+        assert_eq!(codename.trim(), expected, "{host}");
+    }
+    let plan = lab.plan(&lab.inventory, &["--no-progress"]);
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(text.contains("Debian 13 (trixie)") && text.contains("Debian 12 (bookworm)"), "{text}");
+    assert_success(&lab.apply(&lab.inventory, &[]), "apply of the mixed fleet");
+    let first = counter_at(&lab.vip);
+    let second = counter_at(&lab.vip);
+    assert!(second > first, "the counter must go up through the virtual IP: {first} then {second}");
 }
 
 fn every_host_answers_ssh_and_systemd_runs(lab: &Lab) {
@@ -450,7 +504,7 @@ fn lab_refuses_without_its_tools_and_names_the_package() {
         command.env("PATH", empty.path());
     });
     assert!(
-        stderr.contains("cannot install them itself (there is no `apt-get` on this machine); install the Debian packages with `apt-get install iproute2 debootstrap systemd-container openssh-client mount`"),
+        stderr.contains("cannot install them itself (there is no `apt-get` on this machine); install the Debian packages with `apt-get install iproute2 debootstrap systemd-container openssh-client mount curl`"),
         "{stderr}"
     );
 }
