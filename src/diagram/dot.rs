@@ -109,18 +109,10 @@ fn node_style(diagram: &Diagram, name: &str, live: Option<Live>) -> &'static str
 }
 
 fn write_vip_edges(diagram: &Diagram, out: &mut String) {
-    let Some(vip) = &diagram.virtual_ip else { return };
-    for (index, (name, priority)) in vip.balancers.iter().enumerate() {
-        let holds = vip.holders.as_ref().map_or(index == 0, |holders| holders.contains(name));
-        let words = match (&vip.holders, holds) {
-            (Some(_), true) => "holds it now",
-            (Some(_), false) => "does not hold it",
-            (None, true) => "expected holder",
-            (None, false) => "backup",
-        };
-        let style = if holds { "penwidth=2.5, color=\"#1565c0\"" } else { "style=dashed" };
-        let label = quoted(&format!("{words}, priority {priority}"));
-        let _ = writeln!(out, "  vip -> {} [label={label}, {style}];", id(&End::Host(name.clone())));
+    for edge in diagram.vip_edges() {
+        let style = if edge.holds { "penwidth=2.5, color=\"#1565c0\"" } else { "style=dashed" };
+        let target = id(&End::Host(edge.balancer.to_string()));
+        let _ = writeln!(out, "  vip -> {target} [label={}, {style}];", quoted(&edge.label));
     }
 }
 

@@ -50,20 +50,9 @@ pub fn write(diagram: &Diagram) -> String {
 /// The virtual IP to each balancer: thick to the holder (now, with
 /// `--live`; else the one expected by priority), dotted to the others.
 fn write_vip_edges(diagram: &Diagram, out: &mut String) {
-    let Some(vip) = &diagram.virtual_ip else { return };
-    for (index, (name, priority)) in vip.balancers.iter().enumerate() {
-        let holds = match &vip.holders {
-            Some(holders) => holders.contains(name),
-            None => index == 0,
-        };
-        let (arrow, words) = match (&vip.holders, holds) {
-            (Some(_), true) => ("==>", "holds it now"),
-            (Some(_), false) => ("-.->", "does not hold it"),
-            (None, true) => ("==>", "expected holder"),
-            (None, false) => ("-.->", "backup"),
-        };
-        let label = format!("{words}, priority {priority}");
-        let _ = writeln!(out, "  vip {arrow}|{}| {}", quoted(&label), id(&End::Host(name.clone())));
+    for edge in diagram.vip_edges() {
+        let arrow = if edge.holds { "==>" } else { "-.->" };
+        let _ = writeln!(out, "  vip {arrow}|{}| {}", quoted(&edge.label), id(&End::Host(edge.balancer.to_string())));
     }
 }
 

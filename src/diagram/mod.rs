@@ -66,6 +66,13 @@ pub struct VirtualIp {
     pub holders: Option<Vec<String>>,
 }
 
+/// The virtual IP to one balancer.
+pub struct VipEdge<'a> {
+    pub balancer: &'a str,
+    pub holds: bool,
+    pub label: String,
+}
+
 /// One end of a flow.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum End {
@@ -140,6 +147,26 @@ impl Diagram {
         for node in self.tiers.iter_mut().flat_map(|tier| tier.hosts.iter_mut()) {
             node.live = live.get(&node.name).copied();
         }
+    }
+
+    /// The virtual IP's edge to each balancer: whether it holds the address
+    /// (now, with `--live`; else expected to, by priority) and the label.
+    pub fn vip_edges(&self) -> Vec<VipEdge<'_>> {
+        let Some(vip) = &self.virtual_ip else { return Vec::new() };
+        vip.balancers
+            .iter()
+            .enumerate()
+            .map(|(index, (name, priority))| {
+                let holds = vip.holders.as_ref().map_or(index == 0, |holders| holders.contains(name));
+                let words = match (&vip.holders, holds) {
+                    (Some(_), true) => "holds it now",
+                    (Some(_), false) => "does not hold it",
+                    (None, true) => "expected holder",
+                    (None, false) => "backup",
+                };
+                VipEdge { balancer: name, holds, label: format!("{words}, priority {priority}") }
+            })
+            .collect()
     }
 
     /// The balancer expected to hold the virtual IP: the highest priority.
