@@ -121,22 +121,22 @@ pub struct LabUpArgs {
     #[command(flatten)]
     pub inventory: InventoryArg,
     /// The Debian release of hosts whose inventory entry names none (`lab: {release: ...}`).
-    #[arg(long, value_enum, default_value_t = LabRelease::Trixie)]
-    pub release: LabRelease,
+    #[arg(long, value_enum, default_value_t = DebianRelease::Trixie)]
+    pub release: DebianRelease,
 }
 
-/// The Debian releases the lab boots (and infra supports).
+/// The Debian releases infra supports (and the lab boots).
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LabRelease {
+pub enum DebianRelease {
     Bookworm,
     Trixie,
 }
 
-impl From<LabRelease> for crate::release::Release {
-    fn from(release: LabRelease) -> Self {
+impl From<DebianRelease> for crate::release::Release {
+    fn from(release: DebianRelease) -> Self {
         match release {
-            LabRelease::Bookworm => crate::release::Release::Bookworm,
-            LabRelease::Trixie => crate::release::Release::Trixie,
+            DebianRelease::Bookworm => crate::release::Release::Bookworm,
+            DebianRelease::Trixie => crate::release::Release::Trixie,
         }
     }
 }
@@ -158,6 +158,9 @@ pub struct ValidateArgs {
     /// Skip the external checkers (haproxy -c, nginx -t, ...).
     #[arg(long)]
     pub no_checkers: bool,
+    /// The release the hosts run: a note says when this machine's checkers are another release's.
+    #[arg(long, value_enum, value_name = "RELEASE")]
+    pub target_release: Option<DebianRelease>,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }

@@ -38,6 +38,19 @@ impl Release {
         Release::ALL.into_iter().find(|release| release.codename() == codename)
     }
 
+    /// The release of the machine infra runs on, from its `/etc/os-release`.
+    pub fn of_this_machine() -> Option<Release> {
+        Release::from_os_release_text(&std::fs::read_to_string("/etc/os-release").ok()?)
+    }
+
+    /// The release an `os-release` text describes.
+    pub fn from_os_release_text(text: &str) -> Option<Release> {
+        let value = |key: &str| {
+            text.lines().find_map(|line| line.strip_prefix(key)).map(|value| value.trim().trim_matches('"').to_string())
+        };
+        Release::from_os_release(&value("ID=")?, &value("VERSION_CODENAME=")?)
+    }
+
     /// The release `/etc/os-release` describes (its `ID` and
     /// `VERSION_CODENAME`); `None` for anything infra does not support.
     pub fn from_os_release(id: &str, codename: &str) -> Option<Release> {
@@ -62,5 +75,7 @@ mod tests {
         assert_eq!(Release::from_os_release("debian", "bullseye"), None);
         assert_eq!(Release::from_os_release("ubuntu", "noble"), None);
         assert_eq!(Release::CURRENT_STABLE.to_string(), "Debian 13 (trixie)");
+        let text = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nVERSION_CODENAME=bookworm\nID=debian\n";
+        assert_eq!(Release::from_os_release_text(text), Some(Release::Bookworm));
     }
 }

@@ -322,3 +322,19 @@ fn json_commands_print_a_document_when_the_inventory_is_unreadable() {
         );
     }
 }
+
+/// `--target-release` notes when this machine's checkers are another
+/// release's, and stays quiet when they are the target's own.
+#[test]
+fn validate_notes_checkers_of_another_release() {
+    let here = infra::release::Release::of_this_machine();
+    for release in infra::release::Release::ALL {
+        let output = infra()
+            .args(["validate", "-i", "inventories/five-server.yml", "--target-release", release.codename()])
+            .output()
+            .expect("infra runs");
+        assert!(output.status.success());
+        let noted = String::from_utf8_lossy(&output.stderr).contains("note[checkers-of-another-release]");
+        assert_eq!(noted, here != Some(release), "target {release}, this machine {here:?}");
+    }
+}

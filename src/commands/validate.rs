@@ -12,6 +12,7 @@ use serde_json::json;
 use crate::checkers::{self, CheckerRun, Outcome};
 use crate::cli::{Format, ValidateArgs};
 use crate::diagnostic::{Diagnostic, Style};
+use crate::release::Release;
 use crate::render::{self, SecretMode};
 
 /// The version of the JSON document, bumped on incompatible changes.
@@ -36,6 +37,7 @@ pub fn run(args: &ValidateArgs, style: Style) -> anyhow::Result<ExitCode> {
                 if !args.no_checkers && !secrets_failed {
                     runs = checkers::run_all(&rendered.state)?;
                     checked.diagnostics.extend(runs.iter().filter_map(checker_diagnostic));
+                    checked.diagnostics.extend(other_release_note(args.target_release.map(Into::into)));
                 }
             }
             Err(error) => checked.diagnostics.push(render_diagnostic(&error)),
@@ -47,6 +49,27 @@ pub fn run(args: &ValidateArgs, style: Style) -> anyhow::Result<ExitCode> {
         Format::Text => print_text(&checked, &runs, valid, style),
     }
     Ok(if valid { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The checkers here are this machine's packages: a note when the hosts run
+/// another release, whose versions may judge a config differently. apply
+/// still checks every file with the host's own checker before swapping it in.
+fn other_release_note(target: Option<Release>) -> Option<Diagnostic> {
+    let target = target?;
+    let here = Release::of_this_machine();
+    if here == Some(target) {
+        return None;
+    }
+    let here = here.map_or_else(|| "an unsupported system's".to_string(), |release| format!("{release}'s"));
+    Some(
+        Diagnostic::note(
+            "checkers-of-another-release",
+            format!("the services' checkers on this machine are {here}; the hosts run {target}"),
+        )
+        .help(format!(
+            "a newer or older haproxy, nginx or mariadbd may judge a config differently: run validate on {target} (a CI image of it, say) to check with its checkers; apply checks every file with the host's own checker before it swaps it in"
+        )),
+    )
 }
 
 fn checker_diagnostic(run: &CheckerRun) -> Option<Diagnostic> {
@@ -109,6 +132,7 @@ fn print_json(checked: &super::Checked, runs: &[CheckerRun], valid: bool) {
         "valid": valid,
         "diagnostics": diagnostics,
         "checkers": runs,
+        "checkers_release": Release::of_this_machine(),
     });
     println!("{document:#}");
 }
