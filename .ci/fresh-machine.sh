@@ -38,6 +38,8 @@ echo "fresh-machine: running the README's main command: $command" >&2
 mkdir -p "$root/root/.rustup" "$root/root/.cargo"
 unshare --mount --propagation private bash -euo pipefail -c '
   root=$1 rustup_home=$2 cargo_home=$3 command=$4
+  # On a real machine / is a mount point (ip netns exec relies on it).
+  mount --bind "$root" "$root"
   mount --rbind /dev "$root/dev"
   mount -t proc proc "$root/proc"
   mount --rbind /sys "$root/sys"
