@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use rustix::process::{Pid, Signal, kill_process};
+
 use super::network;
 use super::system::{self, SystemError};
 
@@ -179,13 +181,20 @@ pub fn power_off(host: &str, grace: Duration) -> Result<(), SystemError> {
     let Some(pid) = running_pid(host) else {
         return Ok(());
     };
-    let _ = system::run(Command::new("kill").args(["-TERM", &pid.to_string()]));
+    // A signal, not the `kill` program: a minimal Debian has no procps.
+    let signal = |signal| {
+        if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
+            // Gone already is the outcome wanted.
+            let _ = kill_process(pid, signal);
+        }
+    };
+    signal(Signal::TERM);
     let deadline = Instant::now() + grace;
     while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
     if Path::new(&format!("/proc/{pid}")).exists() {
-        let _ = system::run(Command::new("kill").args(["-KILL", &pid.to_string()]));
+        signal(Signal::KILL);
     }
     Ok(())
 }
