@@ -36,6 +36,11 @@ pub enum Command {
     /// The host locks that keep two applies from changing hosts at once.
     #[command(subcommand)]
     Lock(LockCommand),
+    /// The database's backups: take one now, list them.
+    #[command(subcommand)]
+    Backup(BackupCommand),
+    /// Load a backup (the newest by default) into the database, with the app tier stopped meanwhile.
+    Restore(RestoreArgs),
     /// Draw the topology: tiers in stage order, the virtual IP, every flow the firewall allows.
     Diagram(DiagramArgs),
     /// Print a shell completion script (`source <(infra completions bash)`).
@@ -45,6 +50,44 @@ pub enum Command {
     },
     /// Print the man page (roff): `infra man | man -l -`.
     Man,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BackupCommand {
+    /// Take a consistent, compressed backup of the app's database on its host (under the host lock).
+    Now(BackupArgs),
+    /// List the backups on the database host, oldest first.
+    List(BackupArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// Wait up to this long for another run's host locks.
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    pub lock_timeout: u64,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// The backup to load (`infra backup list` shows them); the newest by default.
+    #[arg(long, value_name = "ID")]
+    pub backup: Option<String>,
+    /// Restore without asking: it replaces the database's tables.
+    #[arg(long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// Wait up to this long for another run's host locks.
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    pub lock_timeout: u64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -141,7 +184,7 @@ impl From<DebianRelease> for crate::release::Release {
     }
 }
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct InventoryArg {
     /// The inventory file.
     #[arg(short, long, value_name = "FILE")]
@@ -238,7 +281,7 @@ pub struct ApplyArgs {
     pub strict: bool,
 }
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct ConnectionArgs {
     /// How many hosts to talk to at once.
     #[arg(long, default_value_t = 128, value_name = "N")]

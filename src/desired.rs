@@ -100,6 +100,8 @@ pub enum Checker {
     SystemdUnit,
     /// `nft -c`: parses and checks the ruleset against the kernel, loads nothing.
     Nft,
+    /// `bash -n`: a script's syntax, without running it.
+    Shell,
 }
 
 impl Checker {
@@ -112,6 +114,7 @@ impl Checker {
             Checker::Python => "python3",
             Checker::SystemdUnit => "systemd-analyze",
             Checker::Nft => "nft",
+            Checker::Shell => "bash",
         }
     }
 }

@@ -131,6 +131,12 @@ proptest! {
     }
 
     #[test]
+    fn backup_directories(value in field("/(srv|opt|var)(/[a-zA-Z0-9._-]{1,6}){0,3}[/ ;\"'$\\.]{0,1}")) {
+        let script = ("db-01", "/usr/local/sbin/infra-backup");
+        check_directory_field("  port: 3306", "backup:\n    directory", &value, script, "directory='{value}'");
+    }
+
+    #[test]
     fn interfaces(value in field("[a-z0-9._-]{1,16}[ #}]{0,1}")) {
         let edit = |value: &str| VALID.replacen("interface: eth0", &format!("interface: {}", yaml_string(value)), 1);
         let Some(state) = rendered(edit(&value)) else { return Ok(()) };

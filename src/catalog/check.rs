@@ -152,6 +152,11 @@ pub fn check_plan(checker: Checker, host: &HostState) -> CheckPlan {
             plan.command.extend(plan.files.iter().map(|(name, _)| tree(name)));
             plan.also_needs = &["gunicorn", "nft"];
         }
+        Checker::Shell => {
+            plan.files = files_of(host, checker).map(|path| (file_name(path), path.to_string())).collect();
+            plan.command = vec![text("bash"), text("-n")];
+            plan.command.extend(plan.files.iter().map(|(name, _)| tree(name)));
+        }
         Checker::Nft => {
             plan.files.push(("firewall.nft".into(), FIREWALL_RULESET.path.into()));
             plan.command = vec![text("nft"), text("-c"), text("-f"), tree("firewall.nft")];

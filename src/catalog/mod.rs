@@ -52,6 +52,8 @@ pub enum Trigger {
     /// The file is a script fed to `program` (the SQL that creates the
     /// database and its user); `name` says what it does.
     Feed { name: &'static str, program: &'static str },
+    /// Nothing: a program run on demand (the backup script).
+    Nothing,
 }
 
 /// A health probe; where it needs a port, the role supplies it.
@@ -94,10 +96,16 @@ pub const DATABASE_SQL: ConfigFile = ConfigFile {
     )
 };
 
+/// What `infra backup` and `infra restore` run on the database host.
+pub const BACKUP_SCRIPT: ConfigFile = ConfigFile {
+    mode: 0o755,
+    ..config("/usr/local/sbin/infra-backup", "infra-backup.sh.j2", Some(Checker::Shell), Trigger::Nothing)
+};
+
 pub const MARIADB: Service = Service {
     unit: "mariadb",
     packages: &["mariadb-server"],
-    files: &[MARIADB_CONFIG, DATABASE_SQL],
+    files: &[MARIADB_CONFIG, DATABASE_SQL, BACKUP_SCRIPT],
     probes: &[Probe::Command { description: "the database answers a query", command: "mariadb --execute 'SELECT 1'" }],
 };
 

@@ -3,6 +3,7 @@
 //! with their causes and hints.
 
 mod apply;
+mod backup;
 mod diagram;
 mod lab;
 mod lock;
@@ -34,6 +35,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Plan(args) => plan::run(&args, style),
         Command::Apply(args) => apply::run(&args, style),
         Command::Lock(command) => lock::run(&command, style),
+        Command::Backup(crate::cli::BackupCommand::Now(args)) => backup::now(&args, style),
+        Command::Backup(crate::cli::BackupCommand::List(args)) => backup::list(&args, style),
+        Command::Restore(args) => backup::restore(&args, style),
         Command::Diagram(args) => diagram::run(&args, style),
         Command::Completions { shell } => diagram::completions(shell),
         Command::Man => diagram::man(),
@@ -58,6 +62,7 @@ fn wants_json(command: &Command) -> bool {
         Command::Plan(args) => args.format,
         Command::Apply(args) => args.format,
         Command::Lock(crate::cli::LockCommand::Status(args)) => args.format,
+        Command::Backup(crate::cli::BackupCommand::Now(args) | crate::cli::BackupCommand::List(args)) => args.format,
         Command::Lab(crate::cli::LabCommand::Status { format }) => *format,
         _ => Format::Text,
     };

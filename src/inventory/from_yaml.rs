@@ -319,6 +319,7 @@ fn database(decoder: &mut Decoder, node: &Node) -> Option<DatabaseSettings> {
         let parsed: Vec<_> = items.iter().filter_map(|item| decoder.ipv4(item, "an allowed host")).collect();
         Some(Spanned::new(parsed, node.span))
     });
+    let backup = fields.optional("backup").and_then(|node| backup(decoder, node));
     let settings = DatabaseSettings {
         span: node.span,
         port: or_default(port, port_node.is_some(), 3306, &fields)?,
@@ -327,6 +328,25 @@ fn database(decoder: &mut Decoder, node: &Node) -> Option<DatabaseSettings> {
         password: password?,
         bind_address,
         allowed_hosts,
+        backup,
+    };
+    fields.finish(decoder);
+    Some(settings)
+}
+
+fn backup(decoder: &mut Decoder, node: &Node) -> Option<BackupSettings> {
+    let what = "`database.backup`";
+    let mut fields = decoder.fields(node, what)?;
+    let directory_node = fields.optional("directory");
+    let directory = directory_node.and_then(|node| {
+        decoder.grammar(node, "`directory` of `database.backup`", "invalid-path", grammar::host_directory)
+    });
+    let keep_node = fields.optional("keep");
+    let keep = keep_node.and_then(|node| decoder.integer(node, "`keep` of `database.backup`", 1, 1000));
+    let settings = BackupSettings {
+        span: node.span,
+        directory: or_default(directory, directory_node.is_some(), BACKUP_DIRECTORY.to_string(), &fields)?,
+        keep: or_default(keep, keep_node.is_some(), BACKUP_KEEP, &fields)?,
     };
     fields.finish(decoder);
     Some(settings)

@@ -168,6 +168,22 @@ pub struct DatabaseSettings {
     pub bind_address: Option<Spanned<IpAddr>>,
     /// An explicit list of client addresses; must be exactly the app hosts'.
     pub allowed_hosts: Option<Spanned<Vec<Spanned<IpAddr>>>>,
+    pub backup: Option<BackupSettings>,
+}
+
+/// Where backups are kept when `database.backup` does not say.
+pub const BACKUP_DIRECTORY: &str = "/var/backups/infra";
+/// How many backups are kept when `database.backup` does not say.
+pub const BACKUP_KEEP: u32 = 7;
+
+/// `database.backup`: where `infra backup` keeps dumps and how many.
+#[derive(Clone, Debug)]
+pub struct BackupSettings {
+    pub span: Span,
+    /// A directory on the database host (normalised, outside system directories).
+    pub directory: Spanned<String>,
+    /// How many backups to keep; older ones are removed after a new one is written.
+    pub keep: Spanned<u32>,
 }
 
 /// The tier firewall's inputs that the topology cannot supply.

@@ -246,9 +246,14 @@ impl HostContext<'_> {
             return Ok(());
         };
         let bind_address = database.bind_address.as_ref().map_or(self.host.address.value, |bind| bind.value);
+        let (backup_directory, keep) = database.backup.as_ref().map_or_else(
+            || (crate::inventory::BACKUP_DIRECTORY.to_string(), crate::inventory::BACKUP_KEEP),
+            |backup| (backup.directory.value.clone(), backup.keep.value),
+        );
         let context = context! {
             host => self.host_context(),
             clients => self.derived.database_clients.clone(),
+            backup => context! { directory => backup_directory, keep => keep },
             database => context! {
                 name => database.name.value.clone(), user => database.user.value.clone(), port => database.port.value,
                 bind_address => bind_address.to_string(), password => self.secrets.get(&database.password),

@@ -11,7 +11,7 @@ use minijinja::syntax::SyntaxConfig;
 use minijinja::{Environment, UndefinedBehavior};
 
 /// The built-in templates, by the name an override file must have.
-pub const BUILT_IN: [(&str, &str); 11] = [
+pub const BUILT_IN: [(&str, &str); 12] = [
     ("haproxy.cfg.j2", include_str!("../../templates/haproxy.cfg.j2")),
     ("keepalived.conf.j2", include_str!("../../templates/keepalived.conf.j2")),
     ("nginx.conf.j2", include_str!("../../templates/nginx.conf.j2")),
@@ -21,6 +21,7 @@ pub const BUILT_IN: [(&str, &str); 11] = [
     ("app.env.j2", include_str!("../../templates/app.env.j2")),
     ("mariadb.cnf.j2", include_str!("../../templates/mariadb.cnf.j2")),
     ("database.sql.j2", include_str!("../../templates/database.sql.j2")),
+    ("infra-backup.sh.j2", include_str!("../../templates/infra-backup.sh.j2")),
     ("firewall.nft.j2", include_str!("../../templates/firewall.nft.j2")),
     ("infra-firewall.service.j2", include_str!("../../templates/infra-firewall.service.j2")),
 ];
@@ -53,6 +54,7 @@ pub fn environment(overrides: Option<&Path>) -> Result<Environment<'static>, Tem
     environment.add_filter("sql_string", sql_string);
     environment.add_filter("systemd_quote", systemd_quote);
     environment.add_filter("py_string", py_string);
+    environment.add_filter("sh_string", sh_string);
     let mut sources: Vec<(String, String)> =
         BUILT_IN.iter().map(|(name, text)| (name.to_string(), text.to_string())).collect();
     if let Some(directory) = overrides {
@@ -97,6 +99,11 @@ fn systemd_quote(value: &str) -> String {
     format!("\"{escaped}\"")
 }
 
+/// A single-quoted shell word: nothing inside it is expanded.
+fn sh_string(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
 /// A Python string literal that reads back as exactly `value`: quotes,
 /// backslashes and every non-printable character escaped, as `repr` would.
 /// gunicorn.conf.py is executed, so no value may end its string.
@@ -122,6 +129,7 @@ mod tests {
     #[test]
     fn quoting_filters_escape_everything_that_could_break_out() {
         assert_eq!(sql_string(r"a'b\c"), r"'a\'b\\c'");
+        assert_eq!(sh_string("a'b $c"), r"'a'\''b $c'");
         assert_eq!(systemd_quote(r#"a"b$c\"#), r#""a\"b\$c\\""#);
     }
 

@@ -265,6 +265,7 @@ fn the_lab_suite() {
     hosts_have_no_route_out_and_dns_fails_fast(&lab);
     apply_converges_the_stack_and_serves_through_the_vip(&lab);
     second_plan_and_apply_change_nothing(&lab);
+    a_restored_backup_brings_the_counter_back(&lab);
     the_firewall_lets_each_tier_reach_only_the_next(&lab);
     the_database_is_locked_down(&lab);
     the_vip_serves_https_with_the_lab_certificate(&lab);
