@@ -108,10 +108,14 @@ pub fn restore(args: &RestoreArgs, style: Style) -> anyhow::Result<ExitCode> {
             database.name
         );
     }
+    let port = inventory.app.as_ref().map_or(8000, |app| app.bind.value.port());
+    let apps: Vec<(String, String)> = apps
+        .iter()
+        .filter_map(|app| Some((app.name.clone(), catalog::GUNICORN.probes.first()?.command(app.address, port, None)?)))
+        .collect();
     let runtime = super::runtime()?;
     let restored =
         runtime.block_on(under_lock(&backup_args, &inventory_path, "restore", &targets, async |connections| {
-            let apps: Vec<String> = apps.iter().map(|app| app.name.clone()).collect();
             restore_locked(connections, &database.name, &apps, args.backup.clone()).await
         }))?;
     eprintln!("restore: `{restored}` loaded; the app tier is serving again");
@@ -119,11 +123,13 @@ pub fn restore(args: &RestoreArgs, style: Style) -> anyhow::Result<ExitCode> {
 }
 
 /// The restore itself, every host locked: check the backup, stop the app
-/// tier, load, start the app tier (also after a failed load).
+/// tier, load, start the app tier (also after a failed load) and wait until
+/// each app host answers its health probe. `apps` holds each app host's
+/// name and probe.
 async fn restore_locked(
     connections: &BTreeMap<String, Connection>,
     database: &str,
-    apps: &[String],
+    apps: &[(String, String)],
     wanted: Option<String>,
 ) -> anyhow::Result<String> {
     let database = connections.get(database).context("no connection to the database host")?;
@@ -134,8 +140,9 @@ async fn restore_locked(
         }
     };
     run(database, &format!("check {}", shell_quote(&id))).await?;
-    let app_connections: Vec<&Connection> = apps.iter().filter_map(|app| connections.get(app)).collect();
-    eprintln!("restore: stopping the app tier ({})", apps.join(", "));
+    let app_connections: Vec<&Connection> = apps.iter().filter_map(|(app, _)| connections.get(app)).collect();
+    let names: Vec<&str> = apps.iter().map(|(app, _)| app.as_str()).collect();
+    eprintln!("restore: stopping the app tier ({})", names.join(", "));
     for connection in &app_connections {
         connection.run_script(&format!("systemctl stop {}\n", catalog::GUNICORN.unit)).await?;
     }
@@ -144,6 +151,11 @@ async fn restore_locked(
     eprintln!("restore: starting the app tier");
     for connection in &app_connections {
         connection.run_script(&format!("systemctl start {}\n", catalog::GUNICORN.unit)).await?;
+    }
+    for ((app, probe), connection) in apps.iter().zip(&app_connections) {
+        // Gunicorn takes a moment to bind after its start.
+        let wait = format!("for _ in $(seq 1 60); do {probe} && exit 0; sleep 0.5; done; {probe}\n");
+        connection.run_script(&wait).await.with_context(|| format!("`{app}` did not answer after the restore"))?;
     }
     loaded.map(|_| id)
 }
