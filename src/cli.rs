@@ -60,12 +60,11 @@ pub enum BackupCommand {
     List(BackupArgs),
 }
 
+/// The inventory and how to reach and lock its hosts.
 #[derive(clap::Args, Debug)]
-pub struct BackupArgs {
+pub struct HostsArgs {
     #[command(flatten)]
     pub inventory: InventoryArg,
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
     #[command(flatten)]
     pub connection: ConnectionArgs,
     /// Wait up to this long for another run's host locks.
@@ -74,20 +73,23 @@ pub struct BackupArgs {
 }
 
 #[derive(clap::Args, Debug)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub hosts: HostsArgs,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(clap::Args, Debug)]
 pub struct RestoreArgs {
     #[command(flatten)]
-    pub inventory: InventoryArg,
+    pub hosts: HostsArgs,
     /// The backup to load (`infra backup list` shows them); the newest by default.
     #[arg(long, value_name = "ID")]
     pub backup: Option<String>,
     /// Restore without asking: it replaces the database's tables.
     #[arg(long)]
     pub yes: bool,
-    #[command(flatten)]
-    pub connection: ConnectionArgs,
-    /// Wait up to this long for another run's host locks.
-    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
-    pub lock_timeout: u64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -184,7 +186,7 @@ impl From<DebianRelease> for crate::release::Release {
     }
 }
 
-#[derive(clap::Args, Debug, Clone)]
+#[derive(clap::Args, Debug)]
 pub struct InventoryArg {
     /// The inventory file.
     #[arg(short, long, value_name = "FILE")]
@@ -281,7 +283,7 @@ pub struct ApplyArgs {
     pub strict: bool,
 }
 
-#[derive(clap::Args, Debug, Clone)]
+#[derive(clap::Args, Debug)]
 pub struct ConnectionArgs {
     /// How many hosts to talk to at once.
     #[arg(long, default_value_t = 128, value_name = "N")]

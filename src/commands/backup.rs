@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use crate::catalog;
-use crate::cli::{BackupArgs, Format, RestoreArgs};
+use crate::cli::{BackupArgs, Format, HostsArgs, RestoreArgs};
 use crate::diagnostic::Style;
 use crate::facts;
 use crate::inventory::Inventory;
@@ -34,16 +34,17 @@ pub struct Manifest {
 }
 
 pub fn now(args: &BackupArgs, style: Style) -> anyhow::Result<ExitCode> {
-    let Some((inventory_path, inventory)) = checked(args, style)? else { return Ok(ExitCode::FAILURE) };
+    let Some((inventory_path, inventory)) = checked(&args.hosts, style)? else { return Ok(ExitCode::FAILURE) };
     let database = database_target(&inventory)?;
     let runtime = super::runtime()?;
-    let id = runtime.block_on(under_lock(args, &inventory_path, "backup now", &[database], async |connections| {
-        let connection = connections.values().next().context("no connection to the database host")?;
-        let started = std::time::Instant::now();
-        let output = run(connection, "now").await?;
-        eprintln!("backup: took {:.1} s", started.elapsed().as_secs_f64());
-        Ok(output.trim().to_string())
-    }))?;
+    let id =
+        runtime.block_on(under_lock(&args.hosts, &inventory_path, "backup now", &[database], async |connections| {
+            let connection = connections.values().next().context("no connection to the database host")?;
+            let started = std::time::Instant::now();
+            let output = run(connection, "now").await?;
+            eprintln!("backup: took {:.1} s", started.elapsed().as_secs_f64());
+            Ok(output.trim().to_string())
+        }))?;
     match args.format {
         Format::Json => println!("{}", serde_json::json!({"version": 1, "backup": id})),
         Format::Text => println!("{id}"),
@@ -52,11 +53,12 @@ pub fn now(args: &BackupArgs, style: Style) -> anyhow::Result<ExitCode> {
 }
 
 pub fn list(args: &BackupArgs, style: Style) -> anyhow::Result<ExitCode> {
-    let Some((_, inventory)) = checked(args, style)? else { return Ok(ExitCode::FAILURE) };
+    let Some((_, inventory)) = checked(&args.hosts, style)? else { return Ok(ExitCode::FAILURE) };
     let database = database_target(&inventory)?;
     let runtime = super::runtime()?;
     let manifests = runtime.block_on(async {
-        let connected = facts::connect(&[database], super::transport_settings(&args.connection), 1, &Silent).await;
+        let connected =
+            facts::connect(&[database], super::transport_settings(&args.hosts.connection), 1, &Silent).await;
         let result = match connected.connections.values().next() {
             Some(connection) => manifests(connection).await,
             None => Err(anyhow::anyhow!(
@@ -89,13 +91,7 @@ pub fn list(args: &BackupArgs, style: Style) -> anyhow::Result<ExitCode> {
 }
 
 pub fn restore(args: &RestoreArgs, style: Style) -> anyhow::Result<ExitCode> {
-    let backup_args = BackupArgs {
-        inventory: crate::cli::InventoryArg { inventory: args.inventory.inventory.clone() },
-        format: Format::Text,
-        connection: args.connection.clone(),
-        lock_timeout: args.lock_timeout,
-    };
-    let Some((inventory_path, inventory)) = checked(&backup_args, style)? else { return Ok(ExitCode::FAILURE) };
+    let Some((inventory_path, inventory)) = checked(&args.hosts, style)? else { return Ok(ExitCode::FAILURE) };
     let database = database_target(&inventory)?;
     let apps: Vec<Target> =
         topology::hosts_with(&inventory, Role::App).map(|host| topology::ssh_target(&inventory, host)).collect();
@@ -115,7 +111,7 @@ pub fn restore(args: &RestoreArgs, style: Style) -> anyhow::Result<ExitCode> {
         .collect();
     let runtime = super::runtime()?;
     let restored =
-        runtime.block_on(under_lock(&backup_args, &inventory_path, "restore", &targets, async |connections| {
+        runtime.block_on(under_lock(&args.hosts, &inventory_path, "restore", &targets, async |connections| {
             restore_locked(connections, &database.name, &apps, args.backup.clone()).await
         }))?;
     eprintln!("restore: `{restored}` loaded; the app tier is serving again");
@@ -162,7 +158,7 @@ async fn restore_locked(
 
 /// Runs `body` with the lock held on every target, then releases it.
 async fn under_lock<T>(
-    args: &BackupArgs,
+    args: &HostsArgs,
     inventory: &str,
     command: &str,
     targets: &[Target],
@@ -216,7 +212,7 @@ async fn run(connection: &Connection, arguments: &str) -> anyhow::Result<String>
     })
 }
 
-fn checked(args: &BackupArgs, style: Style) -> anyhow::Result<Option<(String, Inventory)>> {
+fn checked(args: &HostsArgs, style: Style) -> anyhow::Result<Option<(String, Inventory)>> {
     let mut checked = super::load_and_check(&args.inventory.inventory, false)?;
     if checked.printed_and_valid(style).is_none() {
         return Ok(None);
