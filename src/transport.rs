@@ -52,6 +52,11 @@ pub enum TransportError {
         "the SSH host key of `{host}` ({address}) has CHANGED: it offers {fingerprint}, which does not match {known_hosts}; this is either a reinstalled host or someone intercepting the connection\n\nhint: if the host was reinstalled, remove the old key with `ssh-keygen -R {address}` (add `-f FILE` for the inventory's known_hosts) and check the new fingerprint"
     )]
     HostKeyChanged { host: String, address: IpAddr, known_hosts: String, fingerprint: String },
+    #[error(
+        "the known_hosts file `{}` that the inventory names for `{host}` does not exist, so no host key could be checked; nothing was sent to {address}\n\nhint: fill it with the hosts' keys (`ssh-keyscan`), or pass `--accept-new-host-keys` to record them on first contact; a lab inventory's file is written by `infra lab up -i INVENTORY`",
+        path.display()
+    )]
+    KnownHostsMissing { host: String, address: IpAddr, path: PathBuf },
     #[error("cannot connect to `{host}` ({address})")]
     Connect {
         host: String,
@@ -167,6 +172,17 @@ impl Held {
 
 impl Connection {
     pub async fn open(target: &Target, settings: Settings) -> Result<Connection, TransportError> {
+        // Strict checking against a file that is not there can only fail,
+        // after a connection the user did not mean to make (a lab that is
+        // down, a mistyped path): refuse before anything leaves.
+        if let Some(path) = target.known_hosts.as_ref().filter(|path| !settings.accept_new_host_keys && !path.exists())
+        {
+            return Err(TransportError::KnownHostsMissing {
+                host: target.name.clone(),
+                address: target.address,
+                path: path.clone(),
+            });
+        }
         let mut builder = SessionBuilder::default();
         builder
             .user(target.user.clone())
@@ -310,4 +326,23 @@ fn offered_fingerprint(target: &Target) -> String {
         })
         .collect();
     if fingerprints.is_empty() { "a key that could not be fingerprinted".to_string() } else { fingerprints.join(", ") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A missing known_hosts file is refused before any connection (were
+    /// the guard gone, this would dial loopback, never another address).
+    #[test]
+    fn a_missing_known_hosts_file_is_refused_before_connecting() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let mut target = Target::with_defaults("db-01", "127.0.0.1".parse().expect("address"));
+        target.known_hosts = Some(directory.path().join("absent"));
+        let settings = Settings { accept_new_host_keys: false, connect_timeout: Duration::from_millis(1) };
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let error = runtime.block_on(Connection::open(&target, settings)).err().expect("refused");
+        assert!(matches!(error, TransportError::KnownHostsMissing { .. }), "{error}");
+        assert!(error.to_string().contains("nothing was sent to 127.0.0.1"), "{error}");
+    }
 }
