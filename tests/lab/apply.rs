@@ -284,8 +284,16 @@ pub(crate) fn two_web_and_two_app_hosts_change_with_zero_failed_requests() {
 /// restore`: the counter continues from the backed-up value. The backup
 /// is listed with its checksum, and no password reaches a command line.
 pub(crate) fn a_restored_backup_brings_the_counter_back(lab: &Lab) {
-    let backup = lab.command().args(["backup", "now", "-i"]).arg(&lab.inventory).output().expect("infra runs");
+    // The hosts' command lines are read throughout; the pause keeps the
+    // watchers reading for a few rounds around a 0.1 s backup.
+    let (backup, command_lines) = watching_command_lines(lab, || {
+        let output = lab.command().args(["backup", "now", "-i"]).arg(&lab.inventory).output().expect("infra runs");
+        std::thread::sleep(Duration::from_secs(2));
+        output
+    });
     assert_success(&backup, "backup now");
+    no_secret_in(lab, "backup now's output", &backup);
+    no_secret_in_text(lab, "the hosts' /proc/*/cmdline during a backup", &command_lines);
     let id = String::from_utf8_lossy(&backup.stdout).trim().to_string();
     let saved = counter_at(&lab.vip);
     let listed = lab.command().args(["backup", "list", "--format", "json", "-i"]).arg(&lab.inventory).output();
@@ -301,8 +309,14 @@ pub(crate) fn a_restored_backup_brings_the_counter_back(lab: &Lab) {
     }
     let refused = lab.command().args(["restore", "-i"]).arg(&lab.inventory).output().expect("infra runs");
     assert_eq!(refused.status.code(), Some(1), "restore without --yes must refuse");
-    let restored = lab.command().args(["restore", "--yes", "-i"]).arg(&lab.inventory).output().expect("infra runs");
+    let (restored, command_lines) = watching_command_lines(lab, || {
+        let output = lab.command().args(["restore", "--yes", "-i"]).arg(&lab.inventory).output().expect("infra runs");
+        std::thread::sleep(Duration::from_secs(1));
+        output
+    });
     assert_success(&restored, "restore");
+    no_secret_in(lab, "restore's output", &restored);
+    no_secret_in_text(lab, "the hosts' /proc/*/cmdline during a restore", &command_lines);
     // The backup holds `saved - 1` (the read after it made `saved`); the
     // restore's health probe of the one app host (GET /) counts once more.
     assert_eq!(counter_at(&lab.vip), saved + 1, "the counter continues from the backed-up value");
