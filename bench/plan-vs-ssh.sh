@@ -6,7 +6,7 @@
 # Needs root and the lab's tools; takes a few minutes (it converges the
 # hosts first, and prints how long that took). Prints the ratios per size.
 #
-#   bash bench/plan-vs-ssh.sh
+#   bash bench/plan-vs-ssh.sh     (INFRA_BENCH_RELEASE=bookworm: on Debian 12 hosts)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --release --quiet --test lab bench_plan_against_the_ssh_floor -- --ignored --nocapture 2>&1 | grep -E '^BENCH|SKIPPED|panicked|FAILED'

@@ -54,6 +54,13 @@ fn bench_plan_against_the_ssh_floor() {
     if !lab_available("bench_plan_against_the_ssh_floor") {
         return;
     }
+    // `INFRA_BENCH_RELEASE=bookworm` measures on Debian 12 hosts.
+    let release: &'static str = match std::env::var("INFRA_BENCH_RELEASE").as_deref() {
+        Ok("bookworm") => "bookworm",
+        _ => "trixie",
+    };
+    *RELEASE.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = release;
+    println!("BENCH hosts run {release}");
     let rounds = 7;
     for count in [5, 50] {
         let (text, hosts) = bench_inventory(count);
