@@ -119,6 +119,14 @@ impl Checker {
     }
 }
 
+impl ManagedService {
+    /// Its full unit name: a service's is its name with `.service`; other
+    /// kinds (a `.timer`) are named in full.
+    pub fn unit_name(&self) -> String {
+        if self.name.contains('.') { self.name.clone() } else { format!("{}.service", self.name) }
+    }
+}
+
 impl HostState {
     pub fn file(&self, path: &str) -> Option<&ManagedFile> {
         self.files.iter().find(|file| file.path == path)

@@ -19,7 +19,8 @@ use crate::desired::Checker;
 /// A service as infra installs and watches it.
 #[derive(Debug)]
 pub struct Service {
-    /// The systemd unit (without `.service`).
+    /// The systemd unit (without `.service`; other kinds, such as a
+    /// `.timer`, by their full name).
     pub unit: &'static str,
     /// Debian packages that provide it (and the libraries the shipped
     /// example application imports).
@@ -102,10 +103,38 @@ pub const BACKUP_SCRIPT: ConfigFile = ConfigFile {
     ..config("/usr/local/sbin/infra-backup", "infra-backup.sh.j2", Some(Checker::Shell), Trigger::Nothing)
 };
 
+/// The oneshot the timer starts. `bash SCRIPT` rather than the script
+/// itself: `systemd-analyze verify` checks that ExecStart's program exists,
+/// and a new script is not in place yet when its unit is checked.
+pub const BACKUP_UNIT: ConfigFile = config(
+    "/etc/systemd/system/infra-backup.service",
+    "infra-backup.service.j2",
+    Some(Checker::SystemdUnit),
+    Trigger::Nothing,
+);
+pub const BACKUP_TIMER: ConfigFile = config(
+    "/etc/systemd/system/infra-backup.timer",
+    "infra-backup.timer.j2",
+    Some(Checker::SystemdUnit),
+    Trigger::Restart,
+);
+
+/// Scheduled backups of the app's database: a timer on the database host
+/// starts the backup script (`infra backup now` runs the same script).
+pub const BACKUP: Service = Service {
+    unit: "infra-backup.timer",
+    packages: &[],
+    files: &[BACKUP_SCRIPT, BACKUP_UNIT, BACKUP_TIMER],
+    probes: &[Probe::Command {
+        description: "the backup timer is scheduled",
+        command: "systemctl is-active --quiet infra-backup.timer",
+    }],
+};
+
 pub const MARIADB: Service = Service {
     unit: "mariadb",
     packages: &["mariadb-server"],
-    files: &[MARIADB_CONFIG, DATABASE_SQL, BACKUP_SCRIPT],
+    files: &[MARIADB_CONFIG, DATABASE_SQL],
     probes: &[Probe::Command { description: "the database answers a query", command: "mariadb --execute 'SELECT 1'" }],
 };
 
@@ -198,7 +227,7 @@ pub const FIREWALL: Service = Service {
 };
 
 /// Every service, in the order a host with all roles installs them.
-pub const SERVICES: [&Service; 6] = [&MARIADB, &GUNICORN, &NGINX, &HAPROXY, &KEEPALIVED, &FIREWALL];
+pub const SERVICES: [&Service; 7] = [&MARIADB, &BACKUP, &GUNICORN, &NGINX, &HAPROXY, &KEEPALIVED, &FIREWALL];
 
 impl Service {
     /// The files whose change sets off `trigger`.

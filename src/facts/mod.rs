@@ -124,8 +124,7 @@ pub fn script(host: &HostState) -> String {
         script.push_str(&format!("packages {}\n", names.join(" ")));
     }
     if !host.services.is_empty() {
-        let units: Vec<String> =
-            host.services.iter().map(|service| quote(&format!("{}.service", service.name))).collect();
+        let units: Vec<String> = host.services.iter().map(|service| quote(&service.unit_name())).collect();
         script.push_str(&format!("services {}\n", units.join(" ")));
     }
     script.push_str(&format!("[ -f {PENDING_JOURNAL} ] && sed 's/^/J /' {PENDING_JOURNAL}\n"));

@@ -341,12 +341,17 @@ fn backup(decoder: &mut Decoder, node: &Node) -> Option<BackupSettings> {
     let directory = directory_node.and_then(|node| {
         decoder.grammar(node, "`directory` of `database.backup`", "invalid-path", grammar::host_directory)
     });
+    let schedule_node = fields.optional("schedule");
+    let schedule = schedule_node.and_then(|node| {
+        decoder.grammar(node, "`schedule` of `database.backup`", "invalid-schedule", grammar::schedule)
+    });
     let keep_node = fields.optional("keep");
     let keep = keep_node.and_then(|node| decoder.integer(node, "`keep` of `database.backup`", 1, 1000));
     let settings = BackupSettings {
         span: node.span,
         directory: or_default(directory, directory_node.is_some(), BACKUP_DIRECTORY.to_string(), &fields)?,
         keep: or_default(keep, keep_node.is_some(), BACKUP_KEEP, &fields)?,
+        schedule: or_default(schedule, schedule_node.is_some(), BACKUP_SCHEDULE.to_string(), &fields)?,
     };
     fields.finish(decoder);
     Some(settings)

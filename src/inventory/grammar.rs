@@ -27,6 +27,24 @@ pub fn host_name(text: &str) -> Result<String, &'static str> {
     if valid { Ok(text.to_string()) } else { Err(EXPECTED) }
 }
 
+/// When backups run: `hourly`, `daily` or `weekly`, or a daily time
+/// `HH:MM`; returned as systemd's `OnCalendar=` value. A closed set, so
+/// nothing else reaches the timer unit.
+pub fn schedule(text: &str) -> Result<String, &'static str> {
+    const EXPECTED: &str = "`hourly`, `daily`, `weekly`, or a daily time `HH:MM` (24-hour, UTC on a UTC host)";
+    if ["hourly", "daily", "weekly"].contains(&text) {
+        return Ok(text.to_string());
+    }
+    let time = text.split_once(':').and_then(|(hour, minute)| {
+        let two_digits = |part: &str| part.len() == 2 && part.bytes().all(|byte| byte.is_ascii_digit());
+        (two_digits(hour) && two_digits(minute)).then(|| (hour.parse::<u8>().ok(), minute.parse::<u8>().ok()))
+    });
+    match time {
+        Some((Some(hour), Some(minute))) if hour < 24 && minute < 60 => Ok(format!("*-*-* {hour:02}:{minute:02}:00")),
+        _ => Err(EXPECTED),
+    }
+}
+
 /// Top-level directories that must never be a root infra writes files into
 /// or serves files from, and those whose whole subtree is off limits.
 const SYSTEM_DIRECTORIES: [&str; 19] = [
@@ -144,6 +162,15 @@ pub fn printable(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schedules_are_a_closed_set() {
+        assert_eq!(schedule("daily").as_deref(), Ok("daily"));
+        assert_eq!(schedule("03:30").as_deref(), Ok("*-*-* 03:30:00"));
+        for bad in ["", "24:00", "3:30", "03:60", "daily; rm", "*-*-* 03:00:00", "minutely"] {
+            assert!(schedule(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn host_names_are_dns_labels() {

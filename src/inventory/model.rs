@@ -175,6 +175,9 @@ pub struct DatabaseSettings {
 pub const BACKUP_DIRECTORY: &str = "/var/backups/infra";
 /// How many backups are kept when `database.backup` does not say.
 pub const BACKUP_KEEP: u32 = 7;
+/// When backups are taken when `database.backup` does not say (systemd's
+/// `OnCalendar=` shorthand).
+pub const BACKUP_SCHEDULE: &str = "daily";
 
 /// `database.backup`: where `infra backup` keeps dumps and how many.
 #[derive(Clone, Debug)]
@@ -184,6 +187,8 @@ pub struct BackupSettings {
     pub directory: Spanned<String>,
     /// How many backups to keep; older ones are removed after a new one is written.
     pub keep: Spanned<u32>,
+    /// systemd `OnCalendar=`: `hourly`, `daily`, `weekly` or `*-*-* HH:MM:00`.
+    pub schedule: Spanned<String>,
 }
 
 /// The tier firewall's inputs that the topology cannot supply.

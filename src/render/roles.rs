@@ -246,21 +246,26 @@ impl HostContext<'_> {
             return Ok(());
         };
         let bind_address = database.bind_address.as_ref().map_or(self.host.address.value, |bind| bind.value);
-        let (backup_directory, keep) = database.backup.as_ref().map_or_else(
-            || (crate::inventory::BACKUP_DIRECTORY.to_string(), crate::inventory::BACKUP_KEEP),
-            |backup| (backup.directory.value.clone(), backup.keep.value),
+        let (backup_directory, keep, schedule) = database.backup.as_ref().map_or_else(
+            || {
+                let default = crate::inventory::BACKUP_SCHEDULE;
+                (crate::inventory::BACKUP_DIRECTORY.to_string(), crate::inventory::BACKUP_KEEP, default.to_string())
+            },
+            |backup| (backup.directory.value.clone(), backup.keep.value, backup.schedule.value.clone()),
         );
         let context = context! {
             host => self.host_context(),
             clients => self.derived.database_clients.clone(),
-            backup => context! { directory => backup_directory, keep => keep },
+            backup => context! { directory => backup_directory, keep => keep, on_calendar => schedule },
             database => context! {
                 name => database.name.value.clone(), user => database.user.value.clone(), port => database.port.value,
                 bind_address => bind_address.to_string(), password => self.secrets.get(&database.password),
             },
         };
         self.install(state, &catalog::MARIADB, None, || context.clone())?;
+        self.install(state, &catalog::BACKUP, None, || context.clone())?;
         self.probes(state, &catalog::MARIADB, database.port.value, None);
+        self.probes(state, &catalog::BACKUP, database.port.value, None);
         Ok(())
     }
 

@@ -11,7 +11,7 @@ use minijinja::syntax::SyntaxConfig;
 use minijinja::{Environment, UndefinedBehavior};
 
 /// The built-in templates, by the name an override file must have.
-pub const BUILT_IN: [(&str, &str); 12] = [
+pub const BUILT_IN: [(&str, &str); 14] = [
     ("haproxy.cfg.j2", include_str!("../../templates/haproxy.cfg.j2")),
     ("keepalived.conf.j2", include_str!("../../templates/keepalived.conf.j2")),
     ("nginx.conf.j2", include_str!("../../templates/nginx.conf.j2")),
@@ -22,6 +22,8 @@ pub const BUILT_IN: [(&str, &str); 12] = [
     ("mariadb.cnf.j2", include_str!("../../templates/mariadb.cnf.j2")),
     ("database.sql.j2", include_str!("../../templates/database.sql.j2")),
     ("infra-backup.sh.j2", include_str!("../../templates/infra-backup.sh.j2")),
+    ("infra-backup.service.j2", include_str!("../../templates/infra-backup.service.j2")),
+    ("infra-backup.timer.j2", include_str!("../../templates/infra-backup.timer.j2")),
     ("firewall.nft.j2", include_str!("../../templates/firewall.nft.j2")),
     ("infra-firewall.service.j2", include_str!("../../templates/infra-firewall.service.j2")),
 ];

@@ -320,4 +320,13 @@ pub(crate) fn a_restored_backup_brings_the_counter_back(lab: &Lab) {
     // The backup holds `saved - 1` (the read after it made `saved`); the
     // restore's health probe of the one app host (GET /) counts once more.
     assert_eq!(counter_at(&lab.vip), saved + 1, "the counter continues from the backed-up value");
+
+    // The schedule: apply installed and started the timer; the unit it
+    // starts takes a backup like `infra backup now`.
+    let database = address("db-01");
+    assert_eq!(lab.ssh_ok(&database, "systemctl is-active infra-backup.timer").trim(), "active");
+    let count = |lab: &Lab| lab.ssh_ok(&database, "ls /var/backups/infra/*.json | wc -l").trim().parse::<u32>();
+    let before = count(lab).expect("a count");
+    lab.ssh_ok(&database, "systemctl start infra-backup.service");
+    assert_eq!(count(lab).expect("a count"), before + 1, "the timer's unit took a backup");
 }
