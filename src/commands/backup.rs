@@ -79,7 +79,7 @@ pub fn list(args: &BackupArgs, style: Style) -> anyhow::Result<ExitCode> {
                     manifest.time,
                     manifest.size,
                     manifest.server,
-                    &manifest.sha256[..12.min(manifest.sha256.len())]
+                    manifest.sha256.chars().take(12).collect::<String>()
                 );
             }
             if manifests.is_empty() {
