@@ -11,7 +11,6 @@ use clap::CommandFactory;
 use crate::cli::{Cli, DiagramArgs, DiagramFormat};
 use crate::diagnostic::Style;
 use crate::diagram::{self, Diagram, Live};
-use crate::facts;
 use crate::plan;
 use crate::render::Rendered;
 
@@ -33,12 +32,7 @@ pub fn run(args: &DiagramArgs, style: Style) -> anyhow::Result<ExitCode> {
 /// Reads every host's facts, as plan does, and marks the picture: the
 /// balancers holding the virtual IP, hosts unreachable or drifted.
 fn mark_live(picture: &mut Diagram, args: &DiagramArgs, rendered: Rendered) -> anyhow::Result<()> {
-    let settings = super::transport_settings(&args.connection);
-    let runtime = super::runtime()?;
-    let reporter = crate::report::facts_reporter(true);
-    let gathered =
-        runtime.block_on(facts::gather(&rendered.state.hosts, settings, args.connection.parallel, reporter.as_ref()));
-    reporter.finish();
+    let gathered = super::gather_facts(&rendered.state, &args.connection, true)?;
     let plan = plan::plan(&rendered.state, &gathered.facts, gathered.unreachable);
     let mut live: BTreeMap<String, Live> = BTreeMap::new();
     for host in &plan.hosts {

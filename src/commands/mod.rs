@@ -198,6 +198,22 @@ pub(crate) fn with_rendered(
     then(inventory, rendered)
 }
 
+/// Reads the facts of `desired`'s hosts, one progress line per host: what
+/// `plan` and `diagram --live` share.
+pub(crate) fn gather_facts(
+    desired: &crate::desired::DesiredState,
+    connection: &crate::cli::ConnectionArgs,
+    progress: bool,
+) -> anyhow::Result<crate::facts::Gathered> {
+    let runtime = runtime()?;
+    let reporter = crate::report::facts_reporter(progress);
+    let settings = transport_settings(connection);
+    let gathered =
+        runtime.block_on(crate::facts::gather(&desired.hosts, settings, connection.parallel, reporter.as_ref()));
+    reporter.finish();
+    Ok(gathered)
+}
+
 /// The SSH settings the connection flags ask for.
 pub(crate) fn transport_settings(args: &crate::cli::ConnectionArgs) -> crate::transport::Settings {
     crate::transport::Settings {

@@ -8,7 +8,6 @@ use anyhow::Context;
 
 use crate::cli::{Format, PlanArgs};
 use crate::diagnostic::Style;
-use crate::facts;
 use crate::plan::{self, Palette};
 use crate::render::Rendered;
 
@@ -18,16 +17,9 @@ pub fn run(args: &PlanArgs, style: Style) -> anyhow::Result<ExitCode> {
 
 fn plan_hosts(args: &PlanArgs, style: Style, rendered: Rendered) -> anyhow::Result<ExitCode> {
     let hosts = super::limited(rendered.state.hosts, &args.limit)?;
-    let settings = super::transport_settings(&args.connection);
-    let runtime = super::runtime()?;
-    let reporter = crate::report::facts_reporter(!args.no_progress);
-    let gathered = runtime.block_on(facts::gather(&hosts, settings, args.connection.parallel, reporter.as_ref()));
-    reporter.finish();
-    let mut plan = plan::plan(
-        &crate::desired::DesiredState { hosts, virtual_ip: rendered.state.virtual_ip },
-        &gathered.facts,
-        gathered.unreachable,
-    );
+    let desired = crate::desired::DesiredState { hosts, virtual_ip: rendered.state.virtual_ip };
+    let gathered = super::gather_facts(&desired, &args.connection, !args.no_progress)?;
+    let mut plan = plan::plan(&desired, &gathered.facts, gathered.unreachable);
     plan.inventory = std::fs::canonicalize(&args.inventory.inventory).ok().map(|path| path.display().to_string());
     if let Some(path) = &args.out {
         let json = serde_json::to_string_pretty(&plan).context("cannot serialize the plan")?;
