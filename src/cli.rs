@@ -36,7 +36,7 @@ pub enum Command {
     /// The host locks that keep two applies from changing hosts at once.
     #[command(subcommand)]
     Lock(LockCommand),
-    /// The database's backups: take one now, list them.
+    /// The database's backups: take one now, list them, prove one restores.
     #[command(subcommand)]
     Backup(BackupCommand),
     /// Load a backup (the newest by default) into the database, with the app tier stopped meanwhile.
@@ -56,8 +56,25 @@ pub enum Command {
 pub enum BackupCommand {
     /// Take a consistent, compressed backup of the app's database on its host (under the host lock).
     Now(BackupArgs),
-    /// List the backups on the database host, oldest first.
+    /// List the backups on the database host and the destination, oldest first, with their drills.
     List(BackupArgs),
+    /// A restore drill: load a backup into a scratch server on a throwaway host and check it against its manifest.
+    Verify(VerifyArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub backup: BackupArgs,
+    /// The backup to drill; the newest by default.
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+    /// Run the scratch server on this inventory host (default: `database.backup.drill_host`).
+    #[arg(long, value_name = "HOST", conflicts_with = "lab")]
+    pub on: Option<String>,
+    /// Boot a temporary lab host for the drill and remove it afterwards (needs root and a lab that is up).
+    #[arg(long)]
+    pub lab: bool,
 }
 
 /// The inventory and how to reach and lock its hosts.
@@ -87,6 +104,10 @@ pub struct RestoreArgs {
     /// The backup to load (`infra backup list` shows them); the newest by default.
     #[arg(long, value_name = "ID")]
     pub backup: Option<String>,
+    /// Roll the backup forward to this moment (UTC, `YYYY-MM-DD HH:MM:SS`) from the binary logs
+    /// (`database.backup.binlogs: true`); the backup is the newest taken before it unless `--backup` says.
+    #[arg(long, value_name = "TIME", value_parser = parse_utc_time)]
+    pub to_time: Option<String>,
     /// Restore without asking: it replaces the database's tables.
     #[arg(long)]
     pub yes: bool,
@@ -155,6 +176,8 @@ pub enum LabCommand {
     Stop { host: String },
     /// Power a host on and wait for SSH.
     Start { host: String },
+    /// Power a host off and remove its disk, as a dead server; `lab up` boots it fresh.
+    Destroy { host: String },
     /// Take a host's network link down.
     Cut { host: String },
     /// Bring a host's network link back up.
@@ -315,4 +338,13 @@ pub enum ColorChoice {
     Auto,
     Always,
     Never,
+}
+
+/// `--to-time`: `YYYY-MM-DD HH:MM:SS`, UTC; it reaches the host's
+/// `mariadb-binlog --stop-datetime`, so nothing else passes.
+fn parse_utc_time(text: &str) -> Result<String, String> {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    time::PrimitiveDateTime::parse(text, format)
+        .map(|_| text.to_string())
+        .map_err(|_| format!("`{text}` is not a UTC time written `YYYY-MM-DD HH:MM:SS`"))
 }

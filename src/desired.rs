@@ -43,6 +43,10 @@ pub struct HostState {
     /// The firewall's SSH rule, so plan can refuse a ruleset that would cut
     /// the connection apply is using.
     pub ssh_guard: Option<crate::firewall::SshGuard>,
+    /// Take a database backup before restarting MariaDB or feeding it SQL
+    /// (`database.backup.before_apply`), so a bad change can be undone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub backup_first: bool,
 }
 
 /// A file with exactly this content, mode and owner.

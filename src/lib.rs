@@ -4,6 +4,7 @@
 //! docs/ARCHITECTURE.md for the data flow between the modules.
 
 pub mod apply;
+pub mod backup;
 pub mod catalog;
 pub mod check;
 pub mod checkers;

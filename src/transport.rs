@@ -262,6 +262,47 @@ impl Connection {
         Ok(HoldOutcome::Ended(said))
     }
 
+    /// Streams what the script `read` prints on this host into the stdin of
+    /// the script `write` on `to`, through infra: the two hosts need no key
+    /// to each other and no flow between them. Returns the bytes copied.
+    /// `write` travels as `sh -c`'s argument, so it must hold no secret.
+    pub async fn stream_to(&self, read: &str, to: &Connection, write: &str) -> Result<u64, TransportError> {
+        let (from_host, to_host) = (&self.target.name, &to.target.name);
+        let run_error = |host: &String, source: ChannelError| TransportError::Run { host: host.clone(), source };
+        let mut reader = self.spawn_sh(Stdio::piped()).await.map_err(|error| run_error(from_host, error.into()))?;
+        if let Some(mut stdin) = reader.stdin().take() {
+            stdin.write_all(read.as_bytes()).await.map_err(|error| run_error(from_host, ChannelError::Send(error)))?;
+            stdin.shutdown().await.map_err(|error| run_error(from_host, ChannelError::Send(error)))?;
+        }
+        let mut writer = Session::to_command(Arc::clone(&to.session), "sh")
+            .arg("-c")
+            .arg(write)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .await
+            .map_err(|error| run_error(to_host, error.into()))?;
+        let mut source = reader.stdout().take().ok_or_else(|| run_error(from_host, ChannelError::NoPipe("stdout")))?;
+        let mut sink = writer.stdin().take().ok_or_else(|| run_error(to_host, ChannelError::NoPipe("stdin")))?;
+        let copied = tokio::io::copy(&mut source, &mut sink).await;
+        let closed = sink.shutdown().await;
+        drop(sink);
+        let read_output = reader.wait_with_output().await.map_err(|error| run_error(from_host, error.into()))?;
+        let write_output = writer.wait_with_output().await.map_err(|error| run_error(to_host, error.into()))?;
+        for (host, output) in [(from_host, &read_output), (to_host, &write_output)] {
+            if !output.status.success() {
+                return Err(TransportError::Script {
+                    host: host.clone(),
+                    status: output.status.to_string(),
+                    stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+                });
+            }
+        }
+        closed.map_err(|error| run_error(to_host, ChannelError::Send(error)))?;
+        copied.map_err(|error| run_error(to_host, ChannelError::Send(error)))
+    }
+
     pub async fn close(self) {
         if let Ok(session) = Arc::try_unwrap(self.session) {
             let _ = session.close().await;

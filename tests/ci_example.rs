@@ -32,7 +32,10 @@ fn run(command: &str, reports: &Path) -> std::process::Output {
 #[test]
 fn the_workflow_validates_the_example_inventories() {
     let reports = tempfile::tempdir().expect("tempdir");
-    let output = run(&validate_command(), reports.path());
+    // inventories/lab.yml names the certificate `infra lab up` makes on this
+    // machine: valid only where a lab has been up, so not on a fresh one.
+    let command = validate_command().replace("inventories/*.yml", "inventories/five-server.yml inventories/scaled.yml");
+    let output = run(&command, reports.path());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     for inventory in ["five-server", "scaled"] {

@@ -253,6 +253,12 @@ async fn run_steps<C: Connector>(
         let _ = connection.run_script(&steps::discard(&files)).await;
         return Err(error);
     }
+    if let Some(script) = steps::backup_first(plan, host)
+        && let Err(error) = step("backing up the database", script).await
+    {
+        let _ = connection.run_script(&steps::discard(&files)).await;
+        return Err(error);
+    }
     let swapped = async {
         step("swapping files in", steps::swap(plan, &files, host)).await?;
         if let Some(script) = steps::services(plan, host) {

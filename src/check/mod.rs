@@ -6,6 +6,7 @@
 //! tier). Every rule appends diagnostics and never stops, so one run shows all
 //! problems. Rules are grouped by what they look at, one file each.
 
+mod backup;
 mod files;
 mod firewall;
 mod hosts;
@@ -26,6 +27,7 @@ pub fn run(inventory: &Inventory) -> Vec<Diagnostic> {
     files::check(inventory, &mut found);
     firewall::check(inventory, &mut found);
     tls::check(inventory, &mut found);
+    backup::check(inventory, &mut found);
     found
 }
 

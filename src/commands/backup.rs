@@ -1,9 +1,11 @@
 //! `infra backup now|list` and `infra restore`: the database's backups,
 //! taken and restored by the script apply installs on the database host
-//! (`catalog::BACKUP_SCRIPT`), under the same host locks as apply.
+//! (`catalog::BACKUP_SCRIPT`), copied to the inventory's destination host
+//! through infra's own connections, under the same host locks as apply.
 //!
 //! A restore stops the app tier first, so nothing writes while the dump is
-//! loaded, and starts it again whatever happened.
+//! loaded, and starts it again whatever happened. The restore drill
+//! (`backup verify`) is in `drill`.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -11,40 +13,102 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+use crate::backup::{self, DrillRecord, Manifest};
 use crate::catalog;
-use crate::cli::{BackupArgs, Format, HostsArgs, RestoreArgs};
+use crate::cli::{BackupArgs, Format, HostsArgs};
 use crate::diagnostic::Style;
 use crate::facts;
-use crate::inventory::Inventory;
+use crate::inventory::{BACKUP_DIRECTORY, BACKUP_KEEP, BACKUP_SCHEDULE, Inventory};
 use crate::lock::{self, Claim};
 use crate::report::Silent;
 use crate::topology::{self, Role};
 use crate::transport::{Connection, Target, TransportError, shell_quote};
 
-/// One backup as its manifest on the database host describes it.
-#[derive(Debug, serde::Deserialize, serde::Serialize)]
-pub struct Manifest {
-    pub id: String,
-    pub time: String,
-    pub size: u64,
-    pub sha256: String,
-    pub server: String,
-    pub database: String,
-    pub seconds: f64,
+/// A directory of backups on one host: the database host's own, or the
+/// destination the inventory names.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub target: Target,
+    pub directory: String,
+}
+
+/// Where an inventory's backups are, and what its schedule promises.
+pub struct Stores {
+    pub database: Store,
+    pub destination: Option<Store>,
+    pub keep: u32,
+    pub schedule: String,
+}
+
+impl Stores {
+    pub fn of(inventory: &Inventory) -> anyhow::Result<Stores> {
+        let host =
+            topology::hosts_with(inventory, Role::Database).next().context("the inventory has no database host")?;
+        let settings = inventory.database.as_ref().and_then(|database| database.backup.as_ref());
+        let destination = settings.and_then(|backup| backup.destination.as_ref()).and_then(|destination| {
+            let host = inventory.hosts.iter().find(|host| host.name.value == destination.host.value)?;
+            Some(Store {
+                target: topology::ssh_target(inventory, host),
+                directory: destination.directory.value.clone(),
+            })
+        });
+        Ok(Stores {
+            database: Store {
+                target: topology::ssh_target(inventory, host),
+                directory: settings.map_or(BACKUP_DIRECTORY.to_string(), |backup| backup.directory.value.clone()),
+            },
+            destination,
+            keep: settings.map_or(BACKUP_KEEP, |backup| backup.keep.value),
+            schedule: settings.map_or(BACKUP_SCHEDULE.to_string(), |backup| backup.schedule.value.clone()),
+        })
+    }
+
+    fn all(&self) -> impl Iterator<Item = &Store> {
+        std::iter::once(&self.database).chain(&self.destination)
+    }
+
+    fn targets(&self) -> Vec<Target> {
+        self.all().map(|store| store.target.clone()).collect()
+    }
+}
+
+/// What one store holds: its complete backups and their drill records.
+#[derive(Default)]
+pub struct Holdings {
+    pub manifests: Vec<Manifest>,
+    pub drills: Vec<DrillRecord>,
+}
+
+impl Holdings {
+    pub fn has(&self, id: &str) -> bool {
+        self.manifests.iter().any(|manifest| manifest.id == id)
+    }
 }
 
 pub fn now(args: &BackupArgs, style: Style) -> anyhow::Result<ExitCode> {
     let Some((inventory_path, inventory)) = checked(&args.hosts, style)? else { return Ok(ExitCode::FAILURE) };
-    let database = database_target(&inventory)?;
+    let stores = Stores::of(&inventory)?;
     let runtime = super::runtime()?;
-    let id =
-        runtime.block_on(under_lock(&args.hosts, &inventory_path, "backup now", &[database], async |connections| {
-            let connection = connections.values().next().context("no connection to the database host")?;
+    let locked = [stores.database.target.clone()];
+    let id = runtime.block_on(under_lock(
+        &args.hosts,
+        &inventory_path,
+        "backup now",
+        &locked,
+        &stores.targets(),
+        async |connections| {
+            let database = connection(connections, &stores.database)?;
             let started = std::time::Instant::now();
-            let output = run(connection, "now").await?;
-            eprintln!("backup: took {:.1} s", started.elapsed().as_secs_f64());
-            Ok(output.trim().to_string())
-        }))?;
+            let id = run(database, "now").await?.trim().to_string();
+            eprintln!(
+                "backup: `{id}` taken on `{}` in {:.1} s",
+                stores.database.target.name,
+                started.elapsed().as_secs_f64()
+            );
+            ship(connections, &stores).await?;
+            Ok(id)
+        },
+    ))?;
     match args.format {
         Format::Json => println!("{}", serde_json::json!({"version": 1, "backup": id})),
         Format::Text => println!("{id}"),
@@ -52,127 +116,132 @@ pub fn now(args: &BackupArgs, style: Style) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn list(args: &BackupArgs, style: Style) -> anyhow::Result<ExitCode> {
-    let Some((_, inventory)) = checked(&args.hosts, style)? else { return Ok(ExitCode::FAILURE) };
-    let database = database_target(&inventory)?;
-    let runtime = super::runtime()?;
-    let manifests = runtime.block_on(async {
-        let connected =
-            facts::connect(&[database], super::transport_settings(&args.hosts.connection), 1, &Silent).await;
-        let result = match connected.connections.values().next() {
-            Some(connection) => manifests(connection).await,
-            None => Err(anyhow::anyhow!(
-                "{}",
-                connected.unreachable.first().map_or("the database host is unreachable", |host| host.error.as_str())
-            )),
-        };
-        connected.close().await;
-        result
-    })?;
-    match args.format {
-        Format::Json => println!("{:#}", serde_json::json!({"version": 1, "backups": manifests})),
-        Format::Text => {
-            for manifest in &manifests {
-                println!(
-                    "{}  {}  {:>10} bytes  {}  sha256 {}…",
-                    manifest.id,
-                    manifest.time,
-                    manifest.size,
-                    manifest.server,
-                    manifest.sha256.chars().take(12).collect::<String>()
-                );
-            }
-            if manifests.is_empty() {
-                eprintln!("no backups yet: `infra backup now -i INVENTORY` takes one");
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-pub fn restore(args: &RestoreArgs, style: Style) -> anyhow::Result<ExitCode> {
-    let Some((inventory_path, inventory)) = checked(&args.hosts, style)? else { return Ok(ExitCode::FAILURE) };
-    let database = database_target(&inventory)?;
-    let apps: Vec<Target> =
-        topology::hosts_with(&inventory, Role::App).map(|host| topology::ssh_target(&inventory, host)).collect();
-    let mut targets = vec![database.clone()];
-    targets.extend(apps.iter().filter(|app| app.name != database.name).cloned());
-    if !args.yes {
-        bail!(
-            "refusing to restore without `--yes`: it replaces the tables of `{}` on `{}`, with the app tier stopped while it loads",
-            inventory.database.as_ref().map_or("", |database| database.name.value.as_str()),
-            database.name
+/// Copies to the destination every backup it lacks (the one just taken,
+/// and any the timer took since), then prunes it to `keep`.
+async fn ship(connections: &BTreeMap<String, Connection>, stores: &Stores) -> anyhow::Result<()> {
+    let Some(destination) = &stores.destination else { return Ok(()) };
+    let (from, to) = (connection(connections, &stores.database)?, connection(connections, destination)?);
+    let (have, wanted) = (holdings(from, &stores.database).await?, holdings(to, destination).await?);
+    for manifest in have.manifests.iter().filter(|manifest| !wanted.has(&manifest.id)) {
+        let started = std::time::Instant::now();
+        copy(manifest, (from, &stores.database), (to, destination)).await?;
+        eprintln!(
+            "backup: `{}` copied to `{}:{}` in {:.1} s",
+            manifest.id,
+            destination.target.name,
+            destination.directory,
+            started.elapsed().as_secs_f64()
         );
     }
-    let port = inventory.app.as_ref().map_or(8000, |app| app.bind.value.port());
-    let apps: Vec<(String, String)> = apps
-        .iter()
-        .filter_map(|app| Some((app.name.clone(), catalog::GUNICORN.probes.first()?.command(app.address, port, None)?)))
-        .collect();
-    let runtime = super::runtime()?;
-    let restored =
-        runtime.block_on(under_lock(&args.hosts, &inventory_path, "restore", &targets, async |connections| {
-            restore_locked(connections, &database.name, &apps, args.backup.clone()).await
-        }))?;
-    eprintln!("restore: `{restored}` loaded; the app tier is serving again");
-    Ok(ExitCode::SUCCESS)
+    prune(to, destination, stores.keep).await
 }
 
-/// The restore itself, every host locked: check the backup, stop the app
-/// tier, load, start the app tier (also after a failed load) and wait until
-/// each app host answers its health probe. `apps` holds each app host's
-/// name and probe.
-async fn restore_locked(
-    connections: &BTreeMap<String, Connection>,
-    database: &str,
-    apps: &[(String, String)],
-    wanted: Option<String>,
-) -> anyhow::Result<String> {
-    let database = connections.get(database).context("no connection to the database host")?;
-    let id = match wanted {
-        Some(id) => id,
-        None => {
-            manifests(database).await?.pop().map(|manifest| manifest.id).context("there is no backup to restore")?
+/// Copies one backup between stores: the dump streamed through infra, then
+/// checked against its manifest there, then the manifest, which is what
+/// makes a backup count, last.
+pub async fn copy(manifest: &Manifest, from: (&Connection, &Store), to: (&Connection, &Store)) -> anyhow::Result<()> {
+    let id = checked_id(&manifest.id)?;
+    let (source, target) = (backup_path(from.1, id, "sql.gz"), backup_path(to.1, id, "sql.gz"));
+    let partial = backup_path(to.1, id, "partial");
+    let write = format!(
+        "set -e; umask 077; mkdir -p {dir}; cat > {partial}; [ \"$(sha256sum < {partial} | cut -d' ' -f1)\" = {sum} ] || {{ rm -f {partial}; echo 'the copy does not match its SHA-256' >&2; exit 1; }}; mv {partial} {target}",
+        dir = shell_quote(&to.1.directory),
+        partial = shell_quote(&partial),
+        sum = shell_quote(&manifest.sha256),
+        target = shell_quote(&target),
+    );
+    from.0.stream_to(&format!("cat {}\n", shell_quote(&source)), to.0, &write).await?;
+    let json = serde_json::to_string(manifest)?;
+    write_file(to.0, &backup_path(to.1, id, "json"), &json).await
+}
+
+/// Writes one line of text to `path` on the host, atomically.
+pub async fn write_file(connection: &Connection, path: &str, line: &str) -> anyhow::Result<()> {
+    let partial = format!("{path}.partial");
+    let script = format!(
+        "umask 077\ncat > {partial} <<'INFRA_END_OF_FILE'\n{line}\nINFRA_END_OF_FILE\nmv {partial} {path}\n",
+        partial = shell_quote(&partial),
+        path = shell_quote(path)
+    );
+    connection.run_script(&script).await?;
+    Ok(())
+}
+
+/// Removes a store's oldest backups beyond `keep`.
+async fn prune(connection: &Connection, store: &Store, keep: u32) -> anyhow::Result<()> {
+    let held = holdings(connection, store).await?;
+    let excess = held.manifests.len().saturating_sub(keep as usize);
+    let mut script = String::new();
+    for manifest in held.manifests.iter().take(excess) {
+        let id = checked_id(&manifest.id)?;
+        for extension in ["sql.gz", "json", "drill"] {
+            script.push_str(&format!("rm -f {}\n", shell_quote(&backup_path(store, id, extension))));
         }
-    };
-    run(database, &format!("check {}", shell_quote(&id))).await?;
-    let app_connections: Vec<&Connection> = apps.iter().filter_map(|(app, _)| connections.get(app)).collect();
-    let names: Vec<&str> = apps.iter().map(|(app, _)| app.as_str()).collect();
-    eprintln!("restore: stopping the app tier ({})", names.join(", "));
-    for connection in &app_connections {
-        connection.run_script(&format!("systemctl stop {}\n", catalog::GUNICORN.unit)).await?;
     }
-    eprintln!("restore: loading `{id}`");
-    let loaded = run(database, &format!("restore {}", shell_quote(&id))).await;
-    eprintln!("restore: starting the app tier");
-    for connection in &app_connections {
-        connection.run_script(&format!("systemctl start {}\n", catalog::GUNICORN.unit)).await?;
+    if !script.is_empty() {
+        connection.run_script(&script).await?;
     }
-    for ((app, probe), connection) in apps.iter().zip(&app_connections) {
-        // Gunicorn takes a moment to bind after its start.
-        let wait = format!("for _ in $(seq 1 60); do {probe} && exit 0; sleep 0.5; done; {probe}\n");
-        connection.run_script(&wait).await.with_context(|| format!("`{app}` did not answer after the restore"))?;
-    }
-    loaded.map(|_| id)
+    Ok(())
 }
 
-/// Runs `body` with the lock held on every target, then releases it.
-async fn under_lock<T>(
+/// What a store holds: complete backups (dump and manifest both there),
+/// oldest first, and drill records. Read with plain shell, so a destination
+/// needs nothing installed.
+pub async fn holdings(connection: &Connection, store: &Store) -> anyhow::Result<Holdings> {
+    let dir = shell_quote(&store.directory);
+    let script = format!(
+        "for m in {dir}/*.json; do [ -e \"$m\" ] && [ -e \"${{m%.json}}.sql.gz\" ] && printf 'M ' && cat \"$m\"; done\nfor d in {dir}/*.drill; do [ -e \"$d\" ] && printf 'D ' && cat \"$d\"; done\ntrue\n"
+    );
+    let output = connection.run_script(&script).await?;
+    let mut held = Holdings::default();
+    for line in output.lines().filter(|line| !line.trim().is_empty()) {
+        let unexpected = || format!("`{}` holds a backup record infra did not write: `{line}`", store.target.name);
+        match line.split_at_checked(2) {
+            Some(("M ", json)) => held.manifests.push(serde_json::from_str(json).with_context(unexpected)?),
+            Some(("D ", json)) => held.drills.push(serde_json::from_str(json).with_context(unexpected)?),
+            _ => bail!(unexpected()),
+        }
+    }
+    held.manifests.retain(|manifest| backup::is_id(&manifest.id));
+    held.manifests.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(held)
+}
+
+pub fn backup_path(store: &Store, id: &str, extension: &str) -> String {
+    format!("{}/{id}.{extension}", store.directory)
+}
+
+pub fn checked_id(id: &str) -> anyhow::Result<&str> {
+    if backup::is_id(id) { Ok(id) } else { bail!("`{id}` is not a backup id (they look like `20261123T140000Z`)") }
+}
+
+pub fn connection<'c>(connections: &'c BTreeMap<String, Connection>, store: &Store) -> anyhow::Result<&'c Connection> {
+    connections.get(&store.target.name).with_context(|| format!("no connection to `{}`", store.target.name))
+}
+
+/// Runs `body` with every target connected and the lock held on `locked`,
+/// then releases it.
+pub async fn under_lock<T>(
     args: &HostsArgs,
     inventory: &str,
     command: &str,
+    locked: &[Target],
     targets: &[Target],
     body: impl AsyncFnOnce(&BTreeMap<String, Connection>) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
     let settings = super::transport_settings(&args.connection);
-    let connected = facts::connect(targets, settings, args.connection.parallel, &Silent).await;
+    let mut connected = facts::connect(targets, settings, args.connection.parallel, &Silent).await;
     if let Some(unreachable) = connected.unreachable.first() {
         let error = unreachable.error.clone();
         connected.close().await;
         bail!("{command} changed nothing: {error}");
     }
+    let lockable: BTreeMap<String, Connection> =
+        locked.iter().filter_map(|target| connected.connections.remove_entry(&target.name)).collect();
     let claim = Claim::here(command, inventory);
-    let locks = match lock::acquire(&connected.connections, &claim, Duration::from_secs(args.lock_timeout)).await {
+    let locks = lock::acquire(&lockable, &claim, Duration::from_secs(args.lock_timeout)).await;
+    connected.connections.extend(lockable);
+    let locks = match locks {
         Ok(locks) => locks,
         Err(error) => {
             connected.close().await;
@@ -185,19 +254,8 @@ async fn under_lock<T>(
     result
 }
 
-async fn manifests(connection: &Connection) -> anyhow::Result<Vec<Manifest>> {
-    let output = run(connection, "list").await?;
-    output
-        .lines()
-        .filter(|line| !line.trim().is_empty())
-        .map(|line| {
-            serde_json::from_str(line).with_context(|| format!("a backup manifest is not what infra wrote: `{line}`"))
-        })
-        .collect()
-}
-
 /// Runs the backup script with `arguments` on the database host.
-async fn run(connection: &Connection, arguments: &str) -> anyhow::Result<String> {
+pub async fn run(connection: &Connection, arguments: &str) -> anyhow::Result<String> {
     let script = catalog::BACKUP_SCRIPT.path;
     let command =
         format!("[ -x {script} ] || {{ echo 'infra-backup is not installed' >&2; exit 3; }}\n{script} {arguments}\n");
@@ -212,7 +270,7 @@ async fn run(connection: &Connection, arguments: &str) -> anyhow::Result<String>
     })
 }
 
-fn checked(args: &HostsArgs, style: Style) -> anyhow::Result<Option<(String, Inventory)>> {
+pub fn checked(args: &HostsArgs, style: Style) -> anyhow::Result<Option<(String, Inventory)>> {
     let mut checked = super::load_and_check(&args.inventory.inventory, false)?;
     if checked.printed_and_valid(style).is_none() {
         return Ok(None);
@@ -220,9 +278,4 @@ fn checked(args: &HostsArgs, style: Style) -> anyhow::Result<Option<(String, Inv
     let path = std::fs::canonicalize(&args.inventory.inventory)
         .map_or_else(|_| args.inventory.inventory.display().to_string(), |path| path.display().to_string());
     Ok(checked.inventory.take().map(|inventory| (path, inventory)))
-}
-
-fn database_target(inventory: &Inventory) -> anyhow::Result<Target> {
-    let host = topology::hosts_with(inventory, Role::Database).next().context("the inventory has no database host")?;
-    Ok(topology::ssh_target(inventory, host))
 }

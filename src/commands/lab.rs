@@ -29,6 +29,7 @@ pub fn run(command: &LabCommand, style: Style) -> anyhow::Result<ExitCode> {
         LabCommand::Status { format } => status(*format)?,
         LabCommand::Stop { host } => lab::stop(host).with_context(|| format!("cannot stop `{host}`"))?,
         LabCommand::Start { host } => lab::start(host).with_context(|| format!("cannot start `{host}`"))?,
+        LabCommand::Destroy { host } => lab::destroy(host).with_context(|| format!("cannot destroy `{host}`"))?,
         LabCommand::Cut { host } => lab::set_link(host, false).with_context(|| format!("cannot cut `{host}`"))?,
         LabCommand::Heal { host } => lab::set_link(host, true).with_context(|| format!("cannot heal `{host}`"))?,
     }

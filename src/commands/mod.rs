@@ -5,10 +5,12 @@
 mod apply;
 mod backup;
 mod diagram;
+mod drill;
 mod lab;
 mod lock;
 mod plan;
 mod render;
+mod restore;
 mod stages;
 mod validate;
 
@@ -36,8 +38,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Apply(args) => apply::run(&args, style),
         Command::Lock(command) => lock::run(&command, style),
         Command::Backup(crate::cli::BackupCommand::Now(args)) => backup::now(&args, style),
-        Command::Backup(crate::cli::BackupCommand::List(args)) => backup::list(&args, style),
-        Command::Restore(args) => backup::restore(&args, style),
+        Command::Backup(crate::cli::BackupCommand::List(args)) => restore::list(&args, style),
+        Command::Backup(crate::cli::BackupCommand::Verify(args)) => drill::verify(&args, style),
+        Command::Restore(args) => restore::restore(&args, style),
         Command::Diagram(args) => diagram::run(&args, style),
         Command::Completions { shell } => diagram::completions(shell),
         Command::Man => diagram::man(),
@@ -63,6 +66,7 @@ fn wants_json(command: &Command) -> bool {
         Command::Apply(args) => args.format,
         Command::Lock(crate::cli::LockCommand::Status(args)) => args.format,
         Command::Backup(crate::cli::BackupCommand::Now(args) | crate::cli::BackupCommand::List(args)) => args.format,
+        Command::Backup(crate::cli::BackupCommand::Verify(args)) => args.backup.format,
         Command::Lab(crate::cli::LabCommand::Status { format }) => *format,
         _ => Format::Text,
     };

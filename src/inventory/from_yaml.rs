@@ -347,14 +347,45 @@ fn backup(decoder: &mut Decoder, node: &Node) -> Option<BackupSettings> {
     });
     let keep_node = fields.optional("keep");
     let keep = keep_node.and_then(|node| decoder.integer(node, "`keep` of `database.backup`", 1, 1000));
+    let destination = fields.optional("destination").and_then(|node| backup_destination(decoder, node));
+    let binlogs_node = fields.optional("binlogs");
+    let binlogs = binlogs_node.and_then(|node| decoder.boolean(node, "`binlogs` of `database.backup`"));
+    let before_apply_node = fields.optional("before_apply");
+    let before_apply = before_apply_node.and_then(|node| decoder.boolean(node, "`before_apply` of `database.backup`"));
+    let drill_host = fields.optional("drill_host").and_then(|node| {
+        decoder.grammar(node, "`drill_host` of `database.backup`", "invalid-host-name", grammar::host_name)
+    });
     let settings = BackupSettings {
         span: node.span,
         directory: or_default(directory, directory_node.is_some(), BACKUP_DIRECTORY.to_string(), &fields)?,
         keep: or_default(keep, keep_node.is_some(), BACKUP_KEEP, &fields)?,
         schedule: or_default(schedule, schedule_node.is_some(), BACKUP_SCHEDULE.to_string(), &fields)?,
+        binlogs: or_default(binlogs, binlogs_node.is_some(), false, &fields)?,
+        before_apply: or_default(before_apply, before_apply_node.is_some(), true, &fields)?,
+        destination,
+        drill_host,
     };
     fields.finish(decoder);
     Some(settings)
+}
+
+fn backup_destination(decoder: &mut Decoder, node: &Node) -> Option<BackupDestination> {
+    let what = "`database.backup.destination`";
+    let mut fields = decoder.fields(node, what)?;
+    let host = fields.required(decoder, "host").and_then(|node| {
+        decoder.grammar(node, "`host` of `database.backup.destination`", "invalid-host-name", grammar::host_name)
+    });
+    let directory_node = fields.optional("directory");
+    let directory = directory_node.and_then(|node| {
+        decoder.grammar(node, "`directory` of `database.backup.destination`", "invalid-path", grammar::host_directory)
+    });
+    let destination = BackupDestination {
+        span: node.span,
+        directory: or_default(directory, directory_node.is_some(), BACKUP_DIRECTORY.to_string(), &fields)?,
+        host: host?,
+    };
+    fields.finish(decoder);
+    Some(destination)
 }
 
 fn string_list(decoder: &mut Decoder, node: &Node, what: &str) -> Option<Spanned<Vec<Spanned<String>>>> {

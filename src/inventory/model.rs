@@ -189,6 +189,29 @@ pub struct BackupSettings {
     pub keep: Spanned<u32>,
     /// systemd `OnCalendar=`: `hourly`, `daily`, `weekly` or `*-*-* HH:MM:00`.
     pub schedule: Spanned<String>,
+    /// Where each backup is copied off the database host, so it outlives it.
+    pub destination: Option<BackupDestination>,
+    /// Whether MariaDB keeps binary logs, for restores to a point in time.
+    pub binlogs: Spanned<bool>,
+    /// Whether an apply that restarts MariaDB or feeds it SQL takes a backup first.
+    pub before_apply: Spanned<bool>,
+    /// The inventory host whose scratch MariaDB instance restore drills use.
+    pub drill_host: Option<Spanned<String>>,
+}
+
+/// `database.backup.destination`: a directory on another inventory host.
+/// infra copies each backup there over its own SSH connections (database
+/// host → infra → destination), so no host needs a key to another and the
+/// tier firewall keeps allowing SSH from the admin networks only. Kept a
+/// struct of its own so another kind of store (restic, object storage) can
+/// become a variant beside it.
+#[derive(Clone, Debug)]
+pub struct BackupDestination {
+    pub span: Span,
+    /// The name of an inventory host.
+    pub host: Spanned<String>,
+    /// A directory on that host (normalised, outside system directories).
+    pub directory: Spanned<String>,
 }
 
 /// The tier firewall's inputs that the topology cannot supply.

@@ -14,6 +14,7 @@ mod machine;
 mod network;
 mod preflight;
 mod rootfs;
+mod scratch;
 mod system;
 
 use std::net::IpAddr;
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 pub use preflight::PreflightError;
 pub use rootfs::{PACKAGES, RootfsError};
+pub use scratch::{Scratch, boot_scratch, remove_scratch};
 pub use system::SystemError;
 
 use crate::release::Release;
@@ -51,6 +53,9 @@ pub struct LabSpec {
     pub subnet: IpNet,
     pub gateway: IpAddr,
     pub hosts: Vec<LabHost>,
+    /// Addresses of the subnet no lab host may take (the virtual IP).
+    #[serde(default)]
+    pub reserved: Vec<IpAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +72,8 @@ pub enum LabError {
     OutsideSubnet { host: String, address: IpAddr, subnet: IpNet },
     #[error("the subnet {subnet} has no free address left for the lab's gateway")]
     NoGateway { subnet: IpNet },
+    #[error("the subnet {subnet} has no free address left for a scratch host")]
+    NoFreeAddress { subnet: IpNet },
     #[error("a lab for {existing} is already up; run `infra lab down` before starting one for {requested}")]
     OtherLab { existing: IpNet, requested: IpNet },
     #[error("no lab is up; run `infra lab up -i INVENTORY` first")]
@@ -118,7 +125,7 @@ impl LabSpec {
         let taken = |address: &IpAddr| hosts.iter().any(|host| host.address == *address) || reserved.contains(address);
         let gateway = subnet.hosts().collect::<Vec<_>>().into_iter().rev().find(|address| !taken(address));
         let gateway = gateway.ok_or(LabError::NoGateway { subnet })?;
-        Ok(LabSpec { subnet, gateway, hosts })
+        Ok(LabSpec { subnet, gateway, hosts, reserved: reserved.to_vec() })
     }
 
     fn host(&self, name: &str) -> Result<&LabHost, LabError> {
@@ -361,6 +368,16 @@ pub fn start(name: &str) -> Result<(), LabError> {
         machine::boot(&dirs, name)?;
     }
     wait_all(&spec, &[name.to_string()])
+}
+
+/// Destroys a host as a failed disk would: powers it off and removes its
+/// disk (the overlay's changes). It stays in the lab, so the next `up`
+/// boots it fresh from the release's root filesystem, with a new host key.
+pub fn destroy(name: &str) -> Result<(), LabError> {
+    let (_, dirs) = lab_host(name)?;
+    machine::power_off(name, POWER_OFF_GRACE)?;
+    machine::unmount(name)?;
+    std::fs::remove_dir_all(&dirs.base).map_err(|error| LabError::State { path: dirs.base.clone(), error })
 }
 
 /// Takes a host's network link down (`up = false`) or back up.

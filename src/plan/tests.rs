@@ -39,6 +39,7 @@ fn host() -> HostState {
         }],
         health_checks: vec![],
         ssh_guard: None,
+        backup_first: false,
     }
 }
 

@@ -131,6 +131,7 @@ impl HostContext<'_> {
             hooks: Vec::new(),
             health_checks: Vec::new(),
             ssh_guard: None,
+            backup_first: false,
         };
         for role in topology::role_order().into_iter().filter(|role| self.host.has_role(*role)) {
             match role {
@@ -246,17 +247,10 @@ impl HostContext<'_> {
             return Ok(());
         };
         let bind_address = database.bind_address.as_ref().map_or(self.host.address.value, |bind| bind.value);
-        let (backup_directory, keep, schedule) = database.backup.as_ref().map_or_else(
-            || {
-                let default = crate::inventory::BACKUP_SCHEDULE;
-                (crate::inventory::BACKUP_DIRECTORY.to_string(), crate::inventory::BACKUP_KEEP, default.to_string())
-            },
-            |backup| (backup.directory.value.clone(), backup.keep.value, backup.schedule.value.clone()),
-        );
         let context = context! {
             host => self.host_context(),
             clients => self.derived.database_clients.clone(),
-            backup => context! { directory => backup_directory, keep => keep, on_calendar => schedule },
+            backup => backup_context(database.backup.as_ref()),
             database => context! {
                 name => database.name.value.clone(), user => database.user.value.clone(), port => database.port.value,
                 bind_address => bind_address.to_string(), password => self.secrets.get(&database.password),
@@ -264,6 +258,7 @@ impl HostContext<'_> {
         };
         self.install(state, &catalog::MARIADB, None, || context.clone())?;
         self.install(state, &catalog::BACKUP, None, || context.clone())?;
+        state.backup_first = database.backup.as_ref().is_none_or(|backup| backup.before_apply.value);
         self.probes(state, &catalog::MARIADB, database.port.value, None);
         self.probes(state, &catalog::BACKUP, database.port.value, None);
         Ok(())
@@ -428,5 +423,22 @@ impl HostContext<'_> {
                 admin_v4 => admin_v4, admin_v6 => admin_v6, rules => rules,
             },
         }
+    }
+}
+
+/// The backup script's, timer's and server's view of `database.backup`,
+/// defaults filled in.
+fn backup_context(backup: Option<&crate::inventory::BackupSettings>) -> minijinja::Value {
+    use crate::inventory::{BACKUP_DIRECTORY, BACKUP_KEEP, BACKUP_SCHEDULE};
+    let (directory, keep, schedule, binlogs) = backup.map_or_else(
+        || (BACKUP_DIRECTORY.to_string(), BACKUP_KEEP, BACKUP_SCHEDULE.to_string(), false),
+        |backup| {
+            (backup.directory.value.clone(), backup.keep.value, backup.schedule.value.clone(), backup.binlogs.value)
+        },
+    );
+    let binlog_seconds = crate::backup::binlog_retention(&schedule, keep).as_secs();
+    context! {
+        directory, keep, binlogs, binlog_seconds, on_calendar => schedule,
+        digest_awk => crate::backup::DIGEST_AWK,
     }
 }

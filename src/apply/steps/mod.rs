@@ -192,6 +192,21 @@ pub fn services(plan: &HostPlan, host: &HostState) -> Option<String> {
     (script != "set -e\n").then_some(script)
 }
 
+/// A database backup before anything that could lose data: MariaDB
+/// restarted or fed SQL. Only where the backup script is installed and
+/// the server runs (a first apply has nothing to back up yet); a failed
+/// backup stops the host's transaction before anything is swapped in.
+pub fn backup_first(plan: &HostPlan, host: &HostState) -> Option<String> {
+    let risky = plan.restart.iter().any(|change| change.name == catalog::MARIADB.unit) || !plan.hooks.is_empty();
+    (host.backup_first && risky).then(|| {
+        let script = catalog::BACKUP_SCRIPT.path;
+        format!(
+            "if [ -x {script} ] && systemctl is-active --quiet {unit}; then {script} now; else echo 'no database to back up yet'; fi\n",
+            unit = catalog::MARIADB.unit
+        )
+    })
+}
+
 /// Consecutive passes a host's health checks need: a reload returns before
 /// the new workers serve, so one pass could still be the old configuration.
 const HEALTHY_RISE: u32 = 3;
