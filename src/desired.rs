@@ -43,10 +43,22 @@ pub struct HostState {
     /// The firewall's SSH rule, so plan can refuse a ruleset that would cut
     /// the connection apply is using.
     pub ssh_guard: Option<crate::firewall::SshGuard>,
-    /// Take a database backup before restarting MariaDB or feeding it SQL
+    /// The database host's backups: where facts look for the newest, and
+    /// whether apply takes one before a risky change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backups: Option<Backups>,
+}
+
+/// What plan and apply need to know of a database host's backups.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Backups {
+    /// The backup directory on the host.
+    pub directory: String,
+    /// systemd `OnCalendar=`: how often a backup is due.
+    pub on_calendar: String,
+    /// Take a backup before restarting MariaDB or feeding it SQL
     /// (`database.backup.before_apply`), so a bad change can be undone.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub backup_first: bool,
+    pub before_apply: bool,
 }
 
 /// A file with exactly this content, mode and owner.

@@ -109,7 +109,7 @@ fn host(index: usize, name: &str, role: Role) -> HostState {
         hooks: vec![],
         health_checks: vec![HealthCheck { description: "answers".into(), command: "true".into() }],
         ssh_guard: None,
-        backup_first: false,
+        backups: None,
     }
 }
 

@@ -20,6 +20,7 @@ fn plan_hosts(args: &PlanArgs, style: Style, rendered: Rendered) -> anyhow::Resu
     let desired = crate::desired::DesiredState { hosts, virtual_ip: rendered.state.virtual_ip };
     let gathered = super::gather_facts(&desired, &args.connection, !args.no_progress)?;
     let mut plan = plan::plan(&desired, &gathered.facts, gathered.unreachable);
+    plan.warnings = crate::backup::plan_warnings(&desired, &gathered.facts, time::OffsetDateTime::now_utc());
     plan.inventory = std::fs::canonicalize(&args.inventory.inventory).ok().map(|path| path.display().to_string());
     if let Some(path) = &args.out {
         let json = serde_json::to_string_pretty(&plan).context("cannot serialize the plan")?;
@@ -31,6 +32,9 @@ fn plan_hosts(args: &PlanArgs, style: Style, rendered: Rendered) -> anyhow::Resu
             "{}",
             plan::render_text(&plan, if style == Style::Colored { Palette::COLORED } else { Palette::PLAIN })
         ),
+    }
+    for warning in &plan.warnings {
+        eprintln!("warning: {warning}");
     }
     for unreachable in &plan.unreachable {
         eprintln!("error: {}", unreachable.error);

@@ -61,6 +61,11 @@ pub struct HostFacts {
     /// virtual IP. Not part of the fingerprint: the address moves by design.
     #[serde(default)]
     pub addresses: Vec<std::net::IpAddr>,
+    /// A database host's newest backup and newest passing restore drill
+    /// (ids, `None` when there is none), for plan's age warnings. Not part
+    /// of the fingerprint: a backup taken since must not drift a saved plan.
+    #[serde(default)]
+    pub backups: Option<(Option<String>, Option<String>)>,
     /// A digest of everything above: a saved plan records it, and apply
     /// refuses when the host no longer matches.
     pub fingerprint: String,
@@ -137,8 +142,23 @@ pub fn script(host: &HostState) -> String {
             "ip -o -4 addr show 2>/dev/null | while read -r _ _ _ address _; do echo \"V ${address%/*}\"; done\n",
         );
     }
+    if let Some(backups) = &host.backups {
+        script.push_str(&backup_facts(&backups.directory));
+    }
     script.push_str("echo END\n");
     script
+}
+
+/// `B NEWEST_BACKUP NEWEST_PASSED_DRILL`, `-` for none: the newest complete
+/// manifest's id (ids sort as times), and the latest `at` among drills that
+/// passed.
+fn backup_facts(directory: &str) -> String {
+    let dir = quote(directory);
+    format!(
+        "newest=-\nfor m in {dir}/*.json; do [ -e \"$m\" ] && [ -e \"${{m%.json}}.sql.gz\" ] && newest=${{m##*/}}; done\n\
+         drill=$(cat {dir}/*.drill 2>/dev/null | grep '\"passed\":true' | sed -n 's/.*\"at\":\"\\([0-9TZ]*\\)\".*/\\1/p' | sort | tail -n 1)\n\
+         echo \"B ${{newest%.json}} ${{drill:--}}\"\n"
+    )
 }
 
 const SCRIPT_PRELUDE: &str = r#"set -u
@@ -220,6 +240,10 @@ pub fn parse(host: &HostState, output: &str) -> Result<HostFacts, FactsError> {
                 facts.os = Some((id.to_string(), codename.to_string()));
             }
             ["V", address] => facts.addresses.push(address.parse().map_err(|_| unexpected())?),
+            ["B", backup, drill] if facts.backups.is_none() && host.backups.is_some() => {
+                let id = |text: &str| crate::backup::is_id(text).then(|| text.to_string());
+                facts.backups = Some((id(backup), id(drill)));
+            }
             ["L", client, port] if facts.ssh_connection.is_none() => {
                 let client = client.parse().map_err(|_| unexpected())?;
                 facts.ssh_connection = Some((client, port.parse().map_err(|_| unexpected())?));

@@ -34,6 +34,9 @@ pub struct Plan {
     pub hosts: Vec<HostPlan>,
     /// Hosts that could not be planned, with why.
     pub unreachable: Vec<Unreachable>,
+    /// What needs attention but changes nothing (an overdue backup).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 pub use crate::facts::Unreachable;
@@ -126,7 +129,7 @@ impl Plan {
 pub fn plan(desired: &DesiredState, facts: &BTreeMap<String, HostFacts>, unreachable: Vec<Unreachable>) -> Plan {
     let hosts =
         desired.hosts.iter().filter_map(|host| facts.get(&host.name).map(|facts| plan_host(host, facts))).collect();
-    Plan { version: SCHEMA_VERSION, inventory: None, hosts, unreachable }
+    Plan { version: SCHEMA_VERSION, inventory: None, hosts, unreachable, warnings: Vec::new() }
 }
 
 pub fn plan_host(host: &HostState, facts: &HostFacts) -> HostPlan {

@@ -39,7 +39,7 @@ fn host() -> HostState {
         }],
         health_checks: vec![],
         ssh_guard: None,
-        backup_first: false,
+        backups: None,
     }
 }
 
@@ -100,7 +100,13 @@ fn a_sensitive_change_restarts_and_never_shows_the_value() {
     assert!(plan.reload.is_empty(), "a restart covers a reload");
     assert_eq!(plan.files[0].diff, None);
     let text = render_text(
-        &Plan { version: SCHEMA_VERSION, inventory: None, hosts: vec![plan.clone()], unreachable: vec![] },
+        &Plan {
+            version: SCHEMA_VERSION,
+            inventory: None,
+            hosts: vec![plan.clone()],
+            unreachable: vec![],
+            warnings: vec![],
+        },
         Palette::PLAIN,
     );
     let json = serde_json::to_string(&plan).expect("json");

@@ -12,6 +12,7 @@ use super::{RenderError, Secrets, TemplateRenderer, read_tree};
 use crate::catalog::{self, ConfigFile, Service, Trigger};
 use crate::desired::{Checker, HealthCheck, Hook, HostState, ManagedFile, ManagedService};
 use crate::firewall::{self, SshGuard};
+use crate::inventory::{BACKUP_DIRECTORY, BACKUP_KEEP, BACKUP_SCHEDULE};
 use crate::inventory::{Host, Inventory};
 use crate::topology::{self, Role, hosts_with};
 
@@ -131,7 +132,7 @@ impl HostContext<'_> {
             hooks: Vec::new(),
             health_checks: Vec::new(),
             ssh_guard: None,
-            backup_first: false,
+            backups: None,
         };
         for role in topology::role_order().into_iter().filter(|role| self.host.has_role(*role)) {
             match role {
@@ -258,7 +259,11 @@ impl HostContext<'_> {
         };
         self.install(state, &catalog::MARIADB, None, || context.clone())?;
         self.install(state, &catalog::BACKUP, None, || context.clone())?;
-        state.backup_first = database.backup.as_ref().is_none_or(|backup| backup.before_apply.value);
+        state.backups = Some(crate::desired::Backups {
+            directory: database.backup.as_ref().map_or(BACKUP_DIRECTORY.to_string(), |b| b.directory.value.clone()),
+            on_calendar: database.backup.as_ref().map_or(BACKUP_SCHEDULE.to_string(), |b| b.schedule.value.clone()),
+            before_apply: database.backup.as_ref().is_none_or(|backup| backup.before_apply.value),
+        });
         self.probes(state, &catalog::MARIADB, database.port.value, None);
         self.probes(state, &catalog::BACKUP, database.port.value, None);
         Ok(())
@@ -429,7 +434,6 @@ impl HostContext<'_> {
 /// The backup script's, timer's and server's view of `database.backup`,
 /// defaults filled in.
 fn backup_context(backup: Option<&crate::inventory::BackupSettings>) -> minijinja::Value {
-    use crate::inventory::{BACKUP_DIRECTORY, BACKUP_KEEP, BACKUP_SCHEDULE};
     let (directory, keep, schedule, binlogs) = backup.map_or_else(
         || (BACKUP_DIRECTORY.to_string(), BACKUP_KEEP, BACKUP_SCHEDULE.to_string(), false),
         |backup| {

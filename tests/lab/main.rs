@@ -13,12 +13,14 @@ use std::time::{Duration, Instant};
 use assert_cmd::cargo::CommandCargoExt;
 
 mod apply;
+mod backup;
 mod bench;
 mod isolation;
 mod lock;
 mod plan;
 
 use apply::*;
+use backup::*;
 use isolation::*;
 use lock::*;
 use plan::*;
@@ -266,6 +268,11 @@ fn the_lab_suite() {
     apply_converges_the_stack_and_serves_through_the_vip(&lab);
     second_plan_and_apply_change_nothing(&lab);
     a_restored_backup_brings_the_counter_back(&lab);
+    a_backup_under_load_fails_no_request(&lab);
+    restore_drills_pass_on_a_good_backup_and_fail_on_a_corrupted_one(&lab);
+    backups_outlive_the_database_host(&lab);
+    a_point_in_time_restore_stops_at_the_chosen_second(&lab);
+    a_risky_database_change_takes_a_backup_first(&lab);
     the_firewall_lets_each_tier_reach_only_the_next(&lab);
     the_database_is_locked_down(&lab);
     the_vip_serves_https_with_the_lab_certificate(&lab);

@@ -198,7 +198,7 @@ pub fn services(plan: &HostPlan, host: &HostState) -> Option<String> {
 /// backup stops the host's transaction before anything is swapped in.
 pub fn backup_first(plan: &HostPlan, host: &HostState) -> Option<String> {
     let risky = plan.restart.iter().any(|change| change.name == catalog::MARIADB.unit) || !plan.hooks.is_empty();
-    (host.backup_first && risky).then(|| {
+    (host.backups.as_ref().is_some_and(|backups| backups.before_apply) && risky).then(|| {
         let script = catalog::BACKUP_SCRIPT.path;
         format!(
             "if [ -x {script} ] && systemctl is-active --quiet {unit}; then {script} now; else echo 'no database to back up yet'; fi\n",

@@ -42,7 +42,7 @@ fn host(directory: &std::path::Path) -> HostState {
         hooks: vec![],
         health_checks: vec![],
         ssh_guard: None,
-        backup_first: false,
+        backups: None,
     }
 }
 
