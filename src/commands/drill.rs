@@ -46,7 +46,7 @@ pub fn verify(args: &VerifyArgs, style: Style) -> anyhow::Result<ExitCode> {
     match args.backup.format {
         Format::Json => println!("{:#}", serde_json::json!({"version": 1, "drill": record})),
         Format::Text if record.passed => println!(
-            "restore drill of `{}` on `{}` passed: loaded in {:.1} s, every table's rows and digest as recorded",
+            "restore drill of `{}` on `{}` passed: loaded in {:.2} s, every table's rows and digest as recorded",
             record.backup, record.host, record.restore_seconds
         ),
         Format::Text => {

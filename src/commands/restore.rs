@@ -55,7 +55,7 @@ fn print_listing(listed: &[Listed]) {
             backup::parse_id(&item.manifest.id).map_or("?".into(), |taken| backup::human((now - taken).unsigned_abs()));
         let drill = match item.drill {
             Some(drill) if drill.passed => {
-                format!("restore drill passed {} ({:.1} s)", drill.at, drill.restore_seconds)
+                format!("restore drill passed {} ({:.2} s)", drill.at, drill.restore_seconds)
             }
             Some(drill) => format!("restore drill FAILED {}: {}", drill.at, drill.problems.join("; ")),
             None => "never drilled".into(),

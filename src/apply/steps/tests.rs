@@ -203,3 +203,24 @@ fn the_remote_checks_of_every_service_pass_on_rendered_files() {
         assert_eq!(checked.len(), checkers.len(), "every checker ran in CI: {checked:?}");
     }
 }
+
+#[test]
+fn a_backup_comes_first_only_before_a_restart_or_sql_on_a_host_that_asks() {
+    use crate::desired::Backups;
+    use crate::plan::ServiceChange;
+    let directory = tempfile::tempdir().expect("temp dir");
+    let mut host = host(directory.path());
+    let mut plan = plan_host(&host, &HostFacts::default());
+    plan.restart = vec![ServiceChange { name: catalog::MARIADB.unit.into(), because: vec![] }];
+    assert_eq!(backup_first(&plan, &host), None, "a host without backups");
+    host.backups =
+        Some(Backups { directory: "/var/backups/infra".into(), on_calendar: "daily".into(), before_apply: true });
+    let script = backup_first(&plan, &host).expect("a restart of MariaDB");
+    assert!(script.contains("/usr/local/sbin/infra-backup now"), "{script}");
+    plan.restart.clear();
+    assert_eq!(backup_first(&plan, &host), None, "nothing risky");
+    plan.hooks = vec![ServiceChange { name: "database SQL".into(), because: vec![] }];
+    assert!(backup_first(&plan, &host).is_some(), "SQL fed to MariaDB");
+    host.backups.as_mut().expect("backups").before_apply = false;
+    assert_eq!(backup_first(&plan, &host), None, "`before_apply: false`");
+}
