@@ -23,7 +23,8 @@ pub(crate) fn bench_inventory(count: usize) -> (String, Vec<(String, String)>) {
     for (name, last, role) in &hosts {
         text.push_str(&format!("  - {{name: {name}, address: 10.69.0.{last}, roles: [{role}]}}\n"));
     }
-    text.push_str(&settings.replace("10.20.0.", "10.69.0."));
+    // The lab's backups go to web-01, which this fleet names web-00.
+    text.push_str(&settings.replace("10.20.0.", "10.69.0.").replace("{host: web-01,", "{host: web-00,"));
     (text, hosts.into_iter().map(|(name, last, _)| (name, format!("10.69.0.{last}"))).collect())
 }
 
