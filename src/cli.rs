@@ -39,6 +39,10 @@ pub enum Command {
     /// The database's backups: take one now, list them, prove one restores.
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// The app's releases on each app host: which is current, which the inventory's source makes.
+    Releases(ReleasesArgs),
+    /// Switch every app host back to an earlier release (the previous one by default), one host at a time.
+    Rollback(RollbackArgs),
     /// Load a backup (the newest by default) into the database, with the app tier stopped meanwhile.
     Restore(RestoreArgs),
     /// Draw the topology: tiers in stage order, the virtual IP, every flow the firewall allows.
@@ -60,6 +64,23 @@ pub enum BackupCommand {
     List(BackupArgs),
     /// A restore drill: load a backup into a scratch server on a throwaway host and check it against its manifest.
     Verify(VerifyArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReleasesArgs {
+    #[command(flatten)]
+    pub hosts: HostsArgs,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub hosts: HostsArgs,
+    /// The release to go back to (`infra releases` lists them); the one before the current by default.
+    #[arg(long, value_name = "ID")]
+    pub to: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]

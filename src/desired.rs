@@ -47,6 +47,35 @@ pub struct HostState {
     /// whether apply takes one before a risky change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backups: Option<Backups>,
+    /// An app host's releases: the directory each release is unpacked in,
+    /// the `current` link that picks one, and how many are kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub releases: Option<Releases>,
+}
+
+/// Versioned releases of the app: `directory/ID/` holds one release's code
+/// (the id is a digest of it, the same on every host), `link` points at the
+/// one Gunicorn serves and is switched by an atomic rename, so it is valid
+/// at every moment; switching back is a rollback in seconds.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Releases {
+    /// Where releases are unpacked: `/srv/app/releases`.
+    pub directory: String,
+    /// The symlink Gunicorn's `chdir` goes through: `/srv/app/current`.
+    pub link: String,
+    /// The release this host should serve.
+    pub id: String,
+    /// How many releases stay on the host (the current one always does).
+    pub keep: u32,
+}
+
+impl Releases {
+    /// The link's target for a release: relative, so the tree can move.
+    pub fn target(&self, id: &str) -> String {
+        let base =
+            std::path::Path::new(&self.directory).file_name().and_then(|name| name.to_str()).unwrap_or("releases");
+        format!("{base}/{id}")
+    }
 }
 
 /// What plan and apply need to know of a database host's backups.

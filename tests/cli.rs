@@ -244,24 +244,26 @@ fn a_symlink_out_of_the_static_source_is_refused() {
 }
 
 /// Issue 13: a file of one source tree landing on the path of another
-/// file (here the static site and the app share a directory on a host with
-/// both roles) is refused with both origins, never silently replaced.
+/// (here the static site and the app share a directory on a host with
+/// both roles, and the site has a file named like the app's release link)
+/// is refused with both origins, never silently replaced.
 #[test]
 fn two_files_for_one_path_are_refused() {
     let directory = tempfile::tempdir().expect("temp dir");
-    let source = directory.path().join("app");
-    std::fs::create_dir_all(&source).expect("create");
-    std::fs::write(source.join("app.py"), "app = None\n").expect("write");
-    std::fs::write(source.join("index.html"), "not the site\n").expect("write");
+    let site = directory.path().join("site");
+    std::fs::create_dir_all(&site).expect("create");
+    std::fs::write(site.join("index.html"), "the site\n").expect("write");
+    std::fs::write(site.join("current"), "not a release\n").expect("write");
     let path = five_server_copy(directory.path(), |text| {
         text.replacen("roles: [web]", "roles: [web, app]", 1)
-            .replace("source: ../examples/app", &format!("source: {}", source.display()))
+            .replace("static_source: ../examples/static", &format!("static_source: {}", site.display()))
             .replace("directory: /srv/app", "directory: /var/www/infra")
     });
     let output = render_output(&path, &directory.path().join("tree"), "s3cret");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("would get two files at `/var/www/infra/index.html`"), "{stderr}");
+    assert!(stderr.contains("would get two files at `/var/www/infra/current`"), "{stderr}");
+    assert!(stderr.contains("the app's release link"), "{stderr}");
     assert!(!directory.path().join("tree").exists());
 }
 

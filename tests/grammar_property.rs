@@ -127,7 +127,7 @@ proptest! {
     #[test]
     fn app_directories(value in field("/(srv|opt|var)(/[a-zA-Z0-9._-]{1,6}){0,3}[/ ;\"'\\\\.]{0,1}")) {
         let config = ("app-01", "/etc/infra/gunicorn.conf.py");
-        check_directory_field("  source: app", "directory", &value, config, "chdir = \"{value}\"");
+        check_directory_field("  source: app", "directory", &value, config, "chdir = \"{value}/current\"");
     }
 
     #[test]

@@ -14,6 +14,8 @@
 
 mod steps;
 
+pub use steps::switch_link;
+
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -267,7 +269,7 @@ async fn run_steps<C: Connector>(
         if let Some(script) = steps::health(host, context.settings.health_seconds) {
             step("health checks", script).await?;
         }
-        step("committing", steps::commit(&files)).await
+        step("committing", steps::commit(plan, &files)).await
     }
     .await;
     if let Err(error) = swapped {

@@ -110,6 +110,7 @@ fn host(index: usize, name: &str, role: Role) -> HostState {
         health_checks: vec![HealthCheck { description: "answers".into(), command: "true".into() }],
         ssh_guard: None,
         backups: None,
+        releases: None,
     }
 }
 

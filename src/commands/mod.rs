@@ -9,6 +9,7 @@ mod drill;
 mod lab;
 mod lock;
 mod plan;
+mod releases;
 mod render;
 mod restore;
 mod stages;
@@ -41,6 +42,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Backup(crate::cli::BackupCommand::List(args)) => restore::list(&args, style),
         Command::Backup(crate::cli::BackupCommand::Verify(args)) => drill::verify(&args, style),
         Command::Restore(args) => restore::restore(&args, style),
+        Command::Releases(args) => releases::list(&args, style),
+        Command::Rollback(args) => releases::rollback(&args, style),
         Command::Diagram(args) => diagram::run(&args, style),
         Command::Completions { shell } => diagram::completions(shell),
         Command::Man => diagram::man(),
@@ -67,6 +70,7 @@ fn wants_json(command: &Command) -> bool {
         Command::Lock(crate::cli::LockCommand::Status(args)) => args.format,
         Command::Backup(crate::cli::BackupCommand::Now(args) | crate::cli::BackupCommand::List(args)) => args.format,
         Command::Backup(crate::cli::BackupCommand::Verify(args)) => args.backup.format,
+        Command::Releases(args) => args.format,
         Command::Lab(crate::cli::LabCommand::Status { format }) => *format,
         _ => Format::Text,
     };

@@ -38,6 +38,16 @@ pub const PENDING_JOURNAL: &str = "/var/lib/infra/pending";
 /// Files larger than this are compared by hash only; their diff is not shown.
 const MAX_DIFF_BYTES: u64 = 256 * 1024;
 
+/// What is at the path of a managed symlink.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LinkFact {
+    Absent,
+    /// A symlink, and what it points at.
+    Link(String),
+    /// Something that is not a symlink: apply must not replace it.
+    NotALink,
+}
+
 /// What a host has now, for the items its desired state manages.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostFacts {
@@ -66,6 +76,13 @@ pub struct HostFacts {
     /// of the fingerprint: a backup taken since must not drift a saved plan.
     #[serde(default)]
     pub backups: Option<(Option<String>, Option<String>)>,
+    /// An app host's `current` link (part of the fingerprint: a release
+    /// switched by someone else drifts a saved plan) and its releases, with
+    /// when each was unpacked (Unix seconds), for pruning.
+    #[serde(default)]
+    pub release_link: Option<LinkFact>,
+    #[serde(default)]
+    pub releases: Vec<(String, i64)>,
     /// A digest of everything above: a saved plan records it, and apply
     /// refuses when the host no longer matches.
     pub fingerprint: String,
@@ -145,8 +162,21 @@ pub fn script(host: &HostState) -> String {
     if let Some(backups) = &host.backups {
         script.push_str(&backup_facts(&backups.directory));
     }
+    if let Some(releases) = &host.releases {
+        script.push_str(&release_facts(releases));
+    }
     script.push_str("echo END\n");
     script
+}
+
+/// `K TARGET` (`K -` for no link, `K !` for something else there) and one
+/// `R ID MTIME` per non-empty release directory.
+fn release_facts(releases: &crate::desired::Releases) -> String {
+    let (link, dir) = (quote(&releases.link), quote(&releases.directory));
+    format!(
+        "if [ -L {link} ]; then echo \"K $(readlink {link})\"; elif [ -e {link} ]; then echo 'K !'; else echo 'K -'; fi\n\
+         for d in {dir}/*/; do d=${{d%/}}; [ -d \"$d\" ] && [ -n \"$(ls -A \"$d\")\" ] && echo \"R ${{d##*/}} $(stat -c %Y \"$d\")\"; done\n"
+    )
 }
 
 /// `B NEWEST_BACKUP NEWEST_PASSED_DRILL`, `-` for none: the newest complete
@@ -240,6 +270,16 @@ pub fn parse(host: &HostState, output: &str) -> Result<HostFacts, FactsError> {
                 facts.os = Some((id.to_string(), codename.to_string()));
             }
             ["V", address] => facts.addresses.push(address.parse().map_err(|_| unexpected())?),
+            ["K", ..] if facts.release_link.is_none() && host.releases.is_some() => {
+                facts.release_link = Some(match &line[2..] {
+                    "-" => LinkFact::Absent,
+                    "!" => LinkFact::NotALink,
+                    target => LinkFact::Link(target.to_string()),
+                });
+            }
+            ["R", id, mtime] if host.releases.is_some() && is_release_id(id) => {
+                facts.releases.push((id.to_string(), mtime.parse().map_err(|_| unexpected())?));
+            }
             ["B", backup, drill] if facts.backups.is_none() && host.backups.is_some() => {
                 let id = |text: &str| crate::backup::is_id(text).then(|| text.to_string());
                 facts.backups = Some((id(backup), id(drill)));
@@ -295,6 +335,12 @@ pub fn parse(host: &HostState, output: &str) -> Result<HostFacts, FactsError> {
     complete(&facts, host, ended)?;
     facts.fingerprint = fingerprint(&facts);
     Ok(facts)
+}
+
+/// Release directories infra made: 12 lowercase hex digits. Anything else
+/// in the directory is not infra's to list or prune.
+pub fn is_release_id(text: &str) -> bool {
+    text.len() == 12 && text.bytes().all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
 }
 
 fn item<'a, T>(items: &'a [T], index: &str) -> Option<&'a T> {
@@ -355,6 +401,9 @@ fn fingerprint(facts: &HostFacts) -> String {
     }
     for (kind, name) in &facts.pending {
         text.push_str(&format!("pending {kind} {name}\n"));
+    }
+    if let Some(link) = &facts.release_link {
+        text.push_str(&format!("release link {link:?}\n"));
     }
     if let Some((id, codename)) = &facts.os {
         text.push_str(&format!("os {id} {codename}\n"));

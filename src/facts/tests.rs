@@ -43,6 +43,7 @@ fn host(directory: &std::path::Path) -> HostState {
         health_checks: vec![],
         ssh_guard: None,
         backups: None,
+        releases: None,
     }
 }
 

@@ -156,7 +156,12 @@ pub struct AppSettings {
     pub workers: Spanned<u16>,
     pub source: Spanned<PathBuf>,
     pub directory: Spanned<String>,
+    /// How many releases each app host keeps under `directory/releases`.
+    pub keep_releases: Spanned<u32>,
 }
+
+/// How many releases an app host keeps when `app` does not say.
+pub const KEEP_RELEASES: u32 = 5;
 
 #[derive(Clone, Debug)]
 pub struct DatabaseSettings {

@@ -95,6 +95,23 @@ fn render_host(out: &mut String, host: &HostPlan, palette: Palette) {
             render_diff(out, diff, palette);
         }
     }
+    if let Some(releases) = &host.releases {
+        if let Some(to) = &releases.switch_to {
+            let from = releases.current.as_deref().unwrap_or("nothing");
+            let _ = writeln!(
+                out,
+                "    {}⇄ switch{} {} from release {from} to {to}",
+                palette.cyan, palette.reset, releases.link
+            );
+        }
+        for id in &releases.prune {
+            let _ = writeln!(
+                out,
+                "    {}- remove{} release {id} ({}/{id})",
+                palette.red, palette.reset, releases.directory
+            );
+        }
+    }
     for (verb, changes) in [("reload", &host.reload), ("restart", &host.restart), ("run", &host.hooks)] {
         for change in changes {
             let _ = writeln!(

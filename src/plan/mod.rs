@@ -9,12 +9,15 @@
 //! versioned JSON schema that `--format json` prints and `--out` saves; it
 //! never holds a secret value.
 
+mod app_release;
 mod display;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use app_release::ReleasePlan;
+use app_release::plan_releases;
 pub use display::{Palette, render_text};
 
 use crate::desired::{DesiredState, HostState, ManagedFile};
@@ -64,6 +67,9 @@ pub struct HostPlan {
     pub enable: Vec<String>,
     pub start: Vec<String>,
     pub hooks: Vec<ServiceChange>,
+    /// The app's release: the switch of `current`, old releases removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub releases: Option<ReleasePlan>,
     /// Why this host must not be changed as planned (a firewall that would
     /// cut infra's own SSH connection); plan exits 1 and apply refuses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -110,6 +116,7 @@ impl HostPlan {
             && self.enable.is_empty()
             && self.start.is_empty()
             && self.hooks.is_empty()
+            && self.releases.is_none()
     }
 }
 
@@ -141,8 +148,13 @@ pub fn plan_host(host: &HostState, facts: &HostFacts) -> HostPlan {
         .collect();
     let files: Vec<FileChange> =
         host.files.iter().filter_map(|file| file_change(file, facts.files.get(&file.path))).collect();
-    let changed =
-        |path: &String| files.iter().any(|change| change.path == *path && change.action != FileAction::Metadata);
+    let (releases, release_refusal) = plan_releases(host, facts);
+    let switches = |path: &String| {
+        releases.as_ref().is_some_and(|releases| releases.switch_to.is_some() && releases.link == *path)
+    };
+    let changed = |path: &String| {
+        switches(path) || files.iter().any(|change| change.path == *path && change.action != FileAction::Metadata)
+    };
     let (mut reload, mut restart, mut enable, mut start) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for service in &host.services {
         let fact = facts.services.get(&service.name);
@@ -169,7 +181,7 @@ pub fn plan_host(host: &HostState, facts: &HostFacts) -> HostPlan {
         })
         .collect();
     carry_over_pending(facts, &mut reload, &mut restart, &mut hooks, &start);
-    let refusal = os_refusal(facts).or_else(|| ssh_refusal(host, facts, &files));
+    let refusal = os_refusal(facts).or_else(|| ssh_refusal(host, facts, &files)).or(release_refusal);
     HostPlan {
         host: host.name.clone(),
         address: host.address.to_string(),
@@ -185,6 +197,7 @@ pub fn plan_host(host: &HostState, facts: &HostFacts) -> HostPlan {
         enable,
         start,
         hooks,
+        releases,
         refusal,
     }
 }
@@ -234,6 +247,12 @@ pub fn desired_fingerprint(host: &HostState) -> String {
         text.push_str(&format!(
             "service {} {:?} {:?} {}\n",
             service.name, service.reload_on, service.restart_on, service.enabled
+        ));
+    }
+    if let Some(releases) = &host.releases {
+        text.push_str(&format!(
+            "release {} {} {} keep {}\n",
+            releases.directory, releases.link, releases.id, releases.keep
         ));
     }
     for hook in &host.hooks {

@@ -40,6 +40,7 @@ fn host() -> HostState {
         health_checks: vec![],
         ssh_guard: None,
         backups: None,
+        releases: None,
     }
 }
 

@@ -10,7 +10,7 @@ use minijinja::{Value, context};
 
 use super::{RenderError, Secrets, TemplateRenderer, read_tree};
 use crate::catalog::{self, ConfigFile, Service, Trigger};
-use crate::desired::{Checker, HealthCheck, Hook, HostState, ManagedFile, ManagedService};
+use crate::desired::{Checker, HealthCheck, Hook, HostState, ManagedFile, ManagedService, Releases};
 use crate::firewall::{self, SshGuard};
 use crate::inventory::{BACKUP_DIRECTORY, BACKUP_KEEP, BACKUP_SCHEDULE};
 use crate::inventory::{Host, Inventory};
@@ -114,6 +114,18 @@ fn refuse_collisions(state: &HostState) -> Result<(), RenderError> {
                 second: file.origin.clone(),
             });
         }
+        // Written at or through the release link, a file would replace the
+        // link or land inside whichever release it points at.
+        if let Some(releases) = &state.releases
+            && (file.path == releases.link || file.path.starts_with(&format!("{}/", releases.link)))
+        {
+            return Err(RenderError::Collision {
+                host: state.name.clone(),
+                path: file.path.clone(),
+                first: "the app's release link".to_string(),
+                second: file.origin.clone(),
+            });
+        }
     }
     Ok(())
 }
@@ -133,6 +145,7 @@ impl HostContext<'_> {
             health_checks: Vec::new(),
             ssh_guard: None,
             backups: None,
+            releases: None,
         };
         for role in topology::role_order().into_iter().filter(|role| self.host.has_role(*role)) {
             match role {
@@ -279,7 +292,7 @@ impl HostContext<'_> {
             web_addresses => self.derived.web_addresses.clone(),
             app => context! {
                 module => app.module.value.clone(), bind => app.bind.value.to_string(), workers => app.workers.value,
-                directory => app.directory.value.clone(),
+                directory => format!("{}/current", app.directory.value),
             },
             database => database.map(|database| context! {
                 address => self.derived.database_address.clone(),
@@ -289,9 +302,18 @@ impl HostContext<'_> {
         };
         let service = &catalog::GUNICORN;
         self.install(state, service, None, || context.clone())?;
-        let code =
-            Self::copies(state, &self.sources.app, &app.directory.value, &app.source.value.display().to_string());
-        Self::reload_also(state, service.unit, code);
+        let releases = Releases {
+            directory: format!("{}/releases", app.directory.value),
+            link: format!("{}/current", app.directory.value),
+            id: release_id(&self.sources.app),
+            keep: app.keep_releases.value,
+        };
+        let unpacked = format!("{}/{}", releases.directory, releases.id);
+        Self::copies(state, &self.sources.app, &unpacked, &app.source.value.display().to_string());
+        // The new release's files change nothing Gunicorn serves: the
+        // switch of the link does.
+        Self::reload_also(state, service.unit, [releases.link.clone()]);
+        state.releases = Some(releases);
         self.probes(state, service, app.bind.value.port(), None);
         Ok(())
     }
@@ -445,4 +467,19 @@ fn backup_context(backup: Option<&crate::inventory::BackupSettings>) -> minijinj
         directory, keep, binlogs, binlog_seconds, on_calendar => schedule,
         digest_awk => crate::backup::DIGEST_AWK,
     }
+}
+
+/// A release's id: the first 12 hex digits of a digest of its files (paths
+/// and contents, in order), so every host computes the same id for the same
+/// code, and unchanged code is no new release.
+fn release_id(files: &[(String, super::Content)]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for (relative, content) in files {
+        hasher.update((relative.len() as u64).to_le_bytes());
+        hasher.update(relative.as_bytes());
+        hasher.update((content.len() as u64).to_le_bytes());
+        hasher.update(content);
+    }
+    hasher.finalize().iter().take(6).map(|byte| format!("{byte:02x}")).collect()
 }

@@ -103,20 +103,33 @@ fn load(
 }
 
 /// Applies `inventory` while a load runs through the virtual IP; asserts no request failed.
-fn apply_under_load(lab: &Lab, inventory: &Path, what: &str) -> Output {
+pub(crate) fn apply_under_load(lab: &Lab, inventory: &Path, what: &str) -> Output {
+    under_load(lab, what, || lab.apply(inventory, &[]))
+}
+
+/// `infra rollback` while a load runs through the virtual IP; asserts no request failed.
+pub(crate) fn rollback_under_load(lab: &Lab) -> Output {
+    under_load(lab, "rollback", || {
+        lab.command().args(["rollback", "-i"]).arg(&lab.inventory).output().expect("infra runs")
+    })
+}
+
+/// Runs `change` while a load runs through the virtual IP; asserts it
+/// succeeded and no request failed.
+fn under_load(lab: &Lab, what: &str, change: impl FnOnce() -> Output) -> Output {
     let (stop, requests, failures) = (AtomicBool::new(false), AtomicUsize::new(0), AtomicUsize::new(0));
     let errors = std::sync::Mutex::new(Vec::new());
     let output = std::thread::scope(|scope| {
         scope.spawn(|| load(&lab.vip, &stop, &requests, &failures, &errors));
         std::thread::sleep(Duration::from_millis(500));
-        let output = lab.apply(inventory, &[]);
+        let output = change();
         std::thread::sleep(Duration::from_millis(500));
         stop.store(true, Ordering::Relaxed);
         output
     });
     assert_success(&output, what);
     let (requests, failures) = (requests.load(Ordering::Relaxed), failures.load(Ordering::Relaxed));
-    eprintln!("{what}: {requests} requests through the virtual IP during apply, {failures} failed");
+    eprintln!("{what}: {requests} requests through the virtual IP meanwhile, {failures} failed");
     assert!(requests > 10, "the load did not run");
     assert_eq!(failures, 0, "{what}: failed requests: {:?}", errors.lock().expect("errors"));
     output

@@ -18,12 +18,14 @@ mod bench;
 mod isolation;
 mod lock;
 mod plan;
+mod releases;
 
 use apply::*;
 use backup::*;
 use isolation::*;
 use lock::*;
 use plan::*;
+use releases::*;
 
 const LAB_NAME: &str = "infratest";
 
@@ -273,6 +275,7 @@ fn the_lab_suite() {
     backups_outlive_the_database_host(&lab);
     a_point_in_time_restore_stops_at_the_chosen_second(&lab);
     a_risky_database_change_takes_a_backup_first(&lab);
+    releases_switch_under_load_and_roll_back_in_seconds(&lab);
     the_firewall_lets_each_tier_reach_only_the_next(&lab);
     the_database_is_locked_down(&lab);
     the_vip_serves_https_with_the_lab_certificate(&lab);

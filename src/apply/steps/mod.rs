@@ -152,6 +152,9 @@ pub fn swap(plan: &HostPlan, files: &[&ManagedFile], host: &HostState) -> String
             quote(&format!("{}{NEW}", file.path))
         ));
     }
+    if let Some(releases) = plan.releases.as_ref().filter(|releases| releases.switch_to.is_some()) {
+        script.push_str(&switch_link(&releases.link, &releases.target));
+    }
     for change in plan.files.iter().filter(|change| change.action == FileAction::Metadata) {
         if let Some(file) = host.file(&change.path) {
             let path = quote(&file.path);
@@ -238,9 +241,54 @@ pub fn health(host: &HostState, seconds: u32) -> Option<String> {
     ))
 }
 
+/// Points `link` at `target` by renaming a new link over it (atomic: the
+/// path is a valid link at every moment), the old link kept as its backup.
+pub fn switch_link(link: &str, target: &str) -> String {
+    let (path, backup, absent, new) = (
+        quote(link),
+        quote(&format!("{link}{BACKUP}")),
+        quote(&format!("{link}{ABSENT}")),
+        quote(&format!("{link}{NEW}")),
+    );
+    format!(
+        "if [ -L {path} ]; then rm -f {backup}; cp -P {path} {backup}; rm -f {absent}; else rm -f {backup}; : > {absent}; fi\n\
+         rm -f {new}\nln -s {} {new}\nmv -T {new} {path}\n",
+        quote(target)
+    )
+}
+
+/// Puts the link back as it was before [`switch_link`].
+fn restore_link(link: &str) -> String {
+    let (path, backup, absent, new) = (
+        quote(link),
+        quote(&format!("{link}{BACKUP}")),
+        quote(&format!("{link}{ABSENT}")),
+        quote(&format!("{link}{NEW}")),
+    );
+    format!(
+        "rm -f {new}\nif [ -e {absent} ]; then rm -f {path} {absent}; elif [ -L {backup} ]; then mv -T {backup} {path}; fi\n"
+    )
+}
+
 /// Forgets the backups and the journal: the host is converged and healthy.
-pub fn commit(files: &[&ManagedFile]) -> String {
+/// Old releases go now, and release directories a rolled-back apply left
+/// empty.
+pub fn commit(plan: &HostPlan, files: &[&ManagedFile]) -> String {
     let mut script = format!("rm -f {PENDING_JOURNAL}\n");
+    if let Some(releases) = &plan.releases {
+        script.push_str(&format!(
+            "rm -f {} {}\n",
+            quote(&format!("{}{BACKUP}", releases.link)),
+            quote(&format!("{}{ABSENT}", releases.link))
+        ));
+        for id in &releases.prune {
+            script.push_str(&format!("rm -rf {}\n", quote(&format!("{}/{id}", releases.directory))));
+        }
+        script.push_str(&format!(
+            "find {} -mindepth 1 -maxdepth 1 -type d -empty -delete 2>/dev/null || true\n",
+            quote(&releases.directory)
+        ));
+    }
     for file in files {
         script.push_str(&format!(
             "rm -f {} {}\n",
@@ -262,6 +310,10 @@ pub fn discard(files: &[&ManagedFile]) -> String {
 /// are stopped.
 pub fn rollback(plan: &HostPlan, files: &[&ManagedFile]) -> String {
     let mut script = String::new();
+    // The link first: it must never point at a release being removed.
+    if let Some(releases) = plan.releases.as_ref().filter(|releases| releases.switch_to.is_some()) {
+        script.push_str(&restore_link(&releases.link));
+    }
     for file in files {
         let (path, backup, absent, new) = (
             quote(&file.path),

@@ -43,6 +43,7 @@ fn host(directory: &std::path::Path) -> HostState {
         health_checks: vec![],
         ssh_guard: None,
         backups: None,
+        releases: None,
     }
 }
 
@@ -117,7 +118,7 @@ fn commit_forgets_backups_and_the_journal() {
     let host = host(directory.path());
     let plan = plan_host(&host, &HostFacts::default());
     let files = content_changes(&plan, &host);
-    for script in [upload(&files), swap(&plan, &files, &host), commit(&files)] {
+    for script in [upload(&files), swap(&plan, &files, &host), commit(&plan, &files)] {
         assert!(run(&script, directory.path()).status.success());
     }
     let names: Vec<String> = std::fs::read_dir(directory.path())

@@ -1,0 +1,210 @@
+//! `infra releases` and `infra rollback`: the app's releases on each app
+//! host, and a switch of the `current` link back to an earlier one. A
+//! rollback rebuilds nothing: the release is already unpacked on every
+//! host, so it is a link renamed and a graceful Gunicorn reload per host,
+//! one host at a time, each checked healthy before the next, under the
+//! same host locks as apply.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+
+use super::backup::{checked, under_lock};
+use crate::catalog;
+use crate::cli::{Format, ReleasesArgs, RollbackArgs};
+use crate::desired::{HostState, Releases};
+use crate::diagnostic::Style;
+use crate::facts::{HostFacts, LinkFact, is_release_id};
+use crate::inventory::Inventory;
+use crate::transport::{Connection, Target, shell_quote};
+
+/// One app host's releases, newest first.
+#[derive(serde::Serialize)]
+struct HostReleases {
+    host: String,
+    current: Option<String>,
+    /// The release the inventory's source makes, which apply deploys.
+    inventory: String,
+    releases: Vec<Unpacked>,
+}
+
+#[derive(serde::Serialize)]
+struct Unpacked {
+    id: String,
+    /// When it was unpacked on the host (UTC).
+    unpacked: String,
+}
+
+pub fn list(args: &ReleasesArgs, style: Style) -> anyhow::Result<ExitCode> {
+    let Some((_, inventory)) = checked(&args.hosts, style)? else { return Ok(ExitCode::FAILURE) };
+    let hosts = app_hosts(&inventory)?;
+    let desired = crate::desired::DesiredState { hosts: hosts.clone(), virtual_ip: None };
+    let gathered = super::gather_facts(&desired, &args.hosts.connection, false)?;
+    for unreachable in &gathered.unreachable {
+        eprintln!("error: {}", unreachable.error);
+    }
+    let listed: Vec<HostReleases> =
+        hosts.iter().filter_map(|host| Some(host_releases(host, gathered.facts.get(&host.name)?))).collect();
+    match args.format {
+        Format::Json => println!("{:#}", serde_json::json!({"version": 1, "hosts": listed})),
+        Format::Text => print_releases(&listed),
+    }
+    Ok(if gathered.unreachable.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn print_releases(listed: &[HostReleases]) {
+    for host in listed {
+        println!("{}", host.host);
+        if host.releases.is_empty() {
+            println!("  no releases yet: `infra apply` deploys the first");
+        }
+        for release in &host.releases {
+            let mut notes = Vec::new();
+            if host.current.as_deref() == Some(release.id.as_str()) {
+                notes.push("current");
+            }
+            if release.id == host.inventory {
+                notes.push("the inventory's");
+            }
+            let notes = if notes.is_empty() { String::new() } else { format!("  ({})", notes.join(", ")) };
+            println!("  {}  unpacked {}{notes}", release.id, release.unpacked);
+        }
+    }
+}
+
+fn host_releases(host: &HostState, facts: &HostFacts) -> HostReleases {
+    let mut releases: Vec<&(String, i64)> = facts.releases.iter().collect();
+    releases.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.cmp(&a.0)));
+    HostReleases {
+        host: host.name.clone(),
+        current: current(facts),
+        inventory: host.releases.as_ref().map_or_else(String::new, |releases| releases.id.clone()),
+        releases: releases
+            .into_iter()
+            .map(|(id, unpacked)| Unpacked {
+                id: id.clone(),
+                unpacked: time::OffsetDateTime::from_unix_timestamp(*unpacked)
+                    .map_or_else(|_| unpacked.to_string(), crate::backup::format_id),
+            })
+            .collect(),
+    }
+}
+
+fn current(facts: &HostFacts) -> Option<String> {
+    match &facts.release_link {
+        Some(LinkFact::Link(target)) => target.rsplit('/').next().filter(|id| is_release_id(id)).map(String::from),
+        _ => None,
+    }
+}
+
+/// The app hosts' desired states: releases need no secret, so the
+/// inventory is rendered with placeholders.
+fn app_hosts(inventory: &Inventory) -> anyhow::Result<Vec<HostState>> {
+    let rendered = crate::render::render(inventory, crate::render::SecretMode::Placeholder)
+        .context("cannot render the configuration")?;
+    let hosts: Vec<HostState> = rendered.state.hosts.into_iter().filter(|host| host.releases.is_some()).collect();
+    if hosts.is_empty() {
+        bail!("the inventory has no app hosts");
+    }
+    Ok(hosts)
+}
+
+pub fn rollback(args: &RollbackArgs, style: Style) -> anyhow::Result<ExitCode> {
+    let Some((inventory_path, inventory)) = checked(&args.hosts, style)? else { return Ok(ExitCode::FAILURE) };
+    let hosts = app_hosts(&inventory)?;
+    let desired = crate::desired::DesiredState { hosts: hosts.clone(), virtual_ip: None };
+    let gathered = super::gather_facts(&desired, &args.hosts.connection, false)?;
+    if let Some(unreachable) = gathered.unreachable.first() {
+        bail!("rollback changed nothing: {}", unreachable.error);
+    }
+    let target = rollback_target(&hosts, &gathered.facts, args.to.as_deref())?;
+    let port = inventory.app.as_ref().map_or(8000, |app| app.bind.value.port());
+    let targets: Vec<Target> = hosts.iter().map(|host| host.target.clone()).collect();
+    let started = Instant::now();
+    let runtime = super::runtime()?;
+    runtime.block_on(under_lock(
+        &args.hosts,
+        &inventory_path,
+        "rollback",
+        &targets,
+        &targets,
+        async |connections| {
+            for host in &hosts {
+                let connection = connections.get(&host.name).context("no connection to an app host")?;
+                switch_host(connection, host, &target, port).await?;
+            }
+            Ok(())
+        },
+    ))?;
+    eprintln!(
+        "rollback: every app host serves release {target} ({} hosts in {:.1} s)",
+        hosts.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The release to go back to: the one asked for, else the newest release
+/// older than the current one. Either way it must be unpacked on every app
+/// host, or nothing is switched.
+fn rollback_target(
+    hosts: &[HostState],
+    facts: &BTreeMap<String, HostFacts>,
+    to: Option<&str>,
+) -> anyhow::Result<String> {
+    let first = hosts.first().context("no app host")?;
+    let first_facts = facts.get(&first.name).context("no facts of the first app host")?;
+    let target = match to {
+        Some(id) => id.to_string(),
+        None => {
+            let current =
+                current(first_facts).context("the first app host has no current release to roll back from")?;
+            let since = first_facts.releases.iter().find(|(id, _)| *id == current).map_or(i64::MAX, |(_, time)| *time);
+            let mut older: Vec<&(String, i64)> =
+                first_facts.releases.iter().filter(|(id, time)| *id != current && *time <= since).collect();
+            older.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.cmp(&a.0)));
+            older.first().map(|(id, _)| id.clone()).context("there is no earlier release to roll back to")?
+        }
+    };
+    if !is_release_id(&target) {
+        bail!("`{target}` is not a release id (`infra releases` lists them)");
+    }
+    for host in hosts {
+        let present = facts.get(&host.name).is_some_and(|facts| facts.releases.iter().any(|(id, _)| *id == target));
+        if !present {
+            bail!("release {target} is not on `{}`: rollback changed nothing", host.name);
+        }
+    }
+    Ok(target)
+}
+
+/// Switches one host's link, reloads Gunicorn gracefully and waits for its
+/// probe; switches back if the probe never passes.
+async fn switch_host(connection: &Connection, host: &HostState, id: &str, port: u16) -> anyhow::Result<()> {
+    let releases: &Releases = host.releases.as_ref().context("an app host without releases")?;
+    let probe = catalog::GUNICORN
+        .probes
+        .first()
+        .and_then(|probe| probe.command(host.address, port, None))
+        .context("Gunicorn has no probe")?;
+    let started = Instant::now();
+    let switch = format!(
+        "set -e\nold=$(readlink {link})\n{}systemctl reload {unit}\necho \"$old\"\n",
+        crate::apply::switch_link(&releases.link, &releases.target(id)),
+        link = shell_quote(&releases.link),
+        unit = catalog::GUNICORN.unit,
+    );
+    let old = connection.run_script(&switch).await?.trim().to_string();
+    let wait = format!("for _ in $(seq 1 60); do {probe} && exit 0; sleep 0.5; done; {probe}\n");
+    if let Err(error) = connection.run_script(&wait).await {
+        let back =
+            format!("{}systemctl reload {}\n", crate::apply::switch_link(&releases.link, &old), catalog::GUNICORN.unit);
+        connection.run_script(&back).await?;
+        return Err(anyhow::Error::new(error)
+            .context(format!("`{}` failed its health check on release {id}; switched back", host.name)));
+    }
+    eprintln!("rollback: `{}` serves release {id} ({:.1} s)", host.name, started.elapsed().as_secs_f64());
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! The app's releases on real lab hosts: a new source is a new release,
+//! switched in under load with no failed request; `infra rollback` goes
+//! back in seconds without unpacking anything; old releases are pruned,
+//! the current and previous never.
+
+use super::*;
+
+impl Lab {
+    /// `infra releases --format json`: app-01's entry.
+    fn releases(&self) -> serde_json::Value {
+        let output = self.command().args(["releases", "--format", "json", "-i"]).arg(&self.inventory).output();
+        let output = output.expect("infra runs");
+        assert_success(&output, "releases");
+        let document: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        document["hosts"][0].clone()
+    }
+
+    /// The release directory Gunicorn's master runs in on app-01.
+    fn serving_release(&self) -> String {
+        let cwd = self.ssh_ok(&address("app-01"), "readlink /proc/$(systemctl show -p MainPID --value infra-app)/cwd");
+        cwd.trim().rsplit('/').next().unwrap_or_default().to_string()
+    }
+
+    /// A copy of the example app with `marker` appended to its code, and an
+    /// inventory deploying it (with `keep` releases).
+    fn app_version(&self, marker: &str, keep: u32) -> PathBuf {
+        let source = self.state.path().join(format!("app-{marker}"));
+        std::fs::create_dir_all(&source).expect("create");
+        let code = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/app/app.py"))
+            .expect("the example app");
+        std::fs::write(source.join("app.py"), format!("{code}\n# release {marker}\n")).expect("write");
+        let text = std::fs::read_to_string(&self.inventory).expect("inventory");
+        let from = format!("source: {}/examples/app", env!("CARGO_MANIFEST_DIR"));
+        assert!(text.contains(&from), "the lab inventory deploys the example app");
+        let text = text.replacen(&from, &format!("source: {}\n  keep_releases: {keep}", source.display()), 1);
+        let path = self.state.path().join(format!("inventory-{marker}.yml"));
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+}
+
+pub(crate) fn releases_switch_under_load_and_roll_back_in_seconds(lab: &Lab) {
+    let first = lab.releases();
+    let v1 = first["current"].as_str().expect("a current release").to_string();
+    assert_eq!(first["inventory"], v1.as_str(), "{first}");
+    assert_eq!(lab.serving_release(), v1);
+
+    let v2_inventory = lab.app_version("v2", 5);
+    apply_under_load(lab, &v2_inventory, "apply of a new app release");
+    let second = lab.releases();
+    let v2 = second["current"].as_str().expect("a current release").to_string();
+    assert_ne!(v2, v1);
+    assert_eq!(second["releases"].as_array().map(Vec::len), Some(2), "{second}");
+    assert_eq!(lab.serving_release(), v2, "Gunicorn serves the new release after its graceful reload");
+
+    let started = Instant::now();
+    let rollback = rollback_under_load(lab);
+    eprintln!("rollback to the previous release: {:.1} s under load", started.elapsed().as_secs_f64());
+    assert!(String::from_utf8_lossy(&rollback.stderr).contains(&format!("serves release {v1}")));
+    assert_eq!(lab.releases()["current"], v1.as_str());
+    assert_eq!(lab.serving_release(), v1);
+    let plan = lab.plan(&v2_inventory, &["--no-progress"]);
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(text.contains(&format!("from release {v1} to {v2}")), "the inventory still asks for v2: {text}");
+    assert!(!text.contains("+ create"), "v2 is still unpacked: switching back uploads nothing: {text}");
+
+    // Keeping two: deploying v3 removes v1, never the current (v2 after
+    // the re-deploy) or the new one.
+    assert_success(&lab.apply(&v2_inventory, &[]), "re-deploy of v2");
+    let v3_inventory = lab.app_version("v3", 2);
+    let plan = String::from_utf8_lossy(&lab.plan(&v3_inventory, &["--no-progress"]).stdout).into_owned();
+    assert!(plan.contains(&format!("remove release {v1}")), "{plan}");
+    assert_success(&lab.apply(&v3_inventory, &[]), "apply of v3 keeping two releases");
+    let third = lab.releases();
+    let kept: Vec<&str> =
+        third["releases"].as_array().expect("releases").iter().filter_map(|release| release["id"].as_str()).collect();
+    assert_eq!(kept.len(), 2, "{third}");
+    assert!(kept.contains(&v2.as_str()) && !kept.contains(&v1.as_str()), "{third}");
+    assert_success(&lab.apply(&lab.inventory, &[]), "apply back to the example app");
+    assert_eq!(lab.serving_release(), v1);
+}
