@@ -67,6 +67,22 @@ pub struct Releases {
     pub id: String,
     /// How many releases stay on the host (the current one always does).
     pub keep: u32,
+    /// The release's Python requirements, installed in its own `.venv`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requirements: Option<Requirements>,
+}
+
+/// A release's requirements file and what identifies its installed
+/// packages: releases with the same digest share them (hard links), so a
+/// code-only release installs nothing.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Requirements {
+    /// The file, relative to the release.
+    pub file: String,
+    /// [`crate::requirements::digest`] of its text.
+    pub digest: String,
+    /// The distributions it names, for the plan.
+    pub names: Vec<String>,
 }
 
 impl Releases {

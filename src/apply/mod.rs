@@ -22,7 +22,7 @@ use std::time::Duration;
 pub use crate::report::{Reporter, reporter};
 
 use crate::desired::{DesiredState, HostState};
-use crate::plan::{HostPlan, Plan};
+use crate::plan::{HostPlan, PackagesPlan, Plan};
 use crate::topology::{self, Role};
 use crate::transport::{Connector, Remote, TransportError};
 
@@ -56,6 +56,10 @@ pub struct Context<'a, C: Connector> {
     pub connector: &'a C,
     pub settings: ApplySettings,
     pub reporter: &'a dyn Reporter,
+    /// The wheels each planned package install needs, as tar archives, by
+    /// [`PackagesPlan::wheelhouse_key`]: fetched on this machine, so hosts
+    /// need no internet.
+    pub wheelhouses: &'a std::collections::BTreeMap<String, Vec<u8>>,
 }
 
 pub async fn apply<C: Connector>(plan: &Plan, context: &Context<'_, C>) -> Outcome {
@@ -253,6 +257,21 @@ async fn run_steps<C: Connector>(
         && let Err(error) = step("validating", script).await
     {
         let _ = connection.run_script(&steps::discard(&files)).await;
+        return Err(error);
+    }
+    let packages = plan.releases.as_ref().and_then(|release| {
+        let wheels = release.packages.as_ref().and_then(PackagesPlan::wheelhouse_key);
+        let name = match release.packages {
+            Some(PackagesPlan::Install { .. }) => "installing the release's packages",
+            _ => "linking the packages of an earlier release",
+        };
+        steps::packages(release, wheels.and_then(|key| context.wheelhouses.get(&key)).map(Vec::as_slice))
+            .map(|script| (name, script))
+    });
+    if let Some((name, script)) = packages
+        && let Err(error) = step(name, script).await
+    {
+        let _ = connection.run_script(&format!("{}{}", steps::discard(&files), steps::forget_new_release(plan))).await;
         return Err(error);
     }
     if let Some(script) = steps::backup_first(plan, host)

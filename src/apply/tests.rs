@@ -152,6 +152,7 @@ fn run_from(
         connector: &connector,
         settings: ApplySettings { serial, health_seconds: 1 },
         reporter: &recorder,
+        wheelhouses: &std::collections::BTreeMap::new(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let outcome = runtime.block_on(apply(&plan, &context));

@@ -109,7 +109,7 @@ impl Run<'_> {
         }
         if plan.refusals().next().is_some() {
             super::print_refusals(&plan);
-            bail!("apply changed nothing: a planned change would cut infra's own SSH connection");
+            bail!("apply changed nothing: a host refused its plan");
         }
         if !plan.has_changes() {
             eprintln!("nothing to do: every host already matches the inventory");
@@ -127,7 +127,14 @@ impl Run<'_> {
         let reporter = apply::reporter(self.args.format == Format::Json, !self.args.no_progress);
         let settings = ApplySettings { serial: self.args.serial, health_seconds: self.args.health_timeout };
         let connector = Ssh(self.transport);
-        let context = apply::Context { desired, connector: &connector, settings, reporter: reporter.as_ref() };
+        let wheelhouses = fetch_wheelhouses(&plan, desired)?;
+        let context = apply::Context {
+            desired,
+            connector: &connector,
+            settings,
+            reporter: reporter.as_ref(),
+            wheelhouses: &wheelhouses,
+        };
         let started = Instant::now();
         let outcome = self.runtime.block_on(apply::apply(&plan, &context));
         reporter.finish();
@@ -274,4 +281,39 @@ fn report(plan: &Plan, outcome: &apply::Outcome, elapsed: Duration) -> anyhow::R
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// Downloads (or takes from the cache) the wheels of every planned package
+/// install, once per requirements, Python and machine.
+fn fetch_wheelhouses(
+    plan: &Plan,
+    desired: &DesiredState,
+) -> anyhow::Result<std::collections::BTreeMap<String, Vec<u8>>> {
+    let mut wheelhouses = std::collections::BTreeMap::new();
+    for host in &plan.hosts {
+        let Some(release) = &host.releases else { continue };
+        let Some(package_plan @ plan::PackagesPlan::Install { file, python, arch, .. }) = &release.packages else {
+            continue;
+        };
+        let Some(key) = package_plan.wheelhouse_key().filter(|key| !wheelhouses.contains_key(key)) else { continue };
+        let id = release.switch_to.as_deref().or(release.current.as_deref()).unwrap_or_default();
+        let path = format!("{}/{id}/{file}", release.directory);
+        let requirements = desired
+            .hosts
+            .iter()
+            .find(|candidate| candidate.name == host.host)
+            .and_then(|candidate| candidate.file(&path))
+            .with_context(|| format!("the desired state of `{}` has no `{path}`", host.host))?;
+        let text = String::from_utf8_lossy(&requirements.content).into_owned();
+        let started = Instant::now();
+        let tar = crate::wheels::wheelhouse(&key, &text, python, arch)
+            .with_context(|| format!("cannot fetch the wheels `{}` needs", host.host))?;
+        eprintln!(
+            "wheels for Python {python} on {arch}: {:.1} MB ready in {:.1} s",
+            tar.len() as f64 / 1e6,
+            started.elapsed().as_secs_f64()
+        );
+        wheelhouses.insert(key, tar);
+    }
+    Ok(wheelhouses)
 }

@@ -83,6 +83,12 @@ pub struct HostFacts {
     pub release_link: Option<LinkFact>,
     #[serde(default)]
     pub releases: Vec<(String, i64)>,
+    /// For each release with installed packages, their requirements' digest.
+    #[serde(default)]
+    pub venvs: BTreeMap<String, String>,
+    /// The host's Python (`3.13`) and machine (`x86_64`): what wheels fit.
+    #[serde(default)]
+    pub python: Option<(String, String)>,
     /// A digest of everything above: a saved plan records it, and apply
     /// refuses when the host no longer matches.
     pub fingerprint: String,
@@ -169,13 +175,17 @@ pub fn script(host: &HostState) -> String {
     script
 }
 
-/// `K TARGET` (`K -` for no link, `K !` for something else there) and one
-/// `R ID MTIME` per non-empty release directory.
+/// `K TARGET` (`K -` for no link, `K !` for something else there), one
+/// `R ID MTIME VENV` per non-empty release directory (`VENV`: the digest of
+/// the requirements its `.venv` holds, `-` for none) and `Y VERSION ARCH`
+/// of the host's Python (what wheels must be built for).
 fn release_facts(releases: &crate::desired::Releases) -> String {
     let (link, dir) = (quote(&releases.link), quote(&releases.directory));
     format!(
         "if [ -L {link} ]; then echo \"K $(readlink {link})\"; elif [ -e {link} ]; then echo 'K !'; else echo 'K -'; fi\n\
-         for d in {dir}/*/; do d=${{d%/}}; [ -d \"$d\" ] && [ -n \"$(ls -A \"$d\")\" ] && echo \"R ${{d##*/}} $(stat -c %Y \"$d\")\"; done\n"
+         for d in {dir}/*/; do d=${{d%/}}; [ -d \"$d\" ] && [ -n \"$(ls -A \"$d\")\" ] && \
+         echo \"R ${{d##*/}} $(stat -c %Y \"$d\") $(cat \"$d/.venv/.infra-requirements\" 2>/dev/null || echo -)\"; done\n\
+         p=$(readlink -f /usr/bin/python3 2>/dev/null); echo \"Y ${{p##*/python}} $(uname -m)\"\n"
     )
 }
 
@@ -277,8 +287,14 @@ pub fn parse(host: &HostState, output: &str) -> Result<HostFacts, FactsError> {
                     target => LinkFact::Link(target.to_string()),
                 });
             }
-            ["R", id, mtime] if host.releases.is_some() && is_release_id(id) => {
+            ["R", id, mtime, venv] if host.releases.is_some() && is_release_id(id) => {
                 facts.releases.push((id.to_string(), mtime.parse().map_err(|_| unexpected())?));
+                if is_release_id(venv) {
+                    facts.venvs.insert(id.to_string(), venv.to_string());
+                }
+            }
+            ["Y", version, arch] if host.releases.is_some() && facts.python.is_none() => {
+                facts.python = is_python(version, arch).then(|| (version.to_string(), arch.to_string()));
             }
             ["B", backup, drill] if facts.backups.is_none() && host.backups.is_some() => {
                 let id = |text: &str| crate::backup::is_id(text).then(|| text.to_string());
@@ -343,6 +359,13 @@ pub fn is_release_id(text: &str) -> bool {
     text.len() == 12 && text.bytes().all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
 }
 
+fn is_python(version: &str, arch: &str) -> bool {
+    let version_ok = version.split_once('.').is_some_and(|(major, minor)| {
+        major == "3" && !minor.is_empty() && minor.bytes().all(|byte| byte.is_ascii_digit())
+    });
+    version_ok && !arch.is_empty() && arch.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_')
+}
+
 fn item<'a, T>(items: &'a [T], index: &str) -> Option<&'a T> {
     index.parse::<usize>().ok().and_then(|index| items.get(index))
 }
@@ -404,6 +427,9 @@ fn fingerprint(facts: &HostFacts) -> String {
     }
     if let Some(link) = &facts.release_link {
         text.push_str(&format!("release link {link:?}\n"));
+    }
+    if let Some((version, arch)) = &facts.python {
+        text.push_str(&format!("python {version} {arch}\n"));
     }
     if let Some((id, codename)) = &facts.os {
         text.push_str(&format!("os {id} {codename}\n"));

@@ -296,8 +296,12 @@ fn app(decoder: &mut Decoder, node: &Node) -> Option<AppSettings> {
     let keep_node = fields.optional("keep_releases");
     // Two at least: the current release and the one a rollback goes back to.
     let keep = keep_node.and_then(|node| decoder.integer(node, "`keep_releases` of `app`", 2, 100));
+    let requirements = fields
+        .optional("requirements")
+        .and_then(|node| decoder.grammar(node, "`requirements` of `app`", "invalid-path", grammar::source_file));
     let settings = AppSettings {
         span: node.span,
+        requirements,
         keep_releases: or_default(keep, keep_node.is_some(), KEEP_RELEASES, &fields)?,
         bind: or_default(bind, bind_node.is_some(), SocketAddr::from(([0, 0, 0, 0], 8000)), &fields)?,
         workers: or_default(workers, workers_node.is_some(), 2, &fields)?,

@@ -79,6 +79,25 @@ pub fn host_directory(text: &str) -> Result<String, &'static str> {
     Ok(text.to_string())
 }
 
+/// A file inside the app's source (`app.requirements`): relative, made of
+/// `[A-Za-z0-9._-]` components, never `..`. It is pasted into the scripts
+/// that build a release's packages.
+pub fn source_file(text: &str) -> Result<String, &'static str> {
+    const EXPECTED: &str =
+        "a path inside the app's source, of letters, digits, `.`, `_` and `-` (like `requirements.txt`)";
+    let component_ok = |part: &str| {
+        !part.is_empty()
+            && part != "."
+            && part != ".."
+            && !part.starts_with('-')
+            && part.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    };
+    if text.len() > 255 || text.starts_with('/') || !text.split('/').all(component_ok) {
+        return Err(EXPECTED);
+    }
+    Ok(text.to_string())
+}
+
 /// An Nginx `server_name`: `_` (any), a host name, or a wildcard
 /// `*.example.com`. Labels are letters, digits and inner hyphens.
 pub fn server_name(text: &str) -> Result<String, &'static str> {

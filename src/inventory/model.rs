@@ -158,6 +158,9 @@ pub struct AppSettings {
     pub directory: Spanned<String>,
     /// How many releases each app host keeps under `directory/releases`.
     pub keep_releases: Spanned<u32>,
+    /// The app's Python requirements, a file inside `source`: installed in
+    /// each release's own `.venv` from wheels infra downloads.
+    pub requirements: Option<Spanned<String>>,
 }
 
 /// How many releases an app host keeps when `app` does not say.

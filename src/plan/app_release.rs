@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::desired::HostState;
+use crate::desired::{HostState, Releases};
 use crate::facts::{HostFacts, LinkFact, is_release_id};
 
 /// What apply does with an app host's releases.
@@ -22,6 +22,41 @@ pub struct ReleasePlan {
     pub target: String,
     /// Old releases removed after the host is healthy, oldest first.
     pub prune: Vec<String>,
+    /// Whether the release is new to the host: a failed apply removes it
+    /// again, so it never counts towards `keep_releases`.
+    #[serde(default)]
+    pub new: bool,
+    /// How the release gets its Python packages, when it has none yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packages: Option<PackagesPlan>,
+}
+
+/// How a release's `.venv` is made.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case", tag = "how")]
+pub enum PackagesPlan {
+    /// Installed from wheels infra downloads for the host's Python.
+    Install {
+        /// The requirements file, relative to the release.
+        file: String,
+        digest: String,
+        names: Vec<String>,
+        python: String,
+        arch: String,
+    },
+    /// Hard-linked from another release with the same requirements: nothing is installed.
+    Reuse { digest: String, from: String },
+}
+
+impl PackagesPlan {
+    /// What identifies the wheels an install needs: one download serves
+    /// every host with the same Python and machine.
+    pub fn wheelhouse_key(&self) -> Option<String> {
+        match self {
+            PackagesPlan::Install { digest, python, arch, .. } => Some(format!("{digest}-py{python}-{arch}")),
+            PackagesPlan::Reuse { .. } => None,
+        }
+    }
 }
 
 /// The release plan of a host with releases, and a refusal when the link's
@@ -40,18 +75,48 @@ pub fn plan_releases(host: &HostState, facts: &HostFacts) -> (Option<ReleasePlan
     };
     let switch_to = (current.as_deref() != Some(releases.id.as_str())).then(|| releases.id.clone());
     let prune = prunable(&facts.releases, &releases.id, current.as_deref(), releases.keep);
-    if switch_to.is_none() && prune.is_empty() {
+    let packages = match packages_plan(releases, facts) {
+        Ok(packages) => packages,
+        Err(refusal) => return (None, Some(refusal)),
+    };
+    if switch_to.is_none() && prune.is_empty() && packages.is_none() {
         return (None, None);
     }
     let plan = ReleasePlan {
         directory: releases.directory.clone(),
         link: releases.link.clone(),
         target: releases.target(&releases.id),
+        new: !facts.releases.iter().any(|(id, _)| *id == releases.id),
         current,
         switch_to,
         prune,
+        packages,
     };
     (Some(plan), None)
+}
+
+/// The release's packages: none to make when it has no requirements or its
+/// `.venv` already holds them; hard links when another release on the host
+/// has the same requirements; else an install, for the host's Python.
+fn packages_plan(releases: &Releases, facts: &HostFacts) -> Result<Option<PackagesPlan>, String> {
+    let Some(requirements) = &releases.requirements else { return Ok(None) };
+    if facts.venvs.get(&releases.id) == Some(&requirements.digest) {
+        return Ok(None);
+    }
+    let donor = facts.venvs.iter().find(|(id, digest)| **digest == requirements.digest && **id != releases.id);
+    if let Some((from, _)) = donor {
+        return Ok(Some(PackagesPlan::Reuse { digest: requirements.digest.clone(), from: from.clone() }));
+    }
+    let (python, arch) = facts.python.clone().ok_or_else(|| {
+        "the host did not say which Python it runs (`/usr/bin/python3`), so no wheels can be chosen for it".to_string()
+    })?;
+    Ok(Some(PackagesPlan::Install {
+        file: requirements.file.clone(),
+        digest: requirements.digest.clone(),
+        names: requirements.names.clone(),
+        python,
+        arch,
+    }))
 }
 
 /// The releases beyond the newest `keep` (by when they were unpacked), the

@@ -104,6 +104,25 @@ fn render_host(out: &mut String, host: &HostPlan, palette: Palette) {
                 palette.cyan, palette.reset, releases.link
             );
         }
+        match &releases.packages {
+            Some(crate::plan::PackagesPlan::Install { file, names, python, .. }) => {
+                let _ = writeln!(
+                    out,
+                    "    {}+ install{} the release's packages from {file} for Python {python}: {}",
+                    palette.green,
+                    palette.reset,
+                    names.join(", ")
+                );
+            }
+            Some(crate::plan::PackagesPlan::Reuse { from, .. }) => {
+                let _ = writeln!(
+                    out,
+                    "    {}= reuse{} the packages of release {from} (same requirements)",
+                    palette.cyan, palette.reset
+                );
+            }
+            None => {}
+        }
         for id in &releases.prune {
             let _ = writeln!(
                 out,

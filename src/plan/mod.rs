@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use app_release::ReleasePlan;
 use app_release::plan_releases;
+pub use app_release::{PackagesPlan, ReleasePlan};
 pub use display::{Palette, render_text};
 
 use crate::desired::{DesiredState, HostState, ManagedFile};

@@ -88,10 +88,11 @@ impl Secrets {
 
 /// Renders every host of a checked inventory.
 pub fn render(inventory: &Inventory, mode: SecretMode) -> Result<Rendered, RenderError> {
-    let (secrets, diagnostics) = resolve_secrets(inventory, mode);
+    let (secrets, mut diagnostics) = resolve_secrets(inventory, mode);
     let overrides = inventory.templates.as_ref().map(|path| inventory.base_dir.join(&path.value));
     let renderer = TemplateRenderer::new(templates::environment(overrides.as_deref())?);
     let sources = roles::Sources::read(inventory)?;
+    diagnostics.extend(sources.requirement_problems(inventory));
     let derived = roles::Derived::new(inventory);
     let mut hosts = Vec::with_capacity(inventory.hosts.len());
     for stage in topology::stages(inventory) {

@@ -38,6 +38,49 @@ impl Sources {
         };
         Ok(Sources { app, static_site })
     }
+
+    /// The requirements file `file` of the app's source, parsed.
+    fn requirements(&self, file: &str) -> Option<crate::desired::Requirements> {
+        let (_, content) = self.app.iter().find(|(relative, _)| relative == file)?;
+        let text = std::str::from_utf8(content).ok()?;
+        let names = crate::requirements::parse(text).ok()?;
+        Some(crate::desired::Requirements { file: file.to_string(), digest: crate::requirements::digest(text), names })
+    }
+
+    /// What is wrong with `app.requirements`: a file the source does not
+    /// have, or a line infra cannot install offline.
+    pub(crate) fn requirement_problems(&self, inventory: &Inventory) -> Vec<crate::diagnostic::Diagnostic> {
+        use crate::diagnostic::Diagnostic;
+        let Some((app, file)) = inventory.app.as_ref().and_then(|app| Some((app, app.requirements.as_ref()?))) else {
+            return Vec::new();
+        };
+        if self.app.is_empty() {
+            return Vec::new();
+        }
+        let source = app.source.value.display();
+        let Some((_, content)) = self.app.iter().find(|(relative, _)| *relative == file.value) else {
+            return vec![
+                Diagnostic::error(
+                    "missing-requirements",
+                    format!("the app's source `{source}` has no `{}`", file.value),
+                )
+                .at(file.span, "not in the source")
+                .help("name a requirements file inside `source`, relative to it"),
+            ];
+        };
+        let problem = match std::str::from_utf8(content) {
+            Ok(text) => crate::requirements::parse(text).err().map(|error| error.to_string()),
+            Err(_) => Some("1:1: the file is not UTF-8".to_string()),
+        };
+        problem
+            .map(|problem| {
+                Diagnostic::error("invalid-requirements", format!("{source}/{}:{problem}", file.value))
+                    .at(file.span, "this file")
+                    .help("pin distributions from PyPI by name and version, one per line (`Flask==3.1.0`)")
+            })
+            .into_iter()
+            .collect()
+    }
 }
 
 /// Cross-host facts every template context needs, computed once per run.
@@ -307,6 +350,7 @@ impl HostContext<'_> {
             link: format!("{}/current", app.directory.value),
             id: release_id(&self.sources.app),
             keep: app.keep_releases.value,
+            requirements: app.requirements.as_ref().and_then(|file| self.sources.requirements(&file.value)),
         };
         let unpacked = format!("{}/{}", releases.directory, releases.id);
         Self::copies(state, &self.sources.app, &unpacked, &app.source.value.display().to_string());

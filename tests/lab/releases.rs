@@ -24,15 +24,28 @@ impl Lab {
     /// A copy of the example app with `marker` appended to its code, and an
     /// inventory deploying it (with `keep` releases).
     fn app_version(&self, marker: &str, keep: u32) -> PathBuf {
+        self.app_version_with(marker, keep, None)
+    }
+
+    /// [`Lab::app_version`] whose app also imports a PyPI package it names
+    /// in its requirements: `(requirements.txt, the module)`.
+    fn app_version_with(&self, marker: &str, keep: u32, package: Option<(&str, &str)>) -> PathBuf {
         let source = self.state.path().join(format!("app-{marker}"));
         std::fs::create_dir_all(&source).expect("create");
         let code = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/app/app.py"))
             .expect("the example app");
-        std::fs::write(source.join("app.py"), format!("{code}\n# release {marker}\n")).expect("write");
+        let mut settings = format!("source: {}\n  keep_releases: {keep}", source.display());
+        let mut code = format!("{code}\n# release {marker}\n");
+        if let Some((requirements, module)) = package {
+            std::fs::write(source.join("requirements.txt"), requirements).expect("write");
+            code.push_str(&format!("import {module}  # noqa: E402\n"));
+            settings.push_str("\n  requirements: requirements.txt");
+        }
+        std::fs::write(source.join("app.py"), code).expect("write");
         let text = std::fs::read_to_string(&self.inventory).expect("inventory");
         let from = format!("source: {}/examples/app", env!("CARGO_MANIFEST_DIR"));
         assert!(text.contains(&from), "the lab inventory deploys the example app");
-        let text = text.replacen(&from, &format!("source: {}\n  keep_releases: {keep}", source.display()), 1);
+        let text = text.replacen(&from, &settings, 1);
         let path = self.state.path().join(format!("inventory-{marker}.yml"));
         std::fs::write(&path, text).expect("write");
         path
@@ -78,4 +91,53 @@ pub(crate) fn releases_switch_under_load_and_roll_back_in_seconds(lab: &Lab) {
     assert!(kept.contains(&v2.as_str()) && !kept.contains(&v1.as_str()), "{third}");
     assert_success(&lab.apply(&lab.inventory, &[]), "apply back to the example app");
     assert_eq!(lab.serving_release(), v1);
+}
+
+/// A release that names PyPI packages gets them, though the hosts have no
+/// route out: infra downloads the wheels here and the host installs them
+/// offline into the release's own `.venv`. The next release with the same
+/// requirements installs nothing: it hard-links them.
+pub(crate) fn a_release_brings_its_own_packages_and_code_only_releases_reuse_them(lab: &Lab) {
+    let package = Some(("humanize==4.11.0\n", "humanize"));
+    let with_packages = lab.app_version_with("pkg1", 5, package);
+    let plan = String::from_utf8_lossy(&lab.plan(&with_packages, &["--no-progress"]).stdout).into_owned();
+    assert!(
+        plan.contains("install the release's packages from requirements.txt") && plan.contains("humanize"),
+        "{plan}"
+    );
+    let started = Instant::now();
+    let first = apply_under_load(lab, &with_packages, "apply of a release with PyPI packages");
+    let first_seconds = started.elapsed().as_secs_f64();
+    assert!(String::from_utf8_lossy(&first.stderr).contains("app-01: installing the release's packages"));
+    let version = lab.ssh_ok(
+        &address("app-01"),
+        "/srv/app/current/.venv/bin/python -c 'import humanize; print(humanize.__version__)'",
+    );
+    assert_eq!(version.trim(), "4.11.0");
+    assert!(
+        !lab.ssh(&address("app-01"), "python3 -c 'import humanize'").status.success(),
+        "Debian's Python has no humanize: the venv's came from the wheelhouse"
+    );
+
+    let code_only = lab.app_version_with("pkg2", 5, package);
+    let plan = String::from_utf8_lossy(&lab.plan(&code_only, &["--no-progress"]).stdout).into_owned();
+    assert!(plan.contains("= reuse the packages of release"), "{plan}");
+    let started = Instant::now();
+    let second = apply_under_load(lab, &code_only, "apply of a code-only release");
+    let second_seconds = started.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("linking the packages of an earlier release")
+            && !stderr.contains("installing the release's packages"),
+        "{stderr}"
+    );
+    eprintln!(
+        "release with packages: first apply {first_seconds:.1} s, code-only apply {second_seconds:.1} s (no install)"
+    );
+    let version = lab.ssh_ok(
+        &address("app-01"),
+        "/srv/app/current/.venv/bin/python -c 'import humanize; print(humanize.__version__)'",
+    );
+    assert_eq!(version.trim(), "4.11.0");
+    assert_success(&lab.apply(&lab.inventory, &[]), "apply back to the example app");
 }

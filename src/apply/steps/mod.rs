@@ -11,7 +11,7 @@
 use crate::catalog::{self, CheckPlan, Part};
 use crate::desired::{Checker, HostState, ManagedFile};
 use crate::facts::PENDING_JOURNAL;
-use crate::plan::{FileAction, HostPlan};
+use crate::plan::{FileAction, HostPlan, PackagesPlan, ReleasePlan};
 
 pub const NEW: &str = ".infra-new";
 pub const BACKUP: &str = ".infra-backup";
@@ -270,6 +270,68 @@ fn restore_link(link: &str) -> String {
     )
 }
 
+/// Where wheelhouses are unpacked on hosts, one directory per
+/// [`PackagesPlan::wheelhouse_key`].
+const WHEELHOUSES: &str = "/var/lib/infra/wheels";
+
+/// Makes the release's `.venv` before anything is swapped in: hard links
+/// of another release's packages when the requirements match (nothing is
+/// installed), else an offline install from `wheelhouse` (a tar of wheels,
+/// pip's own among them) with the host's Python. The digest marker is
+/// written last: a `.venv` without it is rebuilt, never used.
+pub fn packages(release: &ReleasePlan, wheelhouse: Option<&[u8]>) -> Option<String> {
+    let packages = release.packages.as_ref()?;
+    let root = format!(
+        "{}/{}",
+        release.directory,
+        release.switch_to.as_deref().unwrap_or_else(|| release.current.as_deref().unwrap_or_default())
+    );
+    let venv = quote(&format!("{root}/.venv"));
+    let mut script = format!("set -e\nrm -rf {venv}\nmkdir -p {}\n", quote(&root));
+    match packages {
+        PackagesPlan::Reuse { digest: _, from } => {
+            let donor = format!("{}/{from}/.venv", release.directory);
+            script.push_str(&format!(
+                "cp -al {} {venv}\n# Scripts name their interpreter by path: point them at this release's.\n\
+                 for f in {venv}/bin/*; do [ -L \"$f\" ] || sed -i \"s#{donor}#{root}/.venv#g\" \"$f\"; done\n",
+                quote(&donor),
+            ));
+        }
+        PackagesPlan::Install { file, .. } => {
+            use base64::Engine;
+            let key = packages.wheelhouse_key().unwrap_or_default();
+            let wheels = quote(&format!("{WHEELHOUSES}/{key}"));
+            let encoded = base64::engine::general_purpose::STANDARD.encode(wheelhouse.unwrap_or_default());
+            let requirements = quote(&format!("{root}/{file}"));
+            script.push_str(&format!(
+                "if [ ! -e {wheels}/.complete ]; then\n  rm -rf {wheels}\n  mkdir -p {wheels}\n  \
+                 base64 -d <<'INFRA_EOF' | tar -x -C {wheels}\n{encoded}\nINFRA_EOF\n  touch {wheels}/.complete\nfi\n\
+                 requirements={requirements}\n[ -e \"$requirements{NEW}\" ] && requirements=\"$requirements{NEW}\"\n\
+                 python3 -m venv --without-pip --system-site-packages {venv}\n\
+                 {venv}/bin/python $(ls {wheels}/pip-*.whl | head -n 1)/pip install --quiet --no-index --no-cache-dir \
+                 --disable-pip-version-check --find-links {wheels} -r \"$requirements\" 1>&2\n"
+            ));
+        }
+    }
+    let digest = match packages {
+        PackagesPlan::Reuse { digest, .. } | PackagesPlan::Install { digest, .. } => digest,
+    };
+    script.push_str(&format!("echo {} > {venv}/.infra-requirements\n", quote(digest)));
+    Some(script)
+}
+
+/// Removes what a failed apply made of a release new to the host, so it
+/// never counts as one.
+pub fn forget_new_release(plan: &HostPlan) -> String {
+    match plan.releases.as_ref().filter(|release| release.new) {
+        Some(release) => match &release.switch_to {
+            Some(id) => format!("rm -rf {}\n", quote(&format!("{}/{id}", release.directory))),
+            None => String::new(),
+        },
+        None => String::new(),
+    }
+}
+
 /// Forgets the backups and the journal: the host is converged and healthy.
 /// Old releases go now, and release directories a rolled-back apply left
 /// empty.
@@ -325,6 +387,7 @@ pub fn rollback(plan: &HostPlan, files: &[&ManagedFile]) -> String {
             "rm -f {new}\nif [ -e {absent} ]; then rm -f {path} {absent}; elif [ -e {backup} ]; then mv -f {backup} {path}; fi\n"
         ));
     }
+    script.push_str(&forget_new_release(plan));
     script.push_str("systemctl daemon-reload\n");
     for change in plan.restart.iter().chain(&plan.reload) {
         script.push_str(&format!("systemctl restart {} || true\n", quote(&change.name)));

@@ -1,0 +1,124 @@
+//! The app's Python requirements (`app.requirements`, a requirements.txt
+//! in the app's source): the subset infra resolves on the controller and
+//! installs on hosts with no internet. Each line is a distribution name
+//! with optional extras, version specifiers and an environment marker;
+//! anything that would make a host reach out (an index option, a URL, an
+//! editable or local path) is refused with its line and column.
+
+use sha2::{Digest, Sha256};
+
+/// Where a requirements file stops being something infra installs offline.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{line}:{column}: {message}")]
+pub struct RequirementError {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// The distribution names a requirements file asks for, in order.
+pub fn parse(text: &str) -> Result<Vec<String>, RequirementError> {
+    let mut names = Vec::new();
+    for (index, raw) in text.lines().enumerate() {
+        let content = raw.split(" #").next().unwrap_or_default();
+        let content = if content.trim_start().starts_with('#') { "" } else { content };
+        let trimmed = content.trim();
+        if trimmed.is_empty() {
+            continue;
+        }
+        let column = raw.len() - raw.trim_start().len() + 1;
+        let error =
+            |offset: usize, message: String| RequirementError { line: index + 1, column: column + offset, message };
+        if trimmed.starts_with('-') {
+            return Err(error(
+                0,
+                format!(
+                    "`{trimmed}`: options (indexes, editables, includes) are not supported; list each distribution with its version"
+                ),
+            ));
+        }
+        if trimmed.contains("://") || trimmed.contains(" @ ") || trimmed.starts_with('.') || trimmed.starts_with('/') {
+            return Err(error(
+                0,
+                format!("`{trimmed}`: URLs and paths are not supported; name a distribution from PyPI"),
+            ));
+        }
+        let name_length = trimmed
+            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+            .unwrap_or(trimmed.len());
+        let name = &trimmed[..name_length];
+        if name.is_empty() || !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            return Err(error(0, format!("`{trimmed}` does not start with a distribution name")));
+        }
+        let rest = trimmed[name_length..].trim_start();
+        let rest = match rest.strip_prefix('[') {
+            Some(extras) => match extras.find(']') {
+                Some(end) if extras[..end].split(',').all(|extra| is_name(extra.trim())) => {
+                    extras[end + 1..].trim_start()
+                }
+                _ => return Err(error(name_length, format!("`{trimmed}`: extras must be names in `[...]`"))),
+            },
+            None => rest,
+        };
+        let (specifiers, _marker) = rest.split_once(';').unwrap_or((rest, ""));
+        for specifier in specifiers.split(',').map(str::trim).filter(|specifier| !specifier.is_empty()) {
+            if !is_specifier(specifier) {
+                let offset = raw.find(specifier).map_or(0, |found| found + 1 - column);
+                return Err(error(
+                    offset,
+                    format!("`{specifier}` is not a version specifier (like `==3.1.0` or `>=2,<3`)"),
+                ));
+            }
+        }
+        names.push(name.to_ascii_lowercase().replace(['_', '.'], "-"));
+    }
+    Ok(names)
+}
+
+fn is_name(text: &str) -> bool {
+    !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn is_specifier(text: &str) -> bool {
+    let version =
+        ["===", "==", "~=", "!=", ">=", "<=", ">", "<"].iter().find_map(|operator| text.strip_prefix(operator));
+    version.is_some_and(|version| {
+        let version = version.trim();
+        !version.is_empty()
+            && version.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '*' | '+' | '!' | '-'))
+    })
+}
+
+/// A digest of the requirements as written: releases with the same one
+/// share their installed packages.
+pub fn digest(text: &str) -> String {
+    Sha256::digest(text.as_bytes()).iter().take(6).map(|byte| format!("{byte:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_specifiers_extras_and_markers_parse() {
+        let text = "# the app\nFlask==3.1.0\nSQLAlchemy[asyncio]>=2.0,<2.1  # ORM\n\nzope.interface==7.1 ; python_version >= \"3.11\"\n";
+        assert_eq!(parse(text), Ok(vec!["flask".into(), "sqlalchemy".into(), "zope-interface".into()]));
+    }
+
+    #[test]
+    fn what_would_reach_out_is_refused_at_its_line_and_column() {
+        let refused = |text: &str| parse(text).expect_err("refused");
+        assert_eq!(
+            refused("flask\n  --index-url https://example.org/simple\n")
+                .to_string()
+                .split(':')
+                .take(2)
+                .collect::<Vec<_>>(),
+            ["2", "3"]
+        );
+        assert_eq!(refused("-e .\n").line, 1);
+        assert_eq!(refused("app @ https://example.org/app.tar.gz\n").column, 1);
+        let bad_version = refused("flask==3.1.0\nalembic=1.14\n");
+        assert_eq!((bad_version.line, bad_version.column), (2, 8), "{bad_version}");
+    }
+}
