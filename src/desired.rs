@@ -70,6 +70,12 @@ pub struct Releases {
     /// The release's Python requirements, installed in its own `.venv`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requirements: Option<Requirements>,
+    /// The release's code: paths relative to its directory, and contents.
+    /// Not managed files: a release is written once, whole, into a new
+    /// directory nothing serves yet, and never changed; the link's switch
+    /// is the transaction.
+    #[serde(skip)]
+    pub files: Vec<(String, Arc<[u8]>)>,
 }
 
 /// A release's requirements file and what identifies its installed
@@ -86,6 +92,11 @@ pub struct Requirements {
 }
 
 impl Releases {
+    /// One of the release's files, by its path relative to the release.
+    pub fn file(&self, relative: &str) -> Option<&[u8]> {
+        self.files.iter().find(|(path, _)| path == relative).map(|(_, content)| &content[..])
+    }
+
     /// The link's target for a release: relative, so the tree can move.
     pub fn target(&self, id: &str) -> String {
         let base =

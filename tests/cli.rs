@@ -263,7 +263,7 @@ fn two_files_for_one_path_are_refused() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("would get two files at `/var/www/infra/current`"), "{stderr}");
-    assert!(stderr.contains("the app's release link"), "{stderr}");
+    assert!(stderr.contains("the app's releases"), "{stderr}");
     assert!(!directory.path().join("tree").exists());
 }
 

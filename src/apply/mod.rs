@@ -259,6 +259,17 @@ async fn run_steps<C: Connector>(
         let _ = connection.run_script(&steps::discard(&files)).await;
         return Err(error);
     }
+    let unpack = plan
+        .releases
+        .as_ref()
+        .zip(host.releases.as_ref())
+        .and_then(|(release, desired)| steps::unpack(release, &desired.files));
+    if let Some(script) = unpack
+        && let Err(error) = step("unpacking the release", script).await
+    {
+        let _ = connection.run_script(&format!("{}{}", steps::discard(&files), steps::forget_new_release(plan))).await;
+        return Err(error);
+    }
     let packages = plan.releases.as_ref().and_then(|release| {
         let wheels = release.packages.as_ref().and_then(PackagesPlan::wheelhouse_key);
         let name = match release.packages {

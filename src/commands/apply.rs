@@ -296,15 +296,13 @@ fn fetch_wheelhouses(
             continue;
         };
         let Some(key) = package_plan.wheelhouse_key().filter(|key| !wheelhouses.contains_key(key)) else { continue };
-        let id = release.switch_to.as_deref().or(release.current.as_deref()).unwrap_or_default();
-        let path = format!("{}/{id}/{file}", release.directory);
         let requirements = desired
             .hosts
             .iter()
             .find(|candidate| candidate.name == host.host)
-            .and_then(|candidate| candidate.file(&path))
-            .with_context(|| format!("the desired state of `{}` has no `{path}`", host.host))?;
-        let text = String::from_utf8_lossy(&requirements.content).into_owned();
+            .and_then(|candidate| candidate.releases.as_ref()?.file(file))
+            .with_context(|| format!("the release for `{}` has no `{file}`", host.host))?;
+        let text = String::from_utf8_lossy(requirements).into_owned();
         let started = Instant::now();
         let tar = crate::wheels::wheelhouse(&key, &text, python, arch)
             .with_context(|| format!("cannot fetch the wheels `{}` needs", host.host))?;

@@ -41,18 +41,22 @@ fn write_tree(state: &DesiredState, out: &Path) -> anyhow::Result<()> {
 /// mode, so a sensitive file is never readable by others, not even briefly.
 fn write_host(host: &HostState, root: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(root).with_context(|| format!("cannot create `{}`", root.display()))?;
-    for file in &host.files {
-        let relative = Path::new(file.path.trim_start_matches('/'));
+    let inside = |path: &str| -> anyhow::Result<std::path::PathBuf> {
+        let relative = Path::new(path.trim_start_matches('/'));
         if relative.as_os_str().is_empty() || !relative.components().all(|part| matches!(part, Component::Normal(_))) {
-            bail!(
-                "refusing to write `{}` for `{}`: it would not stay inside `{}`",
-                file.path,
-                host.name,
-                root.display()
-            );
+            bail!("refusing to write `{path}` for `{}`: it would not stay inside `{}`", host.name, root.display());
         }
+        Ok(root.join(relative))
+    };
+    for file in &host.files {
         let mode = if file.sensitive { 0o600 } else { 0o644 };
-        write_new(&root.join(relative), &file.content, mode)?;
+        write_new(&inside(&file.path)?, &file.content, mode)?;
+    }
+    // The app's release, where apply unpacks it.
+    if let Some(releases) = &host.releases {
+        for (relative, content) in &releases.files {
+            write_new(&inside(&format!("{}/{}/{relative}", releases.directory, releases.id))?, content, 0o644)?;
+        }
     }
     let manifest = serde_json::to_string_pretty(host).context("cannot serialize the host manifest")?;
     write_new(&root.join("host.json"), (manifest + "\n").as_bytes(), 0o644)

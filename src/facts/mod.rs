@@ -176,14 +176,14 @@ pub fn script(host: &HostState) -> String {
 }
 
 /// `K TARGET` (`K -` for no link, `K !` for something else there), one
-/// `R ID MTIME VENV` per non-empty release directory (`VENV`: the digest of
+/// `R ID MTIME VENV` per complete release directory (`VENV`: the digest of
 /// the requirements its `.venv` holds, `-` for none) and `Y VERSION ARCH`
 /// of the host's Python (what wheels must be built for).
 fn release_facts(releases: &crate::desired::Releases) -> String {
     let (link, dir) = (quote(&releases.link), quote(&releases.directory));
     format!(
         "if [ -L {link} ]; then echo \"K $(readlink {link})\"; elif [ -e {link} ]; then echo 'K !'; else echo 'K -'; fi\n\
-         for d in {dir}/*/; do d=${{d%/}}; [ -d \"$d\" ] && [ -n \"$(ls -A \"$d\")\" ] && \
+         for d in {dir}/*/; do d=${{d%/}}; [ -e \"$d/.infra-complete\" ] && \
          echo \"R ${{d##*/}} $(stat -c %Y \"$d\") $(cat \"$d/.venv/.infra-requirements\" 2>/dev/null || echo -)\"; done\n\
          p=$(readlink -f /usr/bin/python3 2>/dev/null); echo \"Y ${{p##*/python}} $(uname -m)\"\n"
     )

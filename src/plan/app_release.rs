@@ -22,10 +22,14 @@ pub struct ReleasePlan {
     pub target: String,
     /// Old releases removed after the host is healthy, oldest first.
     pub prune: Vec<String>,
-    /// Whether the release is new to the host: a failed apply removes it
-    /// again, so it never counts towards `keep_releases`.
+    /// Whether the release is new to the host: unpacked by this apply, and
+    /// removed again by a failed one, so it never counts towards
+    /// `keep_releases`.
     #[serde(default)]
     pub new: bool,
+    /// How many files a new release unpacks.
+    #[serde(default)]
+    pub files: usize,
     /// How the release gets its Python packages, when it has none yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub packages: Option<PackagesPlan>,
@@ -79,14 +83,16 @@ pub fn plan_releases(host: &HostState, facts: &HostFacts) -> (Option<ReleasePlan
         Ok(packages) => packages,
         Err(refusal) => return (None, Some(refusal)),
     };
-    if switch_to.is_none() && prune.is_empty() && packages.is_none() {
+    let new = !facts.releases.iter().any(|(id, _)| *id == releases.id);
+    if switch_to.is_none() && prune.is_empty() && packages.is_none() && !new {
         return (None, None);
     }
     let plan = ReleasePlan {
         directory: releases.directory.clone(),
         link: releases.link.clone(),
         target: releases.target(&releases.id),
-        new: !facts.releases.iter().any(|(id, _)| *id == releases.id),
+        new,
+        files: releases.files.len(),
         current,
         switch_to,
         prune,

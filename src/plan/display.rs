@@ -96,6 +96,14 @@ fn render_host(out: &mut String, host: &HostPlan, palette: Palette) {
         }
     }
     if let Some(releases) = &host.releases {
+        if releases.new {
+            let id = releases.switch_to.as_deref().or(releases.current.as_deref()).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "    {}+ unpack{} release {id} ({} files) in {}/{id}",
+                palette.green, palette.reset, releases.files, releases.directory
+            );
+        }
         if let Some(to) = &releases.switch_to {
             let from = releases.current.as_deref().unwrap_or("nothing");
             let _ = writeln!(

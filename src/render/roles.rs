@@ -157,15 +157,17 @@ fn refuse_collisions(state: &HostState) -> Result<(), RenderError> {
                 second: file.origin.clone(),
             });
         }
-        // Written at or through the release link, a file would replace the
-        // link or land inside whichever release it points at.
+        // Written at or through the release link, or among the releases, a
+        // file would replace the link or change a release.
         if let Some(releases) = &state.releases
-            && (file.path == releases.link || file.path.starts_with(&format!("{}/", releases.link)))
+            && (file.path == releases.link
+                || file.path.starts_with(&format!("{}/", releases.link))
+                || file.path.starts_with(&format!("{}/", releases.directory)))
         {
             return Err(RenderError::Collision {
                 host: state.name.clone(),
                 path: file.path.clone(),
-                first: "the app's release link".to_string(),
+                first: "the app's releases".to_string(),
                 second: file.origin.clone(),
             });
         }
@@ -351,11 +353,10 @@ impl HostContext<'_> {
             id: release_id(&self.sources.app),
             keep: app.keep_releases.value,
             requirements: app.requirements.as_ref().and_then(|file| self.sources.requirements(&file.value)),
+            files: self.sources.app.clone(),
         };
-        let unpacked = format!("{}/{}", releases.directory, releases.id);
-        Self::copies(state, &self.sources.app, &unpacked, &app.source.value.display().to_string());
-        // The new release's files change nothing Gunicorn serves: the
-        // switch of the link does.
+        // A release's files change nothing Gunicorn serves: the switch of
+        // the link does.
         Self::reload_also(state, service.unit, [releases.link.clone()]);
         state.releases = Some(releases);
         self.probes(state, service, app.bind.value.port(), None);

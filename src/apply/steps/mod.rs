@@ -270,6 +270,32 @@ fn restore_link(link: &str) -> String {
     )
 }
 
+/// Writes a release new to the host into a hidden directory beside the
+/// others and renames it into place once whole (marked `.infra-complete`):
+/// nothing serves it yet, so it needs no staging, and a killed apply leaves
+/// no release that looks complete.
+pub fn unpack(release: &ReleasePlan, files: &[(String, std::sync::Arc<[u8]>)]) -> Option<String> {
+    use base64::Engine;
+    let id = release.switch_to.as_deref().filter(|_| release.new)?;
+    let (target, partial) =
+        (quote(&format!("{}/{id}", release.directory)), quote(&format!("{}/.{id}.partial", release.directory)));
+    let mut script = format!(
+        "set -e\numask 022\nrm -rf {partial}\n[ -e {target}/.infra-complete ] || rm -rf {target}\nmkdir -p {partial}\n"
+    );
+    for (relative, content) in files {
+        let path = format!("{}/.{id}.partial/{relative}", release.directory);
+        let parent = std::path::Path::new(&path).parent().and_then(|parent| parent.to_str()).unwrap_or("/");
+        let encoded = base64::engine::general_purpose::STANDARD.encode(content);
+        script.push_str(&format!(
+            "mkdir -p {}\nbase64 -d > {} <<'INFRA_EOF'\n{encoded}\nINFRA_EOF\n",
+            quote(parent),
+            quote(&path)
+        ));
+    }
+    script.push_str(&format!("touch {partial}/.infra-complete\nmv -T {partial} {target}\n"));
+    Some(script)
+}
+
 /// Where wheelhouses are unpacked on hosts, one directory per
 /// [`PackagesPlan::wheelhouse_key`].
 const WHEELHOUSES: &str = "/var/lib/infra/wheels";
@@ -287,7 +313,7 @@ pub fn packages(release: &ReleasePlan, wheelhouse: Option<&[u8]>) -> Option<Stri
         release.switch_to.as_deref().unwrap_or_else(|| release.current.as_deref().unwrap_or_default())
     );
     let venv = quote(&format!("{root}/.venv"));
-    let mut script = format!("set -e\nrm -rf {venv}\nmkdir -p {}\n", quote(&root));
+    let mut script = format!("set -e\nrm -rf {venv}\n");
     match packages {
         PackagesPlan::Reuse { digest: _, from } => {
             let donor = format!("{}/{from}/.venv", release.directory);
@@ -306,10 +332,9 @@ pub fn packages(release: &ReleasePlan, wheelhouse: Option<&[u8]>) -> Option<Stri
             script.push_str(&format!(
                 "if [ ! -e {wheels}/.complete ]; then\n  rm -rf {wheels}\n  mkdir -p {wheels}\n  \
                  base64 -d <<'INFRA_EOF' | tar -x -C {wheels}\n{encoded}\nINFRA_EOF\n  touch {wheels}/.complete\nfi\n\
-                 requirements={requirements}\n[ -e \"$requirements{NEW}\" ] && requirements=\"$requirements{NEW}\"\n\
                  python3 -m venv --without-pip --system-site-packages {venv}\n\
                  {venv}/bin/python $(ls {wheels}/pip-*.whl | head -n 1)/pip install --quiet --no-index --no-cache-dir \
-                 --disable-pip-version-check --find-links {wheels} -r \"$requirements\" 1>&2\n"
+                 --disable-pip-version-check --find-links {wheels} -r {requirements} 1>&2\n"
             ));
         }
     }
