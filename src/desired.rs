@@ -70,6 +70,10 @@ pub struct Releases {
     /// The release's Python requirements, installed in its own `.venv`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requirements: Option<Requirements>,
+    /// Run once per release before any host switches to it: the words of
+    /// its command line (`app.migrate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrate: Option<Vec<String>>,
     /// The release's code: paths relative to its directory, and contents.
     /// Not managed files: a release is written once, whole, into a new
     /// directory nothing serves yet, and never changed; the link's switch

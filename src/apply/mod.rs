@@ -60,6 +60,9 @@ pub struct Context<'a, C: Connector> {
     /// [`PackagesPlan::wheelhouse_key`]: fetched on this machine, so hosts
     /// need no internet.
     pub wheelhouses: &'a std::collections::BTreeMap<String, Vec<u8>>,
+    /// The releases whose migration ran in this apply: once per release,
+    /// on the first host that switches to it.
+    pub migrated: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 pub async fn apply<C: Connector>(plan: &Plan, context: &Context<'_, C>) -> Outcome {
@@ -281,6 +284,16 @@ async fn run_steps<C: Connector>(
     });
     if let Some((name, script)) = packages
         && let Err(error) = step(name, script).await
+    {
+        let _ = connection.run_script(&format!("{}{}", steps::discard(&files), steps::forget_new_release(plan))).await;
+        return Err(error);
+    }
+    let migration = plan.releases.as_ref().filter(|release| {
+        let id = release.switch_to.clone().unwrap_or_default();
+        release.migrate.is_some() && context.migrated.lock().is_ok_and(|mut migrated| migrated.insert(id))
+    });
+    if let Some(script) = migration.and_then(steps::migrate)
+        && let Err(error) = step("migrating the database", script).await
     {
         let _ = connection.run_script(&format!("{}{}", steps::discard(&files), steps::forget_new_release(plan))).await;
         return Err(error);

@@ -153,6 +153,7 @@ fn run_from(
         settings: ApplySettings { serial, health_seconds: 1 },
         reporter: &recorder,
         wheelhouses: &std::collections::BTreeMap::new(),
+        migrated: Default::default(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let outcome = runtime.block_on(apply(&plan, &context));

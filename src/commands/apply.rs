@@ -134,6 +134,7 @@ impl Run<'_> {
             settings,
             reporter: reporter.as_ref(),
             wheelhouses: &wheelhouses,
+            migrated: Default::default(),
         };
         let started = Instant::now();
         let outcome = self.runtime.block_on(apply::apply(&plan, &context));

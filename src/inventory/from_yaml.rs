@@ -299,8 +299,18 @@ fn app(decoder: &mut Decoder, node: &Node) -> Option<AppSettings> {
     let requirements = fields
         .optional("requirements")
         .and_then(|node| decoder.grammar(node, "`requirements` of `app`", "invalid-path", grammar::source_file));
+    let migrate = fields.optional("migrate").and_then(|node| {
+        let items = decoder.sequence(node, "`migrate` of `app`")?;
+        let words: Vec<String> = items
+            .iter()
+            .filter_map(|item| decoder.grammar(item, "a word of `migrate`", "invalid-command", grammar::command_word))
+            .map(|word| word.value)
+            .collect();
+        (words.len() == items.len() && !words.is_empty()).then(|| Spanned::new(words, node.span))
+    });
     let settings = AppSettings {
         span: node.span,
+        migrate,
         requirements,
         keep_releases: or_default(keep, keep_node.is_some(), KEEP_RELEASES, &fields)?,
         bind: or_default(bind, bind_node.is_some(), SocketAddr::from(([0, 0, 0, 0], 8000)), &fields)?,

@@ -98,6 +98,16 @@ pub fn source_file(text: &str) -> Result<String, &'static str> {
     Ok(text.to_string())
 }
 
+/// One word of `app.migrate`: printable ASCII without quotes or `\`, at
+/// most 256 bytes. Each word is quoted for the shell that runs it.
+pub fn command_word(text: &str) -> Result<String, &'static str> {
+    const EXPECTED: &str =
+        "a word of printable ASCII without spaces, quotes or `\\` (like `upgrade`), at most 256 characters";
+    let valid = (1..=256).contains(&text.len())
+        && text.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\'' | b'\\' | b'`'));
+    if valid { Ok(text.to_string()) } else { Err(EXPECTED) }
+}
+
 /// An Nginx `server_name`: `_` (any), a host name, or a wildcard
 /// `*.example.com`. Labels are letters, digits and inner hyphens.
 pub fn server_name(text: &str) -> Result<String, &'static str> {

@@ -161,6 +161,10 @@ pub struct AppSettings {
     /// The app's Python requirements, a file inside `source`: installed in
     /// each release's own `.venv` from wheels infra downloads.
     pub requirements: Option<Spanned<String>>,
+    /// A command run once per release, in the release's directory with the
+    /// app's environment, before any host switches to it (`[python3, -m,
+    /// alembic, upgrade, head]`): the words of its command line.
+    pub migrate: Option<Spanned<Vec<String>>>,
 }
 
 /// How many releases an app host keeps when `app` does not say.

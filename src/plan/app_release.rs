@@ -30,6 +30,10 @@ pub struct ReleasePlan {
     /// How many files a new release unpacks.
     #[serde(default)]
     pub files: usize,
+    /// The migration to run before the switch (`app.migrate`), once per
+    /// release and run: apply runs it on the first host that switches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrate: Option<Vec<String>>,
     /// How the release gets its Python packages, when it has none yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub packages: Option<PackagesPlan>,
@@ -93,6 +97,7 @@ pub fn plan_releases(host: &HostState, facts: &HostFacts) -> (Option<ReleasePlan
         target: releases.target(&releases.id),
         new,
         files: releases.files.len(),
+        migrate: releases.migrate.clone().filter(|_| switch_to.is_some()),
         current,
         switch_to,
         prune,

@@ -104,6 +104,15 @@ fn render_host(out: &mut String, host: &HostPlan, palette: Palette) {
                 palette.green, palette.reset, releases.files, releases.directory
             );
         }
+        if let Some(migrate) = &releases.migrate {
+            let _ = writeln!(
+                out,
+                "    {}▸ migrate{} `{}` before any host switches",
+                palette.cyan,
+                palette.reset,
+                migrate.join(" ")
+            );
+        }
         if let Some(to) = &releases.switch_to {
             let from = releases.current.as_deref().unwrap_or("nothing");
             let _ = writeln!(

@@ -354,6 +354,7 @@ impl HostContext<'_> {
             keep: app.keep_releases.value,
             requirements: app.requirements.as_ref().and_then(|file| self.sources.requirements(&file.value)),
             files: self.sources.app.clone(),
+            migrate: app.migrate.as_ref().map(|words| words.value.clone()),
         };
         // A release's files change nothing Gunicorn serves: the switch of
         // the link does.

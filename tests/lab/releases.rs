@@ -8,7 +8,12 @@ use super::*;
 impl Lab {
     /// `infra releases --format json`: app-01's entry.
     fn releases(&self) -> serde_json::Value {
-        let output = self.command().args(["releases", "--format", "json", "-i"]).arg(&self.inventory).output();
+        self.releases_of(&self.inventory)
+    }
+
+    /// [`Lab::releases`] as `inventory` sees them (its `inventory` release).
+    fn releases_of(&self, inventory: &Path) -> serde_json::Value {
+        let output = self.command().args(["releases", "--format", "json", "-i"]).arg(inventory).output();
         let output = output.expect("infra runs");
         assert_success(&output, "releases");
         let document: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
@@ -30,6 +35,21 @@ impl Lab {
     /// [`Lab::app_version`] whose app also imports a PyPI package it names
     /// in its requirements: `(requirements.txt, the module)`.
     fn app_version_with(&self, marker: &str, keep: u32, package: Option<(&str, &str)>) -> PathBuf {
+        self.app_version_full(marker, keep, package, None)
+    }
+
+    /// [`Lab::app_version`] with `migrate.py` (its code) as `app.migrate`.
+    fn app_version_migrating(&self, marker: &str, migration: &str) -> PathBuf {
+        self.app_version_full(marker, 5, None, Some(migration))
+    }
+
+    fn app_version_full(
+        &self,
+        marker: &str,
+        keep: u32,
+        package: Option<(&str, &str)>,
+        migration: Option<&str>,
+    ) -> PathBuf {
         let source = self.state.path().join(format!("app-{marker}"));
         std::fs::create_dir_all(&source).expect("create");
         let code = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/app/app.py"))
@@ -40,6 +60,10 @@ impl Lab {
             std::fs::write(source.join("requirements.txt"), requirements).expect("write");
             code.push_str(&format!("import {module}  # noqa: E402\n"));
             settings.push_str("\n  requirements: requirements.txt");
+        }
+        if let Some(migration) = migration {
+            std::fs::write(source.join("migrate.py"), migration).expect("write");
+            settings.push_str("\n  migrate: [python3, migrate.py]");
         }
         std::fs::write(source.join("app.py"), code).expect("write");
         let text = std::fs::read_to_string(&self.inventory).expect("inventory");
@@ -139,5 +163,49 @@ pub(crate) fn a_release_brings_its_own_packages_and_code_only_releases_reuse_the
         "/srv/app/current/.venv/bin/python -c 'import humanize; print(humanize.__version__)'",
     );
     assert_eq!(version.trim(), "4.11.0");
+    assert_success(&lab.apply(&lab.inventory, &[]), "apply back to the example app");
+}
+
+/// What the lab's migrations run: records that `marker`'s migration ran,
+/// or fails as a real migration would.
+fn migration(marker: &str, fail: bool) -> String {
+    let failure = if fail { "sys.exit(\"migration failed: column `note` already exists\")\n" } else { "" };
+    format!(
+        "import os, sys\nimport pymysql\n{failure}\
+         db = pymysql.connect(host=os.environ['DATABASE_HOST'], port=int(os.environ['DATABASE_PORT']), \
+         user=os.environ['DATABASE_USER'], password=os.environ['DATABASE_PASSWORD'], \
+         database=os.environ['DATABASE_NAME'], autocommit=True)\n\
+         with db.cursor() as c:\n    \
+         c.execute('CREATE TABLE IF NOT EXISTS migrations (name VARCHAR(32) PRIMARY KEY)')\n    \
+         c.execute('REPLACE INTO migrations VALUES (%s)', ('{marker}',))\n"
+    )
+}
+
+/// A release's migration runs once, as the app's user with its settings,
+/// before the switch; a failing one stops the apply with the migration's
+/// own message and switches nothing: the host still serves the release it
+/// served, and the failed one is gone.
+pub(crate) fn migrations_run_before_the_switch_and_a_failed_one_switches_nothing(lab: &Lab) {
+    let migrating = lab.app_version_migrating("mig1", &migration("mig1", false));
+    let plan = String::from_utf8_lossy(&lab.plan(&migrating, &["--no-progress"]).stdout).into_owned();
+    assert!(plan.contains("migrate `python3 migrate.py` before any host switches"), "{plan}");
+    let applied = lab.apply(&migrating, &[]);
+    assert_success(&applied, "apply of a release with a migration");
+    assert!(String::from_utf8_lossy(&applied.stderr).contains("app-01: migrating the database"));
+    let ran = lab.ssh_ok(&address("db-01"), "mariadb -N -B app -e 'SELECT name FROM migrations'");
+    assert_eq!(ran.trim(), "mig1");
+    let serving = lab.releases()["current"].as_str().expect("current").to_string();
+
+    let failing = lab.app_version_migrating("mig2", &migration("mig2", true));
+    let failed = lab.apply(&failing, &[]);
+    assert_eq!(failed.status.code(), Some(1), "a failed migration fails the apply");
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(stderr.contains("migration failed: column `note` already exists"), "the migration's own message: {stderr}");
+    let after = lab.releases_of(&failing);
+    assert_eq!(after["current"], serving.as_str(), "nothing switched");
+    let failed_id = after["inventory"].as_str().expect("the failed release's id");
+    let listed = after["releases"].as_array().expect("releases");
+    assert!(!listed.iter().any(|release| release["id"] == failed_id), "the failed release is gone: {after}");
+    assert!(counter_at(&lab.vip) > 0, "the app still serves");
     assert_success(&lab.apply(&lab.inventory, &[]), "apply back to the example app");
 }

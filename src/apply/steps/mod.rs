@@ -345,6 +345,26 @@ pub fn packages(release: &ReleasePlan, wheelhouse: Option<&[u8]>) -> Option<Stri
     Some(script)
 }
 
+/// Runs the release's migration before anything is swapped in: as the
+/// app's user, in the release's directory, with the app's environment file
+/// (read by systemd, which wrote its quoting) and the release's `.venv`
+/// first on `PATH`. Its own output is what a failure reports.
+pub fn migrate(release: &ReleasePlan) -> Option<String> {
+    let words = release.migrate.as_ref()?;
+    let id = release.switch_to.as_deref()?;
+    let directory = format!("{}/{id}", release.directory);
+    let command: Vec<String> = words.iter().map(|word| quote(word)).collect();
+    Some(format!(
+        "systemd-run --quiet --wait --pipe --collect --uid=www-data --gid=www-data \\\n  \
+         -p EnvironmentFile={env} -p WorkingDirectory={dir} -E PATH={path} \\\n  \
+         /bin/sh -c 'exec \"$@\"' migrate {command} < /dev/null 1>&2\n",
+        env = catalog::APP_ENVIRONMENT.path,
+        dir = quote(&directory),
+        path = quote(&format!("{directory}/.venv/bin:/usr/local/bin:/usr/bin:/bin")),
+        command = command.join(" "),
+    ))
+}
+
 /// Removes what a failed apply made of a release new to the host, so it
 /// never counts as one.
 pub fn forget_new_release(plan: &HostPlan) -> String {
