@@ -70,6 +70,9 @@ pub struct Releases {
     /// The release's Python requirements, installed in its own `.venv`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requirements: Option<Requirements>,
+    /// The module Gunicorn imports (`app` of `app:app`): checked to import
+    /// before a host switches to the release.
+    pub module: String,
     /// Run once per release before any host switches to it: the words of
     /// its command line (`app.migrate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

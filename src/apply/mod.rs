@@ -256,53 +256,14 @@ async fn run_steps<C: Connector>(
     if !files.is_empty() {
         step("uploading files", steps::upload(&files)).await?;
     }
-    if let Some(script) = steps::validate(host, &files)
-        && let Err(error) = step("validating", script).await
-    {
-        let _ = connection.run_script(&steps::discard(&files)).await;
-        return Err(error);
-    }
-    let unpack = plan
-        .releases
-        .as_ref()
-        .zip(host.releases.as_ref())
-        .and_then(|(release, desired)| steps::unpack(release, &desired.files));
-    if let Some(script) = unpack
-        && let Err(error) = step("unpacking the release", script).await
-    {
-        let _ = connection.run_script(&format!("{}{}", steps::discard(&files), steps::forget_new_release(plan))).await;
-        return Err(error);
-    }
-    let packages = plan.releases.as_ref().and_then(|release| {
-        let wheels = release.packages.as_ref().and_then(PackagesPlan::wheelhouse_key);
-        let name = match release.packages {
-            Some(PackagesPlan::Install { .. }) => "installing the release's packages",
-            _ => "linking the packages of an earlier release",
-        };
-        steps::packages(release, wheels.and_then(|key| context.wheelhouses.get(&key)).map(Vec::as_slice))
-            .map(|script| (name, script))
-    });
-    if let Some((name, script)) = packages
-        && let Err(error) = step(name, script).await
-    {
-        let _ = connection.run_script(&format!("{}{}", steps::discard(&files), steps::forget_new_release(plan))).await;
-        return Err(error);
-    }
-    let migration = plan.releases.as_ref().filter(|release| {
-        let id = release.switch_to.clone().unwrap_or_default();
-        release.migrate.is_some() && context.migrated.lock().is_ok_and(|mut migrated| migrated.insert(id))
-    });
-    if let Some(script) = migration.and_then(steps::migrate)
-        && let Err(error) = step("migrating the database", script).await
-    {
-        let _ = connection.run_script(&format!("{}{}", steps::discard(&files), steps::forget_new_release(plan))).await;
-        return Err(error);
-    }
-    if let Some(script) = steps::backup_first(plan, host)
-        && let Err(error) = step("backing up the database", script).await
-    {
-        let _ = connection.run_script(&steps::discard(&files)).await;
-        return Err(error);
+    // Everything before the swap can fail with the host untouched: staged
+    // files are discarded and a release this apply unpacked is removed.
+    for (name, script) in before_swap(plan, host, context, &files) {
+        if let Err(error) = step(name, script).await {
+            let _ =
+                connection.run_script(&format!("{}{}", steps::discard(&files), steps::forget_new_release(plan))).await;
+            return Err(error);
+        }
     }
     let swapped = async {
         step("swapping files in", steps::swap(plan, &files, host)).await?;
@@ -327,6 +288,36 @@ async fn run_steps<C: Connector>(
         return Err(error);
     }
     Ok(summary(plan, files.len()))
+}
+
+/// The steps that prepare a host's change without changing what it
+/// serves: validating the staged files, unpacking the new release, its
+/// packages, importing it, its migration (once per release and run) and a
+/// database backup before a risky change.
+fn before_swap<C: Connector>(
+    plan: &HostPlan,
+    host: &HostState,
+    context: &Context<'_, C>,
+    files: &[&crate::desired::ManagedFile],
+) -> Vec<(&'static str, String)> {
+    let mut found = Vec::new();
+    found.extend(steps::validate(host, files).map(|script| ("validating", script)));
+    if let (Some(release), Some(desired)) = (&plan.releases, &host.releases) {
+        found.extend(steps::unpack(release, &desired.files).map(|script| ("unpacking the release", script)));
+        let wheels = release.packages.as_ref().and_then(PackagesPlan::wheelhouse_key);
+        let name = match release.packages {
+            Some(PackagesPlan::Install { .. }) => "installing the release's packages",
+            _ => "linking the packages of an earlier release",
+        };
+        let tar = wheels.and_then(|key| context.wheelhouses.get(&key)).map(Vec::as_slice);
+        found.extend(steps::packages(release, tar).map(|script| (name, script)));
+        found.extend(steps::import_check(release, &desired.module).map(|script| ("importing the new release", script)));
+        let id = release.switch_to.clone().unwrap_or_default();
+        let first = release.migrate.is_some() && context.migrated.lock().is_ok_and(|mut migrated| migrated.insert(id));
+        found.extend(steps::migrate(release).filter(|_| first).map(|script| ("migrating the database", script)));
+    }
+    found.extend(steps::backup_first(plan, host).map(|script| ("backing up the database", script)));
+    found
 }
 
 fn summary(plan: &HostPlan, files: usize) -> String {

@@ -355,6 +355,7 @@ impl HostContext<'_> {
             requirements: app.requirements.as_ref().and_then(|file| self.sources.requirements(&file.value)),
             files: self.sources.app.clone(),
             migrate: app.migrate.as_ref().map(|words| words.value.clone()),
+            module: app.module.value.split(':').next().unwrap_or_default().to_string(),
         };
         // A release's files change nothing Gunicorn serves: the switch of
         // the link does.

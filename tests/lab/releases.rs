@@ -50,12 +50,23 @@ impl Lab {
         package: Option<(&str, &str)>,
         migration: Option<&str>,
     ) -> PathBuf {
+        self.app_version_coded(marker, keep, package, migration, "")
+    }
+
+    fn app_version_coded(
+        &self,
+        marker: &str,
+        keep: u32,
+        package: Option<(&str, &str)>,
+        migration: Option<&str>,
+        extra_code: &str,
+    ) -> PathBuf {
         let source = self.state.path().join(format!("app-{marker}"));
         std::fs::create_dir_all(&source).expect("create");
         let code = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/app/app.py"))
             .expect("the example app");
         let mut settings = format!("source: {}\n  keep_releases: {keep}", source.display());
-        let mut code = format!("{code}\n# release {marker}\n");
+        let mut code = format!("{code}\n# release {marker}\n{extra_code}");
         if let Some((requirements, module)) = package {
             std::fs::write(source.join("requirements.txt"), requirements).expect("write");
             code.push_str(&format!("import {module}  # noqa: E402\n"));
@@ -208,4 +219,22 @@ pub(crate) fn migrations_run_before_the_switch_and_a_failed_one_switches_nothing
     assert!(!listed.iter().any(|release| release["id"] == failed_id), "the failed release is gone: {after}");
     assert!(counter_at(&lab.vip) > 0, "the app still serves");
     assert_success(&lab.apply(&lab.inventory, &[]), "apply back to the example app");
+}
+
+/// A release whose app crashes at import never replaces the one serving:
+/// the apply stops at the first app host with the app's own error, before
+/// anything is swapped in, and the crashed release is gone.
+pub(crate) fn a_release_that_crashes_at_import_stops_at_the_first_host(lab: &Lab) {
+    let serving = lab.releases()["current"].as_str().expect("current").to_string();
+    let crash = "raise RuntimeError(\"cannot start: SECRET_KEY is not set\")\n";
+    let crashing = lab.app_version_coded("crash", 5, None, None, crash);
+    let failed = lab.apply(&crashing, &[]);
+    assert_eq!(failed.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(stderr.contains("app-01") && stderr.contains("cannot start: SECRET_KEY is not set"), "{stderr}");
+    let after = lab.releases_of(&crashing);
+    assert_eq!(after["current"], serving.as_str(), "the host still serves what it served");
+    let crashed = after["inventory"].as_str().expect("the crashed release's id");
+    assert!(!after["releases"].as_array().expect("releases").iter().any(|release| release["id"] == crashed), "{after}");
+    assert!(counter_at(&lab.vip) > 0);
 }

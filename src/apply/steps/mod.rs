@@ -345,24 +345,38 @@ pub fn packages(release: &ReleasePlan, wheelhouse: Option<&[u8]>) -> Option<Stri
     Some(script)
 }
 
-/// Runs the release's migration before anything is swapped in: as the
-/// app's user, in the release's directory, with the app's environment file
-/// (read by systemd, which wrote its quoting) and the release's `.venv`
-/// first on `PATH`. Its own output is what a failure reports.
+/// Imports the release's WSGI module the way a Gunicorn worker will (as
+/// the app's user, with its environment and packages) before anything is
+/// swapped in: an app that crashes at import stops the apply with its own
+/// traceback while the host still serves the release it served.
+pub fn import_check(release: &ReleasePlan, module: &str) -> Option<String> {
+    let id = release.switch_to.as_deref()?;
+    let words = ["python3", "-c", "import importlib, sys; importlib.import_module(sys.argv[1])", module];
+    Some(as_app(&format!("{}/{id}", release.directory), &words))
+}
+
+/// Runs the release's migration before anything is swapped in, like
+/// [`import_check`]. Its own output is what a failure reports.
 pub fn migrate(release: &ReleasePlan) -> Option<String> {
     let words = release.migrate.as_ref()?;
     let id = release.switch_to.as_deref()?;
-    let directory = format!("{}/{id}", release.directory);
-    let command: Vec<String> = words.iter().map(|word| quote(word)).collect();
-    Some(format!(
+    Some(as_app(&format!("{}/{id}", release.directory), words))
+}
+
+/// A command run as the app's user, in `directory` (a release), with the
+/// app's environment file (read by systemd, which wrote its quoting) and
+/// the release's `.venv` first on `PATH`; its output goes to stderr.
+fn as_app(directory: &str, words: &[impl AsRef<str>]) -> String {
+    let command: Vec<String> = words.iter().map(|word| quote(word.as_ref())).collect();
+    format!(
         "systemd-run --quiet --wait --pipe --collect --uid=www-data --gid=www-data \\\n  \
          -p EnvironmentFile={env} -p WorkingDirectory={dir} -E PATH={path} \\\n  \
-         /bin/sh -c 'exec \"$@\"' migrate {command} < /dev/null 1>&2\n",
+         /bin/sh -c 'exec \"$@\"' app {command} < /dev/null 1>&2\n",
         env = catalog::APP_ENVIRONMENT.path,
-        dir = quote(&directory),
+        dir = quote(directory),
         path = quote(&format!("{directory}/.venv/bin:/usr/local/bin:/usr/bin:/bin")),
         command = command.join(" "),
-    ))
+    )
 }
 
 /// Removes what a failed apply made of a release new to the host, so it
