@@ -343,3 +343,44 @@ fn validate_notes_checkers_of_another_release() {
         assert_eq!(noted, here != Some(release), "target {release}, this machine {here:?}");
     }
 }
+
+/// Issue 15: `app.env` adds plain values and secrets to the app's
+/// environment file, each in systemd's quoting, the file kept private; a
+/// name infra writes itself is refused.
+#[test]
+fn app_env_lands_quoted_in_the_private_environment_file() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let path = five_server_copy(directory.path(), |text| {
+        text.replacen(
+            "  directory: /srv/app\n",
+            "  directory: /srv/app\n  env:\n    GREETING: 'say \"hi\" for $5 \\\\ 100%'\n    WORKERS_HINT: 4\n    SECRET_KEY: {env: INFRA_TEST_SECRET_KEY}\n",
+            1,
+        )
+    });
+    let tree = directory.path().join("tree");
+    let output = infra()
+        .args(["render", "--out"])
+        .arg(&tree)
+        .arg("-i")
+        .arg(&path)
+        .env("INFRA_VRRP_SECRET", "vrrp-pw1")
+        .env("INFRA_DB_PASSWORD", "db-pw-1")
+        .env("INFRA_TEST_SECRET_KEY", "k3y'with\"quotes")
+        .output()
+        .expect("infra runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let file = tree.join("app-01/etc/infra/app.env");
+    let text = std::fs::read_to_string(&file).expect("app.env");
+    assert!(text.contains(r#"GREETING="say \"hi\" for \$5 \\\\ 100%""#), "{text}");
+    assert!(text.contains("WORKERS_HINT=\"4\"") || text.contains("WORKERS_HINT=4"), "{text}");
+    assert!(text.contains(r#"SECRET_KEY="k3y'with\"quotes""#), "{text}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&file).expect("meta").permissions().mode() & 0o777, 0o600);
+
+    let refused = five_server_copy(directory.path(), |text| {
+        text.replacen("  directory: /srv/app\n", "  directory: /srv/app\n  env: {DATABASE_HOST: elsewhere}\n", 1)
+    });
+    let output = infra().args(["validate", "-i"]).arg(&refused).output().expect("infra runs");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("invalid-env-name"));
+}

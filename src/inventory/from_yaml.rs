@@ -308,8 +308,10 @@ fn app(decoder: &mut Decoder, node: &Node) -> Option<AppSettings> {
             .collect();
         (words.len() == items.len() && !words.is_empty()).then(|| Spanned::new(words, node.span))
     });
+    let env = fields.optional("env").map(|node| app_env(decoder, node)).unwrap_or_default();
     let settings = AppSettings {
         span: node.span,
+        env,
         migrate,
         requirements,
         keep_releases: or_default(keep, keep_node.is_some(), KEEP_RELEASES, &fields)?,
@@ -404,6 +406,32 @@ fn backup_destination(decoder: &mut Decoder, node: &Node) -> Option<BackupDestin
     };
     fields.finish(decoder);
     Some(destination)
+}
+
+/// `app.env`: names to plain values (strings or numbers, written into
+/// the app's environment file with systemd's quoting) or secret references.
+fn app_env(decoder: &mut Decoder, node: &Node) -> Vec<(Spanned<String>, EnvValue)> {
+    use super::yaml::Value;
+    let Value::Mapping(entries) = &node.value else {
+        decoder.fields(node, "`env` of `app`");
+        return Vec::new();
+    };
+    let mut env = Vec::new();
+    for (key, value) in entries {
+        let Some(name) = decoder.grammar(key, "a name in `env` of `app`", "invalid-env-name", grammar::env_name) else {
+            continue;
+        };
+        let what = format!("`{}` of `app.env`", name.value);
+        let value = match &value.value {
+            Value::Mapping(_) => decoder.secret(value, &what).map(EnvValue::Secret),
+            Value::Integer(number) => Some(EnvValue::Plain(Spanned::new(number.to_string(), value.span))),
+            _ => decoder.string(value, &what).map(EnvValue::Plain),
+        };
+        if let Some(value) = value {
+            env.push((name, value));
+        }
+    }
+    env
 }
 
 fn string_list(decoder: &mut Decoder, node: &Node, what: &str) -> Option<Spanned<Vec<Spanned<String>>>> {

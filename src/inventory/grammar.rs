@@ -98,6 +98,17 @@ pub fn source_file(text: &str) -> Result<String, &'static str> {
     Ok(text.to_string())
 }
 
+/// A name in `app.env`: an environment variable's, uppercase, and not one
+/// of those infra writes itself (`DATABASE_*`).
+pub fn env_name(text: &str) -> Result<String, &'static str> {
+    const EXPECTED: &str = "an environment variable name of `A-Z`, `0-9` and `_` (like `SECRET_KEY`), not starting with a digit or `DATABASE_`";
+    let valid = (1..=64).contains(&text.len())
+        && text.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        && !text.starts_with(|c: char| c.is_ascii_digit())
+        && !text.starts_with("DATABASE_");
+    if valid { Ok(text.to_string()) } else { Err(EXPECTED) }
+}
+
 /// One word of `app.migrate`: printable ASCII without quotes or `\`, at
 /// most 256 bytes. Each word is quoted for the shell that runs it.
 pub fn command_word(text: &str) -> Result<String, &'static str> {

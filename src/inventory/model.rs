@@ -165,6 +165,16 @@ pub struct AppSettings {
     /// app's environment, before any host switches to it (`[python3, -m,
     /// alembic, upgrade, head]`): the words of its command line.
     pub migrate: Option<Spanned<Vec<String>>>,
+    /// More of the app's environment, beside the database settings infra
+    /// writes itself: plain values, or secret references.
+    pub env: Vec<(Spanned<String>, EnvValue)>,
+}
+
+/// One value of `app.env`.
+#[derive(Clone, Debug)]
+pub enum EnvValue {
+    Plain(Spanned<String>),
+    Secret(SecretRef),
 }
 
 /// How many releases an app host keeps when `app` does not say.

@@ -144,6 +144,11 @@ fn secret_references(inventory: &Inventory) -> Vec<(&SecretRef, Option<&'static 
     if let Some(database) = &inventory.database {
         references.push((&database.password, Some(&PASSWORD)));
     }
+    for (_, value) in inventory.app.iter().flat_map(|app| &app.env) {
+        if let crate::inventory::EnvValue::Secret(reference) = value {
+            references.push((reference, Some(&PASSWORD)));
+        }
+    }
     if let Some(tls) = inventory.load_balancer.as_ref().and_then(|lb| lb.tls.as_ref()) {
         references.push((&tls.key, None));
     }
@@ -242,7 +247,7 @@ const PER_HOST_VARIABLES: [&str; 3] = ["host", "vrrp", "firewall"];
 /// template reads one of them, or the object holding one as a whole (as
 /// `{{ database | tojson }}` would): decided by what the template uses, so
 /// escaping cannot hide a secret from the check and no output is searched.
-const SECRET_VARIABLES: [&str; 2] = ["database.password", "vrrp.secret"];
+const SECRET_VARIABLES: [&str; 3] = ["database.password", "vrrp.secret", "app.env"];
 
 /// A file's bytes, shared between every host that gets the same file.
 pub(crate) type Content = Arc<[u8]>;

@@ -338,6 +338,13 @@ impl HostContext<'_> {
             app => context! {
                 module => app.module.value.clone(), bind => app.bind.value.to_string(), workers => app.workers.value,
                 directory => format!("{}/current", app.directory.value),
+                env => app.env.iter().map(|(name, value)| {
+                    let value = match value {
+                        crate::inventory::EnvValue::Plain(text) => text.value.as_str(),
+                        crate::inventory::EnvValue::Secret(reference) => self.secrets.get(reference),
+                    };
+                    (name.value.clone(), value.to_string())
+                }).collect::<Vec<_>>(),
             },
             database => database.map(|database| context! {
                 address => self.derived.database_address.clone(),
