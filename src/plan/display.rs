@@ -104,23 +104,6 @@ fn render_host(out: &mut String, host: &HostPlan, palette: Palette) {
                 palette.green, palette.reset, releases.files, releases.directory
             );
         }
-        if let Some(migrate) = &releases.migrate {
-            let _ = writeln!(
-                out,
-                "    {}▸ migrate{} `{}` before any host switches",
-                palette.cyan,
-                palette.reset,
-                migrate.join(" ")
-            );
-        }
-        if let Some(to) = &releases.switch_to {
-            let from = releases.current.as_deref().unwrap_or("nothing");
-            let _ = writeln!(
-                out,
-                "    {}⇄ switch{} {} from release {from} to {to}",
-                palette.cyan, palette.reset, releases.link
-            );
-        }
         match &releases.packages {
             Some(crate::plan::PackagesPlan::Install { file, names, python, .. }) => {
                 let _ = writeln!(
@@ -139,6 +122,23 @@ fn render_host(out: &mut String, host: &HostPlan, palette: Palette) {
                 );
             }
             None => {}
+        }
+        if let Some(migrate) = &releases.migrate {
+            let _ = writeln!(
+                out,
+                "    {}▸ migrate{} `{}` before any host switches",
+                palette.cyan,
+                palette.reset,
+                migrate.join(" ")
+            );
+        }
+        if let Some(to) = &releases.switch_to {
+            let from = releases.current.as_deref().unwrap_or("nothing");
+            let _ = writeln!(
+                out,
+                "    {}⇄ switch{} {} from release {from} to {to}",
+                palette.cyan, palette.reset, releases.link
+            );
         }
         for id in &releases.prune {
             let _ = writeln!(

@@ -238,3 +238,55 @@ pub(crate) fn a_release_that_crashes_at_import_stops_at_the_first_host(lab: &Lab
     assert!(!after["releases"].as_array().expect("releases").iter().any(|release| release["id"] == crashed), "{after}");
     assert!(counter_at(&lab.vip) > 0);
 }
+
+/// Runs `apply` of `inventory` and kills infra once app-01 reports `step`;
+/// returns whether it got that far.
+fn apply_killed_at(lab: &Lab, inventory: &Path, step: &str) -> bool {
+    use std::io::BufRead;
+    let mut child = lab
+        .apply_command(inventory, &[])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("infra runs");
+    let stderr = child.stderr.take().expect("stderr");
+    let wanted = format!("app-01: {step}");
+    let reached = std::io::BufReader::new(stderr).lines().map_while(Result::ok).any(|line| line.contains(&wanted));
+    if reached {
+        child.kill().expect("kill");
+    }
+    let _ = child.wait();
+    reached
+}
+
+/// A deploy killed at any step leaves `current` pointing at a complete
+/// release that serves, and the next run completes the deploy.
+pub(crate) fn a_killed_deploy_leaves_current_valid_and_the_next_run_completes_it(lab: &Lab) {
+    let kills = [
+        ("unpacking the release", "humanize==4.9.0\n"),
+        ("installing the release's packages", "humanize==4.10.0\n"),
+        ("importing the new release", "humanize==4.11.0\n"),
+        ("swapping files in", "humanize==4.11.0\n"),
+    ];
+    for (index, (step, requirements)) in kills.into_iter().enumerate() {
+        let inventory = lab.app_version_with(&format!("kill{index}"), 5, Some((requirements, "humanize")));
+        assert!(apply_killed_at(lab, &inventory, step), "the apply never reached `{step}`");
+        std::thread::sleep(Duration::from_millis(500));
+        let current = lab.ssh_ok(
+            &address("app-01"),
+            "readlink -e /srv/app/current && test -e /srv/app/current/.infra-complete && echo complete",
+        );
+        assert!(current.contains("complete"), "after a kill at `{step}`, current is not a complete release: {current}");
+        assert!(counter_at(&lab.vip) > 0, "the app serves after a kill at `{step}`");
+        assert_success(&lab.apply(&inventory, &[]), &format!("the apply after a kill at `{step}`"));
+        let plan = lab.plan(&inventory, &["--detailed-exitcode"]);
+        assert_eq!(
+            plan.status.code(),
+            Some(0),
+            "converged after a kill at `{step}`: {}",
+            String::from_utf8_lossy(&plan.stdout)
+        );
+        eprintln!("a deploy killed at `{step}` left a valid current release; the next run completed it");
+    }
+    assert_success(&lab.apply(&lab.inventory, &[]), "apply back to the example app");
+}

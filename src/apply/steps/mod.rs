@@ -368,9 +368,12 @@ pub fn migrate(release: &ReleasePlan) -> Option<String> {
 /// the release's `.venv` first on `PATH`; its output goes to stderr.
 fn as_app(directory: &str, words: &[impl AsRef<str>]) -> String {
     let command: Vec<String> = words.iter().map(|word| quote(word.as_ref())).collect();
+    // The environment file as this apply will leave it: the staged one
+    // when it changes (on a first apply, the only one).
     format!(
-        "systemd-run --quiet --wait --pipe --collect --uid=www-data --gid=www-data \\\n  \
-         -p EnvironmentFile={env} -p WorkingDirectory={dir} -E PATH={path} \\\n  \
+        "environment={env}\n[ -e \"$environment{NEW}\" ] && environment=\"$environment{NEW}\"\n\
+         systemd-run --quiet --wait --pipe --collect --uid=www-data --gid=www-data \\\n  \
+         -p EnvironmentFile=\"$environment\" -p WorkingDirectory={dir} -E PATH={path} \\\n  \
          /bin/sh -c 'exec \"$@\"' app {command} < /dev/null 1>&2\n",
         env = catalog::APP_ENVIRONMENT.path,
         dir = quote(directory),
