@@ -291,6 +291,13 @@ pub(crate) fn two_web_and_two_app_hosts_change_with_zero_failed_requests() {
     assert!(stderr.contains("draining in HAProxy"), "{stderr}");
     let app = lab.inventory_with("scaled-app.yml", "workers: 2", "workers: 3");
     apply_under_load(&lab, &app, "apply of an app tier change with two app hosts");
+    let releases = lab.command().args(["releases", "--format", "json", "-i"]).arg(&app).output().expect("infra runs");
+    assert_success(&releases, "releases");
+    let releases: serde_json::Value = serde_json::from_slice(&releases.stdout).expect("JSON");
+    let current: Vec<&str> =
+        releases["hosts"].as_array().expect("hosts").iter().filter_map(|host| host["current"].as_str()).collect();
+    assert_eq!(current.len(), 2, "{releases}");
+    assert_eq!(current[0], current[1], "every app host serves the same release: {releases}");
 }
 
 /// A backup taken through `infra backup now`, more writes, then `infra

@@ -103,3 +103,33 @@ fn bench_plan_against_the_ssh_floor() {
         drop(lab);
     }
 }
+
+/// `bash bench/release-reuse.sh`: a release with PyPI packages (wheels
+/// fetched with a cold cache, installed on the host) against the next,
+/// code-only release (the packages hard-linked), in one run. Prints both
+/// and the ratio.
+#[test]
+#[ignore = "a benchmark: run it with bench/release-reuse.sh"]
+fn bench_code_only_release_against_the_first() {
+    if !lab_available("bench_code_only_release_against_the_first") {
+        return;
+    }
+    let lab = Lab::up();
+    assert_success(&lab.apply(&lab.inventory, &[]), "first converge");
+    let cache = tempfile::tempdir().expect("a cold wheel cache");
+    let requirements = "humanize==4.11.0\nSQLAlchemy==2.0.36\nalembic==1.14.0\n";
+    let timed = |inventory: &Path| {
+        let started = Instant::now();
+        let output =
+            lab.apply_command(inventory, &[]).env("XDG_CACHE_HOME", cache.path()).output().expect("infra runs");
+        assert_success(&output, "apply of a release");
+        (started.elapsed(), String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    let (first, log) = timed(&lab.app_version_with("bench1", 5, Some((requirements, "sqlalchemy"))));
+    assert!(log.contains("installing the release's packages"), "{log}");
+    let (second, log) = timed(&lab.app_version_with("bench2", 5, Some((requirements, "sqlalchemy"))));
+    assert!(log.contains("linking the packages of an earlier release") && !log.contains("installing"), "{log}");
+    println!("BENCH release with packages (cold wheel cache, install on the host): {:.2} s", first.as_secs_f64());
+    println!("BENCH code-only release (packages hard-linked): {:.2} s", second.as_secs_f64());
+    println!("BENCH ratio first / code-only: {:.1}x", first.as_secs_f64() / second.as_secs_f64());
+}

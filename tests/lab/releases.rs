@@ -34,7 +34,7 @@ impl Lab {
 
     /// [`Lab::app_version`] whose app also imports a PyPI package it names
     /// in its requirements: `(requirements.txt, the module)`.
-    fn app_version_with(&self, marker: &str, keep: u32, package: Option<(&str, &str)>) -> PathBuf {
+    pub(crate) fn app_version_with(&self, marker: &str, keep: u32, package: Option<(&str, &str)>) -> PathBuf {
         self.app_version_full(marker, keep, package, None)
     }
 
