@@ -87,7 +87,10 @@ fn download(directory: &Path, requirements: &str, python: &str, arch: &str) -> R
     command.args(["--platform", "any"]);
     let output = command.output().map_err(|error| WheelsError::Spawn { program: "python3 -m pip".into(), error })?;
     if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        let mut stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        if stderr.contains("No module named pip") {
+            stderr.push_str("\n\nhint: install pip on this machine (`apt-get install python3-pip` on Debian): infra downloads the app's wheels with it");
+        }
         return Err(WheelsError::Download { python: python.into(), arch: arch.into(), stderr });
     }
     std::fs::write(directory.join(".complete"), "").map_err(cache)

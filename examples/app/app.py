@@ -1,47 +1,48 @@
-"""The example application: a WSGI app (Flask) served by Gunicorn.
+"""The example application: a WSGI app (Flask, SQLAlchemy) served by Gunicorn.
 
-GET / returns JSON with the serving host, a counter kept in a MySQL table and
+GET / returns JSON with the serving host, a counter kept in a MariaDB table and
 the client's address and scheme as the proxies in front of it saw them,
 so one request proves the whole path HAProxy -> Nginx -> Gunicorn -> MariaDB.
-Database settings come from the environment (systemd's EnvironmentFile).
+Database settings come from the environment (systemd's EnvironmentFile); the
+schema comes from the Alembic migrations in `migrations/`, which infra runs
+once per release (`app.migrate`) before any host switches to it.
 """
 
 import os
 import socket
 
-import pymysql
 from flask import Flask, jsonify, request
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import URL
 from werkzeug.middleware.proxy_fix import ProxyFix
+
+
+def database_url():
+    return URL.create(
+        "mysql+pymysql",
+        username=os.environ["DATABASE_USER"],
+        password=os.environ["DATABASE_PASSWORD"],
+        host=os.environ["DATABASE_HOST"],
+        port=int(os.environ.get("DATABASE_PORT", "3306")),
+        database=os.environ["DATABASE_NAME"],
+    )
+
 
 app = Flask(__name__)
 # Nginx (reachable only from the load balancers) sets exactly one
 # X-Forwarded-For and X-Forwarded-Proto: the client's address and scheme.
 app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)
-
-
-def connect():
-    return pymysql.connect(
-        host=os.environ["DATABASE_HOST"],
-        port=int(os.environ.get("DATABASE_PORT", "3306")),
-        user=os.environ["DATABASE_USER"],
-        password=os.environ["DATABASE_PASSWORD"],
-        database=os.environ["DATABASE_NAME"],
-        connect_timeout=5,
-        autocommit=True,
-    )
+# Connections are made on first use, in each Gunicorn worker.
+engine = create_engine(database_url(), pool_pre_ping=True, pool_recycle=300)
 
 
 @app.route("/")
 def index():
-    with connect() as connection, connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE TABLE IF NOT EXISTS hits (id TINYINT PRIMARY KEY, count BIGINT NOT NULL)"
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO hits (id, count) VALUES (1, 1) ON DUPLICATE KEY UPDATE count = count + 1")
         )
-        cursor.execute(
-            "INSERT INTO hits (id, count) VALUES (1, 1) ON DUPLICATE KEY UPDATE count = count + 1"
-        )
-        cursor.execute("SELECT count FROM hits WHERE id = 1")
-        (count,) = cursor.fetchone()
+        count = connection.execute(text("SELECT count FROM hits WHERE id = 1")).scalar_one()
     return jsonify(
         host=socket.gethostname(),
         count=count,

@@ -33,7 +33,7 @@ pub enum PreflightError {
 
 /// The programs the lab runs, with the Debian package that provides each;
 /// curl too, which asks the virtual IP for the README's one response.
-const PROGRAMS: [(&str, &str); 7] = [
+const PROGRAMS: [(&str, &str); 8] = [
     ("ip", "iproute2"),
     ("debootstrap", "debootstrap"),
     ("systemd-nspawn", "systemd-container"),
@@ -41,6 +41,8 @@ const PROGRAMS: [(&str, &str); 7] = [
     ("ssh-keygen", "openssh-client"),
     ("mount", "mount"),
     ("curl", "curl"),
+    // apply fetches the example app's wheels with `python3 -m pip download`.
+    ("pip3", "python3-pip"),
 ];
 
 pub fn require_root() -> Result<(), PreflightError> {

@@ -313,6 +313,7 @@ impl HostContext<'_> {
             database => context! {
                 name => database.name.value.clone(), user => database.user.value.clone(), port => database.port.value,
                 bind_address => bind_address.to_string(), password => self.secrets.get(&database.password),
+                migrations => self.inventory.app.as_ref().is_some_and(|app| app.migrate.is_some()),
             },
         };
         self.install(state, &catalog::MARIADB, None, || context.clone())?;

@@ -519,7 +519,7 @@ fn lab_refuses_without_its_tools_and_names_the_package() {
         command.env("PATH", empty.path());
     });
     assert!(
-        stderr.contains("cannot install them itself (there is no `apt-get` on this machine); install the Debian packages with `apt-get install iproute2 debootstrap systemd-container openssh-client mount curl`"),
+        stderr.contains("cannot install them itself (there is no `apt-get` on this machine); install the Debian packages with `apt-get install iproute2 debootstrap systemd-container openssh-client mount curl python3-pip`"),
         "{stderr}"
     );
 }

@@ -32,59 +32,52 @@ impl Lab {
         self.app_version_with(marker, keep, None)
     }
 
-    /// [`Lab::app_version`] whose app also imports a PyPI package it names
-    /// in its requirements: `(requirements.txt, the module)`.
+    /// [`Lab::app_version`] whose app also imports a PyPI package it adds
+    /// to its requirements: `(the requirement line, the module)`.
     pub(crate) fn app_version_with(&self, marker: &str, keep: u32, package: Option<(&str, &str)>) -> PathBuf {
-        self.app_version_full(marker, keep, package, None)
+        self.app_version_changed(marker, AppChange { keep, package, ..AppChange::default() })
     }
 
-    /// [`Lab::app_version`] with `migrate.py` (its code) as `app.migrate`.
-    fn app_version_migrating(&self, marker: &str, migration: &str) -> PathBuf {
-        self.app_version_full(marker, 5, None, Some(migration))
-    }
-
-    fn app_version_full(
-        &self,
-        marker: &str,
-        keep: u32,
-        package: Option<(&str, &str)>,
-        migration: Option<&str>,
-    ) -> PathBuf {
-        self.app_version_coded(marker, keep, package, migration, "")
-    }
-
-    fn app_version_coded(
-        &self,
-        marker: &str,
-        keep: u32,
-        package: Option<(&str, &str)>,
-        migration: Option<&str>,
-        extra_code: &str,
-    ) -> PathBuf {
+    /// A copy of the example app changed as `change` says, and an inventory
+    /// deploying it.
+    fn app_version_changed(&self, marker: &str, change: AppChange) -> PathBuf {
         let source = self.state.path().join(format!("app-{marker}"));
-        std::fs::create_dir_all(&source).expect("create");
-        let code = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/app/app.py"))
-            .expect("the example app");
-        let mut settings = format!("source: {}\n  keep_releases: {keep}", source.display());
-        let mut code = format!("{code}\n# release {marker}\n{extra_code}");
-        if let Some((requirements, module)) = package {
-            std::fs::write(source.join("requirements.txt"), requirements).expect("write");
-            code.push_str(&format!("import {module}  # noqa: E402\n"));
-            settings.push_str("\n  requirements: requirements.txt");
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/app");
+        let copied = Command::new("cp").arg("-rT").arg(&example).arg(&source).status().expect("cp runs");
+        assert!(copied.success(), "copy of the example app");
+        let append = |file: &str, text: &str| {
+            let path = source.join(file);
+            let before = std::fs::read_to_string(&path).unwrap_or_default();
+            std::fs::write(&path, format!("{before}{text}")).expect("write");
+        };
+        append("app.py", &format!("\n# release {marker}\n{}", change.code));
+        if let Some((requirement, module)) = change.package {
+            append("requirements.txt", requirement);
+            append("app.py", &format!("import {module}  # noqa: E402\n"));
         }
-        if let Some(migration) = migration {
-            std::fs::write(source.join("migrate.py"), migration).expect("write");
-            settings.push_str("\n  migrate: [python3, migrate.py]");
+        for (name, migration) in change.migrations {
+            std::fs::write(source.join("migrations/versions").join(format!("{name}.py")), migration).expect("write");
         }
-        std::fs::write(source.join("app.py"), code).expect("write");
         let text = std::fs::read_to_string(&self.inventory).expect("inventory");
         let from = format!("source: {}/examples/app", env!("CARGO_MANIFEST_DIR"));
         assert!(text.contains(&from), "the lab inventory deploys the example app");
-        let text = text.replacen(&from, &settings, 1);
+        let settings = format!("source: {}\n  keep_releases: {}", source.display(), change.keep.max(2));
         let path = self.state.path().join(format!("inventory-{marker}.yml"));
-        std::fs::write(&path, text).expect("write");
+        std::fs::write(&path, text.replacen(&from, &settings, 1)).expect("write");
         path
     }
+}
+
+/// How a test's copy of the example app differs from it.
+#[derive(Default)]
+pub(crate) struct AppChange<'a> {
+    pub keep: u32,
+    /// A requirement line to add, and the module the app then imports.
+    pub package: Option<(&'a str, &'a str)>,
+    /// Alembic migrations to add: file name (without `.py`) and code.
+    pub migrations: Vec<(&'a str, String)>,
+    /// Code appended to `app.py`.
+    pub code: &'a str,
 }
 
 pub(crate) fn releases_switch_under_load_and_roll_back_in_seconds(lab: &Lab) {
@@ -177,18 +170,15 @@ pub(crate) fn a_release_brings_its_own_packages_and_code_only_releases_reuse_the
     assert_success(&lab.apply(&lab.inventory, &[]), "apply back to the example app");
 }
 
-/// What the lab's migrations run: records that `marker`'s migration ran,
-/// or fails as a real migration would.
-fn migration(marker: &str, fail: bool) -> String {
-    let failure = if fail { "sys.exit(\"migration failed: column `note` already exists\")\n" } else { "" };
+/// An Alembic migration after `down`: records that it ran, or fails as a
+/// real migration would.
+fn migration(revision: &str, down: &str, fail: bool) -> String {
+    let failure =
+        if fail { "    raise RuntimeError(\"migration failed: column `note` already exists\")\n" } else { "" };
     format!(
-        "import os, sys\nimport pymysql\n{failure}\
-         db = pymysql.connect(host=os.environ['DATABASE_HOST'], port=int(os.environ['DATABASE_PORT']), \
-         user=os.environ['DATABASE_USER'], password=os.environ['DATABASE_PASSWORD'], \
-         database=os.environ['DATABASE_NAME'], autocommit=True)\n\
-         with db.cursor() as c:\n    \
-         c.execute('CREATE TABLE IF NOT EXISTS migrations (name VARCHAR(32) PRIMARY KEY)')\n    \
-         c.execute('REPLACE INTO migrations VALUES (%s)', ('{marker}',))\n"
+        "from alembic import op\n\nrevision = \"{revision}\"\ndown_revision = \"{down}\"\n\n\ndef upgrade():\n{failure}\
+         \x20   op.execute(\"CREATE TABLE IF NOT EXISTS migrations (name VARCHAR(32) PRIMARY KEY)\")\n\
+         \x20   op.execute(\"REPLACE INTO migrations VALUES ('{revision}')\")\n\n\ndef downgrade():\n    pass\n"
     )
 }
 
@@ -197,17 +187,24 @@ fn migration(marker: &str, fail: bool) -> String {
 /// own message and switches nothing: the host still serves the release it
 /// served, and the failed one is gone.
 pub(crate) fn migrations_run_before_the_switch_and_a_failed_one_switches_nothing(lab: &Lab) {
-    let migrating = lab.app_version_migrating("mig1", &migration("mig1", false));
+    let first = ("0002_mig1", migration("0002_mig1", "0001", false));
+    let migrating =
+        lab.app_version_changed("mig1", AppChange { keep: 5, migrations: vec![first.clone()], ..AppChange::default() });
     let plan = String::from_utf8_lossy(&lab.plan(&migrating, &["--no-progress"]).stdout).into_owned();
-    assert!(plan.contains("migrate `python3 migrate.py` before any host switches"), "{plan}");
+    assert!(plan.contains("migrate `python3 -m alembic upgrade head` before any host switches"), "{plan}");
     let applied = lab.apply(&migrating, &[]);
     assert_success(&applied, "apply of a release with a migration");
     assert!(String::from_utf8_lossy(&applied.stderr).contains("app-01: migrating the database"));
-    let ran = lab.ssh_ok(&address("db-01"), "mariadb -N -B app -e 'SELECT name FROM migrations'");
-    assert_eq!(ran.trim(), "mig1");
+    let ran = lab.ssh_ok(
+        &address("db-01"),
+        "mariadb -N -B app -e 'SELECT name FROM migrations; SELECT version_num FROM alembic_version'",
+    );
+    assert_eq!(ran.split_whitespace().collect::<Vec<_>>(), ["0002_mig1", "0002_mig1"], "{ran}");
     let serving = lab.releases()["current"].as_str().expect("current").to_string();
 
-    let failing = lab.app_version_migrating("mig2", &migration("mig2", true));
+    let second = ("0003_mig2", migration("0003_mig2", "0002_mig1", true));
+    let failing =
+        lab.app_version_changed("mig2", AppChange { keep: 5, migrations: vec![first, second], ..AppChange::default() });
     let failed = lab.apply(&failing, &[]);
     assert_eq!(failed.status.code(), Some(1), "a failed migration fails the apply");
     let stderr = String::from_utf8_lossy(&failed.stderr);
@@ -227,7 +224,7 @@ pub(crate) fn migrations_run_before_the_switch_and_a_failed_one_switches_nothing
 pub(crate) fn a_release_that_crashes_at_import_stops_at_the_first_host(lab: &Lab) {
     let serving = lab.releases()["current"].as_str().expect("current").to_string();
     let crash = "raise RuntimeError(\"cannot start: SECRET_KEY is not set\")\n";
-    let crashing = lab.app_version_coded("crash", 5, None, None, crash);
+    let crashing = lab.app_version_changed("crash", AppChange { keep: 5, code: crash, ..AppChange::default() });
     let failed = lab.apply(&crashing, &[]);
     assert_eq!(failed.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&failed.stderr);
