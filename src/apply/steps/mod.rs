@@ -241,15 +241,31 @@ pub fn health(host: &HostState, seconds: u32) -> Option<String> {
     ))
 }
 
+/// A managed path and its apply-time siblings, each quoted for the shell:
+/// the staged new version, the kept old one, and the marker that there was
+/// none.
+struct Forms {
+    path: String,
+    backup: String,
+    absent: String,
+    new: String,
+}
+
+impl Forms {
+    fn of(path: &str) -> Forms {
+        Forms {
+            path: quote(path),
+            backup: quote(&format!("{path}{BACKUP}")),
+            absent: quote(&format!("{path}{ABSENT}")),
+            new: quote(&format!("{path}{NEW}")),
+        }
+    }
+}
+
 /// Points `link` at `target` by renaming a new link over it (atomic: the
 /// path is a valid link at every moment), the old link kept as its backup.
 pub fn switch_link(link: &str, target: &str) -> String {
-    let (path, backup, absent, new) = (
-        quote(link),
-        quote(&format!("{link}{BACKUP}")),
-        quote(&format!("{link}{ABSENT}")),
-        quote(&format!("{link}{NEW}")),
-    );
+    let Forms { path, backup, absent, new } = Forms::of(link);
     format!(
         "if [ -L {path} ]; then rm -f {backup}; cp -P {path} {backup}; rm -f {absent}; else rm -f {backup}; : > {absent}; fi\n\
          rm -f {new}\nln -s {} {new}\nmv -T {new} {path}\n",
@@ -259,12 +275,7 @@ pub fn switch_link(link: &str, target: &str) -> String {
 
 /// Puts the link back as it was before [`switch_link`].
 fn restore_link(link: &str) -> String {
-    let (path, backup, absent, new) = (
-        quote(link),
-        quote(&format!("{link}{BACKUP}")),
-        quote(&format!("{link}{ABSENT}")),
-        quote(&format!("{link}{NEW}")),
-    );
+    let Forms { path, backup, absent, new } = Forms::of(link);
     format!(
         "rm -f {new}\nif [ -e {absent} ]; then rm -f {path} {absent}; elif [ -L {backup} ]; then mv -T {backup} {path}; fi\n"
     )
@@ -439,12 +450,7 @@ pub fn rollback(plan: &HostPlan, files: &[&ManagedFile]) -> String {
         script.push_str(&restore_link(&releases.link));
     }
     for file in files {
-        let (path, backup, absent, new) = (
-            quote(&file.path),
-            quote(&format!("{}{BACKUP}", file.path)),
-            quote(&format!("{}{ABSENT}", file.path)),
-            quote(&format!("{}{NEW}", file.path)),
-        );
+        let Forms { path, backup, absent, new } = Forms::of(&file.path);
         script.push_str(&format!(
             "rm -f {new}\nif [ -e {absent} ]; then rm -f {path} {absent}; elif [ -e {backup} ]; then mv -f {backup} {path}; fi\n"
         ));
