@@ -385,7 +385,9 @@ fn as_app(directory: &str, words: &[impl AsRef<str>]) -> String {
         "environment={env}\n[ -e \"$environment{NEW}\" ] && environment=\"$environment{NEW}\"\n\
          systemd-run --quiet --wait --pipe --collect --uid=www-data --gid=www-data \\\n  \
          -p EnvironmentFile=\"$environment\" -p WorkingDirectory={dir} -E PATH={path} \\\n  \
-         /bin/sh -c 'exec \"$@\"' app {command} < /dev/null 1>&2\n",
+         /bin/sh -c 'exec \"$@\"' app {command} < /dev/null 1>&2 || \\\n  \
+         {{ status=$?; echo {shown}\" exited with status $status\" >&2; exit 1; }}\n",
+        shown = quote(&format!("`{}`", words.iter().map(|word| word.as_ref()).collect::<Vec<_>>().join(" "))),
         env = catalog::APP_ENVIRONMENT.path,
         dir = quote(directory),
         path = quote(&format!("{directory}/.venv/bin:/usr/local/bin:/usr/bin:/bin")),

@@ -225,3 +225,31 @@ fn a_backup_comes_first_only_before_a_restart_or_sql_on_a_host_that_asks() {
     host.backups.as_mut().expect("backups").before_apply = false;
     assert_eq!(backup_first(&plan, &host), None, "`before_apply: false`");
 }
+
+#[test]
+fn a_failing_app_command_says_which_and_how_it_exited() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let release = ReleasePlan {
+        directory: "/srv/app/releases".into(),
+        link: "/srv/app/current".into(),
+        current: None,
+        switch_to: Some("aaaaaaaaaaaa".into()),
+        target: "releases/aaaaaaaaaaaa".into(),
+        prune: vec![],
+        new: true,
+        files: 1,
+        migrate: Some(vec!["python3".into(), "-m".into(), "alembic".into(), "upgrade".into(), "`touch x`".into()]),
+        packages: None,
+    };
+    let bin = directory.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    std::fs::write(bin.join("systemd-run"), "#!/bin/sh\nexit 255\n").expect("fake");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("systemd-run"), std::fs::Permissions::from_mode(0o755)).expect("mode");
+    let script = format!("PATH={}:$PATH\n{}", bin.display(), migrate(&release).expect("a migration"));
+    let output = run(&script, directory.path());
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("`python3 -m alembic upgrade `touch x`` exited with status 255"), "{stderr}");
+    assert!(!directory.path().join("x").exists(), "nothing in the command's words runs in the message");
+}
