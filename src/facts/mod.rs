@@ -86,6 +86,10 @@ pub struct HostFacts {
     /// For each release with installed packages, their requirements' digest.
     #[serde(default)]
     pub venvs: BTreeMap<String, String>,
+    /// The releases whose migration ran (`.infra-migrated`): a release goes
+    /// through its migration once, not again when switched back to.
+    #[serde(default)]
+    pub migrated: std::collections::BTreeSet<String>,
     /// The host's Python (`3.13`) and machine (`x86_64`): what wheels fit.
     #[serde(default)]
     pub python: Option<(String, String)>,
@@ -176,15 +180,17 @@ pub fn script(host: &HostState) -> String {
 }
 
 /// `K TARGET` (`K -` for no link, `K !` for something else there), one
-/// `R ID MTIME VENV` per complete release directory (`VENV`: the digest of
-/// the requirements its `.venv` holds, `-` for none) and `Y VERSION ARCH`
+/// `R ID MTIME VENV MIGRATED` per complete release directory (`VENV`: the
+/// digest of the requirements its `.venv` holds, `-` for none; `MIGRATED`:
+/// whether its migration ran) and `Y VERSION ARCH`
 /// of the host's Python (what wheels must be built for).
 fn release_facts(releases: &crate::desired::Releases) -> String {
     let (link, dir) = (quote(&releases.link), quote(&releases.directory));
     format!(
         "if [ -L {link} ]; then echo \"K $(readlink {link})\"; elif [ -e {link} ]; then echo 'K !'; else echo 'K -'; fi\n\
          for d in {dir}/*/; do d=${{d%/}}; [ -e \"$d/.infra-complete\" ] && \
-         echo \"R ${{d##*/}} $(stat -c %Y \"$d\") $(cat \"$d/.venv/.infra-requirements\" 2>/dev/null || echo -)\"; done\n\
+         echo \"R ${{d##*/}} $(stat -c %Y \"$d\") $(cat \"$d/.venv/.infra-requirements\" 2>/dev/null || echo -) \
+         $([ -e \"$d/.infra-migrated\" ] && echo migrated || echo -)\"; done\n\
          p=$(readlink -f /usr/bin/python3 2>/dev/null); echo \"Y ${{p##*/python}} $(uname -m)\"\n"
     )
 }
@@ -287,10 +293,13 @@ pub fn parse(host: &HostState, output: &str) -> Result<HostFacts, FactsError> {
                     target => LinkFact::Link(target.to_string()),
                 });
             }
-            ["R", id, mtime, venv] if host.releases.is_some() && is_release_id(id) => {
+            ["R", id, mtime, venv, migrated] if host.releases.is_some() && is_release_id(id) => {
                 facts.releases.push((id.to_string(), mtime.parse().map_err(|_| unexpected())?));
                 if is_release_id(venv) {
                     facts.venvs.insert(id.to_string(), venv.to_string());
+                }
+                if *migrated == "migrated" {
+                    facts.migrated.insert(id.to_string());
                 }
             }
             ["Y", version, arch] if host.releases.is_some() && facts.python.is_none() => {

@@ -30,8 +30,10 @@ pub struct ReleasePlan {
     /// How many files a new release unpacks.
     #[serde(default)]
     pub files: usize,
-    /// The migration to run before the switch (`app.migrate`), once per
-    /// release and run: apply runs it on the first host that switches.
+    /// The migration to run before the switch (`app.migrate`): once per
+    /// release, on the first host that switches to it, never again when a
+    /// host goes back to a release whose migration ran (its schema may be
+    /// behind the database's by then, as after any rollback).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migrate: Option<Vec<String>>,
     /// How the release gets its Python packages, when it has none yet.
@@ -97,7 +99,7 @@ pub fn plan_releases(host: &HostState, facts: &HostFacts) -> (Option<ReleasePlan
         target: releases.target(&releases.id),
         new,
         files: releases.files.len(),
-        migrate: releases.migrate.clone().filter(|_| switch_to.is_some()),
+        migrate: releases.migrate.clone().filter(|_| switch_to.is_some() && !facts.migrated.contains(&releases.id)),
         current,
         switch_to,
         prune,

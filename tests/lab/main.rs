@@ -277,9 +277,9 @@ fn the_lab_suite() {
     a_risky_database_change_takes_a_backup_first(&lab);
     releases_switch_under_load_and_roll_back_in_seconds(&lab);
     a_release_brings_its_own_packages_and_code_only_releases_reuse_them(&lab);
-    migrations_run_before_the_switch_and_a_failed_one_switches_nothing(&lab);
     a_release_that_crashes_at_import_stops_at_the_first_host(&lab);
     a_killed_deploy_leaves_current_valid_and_the_next_run_completes_it(&lab);
+    migrations_run_before_the_switch_and_a_failed_one_switches_nothing(&lab);
     the_firewall_lets_each_tier_reach_only_the_next(&lab);
     the_database_is_locked_down(&lab);
     the_vip_serves_https_with_the_lab_certificate(&lab);

@@ -371,7 +371,8 @@ pub fn import_check(release: &ReleasePlan, module: &str) -> Option<String> {
 pub fn migrate(release: &ReleasePlan) -> Option<String> {
     let words = release.migrate.as_ref()?;
     let id = release.switch_to.as_deref()?;
-    Some(as_app(&format!("{}/{id}", release.directory), words))
+    let directory = format!("{}/{id}", release.directory);
+    Some(format!("set -e\n{}touch {}\n", as_app(&directory, words), quote(&format!("{directory}/.infra-migrated"))))
 }
 
 /// A command run as the app's user, in `directory` (a release), with the
