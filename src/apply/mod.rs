@@ -270,6 +270,9 @@ async fn run_steps<C: Connector>(
         if let Some(script) = steps::services(plan, host) {
             step("reloading services", script).await?;
         }
+        if let Some((name, script)) = host.roles.contains(&Role::Database).then(|| migration(plan, context)).flatten() {
+            step(name, script).await?;
+        }
         if let Some(script) = steps::health(host, context.settings.health_seconds) {
             step("health checks", script).await?;
         }
@@ -312,12 +315,24 @@ fn before_swap<C: Connector>(
         let tar = wheels.and_then(|key| context.wheelhouses.get(&key)).map(Vec::as_slice);
         found.extend(steps::packages(release, tar).map(|script| (name, script)));
         found.extend(steps::import_check(release, &desired.module).map(|script| ("importing the new release", script)));
-        let id = release.switch_to.clone().unwrap_or_default();
-        let first = release.migrate.is_some() && context.migrated.lock().is_ok_and(|mut migrated| migrated.insert(id));
-        found.extend(steps::migrate(release).filter(|_| first).map(|script| ("migrating the database", script)));
+        if !host.roles.contains(&Role::Database) {
+            found.extend(migration(plan, context));
+        }
     }
     found.extend(steps::backup_first(plan, host).map(|script| ("backing up the database", script)));
     found
+}
+
+/// The release's migration, when this host is the first of the run to
+/// switch to it. It runs before the swap, with one exception: on a host
+/// that is also the database, whose new configuration is part of the same
+/// transaction, it runs once that is live (after the services step); a
+/// failure there still rolls the host back.
+fn migration<C: Connector>(plan: &HostPlan, context: &Context<'_, C>) -> Option<(&'static str, String)> {
+    let release = plan.releases.as_ref().filter(|release| release.migrate.is_some())?;
+    let id = release.switch_to.clone().unwrap_or_default();
+    let first = context.migrated.lock().is_ok_and(|mut migrated| migrated.insert(id));
+    steps::migrate(release).filter(|_| first).map(|script| ("migrating the database", script))
 }
 
 fn summary(plan: &HostPlan, files: usize) -> String {
