@@ -16,7 +16,7 @@ use crate::catalog;
 use crate::cli::{Format, ReleasesArgs, RollbackArgs};
 use crate::desired::{HostState, Releases};
 use crate::diagnostic::Style;
-use crate::facts::{HostFacts, LinkFact, is_release_id};
+use crate::facts::{HostFacts, LinkFact, is_release_id, newest_first};
 use crate::inventory::Inventory;
 use crate::transport::{Connection, Target, shell_quote};
 
@@ -75,8 +75,7 @@ fn print_releases(listed: &[HostReleases]) {
 }
 
 fn host_releases(host: &HostState, facts: &HostFacts) -> HostReleases {
-    let mut releases: Vec<&(String, i64)> = facts.releases.iter().collect();
-    releases.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.cmp(&a.0)));
+    let releases = newest_first(&facts.releases);
     HostReleases {
         host: host.name.clone(),
         current: current(facts),
@@ -93,10 +92,7 @@ fn host_releases(host: &HostState, facts: &HostFacts) -> HostReleases {
 }
 
 fn current(facts: &HostFacts) -> Option<String> {
-    match &facts.release_link {
-        Some(LinkFact::Link(target)) => target.rsplit('/').next().filter(|id| is_release_id(id)).map(String::from),
-        _ => None,
-    }
+    facts.release_link.as_ref().and_then(LinkFact::release)
 }
 
 /// The app hosts' desired states: releases need no secret, so the
@@ -162,10 +158,9 @@ fn rollback_target(
             let current =
                 current(first_facts).context("the first app host has no current release to roll back from")?;
             let since = first_facts.releases.iter().find(|(id, _)| *id == current).map_or(i64::MAX, |(_, time)| *time);
-            let mut older: Vec<&(String, i64)> =
-                first_facts.releases.iter().filter(|(id, time)| *id != current && *time <= since).collect();
-            older.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.cmp(&a.0)));
-            older.first().map(|(id, _)| id.clone()).context("there is no earlier release to roll back to")?
+            let mut older =
+                newest_first(&first_facts.releases).into_iter().filter(|(id, time)| *id != current && *time <= since);
+            older.next().map(|(id, _)| id.clone()).context("there is no earlier release to roll back to")?
         }
     };
     if !is_release_id(&target) {

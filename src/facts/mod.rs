@@ -48,6 +48,24 @@ pub enum LinkFact {
     NotALink,
 }
 
+impl LinkFact {
+    /// The release a link points at (`releases/ID`), if it is one.
+    pub fn release(&self) -> Option<String> {
+        match self {
+            LinkFact::Link(target) => target.rsplit('/').next().filter(|id| is_release_id(id)).map(String::from),
+            LinkFact::Absent | LinkFact::NotALink => None,
+        }
+    }
+}
+
+/// Releases (id, when unpacked) newest first; ties by id, so the order is
+/// the same on every run.
+pub fn newest_first(releases: &[(String, i64)]) -> Vec<&(String, i64)> {
+    let mut sorted: Vec<&(String, i64)> = releases.iter().collect();
+    sorted.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.cmp(&a.0)));
+    sorted
+}
+
 /// What a host has now, for the items its desired state manages.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostFacts {

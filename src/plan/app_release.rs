@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::desired::{HostState, Releases};
-use crate::facts::{HostFacts, LinkFact, is_release_id};
+use crate::facts::{HostFacts, LinkFact, newest_first};
 
 /// What apply does with an app host's releases.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -74,15 +74,11 @@ impl PackagesPlan {
 /// be done.
 pub fn plan_releases(host: &HostState, facts: &HostFacts) -> (Option<ReleasePlan>, Option<String>) {
     let Some(releases) = &host.releases else { return (None, None) };
-    let current = match &facts.release_link {
-        Some(LinkFact::NotALink) => {
-            let refusal =
-                format!("`{}` is not a symlink: move it away, infra switches releases through it", releases.link);
-            return (None, Some(refusal));
-        }
-        Some(LinkFact::Link(target)) => target.rsplit('/').next().filter(|id| is_release_id(id)).map(String::from),
-        Some(LinkFact::Absent) | None => None,
-    };
+    if facts.release_link == Some(LinkFact::NotALink) {
+        let refusal = format!("`{}` is not a symlink: move it away, infra switches releases through it", releases.link);
+        return (None, Some(refusal));
+    }
+    let current = facts.release_link.as_ref().and_then(LinkFact::release);
     let switch_to = (current.as_deref() != Some(releases.id.as_str())).then(|| releases.id.clone());
     let prune = prunable(&facts.releases, &releases.id, current.as_deref(), releases.keep);
     let packages = match packages_plan(releases, facts) {
@@ -136,12 +132,10 @@ fn packages_plan(releases: &Releases, facts: &HostFacts) -> Result<Option<Packag
 /// desired and the current release always among the kept: the current one
 /// is what a rollback of this apply goes back to.
 fn prunable(present: &[(String, i64)], desired: &str, current: Option<&str>, keep: u32) -> Vec<String> {
-    let mut others: Vec<&(String, i64)> =
-        present.iter().filter(|(id, _)| id != desired && Some(id.as_str()) != current).collect();
-    others.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.cmp(&a.0)));
+    let others = newest_first(present).into_iter().filter(|(id, _)| id != desired && Some(id.as_str()) != current);
     let pinned = 1 + usize::from(current.is_some_and(|current| current != desired));
     let slots = (keep as usize).saturating_sub(pinned);
-    let mut pruned: Vec<String> = others.into_iter().skip(slots).map(|(id, _)| id.clone()).collect();
+    let mut pruned: Vec<String> = others.skip(slots).map(|(id, _)| id.clone()).collect();
     pruned.reverse();
     pruned
 }
