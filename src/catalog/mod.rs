@@ -236,6 +236,13 @@ impl Service {
     }
 }
 
+/// A probe command retried for up to 30 s, half a second apart: a
+/// service takes a moment to answer after a start or a reload. The last
+/// attempt's output is what a failure shows.
+pub fn until_it_passes(probe: &str) -> String {
+    format!("for _ in $(seq 1 60); do {probe} && exit 0; sleep 0.5; done; {probe}\n")
+}
+
 impl Probe {
     /// The command that runs this probe on a host at `address`, the
     /// service listening on `port` (or, for a TLS probe, on `tls_port`);

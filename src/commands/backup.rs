@@ -63,11 +63,12 @@ impl Stores {
         })
     }
 
-    fn all(&self) -> impl Iterator<Item = &Store> {
+    /// The database host's store, then the destination's.
+    pub fn all(&self) -> impl Iterator<Item = &Store> {
         std::iter::once(&self.database).chain(&self.destination)
     }
 
-    fn targets(&self) -> Vec<Target> {
+    pub fn targets(&self) -> Vec<Target> {
         self.all().map(|store| store.target.clone()).collect()
     }
 }

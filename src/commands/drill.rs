@@ -115,8 +115,7 @@ async fn drill(
     database: &str,
     prepare: Option<&str>,
 ) -> anyhow::Result<DrillRecord> {
-    let mut targets: Vec<Target> =
-        std::iter::once(&stores.database).chain(&stores.destination).map(|store| store.target.clone()).collect();
+    let mut targets = stores.targets();
     targets.push(host.clone());
     let settings = super::transport_settings(&args.backup.hosts.connection);
     let connected = facts::connect(&targets, settings, 3, &Silent).await;
@@ -142,7 +141,7 @@ async fn drill_connected(
     let scratch =
         connections.get(&host.name).with_context(|| format!("cannot reach the drill host `{}`", host.name))?;
     let mut holders: Vec<(&Store, &Connection, Vec<Manifest>)> = Vec::new();
-    for store in std::iter::once(&stores.database).chain(&stores.destination) {
+    for store in stores.all() {
         if let Some(connection) = connections.get(&store.target.name) {
             holders.push((store, connection, holdings(connection, store).await?.manifests));
         }

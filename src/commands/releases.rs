@@ -192,7 +192,7 @@ async fn switch_host(connection: &Connection, host: &HostState, id: &str, port: 
         unit = catalog::GUNICORN.unit,
     );
     let old = connection.run_script(&switch).await?.trim().to_string();
-    let wait = format!("for _ in $(seq 1 60); do {probe} && exit 0; sleep 0.5; done; {probe}\n");
+    let wait = catalog::until_it_passes(&probe);
     if let Err(error) = connection.run_script(&wait).await {
         let back =
             format!("{}systemctl reload {}\n", crate::apply::switch_link(&releases.link, &old), catalog::GUNICORN.unit);

@@ -81,16 +81,14 @@ async fn read_all(
     args: &crate::cli::HostsArgs,
     stores: &Stores,
 ) -> anyhow::Result<(BTreeMap<String, Holdings>, Vec<String>)> {
-    let targets: Vec<Target> =
-        std::iter::once(&stores.database).chain(&stores.destination).map(|store| store.target.clone()).collect();
-    let connected = facts::connect(&targets, super::transport_settings(&args.connection), 2, &Silent).await;
+    let connected = facts::connect(&stores.targets(), super::transport_settings(&args.connection), 2, &Silent).await;
     let mut warnings: Vec<String> = connected
         .unreachable
         .iter()
         .map(|host| format!("cannot read the backups on `{}`: {}", host.host, host.error))
         .collect();
     let mut held = BTreeMap::new();
-    for store in std::iter::once(&stores.database).chain(&stores.destination) {
+    for store in stores.all() {
         let Some(connection) = connected.connections.get(&store.target.name) else { continue };
         match holdings(connection, store).await {
             Ok(holdings) => {
@@ -265,8 +263,7 @@ async fn restore_locked(
         connection.run_script(&format!("systemctl start {}\n", catalog::GUNICORN.unit)).await?;
     }
     for (app, probe, connection) in &apps {
-        // Gunicorn takes a moment to bind after its start.
-        let wait = format!("for _ in $(seq 1 60); do {probe} && exit 0; sleep 0.5; done; {probe}\n");
+        let wait = catalog::until_it_passes(probe);
         connection.run_script(&wait).await.with_context(|| format!("`{app}` did not answer after the restore"))?;
     }
     loaded.map(|_| ())
