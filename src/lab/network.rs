@@ -49,6 +49,13 @@ pub fn netns_exists(name: &str) -> bool {
 }
 
 /// Creates the bridge with the gateway address, unless it exists.
+///
+/// The bridge gets a fixed MAC address: left to itself, a Linux bridge
+/// takes the lowest MAC of its ports, so adding or removing a host (a
+/// restore drill's scratch host, `lab destroy`) could change the gateway's
+/// MAC under every other host's ARP cache, and their replies to this
+/// machine went nowhere until the entry expired (SSH connections timed
+/// out for tens of seconds). An address set by hand is never recalculated.
 pub fn ensure_bridge(subnet: IpNet, gateway: IpAddr) -> Result<(), SystemError> {
     let bridge = bridge_name();
     if !link_exists(&bridge) {
@@ -56,8 +63,16 @@ pub fn ensure_bridge(subnet: IpNet, gateway: IpAddr) -> Result<(), SystemError> 
         let gateway = format!("{gateway}/{}", subnet.prefix_len());
         system::ip(&["addr", "add", &gateway, "dev", &bridge])?;
     }
-    system::ip(&["link", "set", &bridge, "up"])?;
+    system::ip(&["link", "set", &bridge, "address", &bridge_mac(), "up"])?;
     Ok(())
+}
+
+/// A locally administered unicast MAC address derived from the lab's name,
+/// so two labs on one machine differ and one lab keeps its own across runs.
+pub fn bridge_mac() -> String {
+    let digest = Sha256::digest(format!("{}/bridge", lab_name()).as_bytes());
+    let octets: Vec<String> = digest.iter().take(5).map(|byte| format!("{byte:02x}")).collect();
+    format!("02:{}", octets.join(":"))
 }
 
 /// Creates a host's namespace and link with its address, unless they exist.
@@ -127,4 +142,17 @@ pub fn leftover_namespaces() -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bridge_mac_is_a_locally_administered_unicast_address() {
+        let mac = bridge_mac();
+        let octets: Vec<u8> = mac.split(':').map(|octet| u8::from_str_radix(octet, 16).expect("hex")).collect();
+        assert_eq!(octets.len(), 6, "{mac}");
+        assert_eq!(octets[0] & 0b11, 0b10, "locally administered, unicast: {mac}");
+    }
 }

@@ -87,6 +87,7 @@ pub(crate) fn a_backup_under_load_fails_no_request(lab: &Lab) {
 /// in (and its checksum made to match) fails, naming the table. The
 /// temporary host is gone afterwards.
 pub(crate) fn restore_drills_pass_on_a_good_backup_and_fail_on_a_corrupted_one(lab: &Lab) {
+    let gateway_mac = lab.bridge_mac();
     let drill = lab.backup(&["backup", "verify", "--lab", "--format", "json"]);
     assert_success(&drill, "backup verify of a good backup");
     let report: serde_json::Value = serde_json::from_slice(&drill.stdout).expect("JSON");
@@ -114,6 +115,9 @@ pub(crate) fn restore_drills_pass_on_a_good_backup_and_fail_on_a_corrupted_one(l
     assert!(text.contains("FAILED") && text.contains("table `hits` came back with 2 rows; the backup had 1"), "{text}");
     let status = String::from_utf8_lossy(&lab.infra(&["lab", "status"], None).stdout).into_owned();
     assert!(!status.contains("drill"), "the temporary drill host is still there: {status}");
+    // A bridge takes its ports' lowest MAC unless told one: a scratch host
+    // coming and going must not move the gateway under the hosts' ARP caches.
+    assert_eq!(lab.bridge_mac(), gateway_mac, "the gateway's MAC address moved with the drill host");
     lab.ssh_ok(&address("db-01"), &format!("rm {file}.sql.gz {file}.json {file}.drill"));
 }
 

@@ -83,6 +83,12 @@ struct Lab {
 }
 
 impl Lab {
+    /// The MAC address of the lab's bridge: the gateway every host talks to.
+    fn bridge_mac(&self) -> String {
+        let path = format!("/sys/class/net/{}0/address", self.name);
+        std::fs::read_to_string(&path).expect("the lab's bridge").trim().to_string()
+    }
+
     fn up() -> Lab {
         let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("inventories/lab.yml"))
             .expect("inventories/lab.yml");
