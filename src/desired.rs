@@ -77,12 +77,26 @@ pub struct Releases {
     /// its command line (`app.migrate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migrate: Option<Vec<String>>,
+    /// Where the code came from: shown by `infra releases`, recorded in
+    /// the release on the host.
+    pub origin: Origin,
     /// The release's code: paths relative to its directory, and contents.
     /// Not managed files: a release is written once, whole, into a new
     /// directory nothing serves yet, and never changed; the link's switch
     /// is the transaction.
     #[serde(skip)]
     pub files: Vec<(String, Arc<[u8]>)>,
+}
+
+/// Where a release's code came from: the inventory's `app.source`, and for
+/// a git source the revision asked for and the commit it named.
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Origin {
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
 }
 
 /// A release's requirements file and what identifies its installed

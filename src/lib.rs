@@ -15,6 +15,7 @@ pub mod diagnostic;
 pub mod diagram;
 pub mod facts;
 pub mod firewall;
+pub mod git;
 pub mod inventory;
 pub mod lab;
 pub mod lock;

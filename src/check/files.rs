@@ -8,10 +8,14 @@ use crate::inventory::Inventory;
 use crate::source::Spanned;
 
 pub fn check(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
-    if let Some(app) = &inventory.app
-        && directory(inventory, &app.source, "`source` of `app`", found)
-    {
-        app_module(inventory, app.source.value.as_path(), &app.module, found);
+    if let Some(app) = &inventory.app {
+        match &app.revision {
+            Some(revision) => git_source(inventory, app, revision, found),
+            None if directory(inventory, &app.source, "`source` of `app`", found) => {
+                app_module(inventory, app.source.value.as_path(), &app.module, found);
+            }
+            None => {}
+        }
     }
     if let Some(source) = inventory.web.as_ref().and_then(|web| web.static_source.as_ref()) {
         directory(inventory, source, "`static_source`", found);
@@ -40,9 +44,54 @@ fn directory(
     false
 }
 
+/// A git source: the repository has the revision, and its commit has the
+/// module Gunicorn imports. Read from the repository on this machine, so
+/// validate stays offline.
+fn git_source(
+    inventory: &Inventory,
+    app: &crate::inventory::AppSettings,
+    revision: &Spanned<String>,
+    found: &mut Vec<Diagnostic>,
+) {
+    let repository = inventory.base_dir.join(&app.source.value);
+    let files = match crate::git::read(&repository, &revision.value) {
+        Ok(read) => read.files,
+        Err(error) => {
+            let span = if matches!(error, crate::git::GitError::UnknownRevision { .. }) {
+                revision.span
+            } else {
+                app.source.span
+            };
+            found.push(
+                Diagnostic::error("invalid-git-source", crate::diagnostic::error_chain(&error))
+                    .at(span, "cannot be deployed")
+                    .help("`git` is a repository on this machine (relative to the inventory), `ref` a branch, tag or commit in it"),
+            );
+            return;
+        }
+    };
+    let module_path = module_path(&app.module.value);
+    let candidates = [format!("{module_path}.py"), format!("{module_path}/__init__.py")];
+    if !files.iter().any(|(path, _)| candidates.contains(path)) {
+        found.push(
+            Diagnostic::error(
+                "missing-app-module",
+                format!("module `{module_path}` is not in commit `{}` of `{}`", revision.value, repository.display()),
+            )
+            .at(app.module.span, format!("Gunicorn would fail to import `{module_path}`"))
+            .help(format!("expected `{}` in the repository", candidates[0])),
+        );
+    }
+}
+
+/// `pkg/mod` of `pkg.mod:app`.
+fn module_path(entry_point: &str) -> String {
+    entry_point.split(':').next().unwrap_or_default().replace('.', "/")
+}
+
 /// Gunicorn imports `module:callable`; the module file must be in the source.
 fn app_module(inventory: &Inventory, source: &Path, module: &Spanned<String>, found: &mut Vec<Diagnostic>) {
-    let module_path = module.value.split(':').next().unwrap_or_default().replace('.', "/");
+    let module_path = module_path(&module.value);
     let root = inventory.base_dir.join(source);
     let candidates = [root.join(format!("{module_path}.py")), root.join(&module_path).join("__init__.py")];
     if !candidates.iter().any(|candidate| candidate.is_file()) {

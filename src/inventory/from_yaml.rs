@@ -5,12 +5,12 @@
 //! diagnostic for anything it cannot use.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::decode::{Decoder, Fields, did_you_mean, quoted_list};
 use super::grammar;
 use super::model::*;
-use super::yaml::Node;
+use super::yaml::{Node, Value};
 use crate::diagnostic::Diagnostic;
 use crate::release::Release;
 use crate::role::Role;
@@ -289,7 +289,11 @@ fn app(decoder: &mut Decoder, node: &Node) -> Option<AppSettings> {
     let bind = bind_node.and_then(|node| socket_address(decoder, node, "`bind`"));
     let workers_node = fields.optional("workers");
     let workers = workers_node.and_then(|node| decoder.integer(node, "`workers`", 1, 256));
-    let source = fields.required(decoder, "source").and_then(|node| decoder.path(node, "`source` of `app`"));
+    let source_node = fields.required(decoder, "source");
+    let (source, revision) = match source_node.map(|node| app_source(decoder, node)) {
+        Some(Some((source, revision))) => (Some(source), revision),
+        _ => (None, None),
+    };
     let directory_node = fields.optional("directory");
     let directory =
         directory_node.and_then(|node| decoder.grammar(node, "`directory`", "invalid-path", grammar::host_directory));
@@ -320,9 +324,25 @@ fn app(decoder: &mut Decoder, node: &Node) -> Option<AppSettings> {
         directory: or_default(directory, directory_node.is_some(), "/srv/app".to_string(), &fields)?,
         module: module?,
         source: source?,
+        revision,
     };
     fields.finish(decoder);
     Some(settings)
+}
+
+/// `app.source`: a directory (`./app`), or a git repository and the
+/// revision to deploy from it (`{git: ../app, ref: main}`).
+fn app_source(decoder: &mut Decoder, node: &Node) -> Option<(Spanned<PathBuf>, Option<Spanned<String>>)> {
+    if !matches!(node.value, Value::Mapping(_)) {
+        return Some((decoder.path(node, "`source` of `app`")?, None));
+    }
+    let mut fields = decoder.fields(node, "`source` of `app`")?;
+    let repository = fields.required(decoder, "git").and_then(|node| decoder.path(node, "`git` of `app.source`"));
+    let revision = fields
+        .required(decoder, "ref")
+        .and_then(|node| decoder.grammar(node, "`ref` of `app.source`", "invalid-git-ref", grammar::git_revision));
+    fields.finish(decoder);
+    Some((repository?, Some(revision?)))
 }
 
 fn database(decoder: &mut Decoder, node: &Node) -> Option<DatabaseSettings> {

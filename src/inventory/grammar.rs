@@ -98,6 +98,23 @@ pub fn source_file(text: &str) -> Result<String, &'static str> {
     Ok(text.to_string())
 }
 
+/// A git revision to deploy (`app.source.ref`, `infra deploy --source`):
+/// a branch, tag or commit name as git writes them, never starting with
+/// `-` (it would read as an option) and without git's revision operators
+/// (`..`, `@{`, `^`, `~`, `:`), so it names one commit and nothing else.
+pub fn git_revision(text: &str) -> Result<String, &'static str> {
+    const EXPECTED: &str =
+        "a branch, tag or commit of letters, digits, `/`, `.`, `_` and `-` (like `main`, `v1.4.0` or `3f2a9c1`)";
+    let valid = (1..=200).contains(&text.len())
+        && !text.starts_with(['-', '/', '.'])
+        && !text.ends_with(['/', '.'])
+        && !text.contains("..")
+        && !text.contains("//")
+        && !text.ends_with(".lock")
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-'));
+    if valid { Ok(text.to_string()) } else { Err(EXPECTED) }
+}
+
 /// A name in `app.env`: an environment variable's, uppercase, and not one
 /// of those infra writes itself (`DATABASE_*`).
 pub fn env_name(text: &str) -> Result<String, &'static str> {
@@ -202,6 +219,18 @@ pub fn printable(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn git_revisions_name_one_commit_and_never_an_option() {
+        for good in ["main", "v1.4.0", "release/2026-11", "3f2a9c1", "feature_x"] {
+            assert_eq!(git_revision(good).as_deref(), Ok(good));
+        }
+        for bad in
+            ["", "-c", "--upload-pack=x", "main..evil", "HEAD~1", "main^", "a:b", "@{1}", "a b", "x.lock", "/x", "a//b"]
+        {
+            assert!(git_revision(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn schedules_are_a_closed_set() {

@@ -154,7 +154,12 @@ pub struct AppSettings {
     pub module: Spanned<String>,
     pub bind: Spanned<SocketAddr>,
     pub workers: Spanned<u16>,
+    /// The app's code: a directory, or a git repository when `revision`
+    /// names the commit to deploy from it.
     pub source: Spanned<PathBuf>,
+    /// `app.source.ref`: the branch, tag or commit of the `source`
+    /// repository (grammar-checked), overridden by `infra deploy --source`.
+    pub revision: Option<Spanned<String>>,
     pub directory: Spanned<String>,
     /// How many releases each app host keeps under `directory/releases`.
     pub keep_releases: Spanned<u32>,

@@ -48,6 +48,8 @@ pub enum RenderError {
     Source { path: PathBuf, problem: SourceProblem },
     #[error("host `{host}` would get two files at `{path}`: from {first} and from {second}")]
     Collision { host: String, path: String, first: String, second: String },
+    #[error("cannot read the app's source")]
+    Git(#[from] crate::git::GitError),
     #[error("cannot read `{}`", path.display())]
     ReadSource {
         path: PathBuf,

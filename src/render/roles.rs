@@ -10,7 +10,7 @@ use minijinja::{Value, context};
 
 use super::{RenderError, Secrets, TemplateRenderer, read_tree};
 use crate::catalog::{self, ConfigFile, Service, Trigger};
-use crate::desired::{Checker, HealthCheck, Hook, HostState, ManagedFile, ManagedService, Releases};
+use crate::desired::{Checker, HealthCheck, Hook, HostState, ManagedFile, ManagedService, Origin, Releases};
 use crate::firewall::{self, SshGuard};
 use crate::inventory::{BACKUP_DIRECTORY, BACKUP_KEEP, BACKUP_SCHEDULE};
 use crate::inventory::{Host, Inventory};
@@ -19,16 +19,19 @@ use crate::topology::{self, Role, hosts_with};
 /// Local files deployed verbatim, read once per run rather than once per host.
 pub(crate) struct Sources {
     app: Vec<(String, super::Content)>,
+    /// Where the app's code came from, recorded with each release.
+    origin: Option<Origin>,
     static_site: Vec<(String, super::Content)>,
 }
 
 impl Sources {
     pub(crate) fn read(inventory: &Inventory) -> Result<Sources, RenderError> {
-        let app = match &inventory.app {
+        let (app, origin) = match &inventory.app {
             Some(app) if topology::hosts_with(inventory, Role::App).next().is_some() => {
-                read_tree(&inventory.base_dir.join(&app.source.value))?
+                let (files, origin) = read_app(inventory, app)?;
+                (files, Some(origin))
             }
-            _ => Vec::new(),
+            _ => (Vec::new(), None),
         };
         let static_site = match inventory.web.as_ref().and_then(|web| web.static_source.as_ref()) {
             Some(source) if topology::hosts_with(inventory, Role::Web).next().is_some() => {
@@ -36,7 +39,7 @@ impl Sources {
             }
             _ => Vec::new(),
         };
-        Ok(Sources { app, static_site })
+        Ok(Sources { app, origin, static_site })
     }
 
     /// The requirements file `file` of the app's source, parsed.
@@ -80,6 +83,25 @@ impl Sources {
             })
             .into_iter()
             .collect()
+    }
+}
+
+/// The app's files, from its directory or from one commit of its git
+/// repository, and where they came from.
+fn read_app(
+    inventory: &Inventory,
+    app: &crate::inventory::AppSettings,
+) -> Result<(Vec<(String, super::Content)>, Origin), RenderError> {
+    let path = inventory.base_dir.join(&app.source.value);
+    let shown = app.source.value.display().to_string();
+    match &app.revision {
+        None => Ok((read_tree(&path)?, Origin { source: shown, revision: None, commit: None })),
+        Some(revision) => {
+            let read = crate::git::read(&path, &revision.value)?;
+            let files = read.files.into_iter().map(|(path, content)| (path, content.into())).collect();
+            let origin = Origin { source: shown, revision: Some(revision.value.clone()), commit: Some(read.commit) };
+            Ok((files, origin))
+        }
     }
 }
 
@@ -363,6 +385,7 @@ impl HostContext<'_> {
             requirements: app.requirements.as_ref().and_then(|file| self.sources.requirements(&file.value)),
             files: self.sources.app.clone(),
             migrate: app.migrate.as_ref().map(|words| words.value.clone()),
+            origin: self.sources.origin.clone().unwrap_or_default(),
             module: app.module.value.split(':').next().unwrap_or_default().to_string(),
         };
         // A release's files change nothing Gunicorn serves: the switch of
