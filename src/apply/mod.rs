@@ -14,7 +14,7 @@
 
 mod steps;
 
-pub use steps::switch_link;
+pub use steps::{RELEASE_HEALTHY, switch_link};
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -63,6 +63,9 @@ pub struct Context<'a, C: Connector> {
     /// The releases whose migration ran in this apply: once per release,
     /// on the first host that switches to it.
     pub migrated: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// Who runs this apply (`user@machine`), recorded with each release it
+    /// unpacks.
+    pub operator: String,
 }
 
 pub async fn apply<C: Connector>(plan: &Plan, context: &Context<'_, C>) -> Outcome {
@@ -306,7 +309,8 @@ fn before_swap<C: Connector>(
     let mut found = Vec::new();
     found.extend(steps::validate(host, files).map(|script| ("validating", script)));
     if let (Some(release), Some(desired)) = (&plan.releases, &host.releases) {
-        found.extend(steps::unpack(release, &desired.files).map(|script| ("unpacking the release", script)));
+        let record = steps::ReleaseRecord { origin: &desired.origin, by: &context.operator };
+        found.extend(steps::unpack(release, &desired.files, &record).map(|script| ("unpacking the release", script)));
         let wheels = release.packages.as_ref().and_then(PackagesPlan::wheelhouse_key);
         let name = match release.packages {
             Some(PackagesPlan::Install { .. }) => "installing the release's packages",

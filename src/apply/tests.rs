@@ -154,6 +154,7 @@ fn run_from(
         reporter: &recorder,
         wheelhouses: &std::collections::BTreeMap::new(),
         migrated: Default::default(),
+        operator: "tester@here".into(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let outcome = runtime.block_on(apply(&plan, &context));

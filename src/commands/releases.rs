@@ -35,6 +35,12 @@ struct Unpacked {
     id: String,
     /// When it was unpacked on the host (UTC).
     unpacked: String,
+    /// Whether it passed its health checks on the host: only such a
+    /// release is rolled back to.
+    healthy: bool,
+    /// Where its code came from and who deployed it, when it says.
+    #[serde(flatten)]
+    record: Option<crate::facts::ReleaseRecord>,
 }
 
 pub fn list(args: &ReleasesArgs, style: Style) -> anyhow::Result<ExitCode> {
@@ -68,10 +74,29 @@ fn print_releases(listed: &[HostReleases]) {
             if release.id == host.inventory {
                 notes.push("the inventory's");
             }
+            if !release.healthy {
+                notes.push("never healthy here");
+            }
             let notes = if notes.is_empty() { String::new() } else { format!("  ({})", notes.join(", ")) };
-            println!("  {}  unpacked {}{notes}", release.id, release.unpacked);
+            println!("  {}  unpacked {}{}{notes}", release.id, release.unpacked, origin(release.record.as_ref()));
         }
     }
+}
+
+/// `  from ../app at v2 (3f2a9c1e0b7d) by ana@laptop`, as much as is known.
+fn origin(record: Option<&crate::facts::ReleaseRecord>) -> String {
+    let Some(record) = record else { return String::new() };
+    let mut text = format!("  from {}", record.source);
+    if let Some(revision) = &record.revision {
+        text.push_str(&format!(" at {revision}"));
+    }
+    if let Some(commit) = &record.commit {
+        text.push_str(&format!(" ({})", commit.get(..12).unwrap_or(commit)));
+    }
+    if !record.by.is_empty() {
+        text.push_str(&format!(" by {}", record.by));
+    }
+    text
 }
 
 fn host_releases(host: &HostState, facts: &HostFacts) -> HostReleases {
@@ -86,6 +111,8 @@ fn host_releases(host: &HostState, facts: &HostFacts) -> HostReleases {
                 id: id.clone(),
                 unpacked: time::OffsetDateTime::from_unix_timestamp(*unpacked)
                     .map_or_else(|_| unpacked.to_string(), crate::backup::format_id),
+                healthy: facts.healthy.contains(id),
+                record: facts.records.get(id).cloned(),
             })
             .collect(),
     }
@@ -142,9 +169,9 @@ pub fn rollback(args: &RollbackArgs, style: Style) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The release to go back to: the one asked for, else the newest release
-/// older than the current one. Either way it must be unpacked on every app
-/// host, or nothing is switched.
+/// The release to go back to: the one asked for, else the newest healthy
+/// release older than the current one. Either way it must be unpacked on
+/// every app host, or nothing is switched.
 fn rollback_target(
     hosts: &[HostState],
     facts: &BTreeMap<String, HostFacts>,
@@ -158,9 +185,12 @@ fn rollback_target(
             let current =
                 current(first_facts).context("the first app host has no current release to roll back from")?;
             let since = first_facts.releases.iter().find(|(id, _)| *id == current).map_or(i64::MAX, |(_, time)| *time);
-            let mut older =
-                newest_first(&first_facts.releases).into_iter().filter(|(id, time)| *id != current && *time <= since);
-            older.next().map(|(id, _)| id.clone()).context("there is no earlier release to roll back to")?
+            let mut older = newest_first(&first_facts.releases)
+                .into_iter()
+                .filter(|(id, time)| *id != current && *time <= since && first_facts.healthy.contains(id));
+            older.next().map(|(id, _)| id.clone()).context(
+                "there is no earlier release that passed its health checks to roll back to (`infra releases` lists them; `--to ID` picks one)",
+            )?
         }
     };
     if !is_release_id(&target) {
@@ -192,7 +222,10 @@ async fn switch_host(connection: &Connection, host: &HostState, id: &str, port: 
         unit = catalog::GUNICORN.unit,
     );
     let old = connection.run_script(&switch).await?.trim().to_string();
-    let wait = catalog::until_it_passes(&probe);
+    let healthy = shell_quote(&format!("{}/{id}/{}", releases.directory, crate::apply::RELEASE_HEALTHY));
+    // The probe's loop exits the script when it passes: a subshell keeps
+    // the mark after it, and the status is the probe's.
+    let wait = format!("(\n{}) && touch {healthy}\n", catalog::until_it_passes(&probe));
     if let Err(error) = connection.run_script(&wait).await {
         let back =
             format!("{}systemctl reload {}\n", crate::apply::switch_link(&releases.link, &old), catalog::GUNICORN.unit);

@@ -108,6 +108,16 @@ pub struct HostFacts {
     /// through its migration once, not again when switched back to.
     #[serde(default)]
     pub migrated: std::collections::BTreeSet<String>,
+    /// The releases that passed their health checks on the host
+    /// (`.infra-healthy`): what a rollback goes back to, and what pruning
+    /// keeps one of.
+    #[serde(default)]
+    pub healthy: std::collections::BTreeSet<String>,
+    /// What each release recorded about itself when it was unpacked
+    /// (`.infra-release`): where its code came from and who deployed it.
+    /// Not part of the fingerprint.
+    #[serde(default)]
+    pub records: BTreeMap<String, ReleaseRecord>,
     /// The host's Python (`3.13`) and machine (`x86_64`): what wheels fit.
     #[serde(default)]
     pub python: Option<(String, String)>,
@@ -197,10 +207,25 @@ pub fn script(host: &HostState) -> String {
     script
 }
 
+/// What a release says about itself in its `.infra-release`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReleaseRecord {
+    #[serde(default)]
+    pub source: String,
+    #[serde(default)]
+    pub revision: Option<String>,
+    #[serde(default)]
+    pub commit: Option<String>,
+    #[serde(default)]
+    pub by: String,
+}
+
 /// `K TARGET` (`K -` for no link, `K !` for something else there), one
-/// `R ID MTIME VENV MIGRATED` per complete release directory (`VENV`: the
-/// digest of the requirements its `.venv` holds, `-` for none; `MIGRATED`:
-/// whether its migration ran) and `Y VERSION ARCH`
+/// `R ID MTIME VENV MIGRATED HEALTHY` per complete release directory
+/// (`VENV`: the digest of the requirements its `.venv` holds, `-` for none;
+/// `MIGRATED`: whether its migration ran; `HEALTHY`: whether it passed its
+/// health checks here), `M ID JSON` with its `.infra-release` when it has
+/// one, and `Y VERSION ARCH`
 /// of the host's Python (what wheels must be built for).
 fn release_facts(releases: &crate::desired::Releases) -> String {
     let (link, dir) = (quote(&releases.link), quote(&releases.directory));
@@ -208,7 +233,9 @@ fn release_facts(releases: &crate::desired::Releases) -> String {
         "if [ -L {link} ]; then echo \"K $(readlink {link})\"; elif [ -e {link} ]; then echo 'K !'; else echo 'K -'; fi\n\
          for d in {dir}/*/; do d=${{d%/}}; [ -e \"$d/.infra-complete\" ] && \
          echo \"R ${{d##*/}} $(stat -c %Y \"$d\") $(cat \"$d/.venv/.infra-requirements\" 2>/dev/null || echo -) \
-         $([ -e \"$d/.infra-migrated\" ] && echo migrated || echo -)\"; done\n\
+         $([ -e \"$d/.infra-migrated\" ] && echo migrated || echo -) \
+         $([ -e \"$d/.infra-healthy\" ] && echo healthy || echo -)\" && \
+         {{ [ ! -s \"$d/.infra-release\" ] || echo \"M ${{d##*/}} $(head -c 4096 \"$d/.infra-release\" | tr -d '\\n')\"; }}; done\n\
          p=$(readlink -f /usr/bin/python3 2>/dev/null); echo \"Y ${{p##*/python}} $(uname -m)\"\n"
     )
 }
@@ -311,7 +338,7 @@ pub fn parse(host: &HostState, output: &str) -> Result<HostFacts, FactsError> {
                     target => LinkFact::Link(target.to_string()),
                 });
             }
-            ["R", id, mtime, venv, migrated] if host.releases.is_some() && is_release_id(id) => {
+            ["R", id, mtime, venv, migrated, healthy] if host.releases.is_some() && is_release_id(id) => {
                 facts.releases.push((id.to_string(), mtime.parse().map_err(|_| unexpected())?));
                 if is_release_id(venv) {
                     facts.venvs.insert(id.to_string(), venv.to_string());
@@ -319,6 +346,13 @@ pub fn parse(host: &HostState, output: &str) -> Result<HostFacts, FactsError> {
                 if *migrated == "migrated" {
                     facts.migrated.insert(id.to_string());
                 }
+                if *healthy == "healthy" {
+                    facts.healthy.insert(id.to_string());
+                }
+            }
+            ["M", id, ..] if host.releases.is_some() && is_release_id(id) => {
+                let record = serde_json::from_str(&line[2 + id.len()..]).map_err(|_| unexpected())?;
+                facts.records.insert(id.to_string(), record);
             }
             ["Y", version, arch] if host.releases.is_some() && facts.python.is_none() => {
                 facts.python = is_python(version, arch).then(|| (version.to_string(), arch.to_string()));

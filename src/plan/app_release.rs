@@ -2,6 +2,8 @@
 //! the desired release, and which old releases are removed once the host
 //! is healthy. Pure, like the rest of the plan.
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 
 use crate::desired::{HostState, Releases};
@@ -80,7 +82,7 @@ pub fn plan_releases(host: &HostState, facts: &HostFacts) -> (Option<ReleasePlan
     }
     let current = facts.release_link.as_ref().and_then(LinkFact::release);
     let switch_to = (current.as_deref() != Some(releases.id.as_str())).then(|| releases.id.clone());
-    let prune = prunable(&facts.releases, &releases.id, current.as_deref(), releases.keep);
+    let prune = prunable(&facts.releases, &releases.id, current.as_deref(), &facts.healthy, releases.keep);
     let packages = match packages_plan(releases, facts) {
         Ok(packages) => packages,
         Err(refusal) => return (None, Some(refusal)),
@@ -128,13 +130,24 @@ fn packages_plan(releases: &Releases, facts: &HostFacts) -> Result<Option<Packag
     }))
 }
 
-/// The releases beyond the newest `keep` (by when they were unpacked), the
-/// desired and the current release always among the kept: the current one
-/// is what a rollback of this apply goes back to.
-fn prunable(present: &[(String, i64)], desired: &str, current: Option<&str>, keep: u32) -> Vec<String> {
-    let others = newest_first(present).into_iter().filter(|(id, _)| id != desired && Some(id.as_str()) != current);
-    let pinned = 1 + usize::from(current.is_some_and(|current| current != desired));
-    let slots = (keep as usize).saturating_sub(pinned);
+/// The releases beyond the newest `keep` (by when they were unpacked). Kept
+/// whatever `keep` says: the desired release, the current one (what a
+/// rollback of this apply goes back to) and the newest healthy release
+/// besides the desired one (what `infra rollback` goes back to after it).
+fn prunable(
+    present: &[(String, i64)],
+    desired: &str,
+    current: Option<&str>,
+    healthy: &BTreeSet<String>,
+    keep: u32,
+) -> Vec<String> {
+    let newest = newest_first(present);
+    let previous_healthy = newest.iter().map(|(id, _)| id.as_str()).find(|id| *id != desired && healthy.contains(*id));
+    let mut pinned: Vec<&str> = vec![desired];
+    pinned.extend(current.into_iter().chain(previous_healthy).filter(|id| *id != desired));
+    pinned.dedup();
+    let others = newest.into_iter().filter(|(id, _)| !pinned.contains(&id.as_str()));
+    let slots = (keep as usize).saturating_sub(pinned.len());
     let mut pruned: Vec<String> = others.skip(slots).map(|(id, _)| id.clone()).collect();
     pruned.reverse();
     pruned
@@ -151,16 +164,35 @@ mod tests {
     #[test]
     fn the_newest_releases_stay_with_the_desired_and_current_ones() {
         let hosts = present(&[("aaaaaaaaaaaa", 1), ("bbbbbbbbbbbb", 2), ("cccccccccccc", 3), ("dddddddddddd", 4)]);
+        let none = BTreeSet::new();
         // Deploying eeee… while dddd… is current, keeping 3: eeee, dddd and cccc stay.
-        assert_eq!(prunable(&hosts, "eeeeeeeeeeee", Some("dddddddddddd"), 3), ["aaaaaaaaaaaa", "bbbbbbbbbbbb"]);
+        assert_eq!(prunable(&hosts, "eeeeeeeeeeee", Some("dddddddddddd"), &none, 3), ["aaaaaaaaaaaa", "bbbbbbbbbbbb"]);
         // Rolled back to aaaa… and nothing new: aaaa is current, the two newest others stay.
-        assert_eq!(prunable(&hosts, "aaaaaaaaaaaa", Some("aaaaaaaaaaaa"), 3), ["bbbbbbbbbbbb"]);
-        assert!(prunable(&hosts, "dddddddddddd", Some("dddddddddddd"), 5).is_empty());
+        assert_eq!(prunable(&hosts, "aaaaaaaaaaaa", Some("aaaaaaaaaaaa"), &none, 3), ["bbbbbbbbbbbb"]);
+        assert!(prunable(&hosts, "dddddddddddd", Some("dddddddddddd"), &none, 5).is_empty());
     }
 
     #[test]
     fn an_old_current_release_is_never_pruned() {
         let hosts = present(&[("aaaaaaaaaaaa", 1), ("bbbbbbbbbbbb", 2), ("cccccccccccc", 3)]);
-        assert_eq!(prunable(&hosts, "dddddddddddd", Some("aaaaaaaaaaaa"), 2), ["bbbbbbbbbbbb", "cccccccccccc"]);
+        assert_eq!(
+            prunable(&hosts, "dddddddddddd", Some("aaaaaaaaaaaa"), &BTreeSet::new(), 2),
+            ["bbbbbbbbbbbb", "cccccccccccc"]
+        );
+    }
+
+    #[test]
+    fn the_previous_healthy_release_is_never_pruned() {
+        let hosts = present(&[("aaaaaaaaaaaa", 1), ("bbbbbbbbbbbb", 2), ("cccccccccccc", 3)]);
+        // cccc… never passed its health checks (a host that was not
+        // switched yet); bbbb… did: with eeee… new and cccc… current,
+        // keeping two still keeps bbbb…, the release a rollback goes to.
+        let healthy = BTreeSet::from(["aaaaaaaaaaaa".to_string(), "bbbbbbbbbbbb".to_string()]);
+        assert_eq!(prunable(&hosts, "eeeeeeeeeeee", Some("cccccccccccc"), &healthy, 2), ["aaaaaaaaaaaa"]);
+        // Current and healthy: it is the previous healthy one itself.
+        assert_eq!(
+            prunable(&hosts, "eeeeeeeeeeee", Some("bbbbbbbbbbbb"), &healthy, 2),
+            ["aaaaaaaaaaaa", "cccccccccccc"]
+        );
     }
 }

@@ -281,11 +281,45 @@ fn restore_link(link: &str) -> String {
     )
 }
 
+/// What a release records about itself in `.infra-release` (one line of
+/// JSON, `infra releases` shows it): where its code came from and who
+/// deployed it; when is the directory's own time.
+pub struct ReleaseRecord<'a> {
+    pub origin: &'a crate::desired::Origin,
+    pub by: &'a str,
+}
+
+impl ReleaseRecord<'_> {
+    /// Shell lines writing the record into `directory`; the JSON is built
+    /// here and passed through a quoted heredoc, so no value is ever shell.
+    fn script(&self, directory: &str) -> String {
+        let json = serde_json::json!({
+            "source": self.origin.source,
+            "revision": self.origin.revision,
+            "commit": self.origin.commit,
+            "by": self.by,
+        });
+        let record = quote(&format!("{directory}/{RELEASE_RECORD}"));
+        let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{json}\n"));
+        format!("base64 -d > {record} <<'INFRA_EOF'\n{encoded}\nINFRA_EOF\n")
+    }
+}
+
+/// The file in a release directory that says where it came from.
+pub const RELEASE_RECORD: &str = ".infra-release";
+/// The file in a release directory that says it passed its health checks
+/// on this host: only such releases are rolled back to.
+pub const RELEASE_HEALTHY: &str = ".infra-healthy";
+
 /// Writes a release new to the host into a hidden directory beside the
 /// others and renames it into place once whole (marked `.infra-complete`):
 /// nothing serves it yet, so it needs no staging, and a killed apply leaves
 /// no release that looks complete.
-pub fn unpack(release: &ReleasePlan, files: &[(String, std::sync::Arc<[u8]>)]) -> Option<String> {
+pub fn unpack(
+    release: &ReleasePlan,
+    files: &[(String, std::sync::Arc<[u8]>)],
+    record: &ReleaseRecord,
+) -> Option<String> {
     use base64::Engine;
     let id = release.switch_to.as_deref().filter(|_| release.new)?;
     let (target, partial) =
@@ -303,6 +337,7 @@ pub fn unpack(release: &ReleasePlan, files: &[(String, std::sync::Arc<[u8]>)]) -
             quote(&path)
         ));
     }
+    script.push_str(&record.script(&format!("{}/.{id}.partial", release.directory)));
     script.push_str(&format!("touch {partial}/.infra-complete\nmv -T {partial} {target}\n"));
     Some(script)
 }
@@ -419,6 +454,14 @@ pub fn commit(plan: &HostPlan, files: &[&ManagedFile]) -> String {
             quote(&format!("{}{BACKUP}", releases.link)),
             quote(&format!("{}{ABSENT}", releases.link))
         ));
+        // The host passed its health checks on this release: it counts,
+        // and a rollback may come back to it.
+        if let Some(serving) = releases.switch_to.as_ref().or(releases.current.as_ref()) {
+            script.push_str(&format!(
+                "touch {}\n",
+                quote(&format!("{}/{serving}/{RELEASE_HEALTHY}", releases.directory))
+            ));
+        }
         for id in &releases.prune {
             script.push_str(&format!("rm -rf {}\n", quote(&format!("{}/{id}", releases.directory))));
         }
