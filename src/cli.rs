@@ -39,6 +39,8 @@ pub enum Command {
     /// The database's backups: take one now, list them, prove one restores.
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// Deploy the app: a new release from its source (a git branch, tag or commit with `--source`) on the app hosts, one at a time.
+    Deploy(DeployArgs),
     /// The app's releases on each app host: which is current, which the inventory's source makes.
     Releases(ReleasesArgs),
     /// Switch every app host back to an earlier release (the previous one by default), one host at a time.
@@ -299,12 +301,31 @@ pub struct ApplyArgs {
     /// The inventory (for a saved plan, defaults to the one it was made from).
     #[arg(short, long, value_name = "FILE")]
     pub inventory: Option<PathBuf>,
-    /// Apply without asking (needed when stdin is not a terminal).
-    #[arg(long)]
-    pub yes: bool,
     /// Only these hosts or roles (repeatable).
     #[arg(long, value_name = "HOST|ROLE")]
     pub limit: Vec<String>,
+    #[command(flatten)]
+    pub converge: ConvergeArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DeployArgs {
+    /// The inventory.
+    #[arg(short, long, value_name = "FILE")]
+    pub inventory: PathBuf,
+    /// The branch, tag or commit to deploy from the git repository `app.source` names (default: its `ref`).
+    #[arg(long, value_name = "REF")]
+    pub source: Option<String>,
+    #[command(flatten)]
+    pub converge: ConvergeArgs,
+}
+
+/// How apply and deploy change hosts.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ConvergeArgs {
+    /// Apply without asking (needed when stdin is not a terminal).
+    #[arg(long)]
+    pub yes: bool,
     /// Web and app hosts changed at a time; the others keep serving.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub serial: usize,
@@ -327,7 +348,7 @@ pub struct ApplyArgs {
     pub strict: bool,
 }
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct ConnectionArgs {
     /// How many hosts to talk to at once.
     #[arg(long, default_value_t = 128, value_name = "N")]

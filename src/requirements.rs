@@ -18,6 +18,56 @@ pub struct RequirementError {
 
 /// The distribution names a requirements file asks for, in order.
 pub fn parse(text: &str) -> Result<Vec<String>, RequirementError> {
+    Ok(entries(text)?.into_iter().map(|(name, _)| name).collect())
+}
+
+/// One requirement that differs between two releases.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "change")]
+pub enum RequirementChange {
+    Added { line: String },
+    Removed { line: String },
+    Changed { from: String, to: String },
+}
+
+impl std::fmt::Display for RequirementChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RequirementChange::Added { line } => write!(f, "+ {line}"),
+            RequirementChange::Removed { line } => write!(f, "- {line}"),
+            RequirementChange::Changed { from, to } => write!(f, "~ {from} → {to}"),
+        }
+    }
+}
+
+/// What changes from the requirements `old` to `new`, by distribution (in
+/// `new`'s order, removals last); lines that do not parse are compared as
+/// written, so a diff never fails.
+pub fn diff(old: &str, new: &str) -> Vec<RequirementChange> {
+    let lines = |text: &str| entries(text).unwrap_or_default();
+    let (old, new) = (lines(old), lines(new));
+    let find = |list: &[(String, String)], name: &str| list.iter().find(|(other, _)| other == name).cloned();
+    let mut changes = Vec::new();
+    for (name, line) in &new {
+        match find(&old, name) {
+            None => changes.push(RequirementChange::Added { line: line.clone() }),
+            Some((_, before)) if before != *line => {
+                changes.push(RequirementChange::Changed { from: before, to: line.clone() })
+            }
+            Some(_) => {}
+        }
+    }
+    for (name, line) in &old {
+        if find(&new, name).is_none() {
+            changes.push(RequirementChange::Removed { line: line.clone() });
+        }
+    }
+    changes
+}
+
+/// Each requirement's normalised distribution name and its line as
+/// written (without a comment).
+fn entries(text: &str) -> Result<Vec<(String, String)>, RequirementError> {
     let mut names = Vec::new();
     for (index, raw) in text.lines().enumerate() {
         let content = raw.split(" #").next().unwrap_or_default();
@@ -70,7 +120,7 @@ pub fn parse(text: &str) -> Result<Vec<String>, RequirementError> {
                 ));
             }
         }
-        names.push(name.to_ascii_lowercase().replace(['_', '.'], "-"));
+        names.push((name.to_ascii_lowercase().replace(['_', '.'], "-"), trimmed.to_string()));
     }
     Ok(names)
 }
@@ -103,6 +153,15 @@ mod tests {
     fn names_specifiers_extras_and_markers_parse() {
         let text = "# the app\nFlask==3.1.0\nSQLAlchemy[asyncio]>=2.0,<2.1  # ORM\n\nzope.interface==7.1 ; python_version >= \"3.11\"\n";
         assert_eq!(parse(text), Ok(vec!["flask".into(), "sqlalchemy".into(), "zope-interface".into()]));
+    }
+
+    #[test]
+    fn a_diff_names_added_removed_and_changed_pins() {
+        let old = "Flask==3.0.0\nPyMySQL==1.1.1\nsix==1.16.0\n";
+        let new = "flask==3.1.0  # newer\nPyMySQL==1.1.1\nhumanize==4.11.0\n";
+        let shown: Vec<String> = diff(old, new).iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["~ Flask==3.0.0 → flask==3.1.0", "+ humanize==4.11.0", "- six==1.16.0"]);
+        assert!(diff(new, new).is_empty());
     }
 
     #[test]

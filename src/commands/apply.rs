@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use crate::apply::{self, ApplySettings};
-use crate::cli::{ApplyArgs, Format};
+use crate::cli::{ApplyArgs, DeployArgs, Format};
 use crate::desired::DesiredState;
 use crate::diagnostic::Style;
 use crate::facts;
@@ -22,8 +22,26 @@ use crate::transport::{Settings, Ssh};
 pub fn run(args: &ApplyArgs, style: Style) -> anyhow::Result<ExitCode> {
     let saved = args.plan_file.as_ref().map(read_plan).transpose()?;
     let inventory_path = inventory_path(args, saved.as_ref())?;
-    super::with_rendered(&inventory_path, args.strict, style, |inventory, rendered| {
-        apply_rendered(args, style, saved.as_ref(), &inventory_path, inventory, rendered)
+    super::with_rendered(&inventory_path, args.converge.strict, style, |inventory, rendered| {
+        apply_rendered(args, style, saved.as_ref(), &inventory_path, inventory, rendered, false)
+    })
+}
+
+/// `infra deploy`: an apply of the app hosts only, from the revision
+/// `--source` names, that first says what the release changes.
+pub fn deploy(args: &DeployArgs, style: Style) -> anyhow::Result<ExitCode> {
+    let apply = ApplyArgs {
+        plan_file: None,
+        inventory: Some(args.inventory.clone()),
+        limit: vec![crate::topology::Role::App.name().to_string()],
+        converge: args.converge.clone(),
+    };
+    let overrides = super::Overrides { revision: args.source.clone() };
+    super::with_rendered_overridden(&args.inventory, args.converge.strict, &overrides, style, |inventory, rendered| {
+        if !rendered.state.hosts.iter().any(|host| host.releases.is_some()) {
+            bail!("deploy changed nothing: the inventory has no app hosts");
+        }
+        apply_rendered(&apply, style, None, &args.inventory, inventory, rendered, true)
     })
 }
 
@@ -35,6 +53,7 @@ fn apply_rendered(
     inventory_path: &Path,
     inventory: &Inventory,
     rendered: crate::render::Rendered,
+    deploy: bool,
 ) -> anyhow::Result<ExitCode> {
     let limits: Vec<String> = match saved {
         Some(saved) => saved.hosts.iter().map(|host| host.host.clone()).collect(),
@@ -46,21 +65,22 @@ fn apply_rendered(
         args,
         style,
         inventory,
-        transport: super::transport_settings(&args.connection),
+        transport: super::transport_settings(&args.converge.connection),
         runtime: super::runtime()?,
+        deploy,
     };
     let connected = run.runtime.block_on(facts::connect(
         &facts::targets_of(&desired.hosts),
         run.transport,
-        args.connection.parallel,
+        args.converge.connection.parallel,
         &crate::report::Silent,
     ));
     if let Err(error) = refuse_unreachable(&connected.unreachable) {
         run.runtime.block_on(connected.close());
         return Err(error);
     }
-    let claim = Claim::here("apply", &canonical_display(inventory_path));
-    let wait = Duration::from_secs(args.lock_timeout);
+    let claim = Claim::here(if deploy { "deploy" } else { "apply" }, &canonical_display(inventory_path));
+    let wait = Duration::from_secs(args.converge.lock_timeout);
     let locks = match run.runtime.block_on(lock::acquire(&connected.connections, &claim, wait)) {
         Ok(locks) => locks,
         Err(error) => {
@@ -84,6 +104,8 @@ struct Run<'a> {
     inventory: &'a Inventory,
     transport: Settings,
     runtime: tokio::runtime::Runtime,
+    /// `infra deploy`: say what the release changes before the plan.
+    deploy: bool,
 }
 
 impl Run<'_> {
@@ -99,7 +121,7 @@ impl Run<'_> {
         let gathered = self.runtime.block_on(facts::read(
             &desired.hosts,
             connected,
-            self.args.connection.parallel,
+            self.args.converge.connection.parallel,
             &crate::report::Silent,
         ));
         refuse_unreachable(&gathered.unreachable)?;
@@ -111,21 +133,25 @@ impl Run<'_> {
             super::print_refusals(&plan);
             bail!("apply changed nothing: a host refused its plan");
         }
+        if self.deploy && self.args.converge.format == Format::Text {
+            eprint!("{}", self.runtime.block_on(super::deploy::summary(desired, &plan, connected)));
+        }
         if !plan.has_changes() {
             eprintln!("nothing to do: every host already matches the inventory");
             self.print_stack_urls();
             return Ok(ExitCode::SUCCESS);
         }
-        if self.args.format == Format::Text {
+        if self.args.converge.format == Format::Text {
             let palette = if self.style == Style::Colored { Palette::COLORED } else { Palette::PLAIN };
             eprint!("{}", plan::render_text(&plan, palette));
         }
-        if saved.is_none() && !self.args.yes && !confirmed(&plan)? {
+        if saved.is_none() && !self.args.converge.yes && !confirmed(&plan)? {
             eprintln!("apply cancelled: nothing was changed");
             return Ok(ExitCode::FAILURE);
         }
-        let reporter = apply::reporter(self.args.format == Format::Json, !self.args.no_progress);
-        let settings = ApplySettings { serial: self.args.serial, health_seconds: self.args.health_timeout };
+        let reporter = apply::reporter(self.args.converge.format == Format::Json, !self.args.converge.no_progress);
+        let settings =
+            ApplySettings { serial: self.args.converge.serial, health_seconds: self.args.converge.health_timeout };
         let connector = Ssh(self.transport);
         let wheelhouses = fetch_wheelhouses(&plan, desired)?;
         let context = apply::Context {
@@ -135,6 +161,7 @@ impl Run<'_> {
             reporter: reporter.as_ref(),
             wheelhouses: &wheelhouses,
             migrated: Default::default(),
+            operator: Claim::here("apply", "").who,
         };
         let started = Instant::now();
         let outcome = self.runtime.block_on(apply::apply(&plan, &context));

@@ -4,6 +4,7 @@
 
 mod apply;
 mod backup;
+mod deploy;
 mod diagram;
 mod drill;
 mod lab;
@@ -37,6 +38,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Lab(command) => lab::run(&command, style),
         Command::Plan(args) => plan::run(&args, style),
         Command::Apply(args) => apply::run(&args, style),
+        Command::Deploy(args) => apply::deploy(&args, style),
         Command::Lock(command) => lock::run(&command, style),
         Command::Backup(crate::cli::BackupCommand::Now(args)) => backup::now(&args, style),
         Command::Backup(crate::cli::BackupCommand::List(args)) => restore::list(&args, style),
@@ -66,7 +68,8 @@ fn wants_json(command: &Command) -> bool {
         Command::Validate(args) => args.format,
         Command::Stages(args) => args.format,
         Command::Plan(args) => args.format,
-        Command::Apply(args) => args.format,
+        Command::Apply(args) => args.converge.format,
+        Command::Deploy(args) => args.converge.format,
         Command::Lock(crate::cli::LockCommand::Status(args)) => args.format,
         Command::Backup(crate::cli::BackupCommand::Now(args) | crate::cli::BackupCommand::List(args)) => args.format,
         Command::Backup(crate::cli::BackupCommand::Verify(args)) => args.backup.format,
@@ -167,7 +170,47 @@ impl Checked {
 
 /// Loads an inventory and runs the stack rules; `strict` makes warnings errors.
 pub(crate) fn load_and_check(path: &Path, strict: bool) -> anyhow::Result<Checked> {
-    let loaded = inventory::load(path)?;
+    load_and_check_with(path, strict, &Overrides::default())
+}
+
+/// What a command's flags change in the inventory it loads, before the
+/// rules run on it: `infra deploy --source REF`.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Overrides {
+    /// The git revision to deploy instead of `app.source.ref`.
+    pub revision: Option<String>,
+}
+
+impl Overrides {
+    fn apply_to(&self, inventory: &mut Inventory) -> anyhow::Result<()> {
+        let Some(revision) = &self.revision else { return Ok(()) };
+        let revision = crate::inventory::grammar::git_revision(revision)
+            .map_err(|expected| anyhow::anyhow!("`--source {revision}` is not {expected}"))?;
+        let Some(app) = inventory.app.as_mut() else { anyhow::bail!("`--source`: the inventory has no `app`") };
+        let Some(asked) = app.revision.as_mut() else {
+            return Err(anyhow::Error::msg(format!(
+                "`--source {revision}` names a git revision, but `app.source` is the directory `{}`",
+                app.source.value.display()
+            ))
+            .context(Hinted {
+                message: "deploy changed nothing".into(),
+                hint: format!(
+                    "deploy from a repository with `source: {{git: {}, ref: main}}`, or run `infra deploy` without `--source`",
+                    app.source.value.display()
+                ),
+            }));
+        };
+        asked.value = revision;
+        Ok(())
+    }
+}
+
+/// [`load_and_check`] with `overrides` applied to the inventory first.
+pub(crate) fn load_and_check_with(path: &Path, strict: bool, overrides: &Overrides) -> anyhow::Result<Checked> {
+    let mut loaded = inventory::load(path)?;
+    if let Some(inventory) = loaded.inventory.as_mut() {
+        overrides.apply_to(inventory)?;
+    }
     let mut diagnostics = loaded.diagnostics;
     if let Some(inventory) = &loaded.inventory {
         diagnostics.extend(crate::check::run(inventory));
@@ -196,7 +239,18 @@ pub(crate) fn with_rendered(
     style: Style,
     then: impl FnOnce(&Inventory, crate::render::Rendered) -> anyhow::Result<ExitCode>,
 ) -> anyhow::Result<ExitCode> {
-    let checked = load_and_check(path, strict)?;
+    with_rendered_overridden(path, strict, &Overrides::default(), style, then)
+}
+
+/// [`with_rendered`] with `overrides` applied to the inventory.
+pub(crate) fn with_rendered_overridden(
+    path: &Path,
+    strict: bool,
+    overrides: &Overrides,
+    style: Style,
+    then: impl FnOnce(&Inventory, crate::render::Rendered) -> anyhow::Result<ExitCode>,
+) -> anyhow::Result<ExitCode> {
+    let checked = load_and_check_with(path, strict, overrides)?;
     let Some(inventory) = checked.printed_and_valid(style) else {
         return Ok(ExitCode::FAILURE);
     };

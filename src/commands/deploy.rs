@@ -1,0 +1,104 @@
+//! What `infra deploy` says before its plan: the release it makes, where
+//! its code comes from, how its requirements differ from what the app hosts
+//! serve now, and what each app host will do. Read-only: the one thing it
+//! fetches is the serving release's requirements file, for the diff.
+
+use crate::desired::{DesiredState, Releases};
+use crate::facts::Connected;
+use crate::plan::{PackagesPlan, Plan, ReleasePlan};
+use crate::transport::shell_quote;
+
+/// The deploy's header, ending with a blank line.
+pub(crate) async fn summary(desired: &DesiredState, plan: &Plan, connected: &Connected) -> String {
+    let app_hosts: Vec<(&str, &Releases)> =
+        desired.hosts.iter().filter_map(|host| Some((host.name.as_str(), host.releases.as_ref()?))).collect();
+    let Some((_, releases)) = app_hosts.first() else { return String::new() };
+    let mut text = format!("deploy: release {}{}\n", releases.id, origin(releases));
+    if let Some(requirements) = &releases.requirements {
+        let new = String::from_utf8_lossy(releases.file(&requirements.file).unwrap_or_default()).into_owned();
+        let old = serving_requirements(plan, connected, releases, &requirements.file).await;
+        text.push_str(&requirements_line(&requirements.file, old.as_deref(), &new));
+    }
+    for (host, _) in &app_hosts {
+        let release =
+            plan.hosts.iter().find(|planned| planned.host == *host).and_then(|planned| planned.releases.as_ref());
+        text.push_str(&format!("  {host}: {}\n", host_line(release, &releases.id)));
+    }
+    text.push('\n');
+    text
+}
+
+/// ` from ../app at v2 (commit 3f2a9c1e0b7d)`, or ` from ./app`.
+fn origin(releases: &Releases) -> String {
+    let origin = &releases.origin;
+    let mut text = format!(" from {}", origin.source);
+    if let Some(revision) = &origin.revision {
+        text.push_str(&format!(" at {revision}"));
+    }
+    if let Some(commit) = &origin.commit {
+        text.push_str(&format!(" (commit {})", commit.get(..12).unwrap_or(commit)));
+    }
+    text
+}
+
+fn requirements_line(file: &str, old: Option<&str>, new: &str) -> String {
+    let Some(old) = old else { return format!("  {file}: first release with packages\n") };
+    let changes = crate::requirements::diff(old, new);
+    if changes.is_empty() {
+        return format!("  {file}: unchanged (packages are linked, nothing installed)\n");
+    }
+    let shown: Vec<String> = changes.iter().map(ToString::to_string).collect();
+    format!("  {file}: {}\n", shown.join(", "))
+}
+
+fn host_line(release: Option<&ReleasePlan>, id: &str) -> String {
+    let Some(release) = release.filter(|release| release.switch_to.is_some()) else {
+        return format!("serves release {id} already");
+    };
+    let mut steps = Vec::new();
+    if release.new {
+        steps.push("unpack".to_string());
+    }
+    match &release.packages {
+        Some(PackagesPlan::Install { .. }) => steps.push("install packages".into()),
+        Some(PackagesPlan::Reuse { from, .. }) => steps.push(format!("link the packages of {from}")),
+        None => {}
+    }
+    if release.migrate.is_some() {
+        steps.push("migrate (once, on the first host)".into());
+    }
+    steps.push("switch".into());
+    let from =
+        release.current.as_deref().map_or_else(|| "no release".to_string(), |current| format!("release {current}"));
+    format!("{from} → {id} ({})", steps.join(", "))
+}
+
+/// The requirements file of the release the first switching app host
+/// serves now; `None` when it serves none or the file is not there.
+async fn serving_requirements(plan: &Plan, connected: &Connected, releases: &Releases, file: &str) -> Option<String> {
+    let host =
+        plan.hosts.iter().find(|host| host.releases.as_ref().is_some_and(|release| release.current.is_some()))?;
+    let connection = connected.connections.get(&host.host)?;
+    let script = format!("cat {} 2>/dev/null || true\n", shell_quote(&format!("{}/{file}", releases.link)));
+    let text = connection.run_script(&script).await.ok()?;
+    (!text.is_empty()).then_some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_requirements_line_names_each_change_or_says_none() {
+        let old = "Flask==3.1.0\n";
+        assert_eq!(
+            requirements_line("requirements.txt", Some(old), old),
+            "  requirements.txt: unchanged (packages are linked, nothing installed)\n"
+        );
+        assert_eq!(
+            requirements_line("requirements.txt", Some(old), "Flask==3.1.0\nhumanize==4.11.0\n"),
+            "  requirements.txt: + humanize==4.11.0\n"
+        );
+        assert_eq!(requirements_line("r.txt", None, old), "  r.txt: first release with packages\n");
+    }
+}
