@@ -77,6 +77,9 @@ pub struct Releases {
     /// its command line (`app.migrate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migrate: Option<Vec<String>>,
+    /// The Python the app needs (`app.python`, specifiers like `>=3.11`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python: Option<String>,
     /// Where the code came from: shown by `infra releases`, recorded in
     /// the release on the host.
     pub origin: Origin,

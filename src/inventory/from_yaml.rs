@@ -313,9 +313,13 @@ fn app(decoder: &mut Decoder, node: &Node) -> Option<AppSettings> {
         (words.len() == items.len() && !words.is_empty()).then(|| Spanned::new(words, node.span))
     });
     let env = fields.optional("env").map(|node| app_env(decoder, node)).unwrap_or_default();
+    let python = fields
+        .optional("python")
+        .and_then(|node| decoder.grammar(node, "`python` of `app`", "invalid-python", grammar::python_requirement));
     let settings = AppSettings {
         span: node.span,
         env,
+        python,
         migrate,
         requirements,
         keep_releases: or_default(keep, keep_node.is_some(), KEEP_RELEASES, &fields)?,

@@ -115,6 +115,22 @@ pub fn git_revision(text: &str) -> Result<String, &'static str> {
     if valid { Ok(text.to_string()) } else { Err(EXPECTED) }
 }
 
+/// `app.python`: version specifiers for the hosts' Python, `>=3.11` or
+/// `>=3.11,<3.14`: operators and dotted numbers only.
+pub fn python_requirement(text: &str) -> Result<String, &'static str> {
+    const EXPECTED: &str = "Python version specifiers like `>=3.11` or `>=3.11,<3.14`";
+    let valid = text.len() <= 64 && text.split(',').all(|specifier| python_specifier(specifier.trim()).is_some());
+    if valid { Ok(text.split(',').map(str::trim).collect::<Vec<_>>().join(",")) } else { Err(EXPECTED) }
+}
+
+/// One `OPERATOR VERSION` of [`python_requirement`], split.
+pub fn python_specifier(text: &str) -> Option<(&str, Vec<u32>)> {
+    let operator = ["==", "!=", ">=", "<=", ">", "<"].into_iter().find(|operator| text.starts_with(operator))?;
+    let version = text[operator.len()..].trim();
+    let parts: Option<Vec<u32>> = version.split('.').map(|part| part.parse().ok()).collect();
+    parts.filter(|parts| (1..=3).contains(&parts.len())).map(|parts| (operator, parts))
+}
+
 /// A name in `app.env`: an environment variable's, uppercase, and not one
 /// of those infra writes itself (`DATABASE_*`).
 pub fn env_name(text: &str) -> Result<String, &'static str> {
@@ -219,6 +235,14 @@ pub fn printable(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn python_requirements_are_specifiers_of_dotted_numbers() {
+        assert_eq!(python_requirement(">=3.11, <3.14").as_deref(), Ok(">=3.11,<3.14"));
+        for bad in ["3.11", ">=3.x", "~=3.11", ">=3.11;rm", ">=", ""] {
+            assert!(python_requirement(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn git_revisions_name_one_commit_and_never_an_option() {

@@ -173,6 +173,9 @@ pub struct AppSettings {
     /// More of the app's environment, beside the database settings infra
     /// writes itself: plain values, or secret references.
     pub env: Vec<(Spanned<String>, EnvValue)>,
+    /// The Python the app needs (`>=3.11`), checked against each app
+    /// host's: plan refuses a host that does not satisfy it.
+    pub python: Option<Spanned<String>>,
 }
 
 /// One value of `app.env`.

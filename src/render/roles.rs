@@ -386,6 +386,7 @@ impl HostContext<'_> {
             files: self.sources.app.clone(),
             migrate: app.migrate.as_ref().map(|words| words.value.clone()),
             origin: self.sources.origin.clone().unwrap_or_default(),
+            python: app.python.as_ref().map(|python| python.value.clone()),
             module: app.module.value.split(':').next().unwrap_or_default().to_string(),
         };
         // A release's files change nothing Gunicorn serves: the switch of
