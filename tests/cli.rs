@@ -384,3 +384,89 @@ fn app_env_lands_quoted_in_the_private_environment_file() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("invalid-env-name"));
 }
+
+/// A git repository with the example app committed and tagged `v1`.
+fn example_app_repository(directory: &Path) -> std::path::PathBuf {
+    let repository = directory.join("app-repository");
+    let copied = Command::new("cp").arg("-rT").arg("examples/app").arg(&repository).status().expect("cp runs");
+    assert!(copied.success());
+    for args in [&["init", "-q", "-b", "main"][..], &["add", "-A"], &["commit", "-q", "-m", "v1"], &["tag", "v1"]] {
+        let output = Command::new("git")
+            .arg("-C")
+            .arg(&repository)
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.test")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.test")
+            .output()
+            .expect("git runs");
+        assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    repository
+}
+
+/// `app.source: {git, ref}`: a tag deploys the commit's files (the same
+/// release id as the directory it was committed from); a ref that is not
+/// in the repository, or is not a ref at all, is an error at its place.
+#[test]
+fn a_git_source_renders_its_commit_and_a_bad_ref_is_located() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let repository = example_app_repository(directory.path());
+    let with_ref = |reference: &str| {
+        let reference = reference.to_string();
+        let repository = repository.display().to_string();
+        five_server_copy(directory.path(), move |text| {
+            text.replace("source: ../examples/app", &format!("source: {{git: {repository}, ref: \"{reference}\"}}"))
+        })
+    };
+    let tree = directory.path().join("tree");
+    render_with_secrets(&with_ref("v1"), &tree);
+    let host = std::fs::read_to_string(tree.join("app-01/host.json")).expect("host.json");
+    let host: serde_json::Value = serde_json::from_str(&host).expect("JSON");
+    assert_eq!(host["releases"]["origin"]["revision"], "v1");
+    assert_eq!(host["releases"]["origin"]["commit"].as_str().map(str::len), Some(40));
+    let plain_directory = directory.path().join("plain");
+    std::fs::create_dir(&plain_directory).expect("create");
+    let plain = five_server_copy(&plain_directory, |text| text);
+    let plain_tree = directory.path().join("plain-tree");
+    render_with_secrets(&plain, &plain_tree);
+    let plain_host: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(plain_tree.join("app-01/host.json")).expect("host.json"))
+            .expect("JSON");
+    assert_eq!(host["releases"]["id"], plain_host["releases"]["id"], "the commit's files are the directory's");
+
+    for (reference, expected) in [
+        ("v9", "has no commit named `v9`"),
+        (
+            "--upload-pack=touch /tmp/x",
+            "`ref` of `app.source` `--upload-pack=touch /tmp/x` is not a branch, tag or commit",
+        ),
+    ] {
+        let output = infra().args(["validate", "--no-checkers", "-i"]).arg(with_ref(reference)).output().expect("runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(expected) && stderr.contains("inventory.yml:"), "{stderr}");
+    }
+}
+
+/// `infra deploy --source REF` needs a git source; with a directory it
+/// says so, and how to change that, before anything connects.
+#[test]
+fn deploy_from_a_revision_needs_a_git_source() {
+    let output = infra().args(["deploy", "--source", "v2", "--yes", "-i", "inventories/five-server.yml"]).output();
+    let stderr = String::from_utf8_lossy(&output.expect("infra runs").stderr).into_owned();
+    assert!(
+        stderr.contains("`--source v2` names a git revision, but `app.source` is the directory `../examples/app`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: deploy from a repository with `source: {git: ../examples/app, ref: main}`"),
+        "{stderr}"
+    );
+    let output = infra().args(["deploy", "--source=-x", "--yes", "-i", "inventories/five-server.yml"]).output();
+    let stderr = String::from_utf8_lossy(&output.expect("infra runs").stderr).into_owned();
+    assert!(stderr.contains("is not a branch, tag or commit"), "{stderr}");
+}

@@ -114,9 +114,19 @@ pub(crate) fn rollback_under_load(lab: &Lab) -> Output {
     })
 }
 
+/// `infra deploy --yes` of `inventory` (with `args`) while a load runs
+/// through the virtual IP; asserts no request failed.
+pub(crate) fn deploy_under_load(lab: &Lab, inventory: &Path, args: &[&str], what: &str) -> Output {
+    under_load(lab, what, || {
+        let mut command = lab.command();
+        command.args(["deploy", "--yes", "--no-progress", "-i"]).arg(inventory).args(args);
+        command.output().expect("infra runs")
+    })
+}
+
 /// Runs `change` while a load runs through the virtual IP; asserts it
 /// succeeded and no request failed.
-fn under_load(lab: &Lab, what: &str, change: impl FnOnce() -> Output) -> Output {
+pub(crate) fn under_load(lab: &Lab, what: &str, change: impl FnOnce() -> Output) -> Output {
     let (stop, requests, failures) = (AtomicBool::new(false), AtomicUsize::new(0), AtomicUsize::new(0));
     let errors = std::sync::Mutex::new(Vec::new());
     let output = std::thread::scope(|scope| {
@@ -298,6 +308,7 @@ pub(crate) fn two_web_and_two_app_hosts_change_with_zero_failed_requests() {
         releases["hosts"].as_array().expect("hosts").iter().filter_map(|host| host["current"].as_str()).collect();
     assert_eq!(current.len(), 2, "{releases}");
     assert_eq!(current[0], current[1], "every app host serves the same release: {releases}");
+    a_git_deploy_of_code_a_package_and_a_migration_then_a_rollback(&lab);
 }
 
 /// A backup taken through `infra backup now`, more writes, then `infra

@@ -297,3 +297,128 @@ pub(crate) fn a_killed_deploy_leaves_current_valid_and_the_next_run_completes_it
     }
     assert_success(&lab.apply(&lab.inventory, &[]), "apply back to the example app");
 }
+
+/// A git repository of the example app with two tags: `v1` as it is, and
+/// `v2` with changed code, a PyPI package the app imports and an Alembic
+/// migration.
+fn app_repository(lab: &Lab) -> PathBuf {
+    let repository = lab.state.path().join("app-repository");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/app");
+    let copied = Command::new("cp").arg("-rT").arg(&example).arg(&repository).status().expect("cp runs");
+    assert!(copied.success(), "copy of the example app");
+    let git = |args: &[&str]| {
+        let output = Command::new("git")
+            .arg("-C")
+            .arg(&repository)
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_AUTHOR_NAME", "Ana Operator")
+            .env("GIT_AUTHOR_EMAIL", "ana@example.test")
+            .env("GIT_COMMITTER_NAME", "Ana Operator")
+            .env("GIT_COMMITTER_EMAIL", "ana@example.test")
+            .output()
+            .expect("git runs");
+        assert_success(&output, "git");
+    };
+    git(&["init", "-q", "-b", "main"]);
+    std::fs::write(repository.join(".gitignore"), "__pycache__/\n").expect("write");
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "v1"]);
+    git(&["tag", "v1"]);
+    let append = |file: &str, text: &str| {
+        let path = repository.join(file);
+        let before = std::fs::read_to_string(&path).expect("read");
+        std::fs::write(&path, format!("{before}{text}")).expect("write");
+    };
+    append("app.py", "\n# v2: with humanize\nimport humanize  # noqa: E402\n");
+    append("requirements.txt", "humanize==4.11.0\n");
+    let migration_file = repository.join("migrations/versions/0002_v2.py");
+    std::fs::write(migration_file, migration("0002_v2", "0001", false)).expect("write");
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "v2: humanize and a migration"]);
+    git(&["tag", "v2"]);
+    repository
+}
+
+/// Each app host's current release, from `infra releases`.
+fn current_releases(lab: &Lab, inventory: &Path) -> Vec<(String, String)> {
+    let output = lab.command().args(["releases", "--format", "json", "-i"]).arg(inventory).output();
+    let output = output.expect("infra runs");
+    assert_success(&output, "releases");
+    let document: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    document["hosts"]
+        .as_array()
+        .expect("hosts")
+        .iter()
+        .map(|host| {
+            let name = host["host"].as_str().unwrap_or_default().to_string();
+            (name, host["current"].as_str().unwrap_or_default().to_string())
+        })
+        .collect()
+}
+
+/// The whole loop on a fleet of two app hosts: `infra deploy` of a git
+/// tag, then of the next tag (new code, a new PyPI package, a migration)
+/// while requests run through the virtual IP, then `infra rollback`: no
+/// request fails, every app host ends on the same release each time, and
+/// the rollback rebuilds nothing (v1's packages are untouched).
+pub(crate) fn a_git_deploy_of_code_a_package_and_a_migration_then_a_rollback(lab: &Lab) {
+    let repository = app_repository(lab);
+    let example = format!("source: {}/examples/app", env!("CARGO_MANIFEST_DIR"));
+    let git_source = format!("source: {{git: {}, ref: v1}}", repository.display());
+    let inventory = lab.inventory_with("git-deploy.yml", &example, &git_source);
+
+    let first = lab.command().args(["deploy", "--yes", "--no-progress", "-i"]).arg(&inventory).output();
+    assert_success(&first.expect("infra runs"), "deploy of v1");
+    assert!(counter_at(&lab.vip) > 0, "v1 serves through the virtual IP");
+    let v1 = current_releases(lab, &inventory);
+    assert!(v1.len() == 2 && v1[0].1 == v1[1].1, "{v1:?}");
+    let v1_id = v1[0].1.clone();
+    let addresses: std::collections::BTreeMap<String, String> =
+        super::bench::bench_inventory(7).1.into_iter().collect();
+    let packages_of_v1 = |host: &str| {
+        let venv = format!("/srv/app/releases/{v1_id}/.venv");
+        lab.ssh_ok(&addresses[host], &format!("stat -c '%i %Y' {venv}/.infra-requirements {venv}/bin/python3"))
+    };
+    let before: Vec<String> = v1.iter().map(|(host, _)| packages_of_v1(host)).collect();
+
+    let started = Instant::now();
+    let output = deploy_under_load(lab, &inventory, &["--source", "v2"], "deploy of v2 (code, a package, a migration)");
+    eprintln!("deploy of v2 to two app hosts: {:.1} s", started.elapsed().as_secs_f64());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for expected in [
+        "deploy: release",
+        "at v2 (commit",
+        "requirements.txt: + humanize==4.11.0",
+        "installing the release's packages",
+    ] {
+        assert!(stderr.contains(expected), "`{expected}` in: {stderr}");
+    }
+    assert_eq!(stderr.matches("migrating the database").count(), 1, "the migration runs once: {stderr}");
+    let v2 = current_releases(lab, &inventory);
+    assert!(v2[0].1 == v2[1].1 && v2[0].1 != v1_id, "every app host serves v2: {v2:?}");
+    let ran = lab.ssh_ok(&addresses["db-01"], "mariadb -N -B app -e 'SELECT version_num FROM alembic_version'");
+    assert_eq!(ran.trim(), "0002_v2");
+    let listed = lab.command().args(["releases", "-i"]).arg(&inventory).output().expect("infra runs");
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(listed.contains("at v2 (") && listed.contains(" by "), "who and what in: {listed}");
+
+    let started = Instant::now();
+    let rollback = under_load_rollback(lab, &inventory);
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!("rollback of two app hosts from v2 to v1: {seconds:.1} s under load");
+    assert!(!String::from_utf8_lossy(&rollback.stderr).contains("install"));
+    let back = current_releases(lab, &inventory);
+    assert!(back.iter().all(|(_, id)| *id == v1_id), "every app host is back on v1: {back:?}");
+    let after: Vec<String> = back.iter().map(|(host, _)| packages_of_v1(host)).collect();
+    assert_eq!(before, after, "rolling back rebuilt no package");
+    assert!(counter_at(&lab.vip) > 0, "v1 serves on the migrated database");
+}
+
+/// `infra rollback -i inventory` under load.
+fn under_load_rollback(lab: &Lab, inventory: &Path) -> Output {
+    under_load(lab, "rollback of two app hosts", || {
+        lab.command().args(["rollback", "-i"]).arg(inventory).output().expect("infra runs")
+    })
+}
