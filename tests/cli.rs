@@ -7,6 +7,9 @@ use std::process::Command;
 
 use assert_cmd::cargo::CommandCargoExt;
 
+#[path = "support/git.rs"]
+mod support;
+
 fn infra() -> Command {
     let mut command = Command::cargo_bin("infra").expect("the infra binary is built");
     command
@@ -391,19 +394,7 @@ fn example_app_repository(directory: &Path) -> std::path::PathBuf {
     let copied = Command::new("cp").arg("-rT").arg("examples/app").arg(&repository).status().expect("cp runs");
     assert!(copied.success());
     for args in [&["init", "-q", "-b", "main"][..], &["add", "-A"], &["commit", "-q", "-m", "v1"], &["tag", "v1"]] {
-        let output = Command::new("git")
-            .arg("-C")
-            .arg(&repository)
-            .args(args)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@example.test")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@example.test")
-            .output()
-            .expect("git runs");
-        assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        support::git(&repository, args);
     }
     repository
 }

@@ -19,6 +19,8 @@ mod isolation;
 mod lock;
 mod plan;
 mod releases;
+#[path = "../support/git.rs"]
+mod support;
 
 use apply::*;
 use backup::*;

@@ -306,21 +306,7 @@ fn app_repository(lab: &Lab) -> PathBuf {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/app");
     let copied = Command::new("cp").arg("-rT").arg(&example).arg(&repository).status().expect("cp runs");
     assert!(copied.success(), "copy of the example app");
-    let git = |args: &[&str]| {
-        let output = Command::new("git")
-            .arg("-C")
-            .arg(&repository)
-            .args(args)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_AUTHOR_NAME", "Ana Operator")
-            .env("GIT_AUTHOR_EMAIL", "ana@example.test")
-            .env("GIT_COMMITTER_NAME", "Ana Operator")
-            .env("GIT_COMMITTER_EMAIL", "ana@example.test")
-            .output()
-            .expect("git runs");
-        assert_success(&output, "git");
-    };
+    let git = |args: &[&str]| super::support::git(&repository, args);
     git(&["init", "-q", "-b", "main"]);
     std::fs::write(repository.join(".gitignore"), "__pycache__/\n").expect("write");
     git(&["add", "-A"]);
@@ -338,6 +324,13 @@ fn app_repository(lab: &Lab) -> PathBuf {
     git(&["add", "-A"]);
     git(&["commit", "-q", "-m", "v2: humanize and a migration"]);
     git(&["tag", "v2"]);
+    // v3 imports, but every request fails: only its health check finds out.
+    append(
+        "app.py",
+        "\n\n@app.before_request\ndef broken():\n    raise RuntimeError(\"v3 is broken: SETTINGS_MODULE is not set\")\n",
+    );
+    git(&["commit", "-q", "-am", "v3: broken"]);
+    git(&["tag", "v3"]);
     repository
 }
 
@@ -414,6 +407,26 @@ pub(crate) fn a_git_deploy_of_code_a_package_and_a_migration_then_a_rollback(lab
     let after: Vec<String> = back.iter().map(|(host, _)| packages_of_v1(host)).collect();
     assert_eq!(before, after, "rolling back rebuilt no package");
     assert!(counter_at(&lab.vip) > 0, "v1 serves on the migrated database");
+
+    // v3 passes the import check but fails every request: its health check
+    // fails on the first app host, which goes back to v1; the other never
+    // sees v3, and the error is the app's own.
+    let mut deploy = lab.command();
+    deploy.args(["deploy", "--yes", "--no-progress", "--health-timeout", "3", "--source", "v3", "-i"]).arg(&inventory);
+    let failed = deploy.output().expect("infra runs");
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("at step `health checks`"), "{stderr}");
+    assert!(stderr.contains("v3 is broken: SETTINGS_MODULE is not set"), "the app's own error: {stderr}");
+    let after_failure = current_releases(lab, &inventory);
+    assert!(after_failure.iter().all(|(_, id)| *id == v1_id), "both app hosts still on v1: {after_failure:?}");
+    let releases_dirs = |host: &str| lab.ssh_ok(&addresses[host], "ls /srv/app/releases");
+    let v2_id = &v2[0].1;
+    for (host, _) in &after_failure {
+        let present: Vec<String> = releases_dirs(host).split_whitespace().map(String::from).collect();
+        assert!(present.contains(&v1_id) && present.contains(v2_id) && present.len() == 2, "{host}: {present:?}");
+    }
+    assert!(counter_at(&lab.vip) > 0, "v1 still serves");
 }
 
 /// `infra rollback -i inventory` under load.

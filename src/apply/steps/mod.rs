@@ -215,7 +215,8 @@ pub fn backup_first(plan: &HostPlan, host: &HostState) -> Option<String> {
 const HEALTHY_RISE: u32 = 3;
 
 /// All health checks together must pass [`HEALTHY_RISE`] times in a row,
-/// half a second apart, within `seconds`; the failing check's output is shown.
+/// half a second apart, within `seconds`; the failing check's output is
+/// shown, then the last lines each of the host's services logged meanwhile.
 pub fn health(host: &HostState, seconds: u32) -> Option<String> {
     if host.health_checks.is_empty() {
         return None;
@@ -231,6 +232,16 @@ pub fn health(host: &HostState, seconds: u32) -> Option<String> {
         ));
     }
     all_pass.push_str("}\n");
+    // What the services said meanwhile: an app that answers 500 explains
+    // itself in its own log, which is where the operator would look next.
+    for service in &host.services {
+        report.push_str(&format!(
+            "  journalctl -u {unit} --since -{since}s -n 20 --no-pager -o cat 2>/dev/null | sed 's/^/  {name}: /' >&2\n",
+            unit = quote(&service.name),
+            since = seconds + 10,
+            name = service.name.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_"),
+        ));
+    }
     Some(format!(
         "{all_pass}passes=0\ntries=0\nwhile [ $passes -lt {HEALTHY_RISE} ]; do\n\
          if all_pass; then passes=$((passes + 1)); else passes=0; fi\n\
