@@ -316,6 +316,14 @@ impl ReleaseRecord<'_> {
     }
 }
 
+/// The first lines of the release steps that outlive a killed apply on the
+/// host (unpacking, installing packages, migrating: the SSH session ends,
+/// the script does not): each waits for the same host-wide lock, held by
+/// the script and its children, so the next run never rebuilds a `.venv`
+/// or migrates while an orphan of the last one still does.
+const RELEASE_STEP_LOCK: &str =
+    "mkdir -p /var/lib/infra\nexec 9>/var/lib/infra/release-step.lock\nflock -w 900 9 || { echo 'another release step on this host has held its lock for 15 minutes' >&2; exit 1; }\n";
+
 /// The file in a release directory that says where it came from.
 pub const RELEASE_RECORD: &str = ".infra-release";
 /// The file in a release directory that says it passed its health checks
@@ -336,7 +344,7 @@ pub fn unpack(
     let (target, partial) =
         (quote(&format!("{}/{id}", release.directory)), quote(&format!("{}/.{id}.partial", release.directory)));
     let mut script = format!(
-        "set -e\numask 022\nrm -rf {partial}\n[ -e {target}/.infra-complete ] || rm -rf {target}\nmkdir -p {partial}\n"
+        "set -e\n{RELEASE_STEP_LOCK}umask 022\nrm -rf {partial}\n[ -e {target}/.infra-complete ] || rm -rf {target}\nmkdir -p {partial}\n"
     );
     for (relative, content) in files {
         let path = format!("{}/.{id}.partial/{relative}", release.directory);
@@ -370,7 +378,7 @@ pub fn packages(release: &ReleasePlan, wheelhouse: Option<&[u8]>) -> Option<Stri
         release.switch_to.as_deref().unwrap_or_else(|| release.current.as_deref().unwrap_or_default())
     );
     let venv = quote(&format!("{root}/.venv"));
-    let mut script = format!("set -e\nrm -rf {venv}\n");
+    let mut script = format!("set -e\n{RELEASE_STEP_LOCK}rm -rf {venv}\n");
     match packages {
         PackagesPlan::Reuse { digest: _, from } => {
             let donor = format!("{}/{from}/.venv", release.directory);
@@ -418,7 +426,11 @@ pub fn migrate(release: &ReleasePlan) -> Option<String> {
     let words = release.migrate.as_ref()?;
     let id = release.switch_to.as_deref()?;
     let directory = format!("{}/{id}", release.directory);
-    Some(format!("set -e\n{}touch {}\n", as_app(&directory, words), quote(&format!("{directory}/.infra-migrated"))))
+    Some(format!(
+        "set -e\n{RELEASE_STEP_LOCK}{}touch {}\n",
+        as_app(&directory, words),
+        quote(&format!("{directory}/.infra-migrated"))
+    ))
 }
 
 /// A command run as the app's user, in `directory` (a release), with the
