@@ -39,21 +39,26 @@ pub struct Claim {
 impl Claim {
     /// The claim of this process: the local user and machine names.
     pub fn here(command: &str, inventory: &str) -> Claim {
-        let user = ["SUDO_USER", "USER", "LOGNAME"]
-            .iter()
-            .find_map(|name| std::env::var(name).ok().filter(|value| !value.is_empty()))
-            .unwrap_or_else(|| {
-                use std::os::unix::fs::MetadataExt;
-                match std::fs::metadata("/proc/self").map(|metadata| metadata.uid()) {
-                    Ok(0) => "root".into(),
-                    Ok(uid) => format!("uid {uid}"),
-                    Err(_) => "unknown".into(),
-                }
-            });
-        let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map_or_else(|_| "unknown".into(), |name| name.trim().to_string());
-        Claim { who: format!("{user}@{machine}"), inventory: inventory.to_string(), command: command.to_string() }
+        Claim { who: operator(), inventory: inventory.to_string(), command: command.to_string() }
     }
+}
+
+/// Who runs this process, `user@machine`: the user who ran sudo, if any.
+pub fn operator() -> String {
+    let user = ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|value| !value.is_empty()))
+        .unwrap_or_else(|| {
+            use std::os::unix::fs::MetadataExt;
+            match std::fs::metadata("/proc/self").map(|metadata| metadata.uid()) {
+                Ok(0) => "root".into(),
+                Ok(uid) => format!("uid {uid}"),
+                Err(_) => "unknown".into(),
+            }
+        });
+    let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map_or_else(|_| "unknown".into(), |name| name.trim().to_string());
+    format!("{user}@{machine}")
 }
 
 /// The holder of a host's lock, as its holder file says.

@@ -161,7 +161,7 @@ impl Run<'_> {
             reporter: reporter.as_ref(),
             wheelhouses: &wheelhouses,
             migrated: Default::default(),
-            operator: Claim::here("apply", "").who,
+            operator: lock::operator(),
         };
         let started = Instant::now();
         let outcome = self.runtime.block_on(apply::apply(&plan, &context));

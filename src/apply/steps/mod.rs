@@ -321,8 +321,7 @@ impl ReleaseRecord<'_> {
 /// the script does not): each waits for the same host-wide lock, held by
 /// the script and its children, so the next run never rebuilds a `.venv`
 /// or migrates while an orphan of the last one still does.
-const RELEASE_STEP_LOCK: &str =
-    "mkdir -p /var/lib/infra\nexec 9>/var/lib/infra/release-step.lock\nflock -w 900 9 || { echo 'another release step on this host has held its lock for 15 minutes' >&2; exit 1; }\n";
+const RELEASE_STEP_LOCK: &str = "mkdir -p /var/lib/infra\nexec 9>/var/lib/infra/release-step.lock\nflock -w 900 9 || { echo 'another release step on this host has held its lock for 15 minutes' >&2; exit 1; }\n";
 
 /// The file in a release directory that says where it came from.
 pub const RELEASE_RECORD: &str = ".infra-release";
