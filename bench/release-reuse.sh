@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark: deploying a release with PyPI packages (wheels fetched with a
+# Benchmark: `infra deploy` of a release with PyPI packages (wheels fetched with a
 # cold cache on this machine, installed offline on the lab host) against
 # the next, code-only release, whose packages are hard-linked from the
 # first; both measured in one run on a five-host lab. Prints both times and

@@ -15,9 +15,19 @@ impl Lab {
     }
 
     pub(crate) fn apply_command(&self, inventory: &Path, args: &[&str]) -> Command {
+        self.converge_command("apply", inventory, args)
+    }
+
+    /// `infra deploy --yes` of `inventory`, with `args`.
+    pub(crate) fn deploy(&self, inventory: &Path, args: &[&str]) -> Output {
+        self.converge_command("deploy", inventory, args).output().expect("infra runs")
+    }
+
+    /// `infra apply` or `infra deploy` without asking, with the lab's secrets.
+    pub(crate) fn converge_command(&self, verb: &str, inventory: &Path, args: &[&str]) -> Command {
         let mut command = self.command();
         command
-            .args(["apply", "--yes", "--no-progress", "-i"])
+            .args([verb, "--yes", "--no-progress", "-i"])
             .arg(inventory)
             .args(args)
             .env("INFRA_VRRP_SECRET", VRRP_SECRET)
@@ -117,11 +127,7 @@ pub(crate) fn rollback_under_load(lab: &Lab) -> Output {
 /// `infra deploy --yes` of `inventory` (with `args`) while a load runs
 /// through the virtual IP; asserts no request failed.
 pub(crate) fn deploy_under_load(lab: &Lab, inventory: &Path, args: &[&str], what: &str) -> Output {
-    under_load(lab, what, || {
-        let mut command = lab.command();
-        command.args(["deploy", "--yes", "--no-progress", "-i"]).arg(inventory).args(args);
-        command.output().expect("infra runs")
-    })
+    under_load(lab, what, || lab.deploy(inventory, args))
 }
 
 /// Runs `change` while a load runs through the virtual IP; asserts it

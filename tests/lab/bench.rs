@@ -121,9 +121,9 @@ fn bench_code_only_release_against_the_first() {
     let requirements = "humanize==4.11.0\n";
     let timed = |inventory: &Path| {
         let started = Instant::now();
-        let output =
-            lab.apply_command(inventory, &[]).env("XDG_CACHE_HOME", cache.path()).output().expect("infra runs");
-        assert_success(&output, "apply of a release");
+        let mut deploy = lab.converge_command("deploy", inventory, &[]);
+        let output = deploy.env("XDG_CACHE_HOME", cache.path()).output().expect("infra runs");
+        assert_success(&output, "deploy of a release");
         (started.elapsed(), String::from_utf8_lossy(&output.stderr).into_owned())
     };
     let (first, log) = timed(&lab.app_version_with("bench1", 5, Some((requirements, "humanize"))));

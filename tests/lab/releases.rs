@@ -362,8 +362,7 @@ pub(crate) fn a_git_deploy_of_code_a_package_and_a_migration_then_a_rollback(lab
     let git_source = format!("source: {{git: {}, ref: v1}}", repository.display());
     let inventory = lab.inventory_with("git-deploy.yml", &example, &git_source);
 
-    let first = lab.command().args(["deploy", "--yes", "--no-progress", "-i"]).arg(&inventory).output();
-    assert_success(&first.expect("infra runs"), "deploy of v1");
+    assert_success(&lab.deploy(&inventory, &[]), "deploy of v1");
     assert!(counter_at(&lab.vip) > 0, "v1 serves through the virtual IP");
     let v1 = current_releases(lab, &inventory);
     assert!(v1.len() == 2 && v1[0].1 == v1[1].1, "{v1:?}");
@@ -411,9 +410,7 @@ pub(crate) fn a_git_deploy_of_code_a_package_and_a_migration_then_a_rollback(lab
     // v3 passes the import check but fails every request: its health check
     // fails on the first app host, which goes back to v1; the other never
     // sees v3, and the error is the app's own.
-    let mut deploy = lab.command();
-    deploy.args(["deploy", "--yes", "--no-progress", "--health-timeout", "3", "--source", "v3", "-i"]).arg(&inventory);
-    let failed = deploy.output().expect("infra runs");
+    let failed = lab.deploy(&inventory, &["--health-timeout", "3", "--source", "v3"]);
     let stderr = String::from_utf8_lossy(&failed.stderr);
     assert_eq!(failed.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("at step `health checks`"), "{stderr}");
