@@ -1,6 +1,8 @@
 //! Wheelhouses: the wheels a release's requirements need, for one host
 //! Python and machine, downloaded once on this machine (`pip download`,
-//! binary wheels only) and kept in a cache, then handed to apply as a tar
+//! binary wheels only; a pure-Python distribution published only as source
+//! is built into a wheel here, once, and found like the others) and kept
+//! in a cache, then handed to apply as a tar
 //! that travels to the hosts over SSH. Hosts install from it with
 //! `--no-index`: they never need the internet. pip, not uv: it is on every
 //! machine with Python, it runs on the hosts from its own wheel (so hosts
@@ -20,6 +22,12 @@ pub enum WheelsError {
     },
     #[error("`pip download` could not fetch wheels for Python {python} on {arch}:\n{stderr}")]
     Download { python: String, arch: String, stderr: String },
+    #[error("`{requirement}` has no wheel, and building one from its source failed:\n{stderr}")]
+    Build { requirement: String, stderr: String },
+    #[error(
+        "`{requirement}` has no wheel for Python {python} on {arch}, and its source builds one for this machine's platform only: pin a version with wheels for the hosts (building on a host of their platform is not supported yet)"
+    )]
+    NotPure { requirement: String, python: String, arch: String },
     #[error("cannot use the wheel cache `{}`", path.display())]
     Cache {
         path: PathBuf,
@@ -71,27 +79,118 @@ fn download(directory: &Path, requirements: &str, python: &str, arch: &str) -> R
     std::fs::create_dir_all(directory).map_err(cache)?;
     let file = directory.join("requirements.txt");
     std::fs::write(&file, requirements).map_err(cache)?;
+    let built = cache_root().join("built");
+    std::fs::create_dir_all(&built).map_err(|error| WheelsError::Cache { path: built.clone(), error })?;
+    // pip stops at the first distribution without a fitting wheel: each
+    // round builds that one (when it is pure Python) and asks again.
+    let mut tried = Vec::new();
+    loop {
+        let stderr = match pip_download(directory, &file, &built, python, arch)? {
+            None => break,
+            Some(stderr) => stderr,
+        };
+        match sdist_only(&stderr).filter(|requirement| !tried.contains(requirement)) {
+            Some(requirement) => {
+                build_pure_wheel(&requirement, &built, python, arch)?;
+                tried.push(requirement);
+            }
+            None => return Err(download_error(stderr, python, arch)),
+        }
+    }
+    std::fs::write(directory.join(".complete"), "").map_err(cache)
+}
+
+/// One `pip download` of binary wheels for the host's Python and machine,
+/// also finding the wheels built here; `Some(stderr)` when it fails.
+fn pip_download(
+    directory: &Path,
+    requirements: &Path,
+    built: &Path,
+    python: &str,
+    arch: &str,
+) -> Result<Option<String>, WheelsError> {
     let abi = format!("cp{}", python.replace('.', ""));
     let mut command = Command::new("python3");
     command
         .args(["-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--only-binary=:all:"])
         .args(["--python-version", python, "--implementation", "cp", "--abi", &abi, "--abi", "abi3", "--abi", "none"])
+        .arg("--find-links")
+        .arg(built)
         .arg("--dest")
         .arg(directory)
         .arg("-r")
-        .arg(&file)
+        .arg(requirements)
         .arg("pip");
     for platform in MANYLINUX {
         command.args(["--platform", &format!("{platform}_{arch}")]);
     }
     command.args(["--platform", "any"]);
     let output = command.output().map_err(|error| WheelsError::Spawn { program: "python3 -m pip".into(), error })?;
-    if !output.status.success() {
-        let mut stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
-        if stderr.contains("No module named pip") {
-            stderr.push_str("\n\nhint: install pip on this machine (`apt-get install python3-pip` on Debian): infra downloads the app's wheels with it");
-        }
-        return Err(WheelsError::Download { python: python.into(), arch: arch.into(), stderr });
+    Ok((!output.status.success()).then(|| String::from_utf8_lossy(&output.stderr).trim().to_string()))
+}
+
+fn download_error(mut stderr: String, python: &str, arch: &str) -> WheelsError {
+    if stderr.contains("No module named pip") {
+        stderr.push_str("\n\nhint: install pip on this machine (`apt-get install python3-pip` on Debian): infra downloads the app's wheels with it");
     }
-    std::fs::write(directory.join(".complete"), "").map_err(cache)
+    WheelsError::Download { python: python.into(), arch: arch.into(), stderr }
+}
+
+/// The requirement pip found no wheel for (`docopt==0.6.2` of `No
+/// matching distribution found for docopt==0.6.2`): perhaps one published
+/// only as source.
+fn sdist_only(stderr: &str) -> Option<String> {
+    let requirement = stderr.lines().find_map(|line| line.split("No matching distribution found for ").nth(1))?.trim();
+    let plausible = !requirement.is_empty()
+        && !requirement.starts_with('-')
+        && requirement.chars().all(|c| c.is_ascii_alphanumeric() || "-_.[],=<>!~*+ ".contains(c));
+    plausible.then(|| requirement.to_string())
+}
+
+/// Builds `requirement` from its source distribution on this machine into
+/// `built`, once for every later release and host: only a pure-Python
+/// wheel (`-none-any`) fits every host; one that compiles for a platform
+/// is refused, as it would have to be built on a host of that platform.
+fn build_pure_wheel(requirement: &str, built: &Path, python: &str, arch: &str) -> Result<(), WheelsError> {
+    let name =
+        requirement.split(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c))).next().unwrap_or_default();
+    let scratch = tempfile::tempdir().map_err(|error| WheelsError::Cache { path: built.to_path_buf(), error })?;
+    let output = Command::new("python3")
+        .args(["-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--no-deps", "--no-binary", name])
+        .arg("--wheel-dir")
+        .arg(scratch.path())
+        .arg(requirement)
+        .output()
+        .map_err(|error| WheelsError::Spawn { program: "python3 -m pip".into(), error })?;
+    let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+    if !output.status.success() {
+        return Err(WheelsError::Build { requirement: requirement.into(), stderr });
+    }
+    let wheels: Vec<PathBuf> = std::fs::read_dir(scratch.path())
+        .map_err(|error| WheelsError::Cache { path: scratch.path().to_path_buf(), error })?
+        .flatten()
+        .map(|entry| entry.path())
+        .collect();
+    let pure = |path: &PathBuf| path.to_string_lossy().ends_with("-none-any.whl");
+    match wheels.as_slice() {
+        [wheel] if pure(wheel) => {
+            let target = built.join(wheel.file_name().unwrap_or_default());
+            std::fs::copy(wheel, &target).map_err(|error| WheelsError::Cache { path: target.clone(), error })?;
+            Ok(())
+        }
+        _ => Err(WheelsError::NotPure { requirement: requirement.into(), python: python.into(), arch: arch.into() }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_requirement_without_a_wheel_is_read_from_pips_error() {
+        let stderr = "ERROR: Could not find a version that satisfies the requirement docopt==0.6.2 (from versions: none)\nERROR: No matching distribution found for docopt==0.6.2";
+        assert_eq!(sdist_only(stderr).as_deref(), Some("docopt==0.6.2"));
+        assert_eq!(sdist_only("ERROR: No matching distribution found for --evil"), None);
+        assert_eq!(sdist_only("ERROR: network unreachable"), None);
+    }
 }

@@ -167,6 +167,15 @@ pub(crate) fn a_release_brings_its_own_packages_and_code_only_releases_reuse_the
         "/srv/app/current/.venv/bin/python -c 'import humanize; print(humanize.__version__)'",
     );
     assert_eq!(version.trim(), "4.11.0");
+
+    // docopt 0.6.2 is published as source only (pure Python): infra builds
+    // its wheel once on this machine and ships it like the others.
+    let source_only = lab.app_version_with("sdist", 5, Some(("docopt==0.6.2\n", "docopt")));
+    assert_success(&lab.deploy(&source_only, &[]), "deploy of a release with a source-only package");
+    let version = lab
+        .ssh_ok(&address("app-01"), "/srv/app/current/.venv/bin/python -c 'import docopt; print(docopt.__version__)'");
+    assert_eq!(version.trim(), "0.6.2");
+    assert!(counter_at(&lab.vip) > 0, "the release with docopt serves");
     assert_success(&lab.apply(&lab.inventory, &[]), "apply back to the example app");
 }
 
