@@ -228,24 +228,3 @@ pub fn warnings(
     let drill = staleness("passing restore drill", newest_passed_drill, now, drill_overdue_after(on_calendar));
     backup.into_iter().chain(drill).collect()
 }
-
-/// Plan's warnings about backups: for each database host whose facts were
-/// read, a missing or overdue backup or restore drill, named by host.
-pub fn plan_warnings(
-    desired: &crate::desired::DesiredState,
-    facts: &BTreeMap<String, crate::facts::HostFacts>,
-    now: OffsetDateTime,
-) -> Vec<String> {
-    let mut found = Vec::new();
-    for host in &desired.hosts {
-        let (Some(policy), Some((backup, drill))) =
-            (&host.backups, facts.get(&host.name).and_then(|facts| facts.backups.as_ref()))
-        else {
-            continue;
-        };
-        for warning in warnings(backup.as_deref(), drill.as_deref(), now, &policy.on_calendar) {
-            found.push(format!("{}: {warning}", host.name));
-        }
-    }
-    found
-}

@@ -20,7 +20,7 @@ fn plan_hosts(args: &PlanArgs, style: Style, rendered: Rendered) -> anyhow::Resu
     let desired = crate::desired::DesiredState { hosts, virtual_ip: rendered.state.virtual_ip };
     let gathered = super::gather_facts(&desired, &args.connection, !args.no_progress)?;
     let mut plan = plan::plan(&desired, &gathered.facts, gathered.unreachable);
-    plan.warnings = crate::backup::plan_warnings(&desired, &gathered.facts, time::OffsetDateTime::now_utc());
+    plan.warnings = plan::backup_warnings(&desired, &gathered.facts, time::OffsetDateTime::now_utc());
     plan.inventory = std::fs::canonicalize(&args.inventory.inventory).ok().map(|path| path.display().to_string());
     if let Some(path) = &args.out {
         let json = serde_json::to_string_pretty(&plan).context("cannot serialize the plan")?;

@@ -371,5 +371,26 @@ impl Plan {
     }
 }
 
+/// Plan's warnings about backups: for each database host whose facts were
+/// read, a missing or overdue backup or restore drill, named by host.
+pub fn backup_warnings(
+    desired: &DesiredState,
+    facts: &BTreeMap<String, HostFacts>,
+    now: time::OffsetDateTime,
+) -> Vec<String> {
+    let mut found = Vec::new();
+    for host in &desired.hosts {
+        let (Some(policy), Some((backup, drill))) =
+            (&host.backups, facts.get(&host.name).and_then(|facts| facts.backups.as_ref()))
+        else {
+            continue;
+        };
+        for warning in crate::backup::warnings(backup.as_deref(), drill.as_deref(), now, &policy.on_calendar) {
+            found.push(format!("{}: {warning}", host.name));
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests;
