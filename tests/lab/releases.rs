@@ -388,6 +388,9 @@ pub(crate) fn a_git_deploy_of_code_a_package_and_a_migration_then_a_rollback(lab
     let output = deploy_under_load(lab, &inventory, &["--source", "v2"], "deploy of v2 (code, a package, a migration)");
     eprintln!("deploy of v2 to two app hosts: {:.1} s", started.elapsed().as_secs_f64());
     let stderr = String::from_utf8_lossy(&output.stderr);
+    let summary: Vec<&str> =
+        stderr.lines().skip_while(|line| !line.starts_with("deploy:")).take_while(|line| !line.is_empty()).collect();
+    eprintln!("{}", summary.join("\n"));
     for expected in [
         "deploy: release",
         "at v2 (commit",
