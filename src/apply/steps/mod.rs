@@ -215,32 +215,27 @@ pub fn backup_first(plan: &HostPlan, host: &HostState) -> Option<String> {
 const HEALTHY_RISE: u32 = 3;
 
 /// All health checks together must pass [`HEALTHY_RISE`] times in a row,
-/// half a second apart, within `seconds`; the failing check's output is
-/// shown, then the last lines each of the host's services logged meanwhile.
+/// half a second apart, within `seconds`. On failure it shows the last
+/// failure it saw (a check run again could pass on a worker that is still
+/// draining, and say nothing), then what the host's services logged
+/// meanwhile: an app that answers 500 explains itself in its own log.
 pub fn health(host: &HostState, seconds: u32) -> Option<String> {
     if host.health_checks.is_empty() {
         return None;
     }
     let mut all_pass = String::from("all_pass() {\n");
-    let mut report = String::new();
     for check in &host.health_checks {
-        all_pass.push_str(&format!("  {} > /dev/null 2>&1 || return 1\n", check.command));
-        report.push_str(&format!(
-            "  if ! {command} > /dev/null 2>&1; then echo {description} >&2; {command}; fi\n",
+        all_pass.push_str(&format!(
+            "  output=$({command} 2>&1) || {{ failed={description}; failed_output=$output; return 1; }}\n",
             command = check.command,
             description = quote(&format!("health check failed: {}", check.description)),
         ));
     }
     all_pass.push_str("}\n");
-    // What the services said meanwhile: an app that answers 500 explains
-    // itself in its own log, which is where the operator would look next.
+    let mut report =
+        String::from("  echo \"$failed\" >&2\n  [ -z \"$failed_output\" ] || echo \"$failed_output\" >&2\n");
     for service in &host.services {
-        report.push_str(&format!(
-            "  journalctl -u {unit} --since -{since}s -n 20 --no-pager -o cat 2>/dev/null | sed 's/^/  {name}: /' >&2\n",
-            unit = quote(&service.name),
-            since = seconds + 10,
-            name = service.name.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_"),
-        ));
+        report.push_str(&service_log(&service.name, seconds + 10));
     }
     Some(format!(
         "{all_pass}passes=0\ntries=0\nwhile [ $passes -lt {HEALTHY_RISE} ]; do\n\
@@ -250,6 +245,18 @@ pub fn health(host: &HostState, seconds: u32) -> Option<String> {
          [ $passes -lt {HEALTHY_RISE} ] && sleep 0.5\ndone\nexit 0\n",
         attempts = seconds * 2,
     ))
+}
+
+/// The last 30 lines `unit` logged in the last `seconds`, each prefixed
+/// with its name, on stderr. Access-log lines (`"GET / HTTP/1.0" 200`) are
+/// left out: under load they would push the app's own error out of view.
+fn service_log(unit: &str, seconds: u32) -> String {
+    format!(
+        "  journalctl -u {unit} --since -{seconds}s --no-pager -o cat 2>/dev/null \\\n    \
+         | grep -v -E '\"[A-Z]+ [^\"]* HTTP/[0-9.]+\" [0-9]{{3}} ' | tail -n 30 | sed 's/^/  {name}: /' >&2\n",
+        unit = quote(unit),
+        name = unit.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_"),
+    )
 }
 
 /// A managed path and its apply-time siblings, each quoted for the shell:

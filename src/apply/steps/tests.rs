@@ -152,6 +152,21 @@ fn health_needs_consecutive_passes_and_reports_the_failing_check() {
     let failed = run(&script, directory.path());
     assert!(!failed.status.success());
     assert!(String::from_utf8_lossy(&failed.stderr).contains("health check failed: the flag exists"));
+    // A check that fails and passes by turns (a worker still draining) is
+    // reported with the failure it showed, never a pass seen afterwards.
+    let turns = directory.path().join("turns");
+    host.health_checks[0].command = format!(
+        "if [ -e {turns} ]; then rm {turns}; else touch {turns}; echo 'HTTP 500: app broken' >&2; exit 1; fi",
+        turns = turns.display()
+    );
+    let flapping = run(&health(&host, 2).expect("a script"), directory.path());
+    let stderr = String::from_utf8_lossy(&flapping.stderr);
+    assert!(!flapping.status.success());
+    assert!(
+        stderr.contains("health check failed: the flag exists") && stderr.contains("HTTP 500: app broken"),
+        "{stderr}"
+    );
+    host.health_checks[0].command = format!("test -e {}", flag.display());
     std::fs::write(&flag, "").expect("write");
     let started = std::time::Instant::now();
     assert!(run(&script, directory.path()).status.success());
