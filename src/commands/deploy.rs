@@ -19,10 +19,12 @@ pub(crate) async fn summary(desired: &DesiredState, plan: &Plan, connected: &Con
         let old = serving_requirements(plan, connected, releases, &requirements.file).await;
         text.push_str(&requirements_line(&requirements.file, old.as_deref(), &new));
     }
+    // Apply migrates on the first host that switches, once.
+    let mut migration_shown = false;
     for (host, _) in &app_hosts {
         let release =
             plan.hosts.iter().find(|planned| planned.host == *host).and_then(|planned| planned.releases.as_ref());
-        text.push_str(&format!("  {host}: {}\n", host_line(release, &releases.id)));
+        text.push_str(&format!("  {host}: {}\n", host_line(release, &releases.id, &mut migration_shown)));
     }
     text.push('\n');
     text
@@ -51,7 +53,7 @@ fn requirements_line(file: &str, old: Option<&str>, new: &str) -> String {
     format!("  {file}: {}\n", shown.join(", "))
 }
 
-fn host_line(release: Option<&ReleasePlan>, id: &str) -> String {
+fn host_line(release: Option<&ReleasePlan>, id: &str, migration_shown: &mut bool) -> String {
     let Some(release) = release.filter(|release| release.switch_to.is_some()) else {
         return format!("serves release {id} already");
     };
@@ -64,8 +66,9 @@ fn host_line(release: Option<&ReleasePlan>, id: &str) -> String {
         Some(PackagesPlan::Reuse { from, .. }) => steps.push(format!("link the packages of {from}")),
         None => {}
     }
-    if release.migrate.is_some() {
-        steps.push("migrate (once, on the first host)".into());
+    if release.migrate.is_some() && !*migration_shown {
+        steps.push("migrate".into());
+        *migration_shown = true;
     }
     steps.push("switch".into());
     let from =
