@@ -3,7 +3,9 @@
 //! installs on hosts with no internet. Each line is a distribution name
 //! with optional extras, version specifiers and an environment marker;
 //! anything that would make a host reach out (an index option, a URL, an
-//! editable or local path) is refused with its line and column.
+//! editable or local path) is refused with its line and column. Also the
+//! app's Python requirement (`app.python`, `>=3.11`) and whether a host's
+//! Python satisfies it.
 
 use sha2::{Digest, Sha256};
 
@@ -145,9 +147,52 @@ pub fn digest(text: &str) -> String {
     Sha256::digest(text.as_bytes()).iter().take(6).map(|byte| format!("{byte:02x}")).collect()
 }
 
+/// One `OPERATOR VERSION` of a Python requirement (`app.python`), split.
+pub fn python_specifier(text: &str) -> Option<(&str, Vec<u32>)> {
+    let operator = ["==", "!=", ">=", "<=", ">", "<"].into_iter().find(|operator| text.starts_with(operator))?;
+    let version = text[operator.len()..].trim();
+    let parts: Option<Vec<u32>> = version.split('.').map(|part| part.parse().ok()).collect();
+    parts.filter(|parts| (1..=3).contains(&parts.len())).map(|parts| (operator, parts))
+}
+
+/// Whether Python `version` (`3.13`) satisfies every specifier of
+/// `requirement` (`>=3.11,<3.14`), compared as numbers part by part, the
+/// shorter padded with zeros (`3` is `3.0`).
+pub fn python_satisfies(version: &str, requirement: &str) -> bool {
+    let have: Vec<u32> = version.split('.').filter_map(|part| part.parse().ok()).collect();
+    requirement.split(',').all(|specifier| {
+        let Some((operator, wanted)) = python_specifier(specifier.trim()) else {
+            return false;
+        };
+        let (mut have, mut wanted) = (have.clone(), wanted);
+        let length = have.len().max(wanted.len());
+        have.resize(length, 0);
+        wanted.resize(length, 0);
+        let order = have.cmp(&wanted);
+        match operator {
+            "==" => order.is_eq(),
+            "!=" => order.is_ne(),
+            ">=" => order.is_ge(),
+            "<=" => order.is_le(),
+            ">" => order.is_gt(),
+            _ => order.is_lt(),
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn python_versions_compare_as_numbers() {
+        assert!(python_satisfies("3.13", ">=3.11"));
+        assert!(python_satisfies("3.11", ">=3.11,<3.14"));
+        assert!(!python_satisfies("3.11", ">=3.12"));
+        assert!(python_satisfies("3.9", "<3.10"), "3.9 is older than 3.10, not newer as text");
+        assert!(!python_satisfies("3.13", "==3.11"));
+        assert!(!python_satisfies("3.13", "==3"), "3 is 3.0, as in PEP 440");
+    }
 
     #[test]
     fn names_specifiers_extras_and_markers_parse() {

@@ -119,16 +119,9 @@ pub fn git_revision(text: &str) -> Result<String, &'static str> {
 /// `>=3.11,<3.14`: operators and dotted numbers only.
 pub fn python_requirement(text: &str) -> Result<String, &'static str> {
     const EXPECTED: &str = "Python version specifiers like `>=3.11` or `>=3.11,<3.14`";
-    let valid = text.len() <= 64 && text.split(',').all(|specifier| python_specifier(specifier.trim()).is_some());
+    let valid = text.len() <= 64
+        && text.split(',').all(|specifier| crate::requirements::python_specifier(specifier.trim()).is_some());
     if valid { Ok(text.split(',').map(str::trim).collect::<Vec<_>>().join(",")) } else { Err(EXPECTED) }
-}
-
-/// One `OPERATOR VERSION` of [`python_requirement`], split.
-pub fn python_specifier(text: &str) -> Option<(&str, Vec<u32>)> {
-    let operator = ["==", "!=", ">=", "<=", ">", "<"].into_iter().find(|operator| text.starts_with(operator))?;
-    let version = text[operator.len()..].trim();
-    let parts: Option<Vec<u32>> = version.split('.').map(|part| part.parse().ok()).collect();
-    parts.filter(|parts| (1..=3).contains(&parts.len())).map(|parts| (operator, parts))
 }
 
 /// A name in `app.env`: an environment variable's, uppercase, and not one
