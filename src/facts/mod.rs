@@ -351,8 +351,11 @@ pub fn parse(host: &HostState, output: &str) -> Result<HostFacts, FactsError> {
                 }
             }
             ["M", id, ..] if host.releases.is_some() && is_release_id(id) => {
-                let record = serde_json::from_str(&line[2 + id.len()..]).map_err(|_| unexpected())?;
-                facts.records.insert(id.to_string(), record);
+                // A record someone edited into garbage only loses its
+                // description: it never stops plan from reading the host.
+                if let Ok(record) = serde_json::from_str(&line[2 + id.len()..]) {
+                    facts.records.insert(id.to_string(), record);
+                }
             }
             ["Y", version, arch] if host.releases.is_some() && facts.python.is_none() => {
                 facts.python = is_python(version, arch).then(|| (version.to_string(), arch.to_string()));

@@ -202,3 +202,52 @@ fn the_system_is_read_from_os_release() {
         Err(FactsError::UnexpectedLine { .. })
     ));
 }
+
+/// An app host's releases: which are complete, healthy and migrated, and
+/// what each recorded about itself; a record edited into garbage only
+/// loses its description.
+#[test]
+fn releases_are_read_with_their_health_and_records() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let releases = directory.path().join("releases");
+    let release = |id: &str, markers: &[&str], record: Option<&str>| {
+        let path = releases.join(id);
+        std::fs::create_dir_all(&path).expect("mkdir");
+        for marker in markers {
+            std::fs::write(path.join(marker), "").expect("write");
+        }
+        if let Some(record) = record {
+            std::fs::write(path.join(".infra-release"), format!("{record}\n")).expect("write");
+        }
+    };
+    release(
+        "aaaaaaaaaaaa",
+        &[".infra-complete", ".infra-healthy", ".infra-migrated"],
+        Some(r#"{"source":"../app","revision":"v1","commit":"3f2a","by":"ana@laptop"}"#),
+    );
+    release("bbbbbbbbbbbb", &[".infra-complete"], Some("{not json"));
+    release("cccccccccccc", &[], None);
+    std::os::unix::fs::symlink("releases/aaaaaaaaaaaa", directory.path().join("current")).expect("link");
+    let mut host = host(directory.path());
+    host.releases = Some(crate::desired::Releases {
+        directory: releases.display().to_string(),
+        link: directory.path().join("current").display().to_string(),
+        id: "aaaaaaaaaaaa".into(),
+        keep: 5,
+        requirements: None,
+        module: "app".into(),
+        migrate: None,
+        python: None,
+        origin: Default::default(),
+        files: vec![],
+    });
+    let output = run_locally(&script(&host));
+    let facts = parse(&host, &output).unwrap_or_else(|error| panic!("{error}\n{output}"));
+    let ids: Vec<&str> = facts.releases.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["aaaaaaaaaaaa", "bbbbbbbbbbbb"], "an incomplete release is not one");
+    assert!(facts.healthy.contains("aaaaaaaaaaaa") && !facts.healthy.contains("bbbbbbbbbbbb"));
+    assert!(facts.migrated.contains("aaaaaaaaaaaa"));
+    let record = facts.records.get("aaaaaaaaaaaa").expect("a record");
+    assert_eq!((record.revision.as_deref(), record.by.as_str()), (Some("v1"), "ana@laptop"));
+    assert!(!facts.records.contains_key("bbbbbbbbbbbb"));
+}
