@@ -40,9 +40,18 @@ pub enum GitError {
 }
 
 /// Reads the files of `revision` (already grammar-checked: one branch, tag
-/// or commit name) in `repository`. Hidden files and `__pycache__` are left
-/// out, as from a directory source; links and submodules are refused.
+/// or commit name) in `repository`: [`list`], then every file's content.
 pub fn read(repository: &Path, revision: &str) -> Result<Revision, GitError> {
+    let (commit, wanted) = list(repository, revision)?;
+    let files = contents(repository, &commit, wanted)?;
+    Ok(Revision { commit, files })
+}
+
+/// The commit `revision` names and the files a release of it holds (path,
+/// object id), without reading their contents: what `validate` needs.
+/// Hidden files and `__pycache__` are left out, as from a directory
+/// source; links and submodules are refused.
+pub fn list(repository: &Path, revision: &str) -> Result<(String, Vec<(String, String)>), GitError> {
     let commit = resolve(repository, revision)?;
     let listing = git(repository, "ls-tree", &["ls-tree", "-r", "-z", "--full-tree", &commit], None)?;
     let mut wanted = Vec::new();
@@ -51,7 +60,7 @@ pub fn read(repository: &Path, revision: &str) -> Result<Revision, GitError> {
         let (meta, path) = entry.split_once('\t').ok_or_else(|| GitError::Unexpected { commit: commit.clone() })?;
         let fields: Vec<&str> = meta.split(' ').collect();
         let [mode, _, object] = fields.as_slice() else { return Err(GitError::Unexpected { commit }) };
-        if path.split('/').any(|part| part.starts_with('.') || part == "__pycache__") {
+        if path.split('/').any(crate::source::left_out_of_sources) {
             continue;
         }
         let kind = match *mode {
@@ -65,8 +74,7 @@ pub fn read(repository: &Path, revision: &str) -> Result<Revision, GitError> {
         }
         wanted.push((path.to_string(), object.to_string()));
     }
-    let files = contents(repository, &commit, wanted)?;
-    Ok(Revision { commit, files })
+    Ok((commit, wanted))
 }
 
 /// The full commit id `revision` names; the error says which part is wrong.

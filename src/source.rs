@@ -133,6 +133,13 @@ mod tests {
     }
 }
 
+/// Whether a file or directory name is left out of a source tree deployed
+/// verbatim (`app.source`, `web.static_source`), from a directory or a git
+/// commit alike: hidden names (`.git`, `.env`) and Python's `__pycache__`.
+pub fn left_out_of_sources(name: &str) -> bool {
+    name.starts_with('.') || name == "__pycache__"
+}
+
 /// Limits on what infra reads from the machine it runs on, so a path that
 /// names `/dev/zero` or a runaway file fails with a message instead of
 /// eating memory. Documented in docs/inventory.md.

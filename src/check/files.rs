@@ -54,8 +54,8 @@ fn git_source(
     found: &mut Vec<Diagnostic>,
 ) {
     let repository = inventory.base_dir.join(&app.source.value);
-    let files = match crate::git::read(&repository, &revision.value) {
-        Ok(read) => read.files,
+    let files = match crate::git::list(&repository, &revision.value) {
+        Ok((_, files)) => files,
         Err(error) => {
             let span = if matches!(error, crate::git::GitError::UnknownRevision { .. }) {
                 revision.span

@@ -363,7 +363,7 @@ pub(crate) fn read_tree(root: &Path) -> Result<Vec<(String, Content)>, RenderErr
             let Some(name) = path.file_name().and_then(|name| name.to_str()) else {
                 return Err(refuse(&path, SourceProblem::Name));
             };
-            if name.starts_with('.') || name == "__pycache__" {
+            if crate::source::left_out_of_sources(name) {
                 continue;
             }
             if name.chars().any(char::is_control) {
