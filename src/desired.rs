@@ -95,11 +95,52 @@ pub struct Releases {
 /// a git source the revision asked for and the commit it named.
 #[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Origin {
+    #[serde(default)]
     pub source: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
+}
+
+impl std::fmt::Display for Origin {
+    /// `from ../app at v2 (commit 3f2a9c1e0b7d)`, or `from ../app`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "from {}", self.source)?;
+        if let Some(revision) = &self.revision {
+            write!(f, " at {revision}")?;
+        }
+        if let Some(commit) = &self.commit {
+            write!(f, " (commit {})", commit.get(..12).unwrap_or(commit))?;
+        }
+        Ok(())
+    }
+}
+
+/// What a release says about itself on the host (one line of JSON in
+/// [`release_marks::RECORD`]): where its code came from and who deployed
+/// it; when is the directory's own time. Apply writes it, facts read it.
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct ReleaseRecord {
+    #[serde(flatten)]
+    pub origin: Origin,
+    #[serde(default)]
+    pub by: String,
+}
+
+/// The files in a release directory that say what happened to it on the
+/// host: apply writes them, facts read them.
+pub mod release_marks {
+    /// Unpacked whole: a directory without it is not a release.
+    pub const COMPLETE: &str = ".infra-complete";
+    /// Its migration ran: it never runs again for this release.
+    pub const MIGRATED: &str = ".infra-migrated";
+    /// It passed its health checks here: only such releases are rolled back to.
+    pub const HEALTHY: &str = ".infra-healthy";
+    /// Its [`super::ReleaseRecord`].
+    pub const RECORD: &str = ".infra-release";
+    /// The digest of the requirements its `.venv` holds, written last.
+    pub const PACKAGES: &str = ".venv/.infra-requirements";
 }
 
 /// A release's requirements file and what identifies its installed

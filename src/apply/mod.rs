@@ -14,14 +14,14 @@
 
 mod steps;
 
-pub use steps::{RELEASE_HEALTHY, switch_link};
+pub use steps::switch_link;
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 pub use crate::report::{Reporter, reporter};
 
-use crate::desired::{DesiredState, HostState};
+use crate::desired::{DesiredState, HostState, ReleaseRecord};
 use crate::plan::{HostPlan, PackagesPlan, Plan};
 use crate::topology::{self, Role};
 use crate::transport::{Connector, Remote, TransportError};
@@ -309,7 +309,7 @@ fn before_swap<C: Connector>(
     let mut found = Vec::new();
     found.extend(steps::validate(host, files).map(|script| ("validating", script)));
     if let (Some(release), Some(desired)) = (&plan.releases, &host.releases) {
-        let record = steps::ReleaseRecord { origin: &desired.origin, by: &context.operator };
+        let record = ReleaseRecord { origin: desired.origin.clone(), by: context.operator.clone() };
         found.extend(steps::unpack(release, &desired.files, &record).map(|script| ("unpacking the release", script)));
         let wheels = release.packages.as_ref().and_then(PackagesPlan::wheelhouse_key);
         let name = match release.packages {

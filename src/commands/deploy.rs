@@ -13,7 +13,7 @@ pub(crate) async fn summary(desired: &DesiredState, plan: &Plan, connected: &Con
     let app_hosts: Vec<(&str, &Releases)> =
         desired.hosts.iter().filter_map(|host| Some((host.name.as_str(), host.releases.as_ref()?))).collect();
     let Some((_, releases)) = app_hosts.first() else { return String::new() };
-    let mut text = format!("deploy: release {}{}\n", releases.id, origin(releases));
+    let mut text = format!("deploy: release {} {}\n", releases.id, releases.origin);
     if let Some(requirements) = &releases.requirements {
         let new = String::from_utf8_lossy(releases.file(&requirements.file).unwrap_or_default()).into_owned();
         let old = serving_requirements(plan, connected, releases, &requirements.file).await;
@@ -27,19 +27,6 @@ pub(crate) async fn summary(desired: &DesiredState, plan: &Plan, connected: &Con
         text.push_str(&format!("  {host}: {}\n", host_line(release, &releases.id, &mut migration_shown)));
     }
     text.push('\n');
-    text
-}
-
-/// ` from ../app at v2 (commit 3f2a9c1e0b7d)`, or ` from ./app`.
-fn origin(releases: &Releases) -> String {
-    let origin = &releases.origin;
-    let mut text = format!(" from {}", origin.source);
-    if let Some(revision) = &origin.revision {
-        text.push_str(&format!(" at {revision}"));
-    }
-    if let Some(commit) = &origin.commit {
-        text.push_str(&format!(" (commit {})", commit.get(..12).unwrap_or(commit)));
-    }
     text
 }
 

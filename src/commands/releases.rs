@@ -40,7 +40,7 @@ struct Unpacked {
     healthy: bool,
     /// Where its code came from and who deployed it, when it says.
     #[serde(flatten)]
-    record: Option<crate::facts::ReleaseRecord>,
+    record: Option<crate::desired::ReleaseRecord>,
 }
 
 pub fn list(args: &ReleasesArgs, style: Style) -> anyhow::Result<ExitCode> {
@@ -83,20 +83,12 @@ fn print_releases(listed: &[HostReleases]) {
     }
 }
 
-/// `  from ../app at v2 (3f2a9c1e0b7d) by ana@laptop`, as much as is known.
-fn origin(record: Option<&crate::facts::ReleaseRecord>) -> String {
+/// `  from ../app at v2 (commit 3f2a9c1e0b7d) by ana@laptop`, as much as
+/// is known.
+fn origin(record: Option<&crate::desired::ReleaseRecord>) -> String {
     let Some(record) = record else { return String::new() };
-    let mut text = format!("  from {}", record.source);
-    if let Some(revision) = &record.revision {
-        text.push_str(&format!(" at {revision}"));
-    }
-    if let Some(commit) = &record.commit {
-        text.push_str(&format!(" ({})", commit.get(..12).unwrap_or(commit)));
-    }
-    if !record.by.is_empty() {
-        text.push_str(&format!(" by {}", record.by));
-    }
-    text
+    let by = if record.by.is_empty() { String::new() } else { format!(" by {}", record.by) };
+    format!("  {}{by}", record.origin)
 }
 
 fn host_releases(host: &HostState, facts: &HostFacts) -> HostReleases {
@@ -222,7 +214,7 @@ async fn switch_host(connection: &Connection, host: &HostState, id: &str, port: 
         unit = catalog::GUNICORN.unit,
     );
     let old = connection.run_script(&switch).await?.trim().to_string();
-    let healthy = shell_quote(&format!("{}/{id}/{}", releases.directory, crate::apply::RELEASE_HEALTHY));
+    let healthy = shell_quote(&format!("{}/{id}/{}", releases.directory, crate::desired::release_marks::HEALTHY));
     // The probe's loop exits the script when it passes: a subshell keeps
     // the mark after it, and the status is the probe's.
     let wait = format!("(\n{}) && touch {healthy}\n", catalog::until_it_passes(&probe));

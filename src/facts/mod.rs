@@ -117,7 +117,7 @@ pub struct HostFacts {
     /// (`.infra-release`): where its code came from and who deployed it.
     /// Not part of the fingerprint.
     #[serde(default)]
-    pub records: BTreeMap<String, ReleaseRecord>,
+    pub records: BTreeMap<String, crate::desired::ReleaseRecord>,
     /// The host's Python (`3.13`) and machine (`x86_64`): what wheels fit.
     #[serde(default)]
     pub python: Option<(String, String)>,
@@ -207,19 +207,6 @@ pub fn script(host: &HostState) -> String {
     script
 }
 
-/// What a release says about itself in its `.infra-release`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ReleaseRecord {
-    #[serde(default)]
-    pub source: String,
-    #[serde(default)]
-    pub revision: Option<String>,
-    #[serde(default)]
-    pub commit: Option<String>,
-    #[serde(default)]
-    pub by: String,
-}
-
 /// `K TARGET` (`K -` for no link, `K !` for something else there), one
 /// `R ID MTIME VENV MIGRATED HEALTHY` per complete release directory
 /// (`VENV`: the digest of the requirements its `.venv` holds, `-` for none;
@@ -228,14 +215,15 @@ pub struct ReleaseRecord {
 /// one, and `Y VERSION ARCH`
 /// of the host's Python (what wheels must be built for).
 fn release_facts(releases: &crate::desired::Releases) -> String {
+    use crate::desired::release_marks::{COMPLETE, HEALTHY, MIGRATED, PACKAGES, RECORD};
     let (link, dir) = (quote(&releases.link), quote(&releases.directory));
     format!(
         "if [ -L {link} ]; then echo \"K $(readlink {link})\"; elif [ -e {link} ]; then echo 'K !'; else echo 'K -'; fi\n\
-         for d in {dir}/*/; do d=${{d%/}}; [ -e \"$d/.infra-complete\" ] && \
-         echo \"R ${{d##*/}} $(stat -c %Y \"$d\") $(cat \"$d/.venv/.infra-requirements\" 2>/dev/null || echo -) \
-         $([ -e \"$d/.infra-migrated\" ] && echo migrated || echo -) \
-         $([ -e \"$d/.infra-healthy\" ] && echo healthy || echo -)\" && \
-         {{ [ ! -s \"$d/.infra-release\" ] || echo \"M ${{d##*/}} $(head -c 4096 \"$d/.infra-release\" | tr -d '\\n')\"; }}; done\n\
+         for d in {dir}/*/; do d=${{d%/}}; [ -e \"$d/{COMPLETE}\" ] && \
+         echo \"R ${{d##*/}} $(stat -c %Y \"$d\") $(cat \"$d/{PACKAGES}\" 2>/dev/null || echo -) \
+         $([ -e \"$d/{MIGRATED}\" ] && echo migrated || echo -) \
+         $([ -e \"$d/{HEALTHY}\" ] && echo healthy || echo -)\" && \
+         {{ [ ! -s \"$d/{RECORD}\" ] || echo \"M ${{d##*/}} $(head -c 4096 \"$d/{RECORD}\" | tr -d '\\n')\"; }}; done\n\
          p=$(readlink -f /usr/bin/python3 2>/dev/null); echo \"Y ${{p##*/python}} $(uname -m)\"\n"
     )
 }

@@ -248,6 +248,6 @@ fn releases_are_read_with_their_health_and_records() {
     assert!(facts.healthy.contains("aaaaaaaaaaaa") && !facts.healthy.contains("bbbbbbbbbbbb"));
     assert!(facts.migrated.contains("aaaaaaaaaaaa"));
     let record = facts.records.get("aaaaaaaaaaaa").expect("a record");
-    assert_eq!((record.revision.as_deref(), record.by.as_str()), (Some("v1"), "ana@laptop"));
+    assert_eq!((record.origin.revision.as_deref(), record.by.as_str()), (Some("v1"), "ana@laptop"));
     assert!(!facts.records.contains_key("bbbbbbbbbbbb"));
 }

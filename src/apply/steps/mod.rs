@@ -9,7 +9,7 @@
 //! it is removed only once the host is healthy. Every script goes over stdin.
 
 use crate::catalog::{self, CheckPlan, Part};
-use crate::desired::{Checker, HostState, ManagedFile};
+use crate::desired::{Checker, HostState, ManagedFile, ReleaseRecord, release_marks};
 use crate::facts::PENDING_JOURNAL;
 use crate::plan::{FileAction, HostPlan, PackagesPlan, ReleasePlan};
 
@@ -299,28 +299,13 @@ fn restore_link(link: &str) -> String {
     )
 }
 
-/// What a release records about itself in `.infra-release` (one line of
-/// JSON, `infra releases` shows it): where its code came from and who
-/// deployed it; when is the directory's own time.
-pub struct ReleaseRecord<'a> {
-    pub origin: &'a crate::desired::Origin,
-    pub by: &'a str,
-}
-
-impl ReleaseRecord<'_> {
-    /// Shell lines writing the record into `directory`; the JSON is built
-    /// here and passed through a quoted heredoc, so no value is ever shell.
-    fn script(&self, directory: &str) -> String {
-        let json = serde_json::json!({
-            "source": self.origin.source,
-            "revision": self.origin.revision,
-            "commit": self.origin.commit,
-            "by": self.by,
-        });
-        let record = quote(&format!("{directory}/{RELEASE_RECORD}"));
-        let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{json}\n"));
-        format!("base64 -d > {record} <<'INFRA_EOF'\n{encoded}\nINFRA_EOF\n")
-    }
+/// Shell lines writing `record` into the release `directory`: serialized
+/// here and passed through a quoted heredoc, so no value is ever shell.
+fn write_record(directory: &str, record: &ReleaseRecord) -> String {
+    let json = serde_json::to_string(record).unwrap_or_default();
+    let path = quote(&format!("{directory}/{}", release_marks::RECORD));
+    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{json}\n"));
+    format!("base64 -d > {path} <<'INFRA_EOF'\n{encoded}\nINFRA_EOF\n")
 }
 
 /// The first lines of the release steps that outlive a killed apply on the
@@ -329,12 +314,6 @@ impl ReleaseRecord<'_> {
 /// the script and its children, so the next run never rebuilds a `.venv`
 /// or migrates while an orphan of the last one still does.
 const RELEASE_STEP_LOCK: &str = "mkdir -p /var/lib/infra\nexec 9>/var/lib/infra/release-step.lock\nflock -w 900 9 || { echo 'another release step on this host has held its lock for 15 minutes' >&2; exit 1; }\n";
-
-/// The file in a release directory that says where it came from.
-pub const RELEASE_RECORD: &str = ".infra-release";
-/// The file in a release directory that says it passed its health checks
-/// on this host: only such releases are rolled back to.
-pub const RELEASE_HEALTHY: &str = ".infra-healthy";
 
 /// Writes a release new to the host into a hidden directory beside the
 /// others and renames it into place once whole (marked `.infra-complete`):
@@ -346,11 +325,12 @@ pub fn unpack(
     record: &ReleaseRecord,
 ) -> Option<String> {
     use base64::Engine;
+    use release_marks::COMPLETE;
     let id = release.switch_to.as_deref().filter(|_| release.new)?;
     let (target, partial) =
         (quote(&format!("{}/{id}", release.directory)), quote(&format!("{}/.{id}.partial", release.directory)));
     let mut script = format!(
-        "set -e\n{RELEASE_STEP_LOCK}umask 022\nrm -rf {partial}\n[ -e {target}/.infra-complete ] || rm -rf {target}\nmkdir -p {partial}\n"
+        "set -e\n{RELEASE_STEP_LOCK}umask 022\nrm -rf {partial}\n[ -e {target}/{COMPLETE} ] || rm -rf {target}\nmkdir -p {partial}\n"
     );
     for (relative, content) in files {
         let path = format!("{}/.{id}.partial/{relative}", release.directory);
@@ -362,8 +342,8 @@ pub fn unpack(
             quote(&path)
         ));
     }
-    script.push_str(&record.script(&format!("{}/.{id}.partial", release.directory)));
-    script.push_str(&format!("touch {partial}/.infra-complete\nmv -T {partial} {target}\n"));
+    script.push_str(&write_record(&format!("{}/.{id}.partial", release.directory), record));
+    script.push_str(&format!("touch {partial}/{COMPLETE}\nmv -T {partial} {target}\n"));
     Some(script)
 }
 
@@ -412,7 +392,8 @@ pub fn packages(release: &ReleasePlan, wheelhouse: Option<&[u8]>) -> Option<Stri
     let digest = match packages {
         PackagesPlan::Reuse { digest, .. } | PackagesPlan::Install { digest, .. } => digest,
     };
-    script.push_str(&format!("echo {} > {venv}/.infra-requirements\n", quote(digest)));
+    let marker = quote(&format!("{root}/{}", release_marks::PACKAGES));
+    script.push_str(&format!("echo {} > {marker}\n", quote(digest)));
     Some(script)
 }
 
@@ -435,7 +416,7 @@ pub fn migrate(release: &ReleasePlan) -> Option<String> {
     Some(format!(
         "set -e\n{RELEASE_STEP_LOCK}{}touch {}\n",
         as_app(&directory, words),
-        quote(&format!("{directory}/.infra-migrated"))
+        quote(&format!("{directory}/{}", release_marks::MIGRATED))
     ))
 }
 
@@ -488,7 +469,7 @@ pub fn commit(plan: &HostPlan, files: &[&ManagedFile]) -> String {
         if let Some(serving) = releases.switch_to.as_ref().or(releases.current.as_ref()) {
             script.push_str(&format!(
                 "touch {}\n",
-                quote(&format!("{}/{serving}/{RELEASE_HEALTHY}", releases.directory))
+                quote(&format!("{}/{serving}/{}", releases.directory, release_marks::HEALTHY))
             ));
         }
         for id in &releases.prune {
