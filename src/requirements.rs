@@ -43,8 +43,8 @@ impl std::fmt::Display for RequirementChange {
 }
 
 /// What changes from the requirements `old` to `new`, by distribution (in
-/// `new`'s order, removals last); lines that do not parse are compared as
-/// written, so a diff never fails.
+/// `new`'s order, removals last). A file that does not parse counts as
+/// empty, so a diff never fails; the deployed one was checked at load time.
 pub fn diff(old: &str, new: &str) -> Vec<RequirementChange> {
     let lines = |text: &str| entries(text).unwrap_or_default();
     let (old, new) = (lines(old), lines(new));
