@@ -461,3 +461,35 @@ fn deploy_from_a_revision_needs_a_git_source() {
     let stderr = String::from_utf8_lossy(&output.expect("infra runs").stderr).into_owned();
     assert!(stderr.contains("is not a branch, tag or commit"), "{stderr}");
 }
+
+/// Issue 22: a git source is a directory a pull request controls; its own
+/// configuration (a promisor remote whose upload-pack runs for a missing
+/// object, fsmonitor) must run nothing when `validate` reads it.
+#[test]
+fn validate_of_a_hostile_git_repository_runs_nothing() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let repository = example_app_repository(directory.path());
+    let marker = directory.path().join("ran");
+    let touch = format!("touch {}", marker.display());
+    let blob = Command::new("git").arg("-C").arg(&repository).args(["rev-parse", "HEAD:app.py"]).output();
+    let blob = String::from_utf8(blob.expect("git runs").stdout).expect("utf-8").trim().to_string();
+    std::fs::remove_file(repository.join(".git/objects").join(&blob[..2]).join(&blob[2..])).expect("drop a blob");
+    let url = repository.display().to_string();
+    for (key, value) in [
+        ("extensions.partialClone", "origin"),
+        ("remote.origin.url", url.as_str()),
+        ("remote.origin.promisor", "true"),
+        ("remote.origin.uploadpack", &format!("{touch}; false")),
+        ("core.fsmonitor", &touch),
+    ] {
+        support::git(&repository, &["config", key, value]);
+    }
+    let inventory = five_server_copy(directory.path(), |text| {
+        text.replace("source: ../examples/app", "source: {git: app-repository, ref: v1}")
+    });
+    let output = infra().args(["validate", "--no-checkers", "-i"]).arg(&inventory).output().expect("infra runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("`app.py` of commit") && stderr.contains("infra never fetches"), "{stderr}");
+    assert!(!marker.exists(), "validate ran a command from the repository's configuration");
+}
