@@ -8,7 +8,7 @@
 //! secret is an error, never an empty password.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::source::Span;
 
@@ -97,14 +97,15 @@ impl fmt::Display for Secret {
 
 impl SecretRef {
     /// Reads the value from the environment or from a file beside the inventory.
-    pub fn resolve(&self, base_dir: &Path) -> Result<Secret, SecretError> {
+    pub fn resolve(&self, files: &crate::source::LocalFiles) -> Result<Secret, SecretError> {
         let value = match &self.source {
             SecretSource::Env(name) => {
                 std::env::var(name).map_err(|_| SecretError::NotSet { source_ref: self.source.clone() })?
             }
             SecretSource::File(path) => {
-                let full = base_dir.join(path);
-                let text = crate::source::read_bounded_text(&full, crate::source::limits::SECRET_FILE)
+                let full = files.base_dir.join(path);
+                let text = (files.resolve(path))
+                    .and_then(|resolved| crate::source::read_bounded_text(&resolved, crate::source::limits::SECRET_FILE))
                     .map_err(|error| SecretError::Unreadable { path: full.clone(), error })?;
                 text.trim_end_matches(['\n', '\r']).to_string()
             }
@@ -131,7 +132,7 @@ mod tests {
     fn a_missing_variable_is_an_error_not_an_empty_password() {
         let reference =
             SecretRef { source: SecretSource::Env("INFRA_TEST_SURELY_UNSET".into()), span: Span::default() };
-        let error = reference.resolve(Path::new(".")).expect_err("unset variable");
+        let error = reference.resolve(&crate::source::LocalFiles::confined(std::path::Path::new("."), &[])).expect_err("unset variable");
         assert_eq!(error.to_string(), "secret environment variable `INFRA_TEST_SURELY_UNSET` is not set");
     }
 
@@ -140,6 +141,6 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("pw"), "s3cret\n").expect("write");
         let reference = SecretRef { source: SecretSource::File("pw".into()), span: Span::default() };
-        assert_eq!(reference.resolve(dir.path()).expect("readable").expose(), "s3cret");
+        assert_eq!(reference.resolve(&crate::source::LocalFiles::confined(dir.path(), &[])).expect("readable").expose(), "s3cret");
     }
 }

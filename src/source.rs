@@ -140,6 +140,77 @@ pub fn left_out_of_sources(name: &str) -> bool {
     name.starts_with('.') || name == "__pycache__"
 }
 
+/// Where the local paths of an inventory (`source`, `static_source`,
+/// `templates`, `certificate`, `{file: …}`) may lead.
+///
+/// An inventory may come from a pull request that CI validates, so a path
+/// in it must not reach the runner's other files (`~/.ssh` as a static
+/// source would publish a private key). A path is resolved against the
+/// inventory's directory, links included, and must stay inside the
+/// repository the inventory is in (the nearest directory above it with a
+/// `.git`, else the inventory's own directory) or a directory the operator
+/// allowed: infra's lab state, or those in `INFRA_ALLOW_PATHS`.
+#[derive(Clone, Debug)]
+pub struct LocalFiles {
+    /// The inventory's directory: relative paths start here.
+    pub base_dir: PathBuf,
+    /// Canonical directories a path may lead into.
+    allowed: Vec<PathBuf>,
+}
+
+/// A local path that leads outside every allowed directory.
+#[derive(Debug, thiserror::Error)]
+#[error("`{}` leads outside `{}`, the repository the inventory is in: infra reads no file outside it", path.display(), root.display())]
+pub struct OutsideError {
+    pub path: PathBuf,
+    pub root: PathBuf,
+}
+
+impl LocalFiles {
+    /// Paths of an inventory in `base_dir`, confined to its repository and
+    /// to `also_allowed` (directories that need not exist).
+    pub fn confined(base_dir: &Path, also_allowed: &[PathBuf]) -> LocalFiles {
+        let canonical = std::fs::canonicalize(base_dir).unwrap_or_else(|_| absolute(base_dir));
+        let repository = canonical
+            .ancestors()
+            .find(|directory| std::fs::symlink_metadata(directory.join(".git")).is_ok())
+            .unwrap_or(&canonical)
+            .to_path_buf();
+        let mut allowed = vec![repository];
+        allowed.extend(also_allowed.iter().map(|path| std::fs::canonicalize(path).unwrap_or_else(|_| absolute(path))));
+        LocalFiles { base_dir: base_dir.to_path_buf(), allowed }
+    }
+
+    /// The file `path` names, with every link resolved, if it is inside an
+    /// allowed directory. A path that does not exist is judged by its
+    /// text, so reading it then fails as not found.
+    pub fn resolve(&self, path: &Path) -> std::io::Result<PathBuf> {
+        let joined = self.base_dir.join(path);
+        let resolved = std::fs::canonicalize(&joined).unwrap_or_else(|_| absolute(&joined));
+        if self.allowed.iter().any(|root| resolved.starts_with(root)) {
+            return Ok(resolved);
+        }
+        let root = self.allowed.first().cloned().unwrap_or_default();
+        Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, OutsideError { path: path.to_path_buf(), root }))
+    }
+}
+
+/// `path` made absolute and normalised by its text alone (`..` removed).
+fn absolute(path: &Path) -> PathBuf {
+    let joined = std::env::current_dir().map(|directory| directory.join(path)).unwrap_or_else(|_| path.to_path_buf());
+    let mut normal = PathBuf::from("/");
+    for component in joined.components() {
+        match component {
+            std::path::Component::ParentDir => {
+                normal.pop();
+            }
+            std::path::Component::Normal(part) => normal.push(part),
+            _ => {}
+        }
+    }
+    normal
+}
+
 /// Limits on what infra reads from the machine it runs on, so a path that
 /// names `/dev/zero` or a runaway file fails with a message instead of
 /// eating memory. Documented in docs/inventory.md.
@@ -157,10 +228,36 @@ pub mod limits {
 }
 
 /// Reads a regular file of at most `limit` bytes. Anything else (a device,
-/// a FIFO, a bigger file) is an `InvalidData` error that says why.
+/// a FIFO, a bigger file) is an `InvalidData` error that says why. The file
+/// is opened without blocking, so a FIFO is refused at once rather than
+/// waiting forever for a writer.
 pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    read_opened(open_nonblocking(path, false)?, limit)
+}
+
+/// [`read_bounded`] of a file that must not be a symbolic link itself.
+pub fn read_bounded_no_link(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    read_opened(open_nonblocking(path, true)?, limit)
+}
+
+fn open_nonblocking(path: &Path, no_link: bool) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut flags = rustix::fs::OFlags::NONBLOCK;
+    if no_link {
+        flags |= rustix::fs::OFlags::NOFOLLOW;
+    }
+    let flags = i32::try_from(flags.bits()).map_err(std::io::Error::other)?;
+    let opened = std::fs::OpenOptions::new().read(true).custom_flags(flags).open(path);
+    match opened {
+        Err(error) if no_link && error.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => Err(
+            std::io::Error::new(std::io::ErrorKind::InvalidData, "a symbolic link, which infra does not follow here"),
+        ),
+        other => other,
+    }
+}
+
+fn read_opened(file: std::fs::File, limit: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
-    let file = std::fs::File::open(path)?;
     let metadata = file.metadata()?;
     if !metadata.is_file() {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "not a regular file"));
@@ -178,8 +275,12 @@ pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
 
 /// [`read_bounded`] for text.
 pub fn read_bounded_text(path: &Path, limit: u64) -> std::io::Result<String> {
-    String::from_utf8(read_bounded(path, limit)?)
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+    utf8(read_bounded(path, limit)?)
+}
+
+/// Bytes read as text, or an `InvalidData` error.
+pub fn utf8(bytes: Vec<u8>) -> std::io::Result<String> {
+    String::from_utf8(bytes).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
 #[cfg(test)]
@@ -197,5 +298,36 @@ mod bounded_tests {
         assert_eq!(read_bounded(&path, limits::SECRET_FILE).expect("within the limit"), b"fits");
         let device = read_bounded(Path::new("/dev/zero"), limits::SECRET_FILE).expect_err("a device");
         assert_eq!(device.to_string(), "not a regular file");
+    }
+
+    /// Issue 22: a FIFO nobody writes to is refused at once, not waited on.
+    #[test]
+    fn a_fifo_is_refused_without_waiting_for_a_writer() {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let fifo = directory.path().join("fifo");
+        rustix::fs::mknodat(rustix::fs::CWD, &fifo, rustix::fs::FileType::Fifo, rustix::fs::Mode::RWXU, 0)
+            .expect("mkfifo");
+        let started = std::time::Instant::now();
+        assert_eq!(read_bounded(&fifo, limits::SECRET_FILE).expect_err("a FIFO").to_string(), "not a regular file");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
+
+    #[test]
+    fn local_paths_stay_inside_the_repository() {
+        let repository = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(repository.path().join(".git")).expect("mkdir");
+        std::fs::create_dir_all(repository.path().join("inventories")).expect("mkdir");
+        std::fs::create_dir_all(repository.path().join("examples/app")).expect("mkdir");
+        let outside = tempfile::tempdir().expect("temp dir");
+        std::os::unix::fs::symlink(outside.path(), repository.path().join("examples/out")).expect("symlink");
+        let files = LocalFiles::confined(&repository.path().join("inventories"), &[]);
+        assert!(files.resolve(Path::new("../examples/app")).is_ok(), "inside the repository, above the inventory");
+        assert!(files.resolve(Path::new("../examples/missing")).is_ok(), "judged by its text");
+        for escape in ["../..", "/etc/passwd", "../examples/out", "../examples/app/../../.."] {
+            let error = files.resolve(Path::new(escape)).expect_err(escape);
+            assert!(error.to_string().contains("leads outside"), "{escape}: {error}");
+        }
+        let allowed = LocalFiles::confined(&repository.path().join("inventories"), &[outside.path().to_path_buf()]);
+        assert!(allowed.resolve(Path::new("../examples/out")).is_ok(), "an allowed directory");
     }
 }

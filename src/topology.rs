@@ -113,7 +113,7 @@ pub fn ssh_port(inventory: &Inventory, host: &Host) -> u16 {
 pub fn ssh_target(inventory: &Inventory, host: &Host) -> Target {
     let path = |own: &Option<crate::source::Spanned<std::path::PathBuf>>,
                 shared: &Option<crate::source::Spanned<std::path::PathBuf>>| {
-        own.as_ref().or(shared.as_ref()).map(|path| inventory.base_dir.join(&path.value))
+        own.as_ref().or(shared.as_ref()).map(|path| inventory.files.base_dir.join(&path.value))
     };
     Target {
         name: host.name.value.clone(),

@@ -20,7 +20,8 @@ fn infra() -> Command {
     command
 }
 
-/// Exit code, stdout and stderr as one text, for snapshots.
+/// Exit code, stdout and stderr as one text, for snapshots; the checkout's
+/// own directory is `[repository]`, wherever it was cloned.
 fn transcript(command: &mut Command) -> String {
     let output = command.output().expect("infra runs");
     format!(
@@ -29,6 +30,7 @@ fn transcript(command: &mut Command) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
+    .replace(env!("CARGO_MANIFEST_DIR"), "[repository]")
 }
 
 /// Extra arguments a fixture asks for on a `# args:` line.
@@ -179,10 +181,16 @@ fn five_server_with_override(directory: &Path, name: &str, content: &str) -> std
 }
 
 /// A copy of the five-server inventory, changed by `edit`, written to
-/// `directory` with its paths to examples/ made absolute; returns its path.
+/// `directory` beside a copy of examples/ (local paths may not leave the
+/// inventory's directory); returns its path.
 fn five_server_copy(directory: &Path, edit: impl FnOnce(String) -> String) -> std::path::PathBuf {
     let text = std::fs::read_to_string("inventories/five-server.yml").expect("readable");
-    let inventory = edit(text).replace("../examples", &format!("{}/examples", env!("CARGO_MANIFEST_DIR")));
+    let examples = directory.join("examples");
+    if !examples.exists() {
+        let copied = Command::new("cp").arg("-rT").arg("examples").arg(&examples).status().expect("cp runs");
+        assert!(copied.success());
+    }
+    let inventory = edit(text).replace("../examples", "examples");
     let path = directory.join("inventory.yml");
     std::fs::write(&path, inventory).expect("write");
     path
@@ -283,6 +291,40 @@ fn files_that_read_a_secret_are_sensitive_however_it_is_escaped() {
     let sql =
         manifest["files"].as_array().expect("files").iter().find(|file| file["path"] == "/etc/infra/database.sql");
     assert_eq!(sql.expect("database.sql")["sensitive"], true);
+}
+
+/// Issue 22: an override cannot reach a secret the analysis does not see:
+/// through another template (`include`, `extends`, `import`, `from`) or
+/// the whole context (`debug()`). Whatever each construct does, no
+/// world-readable file holds the password.
+#[test]
+fn no_template_construct_puts_a_secret_in_a_world_readable_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let password = "pw-seen-nowhere-7f3a";
+    for construct in [
+        r#"{% include "database.sql.j2" %}"#,
+        r#"{% extends "database.sql.j2" %}"#,
+        r#"{% import "database.sql.j2" as db %}{{ db }}"#,
+        r#"{% from "database.sql.j2" import grants %}"#,
+        "{{ debug() }}",
+        "{% for x in range(100000) %}{% for y in range(100000) %}{% for z in range(100000) %}.{% endfor %}{% endfor %}{% endfor %}",
+    ] {
+        for template in ["haproxy.cfg.j2", "nginx-site.conf.j2", "keepalived.conf.j2"] {
+            let directory = tempfile::tempdir().expect("temp dir");
+            let inventory = five_server_with_override(directory.path(), template, construct);
+            let tree = directory.path().join("tree");
+            let output = render_output(&inventory, &tree, password);
+            let written = if tree.exists() { files_under(&tree) } else { Vec::new() };
+            for file in written {
+                let mode = std::fs::metadata(&file).expect("meta").permissions().mode();
+                let text = std::fs::read(&file).expect("read");
+                let leaked = text.windows(password.len()).any(|window| window == password.as_bytes());
+                assert!(!(leaked && mode & 0o004 != 0), "{construct} in {template}: {} holds the password", file.display());
+            }
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(!stderr.contains(password), "{construct}: {stderr}");
+        }
+    }
 }
 
 /// `infra render` of `inventory` into `tree` with every secret set.
@@ -492,4 +534,50 @@ fn validate_of_a_hostile_git_repository_runs_nothing() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("`app.py` of commit") && stderr.contains("infra never fetches"), "{stderr}");
     assert!(!marker.exists(), "validate ran a command from the repository's configuration");
+}
+
+/// Issue 22: a FIFO (inside the repository) or `/dev/zero` (allowed by the
+/// operator) named as a secret file or a certificate ends in an error
+/// within a second, never a hang or a read without end; an override
+/// template that is a link is refused, wherever it points.
+#[test]
+fn a_fifo_or_a_device_is_refused_within_a_second() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let fifo = directory.path().join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo runs");
+    assert!(made.success());
+    for special in [fifo.display().to_string(), "/dev/zero".to_string()] {
+        let as_secret = format!("password: {{file: {special}}}");
+        let as_certificate = format!(
+            "vrrp_secret: {{env: INFRA_VRRP_SECRET}}\n  tls:\n    certificate: {special}\n    key: {{env: INFRA_DB_PASSWORD}}"
+        );
+        for (what, from, to) in [
+            ("secret", "password: {env: INFRA_DB_PASSWORD}", as_secret),
+            ("certificate", "vrrp_secret: {env: INFRA_VRRP_SECRET}", as_certificate),
+        ] {
+            let inventory = five_server_copy(directory.path(), |text| text.replacen(from, &to, 1));
+            let started = std::time::Instant::now();
+            let output = infra()
+                .args(["validate", "--no-checkers", "-i"])
+                .arg(&inventory)
+                .env("INFRA_ALLOW_PATHS", "/dev")
+                .env("INFRA_DB_PASSWORD", "pw")
+                .output()
+                .expect("infra runs");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(1), "{what} {special}: {stderr}");
+            assert!(stderr.contains("not a regular file"), "{what} {special}: {stderr}");
+            assert!(started.elapsed() < std::time::Duration::from_secs(1), "{what} {special}: {:?}", started.elapsed());
+        }
+    }
+    let linked = tempfile::tempdir().expect("temp dir");
+    let inventory = five_server_with_override(linked.path(), "haproxy.cfg.j2", "");
+    let override_file = linked.path().join("templates/haproxy.cfg.j2");
+    std::fs::remove_file(&override_file).expect("remove");
+    std::fs::write(linked.path().join("elsewhere.j2"), "{# inside the repository #}\n").expect("write");
+    std::os::unix::fs::symlink(linked.path().join("elsewhere.j2"), &override_file).expect("symlink");
+    let output = infra().args(["validate", "--no-checkers", "-i"]).arg(&inventory).output().expect("infra runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("a symbolic link, which infra does not follow here"), "{stderr}");
 }

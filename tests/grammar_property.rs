@@ -28,7 +28,7 @@ const ALPHABET: &str = "[a-zA-Z0-9./_*:@ ;{}#$\"'`\\\\\n\t!()=,<>|&~^%-]";
 /// Renders `text` with placeholders, or `None` when anything refuses it.
 fn rendered(text: String) -> Option<DesiredState> {
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let loaded = inventory::parse(SourceFile::new("property.yml", text), &base);
+    let loaded = inventory::parse(SourceFile::new("property.yml", text), infra::source::LocalFiles::confined(&base, &[]));
     let inventory = loaded.inventory.filter(|_| !loaded.diagnostics.iter().any(|d| d.is_error()))?;
     if infra::check::run(&inventory).iter().any(|d| d.is_error()) {
         return None;
@@ -176,6 +176,7 @@ fn accepted_edge_values_pass_the_real_checkers() {
         command
             .args(["validate", "-i"])
             .arg(&inventory)
+            .env("INFRA_ALLOW_PATHS", &fixtures)
             .env_remove("INFRA_VRRP_SECRET")
             .env_remove("INFRA_DB_PASSWORD");
         let output = command.output().expect("infra runs");

@@ -13,7 +13,7 @@ const VALID: &str = include_str!("fixtures/minimal.yml");
 
 fn load_everything(text: String) {
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let loaded = inventory::parse(SourceFile::new("fuzz.yml", text), &base);
+    let loaded = inventory::parse(SourceFile::new("fuzz.yml", text), infra::source::LocalFiles::confined(&base, &[]));
     if let Some(inventory) = &loaded.inventory {
         let diagnostics = infra::check::run(inventory);
         let _ = infra::diagnostic::render(&diagnostics, &loaded.source, infra::diagnostic::Style::Plain);
@@ -59,6 +59,6 @@ fn alias_bombs_are_refused_not_expanded() {
         let previous = if level == 0 { "a".to_string() } else { format!("l{}", level - 1) };
         text.push_str(&format!("l{level}: &l{level} [*{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}]\n"));
     }
-    let loaded = inventory::parse(SourceFile::new("bomb.yml", text), Path::new("."));
+    let loaded = inventory::parse(SourceFile::new("bomb.yml", text), infra::source::LocalFiles::confined(Path::new("."), &[]));
     assert!(loaded.diagnostics.iter().any(|d| d.is_error()));
 }

@@ -8,6 +8,10 @@ use crate::inventory::Inventory;
 use crate::source::Spanned;
 
 pub fn check(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
+    if let Some(certificate) = inventory.load_balancer.as_ref().and_then(|lb| lb.tls.as_ref()).map(|tls| &tls.certificate)
+    {
+        confined(inventory, certificate, "`certificate`", found);
+    }
     if let Some(app) = &inventory.app {
         match &app.revision {
             Some(revision) => git_source(inventory, app, revision, found),
@@ -25,6 +29,27 @@ pub fn check(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
     }
 }
 
+/// The file or directory a local path names, or a diagnostic at it when it
+/// leads outside the inventory's repository ([`crate::source::LocalFiles`]).
+pub fn confined(
+    inventory: &Inventory,
+    path: &Spanned<std::path::PathBuf>,
+    what: &str,
+    found: &mut Vec<Diagnostic>,
+) -> Option<std::path::PathBuf> {
+    match inventory.files.resolve(&path.value) {
+        Ok(resolved) => Some(resolved),
+        Err(error) => {
+            found.push(
+                Diagnostic::error("path-outside-repository", format!("{what}: {error}"))
+                    .at(path.span, "leads outside the repository")
+                    .help("name a file inside the inventory's repository; an operator can allow another directory with `INFRA_ALLOW_PATHS=/that/directory`"),
+            );
+            None
+        }
+    }
+}
+
 /// Reports a missing directory; returns whether it exists.
 fn directory(
     inventory: &Inventory,
@@ -32,7 +57,7 @@ fn directory(
     what: &str,
     found: &mut Vec<Diagnostic>,
 ) -> bool {
-    let full = inventory.base_dir.join(&path.value);
+    let Some(full) = confined(inventory, path, what, found) else { return false };
     if full.is_dir() {
         return true;
     }
@@ -53,7 +78,7 @@ fn git_source(
     revision: &Spanned<String>,
     found: &mut Vec<Diagnostic>,
 ) {
-    let repository = inventory.base_dir.join(&app.source.value);
+    let Some(repository) = confined(inventory, &app.source, "`source` of `app`", found) else { return };
     let files = match crate::git::list(&repository, &revision.value) {
         Ok((_, files)) => files,
         Err(error) => {
@@ -92,7 +117,7 @@ fn module_path(entry_point: &str) -> String {
 /// Gunicorn imports `module:callable`; the module file must be in the source.
 fn app_module(inventory: &Inventory, source: &Path, module: &Spanned<String>, found: &mut Vec<Diagnostic>) {
     let module_path = module_path(&module.value);
-    let root = inventory.base_dir.join(source);
+    let Ok(root) = inventory.files.resolve(source) else { return };
     let candidates = [root.join(format!("{module_path}.py")), root.join(&module_path).join("__init__.py")];
     if !candidates.iter().any(|candidate| candidate.is_file()) {
         found.push(

@@ -42,7 +42,7 @@ pub(crate) mod test_support {
 
     pub fn inventory(text: &str) -> Inventory {
         let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-        let loaded = parse(SourceFile::new("test.yml", text), &base);
+        let loaded = parse(SourceFile::new("test.yml", text), crate::source::LocalFiles::confined(&base, &[]));
         let errors: Vec<_> = loaded.diagnostics.iter().map(|d| d.message.clone()).collect();
         assert!(errors.is_empty(), "the test inventory should decode cleanly: {errors:?}");
         loaded.inventory.expect("decoded inventory")

@@ -10,9 +10,10 @@ pub fn check(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
     let Some(settings) = inventory.load_balancer.as_ref().and_then(|lb| lb.tls.as_ref()) else {
         return;
     };
-    let path = inventory.base_dir.join(&settings.certificate.value);
+    // A path outside the repository is reported by the file rules.
+    let Ok(path) = inventory.files.resolve(&settings.certificate.value) else { return };
     let span = settings.certificate.span;
-    let certificate = match std::fs::read(&path)
+    let certificate = match crate::source::read_bounded(&path, crate::source::limits::TEMPLATE)
         .map_err(|error| error.to_string())
         .and_then(|pem| tls::read_certificate(&pem).map_err(|error| error.to_string()))
     {

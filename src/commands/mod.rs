@@ -137,6 +137,18 @@ impl std::fmt::Display for Hinted {
     }
 }
 
+/// Directories outside the inventory's repository that its local paths may
+/// name: infra's own lab state (its TLS certificate), and those the
+/// operator lists in `INFRA_ALLOW_PATHS` (colon-separated). Never the
+/// inventory's choice: a pull request cannot widen it.
+pub(crate) fn allowed_paths() -> Vec<std::path::PathBuf> {
+    let mut allowed = vec![crate::lab::state_dir()];
+    if let Some(listed) = std::env::var_os("INFRA_ALLOW_PATHS") {
+        allowed.extend(std::env::split_paths(&listed).filter(|path| path.is_absolute()));
+    }
+    allowed
+}
+
 /// An inventory with every problem that loading and the rules found.
 pub(crate) struct Checked {
     pub source: SourceFile,
@@ -207,7 +219,7 @@ impl Overrides {
 
 /// [`load_and_check`] with `overrides` applied to the inventory first.
 pub(crate) fn load_and_check_with(path: &Path, strict: bool, overrides: &Overrides) -> anyhow::Result<Checked> {
-    let mut loaded = inventory::load(path)?;
+    let mut loaded = inventory::load(path, &allowed_paths())?;
     if let Some(inventory) = loaded.inventory.as_mut() {
         overrides.apply_to(inventory)?;
     }

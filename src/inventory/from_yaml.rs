@@ -5,7 +5,7 @@
 //! diagnostic for anything it cannot use.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::decode::{Decoder, Fields, did_you_mean, quoted_list};
 use super::grammar;
@@ -16,7 +16,7 @@ use crate::release::Release;
 use crate::role::Role;
 use crate::source::{Span, Spanned};
 
-pub fn inventory(decoder: &mut Decoder, root: &Node, base_dir: &Path) -> Option<Inventory> {
+pub fn inventory(decoder: &mut Decoder, root: &Node, files: crate::source::LocalFiles) -> Option<Inventory> {
     let mut fields = decoder.fields(root, "the inventory")?;
     let ssh = fields.optional("ssh").map_or_else(SshSettings::default, |node| ssh(decoder, node, "`ssh`"));
     let templates = fields.optional("templates").and_then(|node| decoder.path(node, "`templates`"));
@@ -32,7 +32,7 @@ pub fn inventory(decoder: &mut Decoder, root: &Node, base_dir: &Path) -> Option<
         ["load_balancer", "web", "app", "database"].into_iter().filter(|key| fields.has(key)).collect();
     fields.finish(decoder);
     Some(Inventory {
-        base_dir: base_dir.to_path_buf(),
+        files,
         ssh,
         templates,
         hosts,

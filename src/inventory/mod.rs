@@ -16,7 +16,7 @@ pub use from_yaml::file_start;
 pub use model::*;
 
 use crate::diagnostic::Diagnostic;
-use crate::source::SourceFile;
+use crate::source::{LocalFiles, SourceFile};
 
 /// An inventory file, read and decoded as far as it could be.
 pub struct Loaded {
@@ -35,17 +35,18 @@ pub struct ReadError {
     pub error: std::io::Error,
 }
 
-/// Reads and decodes an inventory file.
-pub fn load(path: &Path) -> Result<Loaded, ReadError> {
+/// Reads and decodes an inventory file; its local paths may lead into its
+/// repository and the directories in `also_allowed` ([`LocalFiles`]).
+pub fn load(path: &Path, also_allowed: &[PathBuf]) -> Result<Loaded, ReadError> {
     let text = crate::source::read_bounded_text(path, crate::source::limits::INVENTORY)
         .map_err(|error| ReadError { path: path.to_path_buf(), error })?;
     let base_dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let base_dir = if base_dir.as_os_str().is_empty() { PathBuf::from(".") } else { base_dir };
-    Ok(parse(SourceFile::new(path, text), &base_dir))
+    Ok(parse(SourceFile::new(path, text), LocalFiles::confined(&base_dir, also_allowed)))
 }
 
-/// Decodes inventory text; `base_dir` anchors the relative paths in it.
-pub fn parse(source: SourceFile, base_dir: &Path) -> Loaded {
+/// Decodes inventory text; `files` anchors and confines the paths in it.
+pub fn parse(source: SourceFile, files: LocalFiles) -> Loaded {
     let root = match yaml::parse(&source) {
         Ok(root) => root,
         Err(diagnostic) => {
@@ -53,6 +54,6 @@ pub fn parse(source: SourceFile, base_dir: &Path) -> Loaded {
         }
     };
     let mut decoder = decode::Decoder::default();
-    let inventory = from_yaml::inventory(&mut decoder, &root, base_dir);
+    let inventory = from_yaml::inventory(&mut decoder, &root, files);
     Loaded { source, inventory, diagnostics: decoder.diagnostics }
 }

@@ -16,8 +16,8 @@ use crate::source::{Span, Spanned};
 /// Everything an inventory file declares.
 #[derive(Clone, Debug)]
 pub struct Inventory {
-    /// The directory relative paths in the inventory are resolved against.
-    pub base_dir: PathBuf,
+    /// Where the inventory's local paths are resolved, and may lead.
+    pub files: crate::source::LocalFiles,
     pub ssh: SshSettings,
     pub templates: Option<Spanned<PathBuf>>,
     pub hosts: Vec<Host>,

@@ -13,9 +13,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use minijinja::Environment;
-
-pub use templates::{BUILT_IN, TemplateError};
+pub use templates::{BUILT_IN, TemplateError, Templates};
 
 use crate::desired::DesiredState;
 use crate::diagnostic::Diagnostic;
@@ -91,8 +89,12 @@ impl Secrets {
 /// Renders every host of a checked inventory.
 pub fn render(inventory: &Inventory, mode: SecretMode) -> Result<Rendered, RenderError> {
     let (secrets, mut diagnostics) = resolve_secrets(inventory, mode);
-    let overrides = inventory.templates.as_ref().map(|path| inventory.base_dir.join(&path.value));
-    let renderer = TemplateRenderer::new(templates::environment(overrides.as_deref())?);
+    let overrides = (inventory.templates.as_ref())
+        .map(|path| {
+            inventory.files.resolve(&path.value).map_err(|error| TemplateError::ReadOverrides { path: path.value.clone(), error })
+        })
+        .transpose()?;
+    let renderer = TemplateRenderer::new(Templates::load(overrides.as_deref())?);
     let sources = roles::Sources::read(inventory)?;
     diagnostics.extend(sources.requirement_problems(inventory));
     let derived = roles::Derived::new(inventory);
@@ -172,8 +174,8 @@ fn tls_key_mismatch(inventory: &Inventory, secrets: &Secrets) -> Option<Diagnost
     if *key == Secret::placeholder() {
         return None;
     }
-    let path = inventory.base_dir.join(&tls.certificate.value);
     // An unreadable certificate is already reported by the TLS rules.
+    let path = inventory.files.resolve(&tls.certificate.value).ok()?;
     let certificate =
         crate::tls::read_certificate(&crate::source::read_bounded(&path, crate::source::limits::TEMPLATE).ok()?)
             .ok()?;
@@ -199,7 +201,7 @@ fn resolve_secrets(inventory: &Inventory, mode: SecretMode) -> (Secrets, Vec<Dia
         if values.contains_key(&reference.source) {
             continue;
         }
-        let value = match reference.resolve(&inventory.base_dir) {
+        let value = match reference.resolve(&inventory.files) {
             Ok(secret)
                 if let Some((grammar, Err(problem))) =
                     rule.map(|grammar| (grammar, (grammar.check)(secret.expose()))) =>
@@ -270,15 +272,15 @@ struct TemplateUse {
 /// Renders templates, once per run for those that use no per-host variable:
 /// 500 web hosts share one Nginx site with 500 upstreams, rendered once.
 pub(crate) struct TemplateRenderer {
-    environment: Environment<'static>,
+    templates: Templates,
     uses: RefCell<HashMap<String, TemplateUse>>,
     /// Rendered output by (template, key); see [`TemplateRenderer::render_cached`].
     outputs: RefCell<HashMap<(String, String), Content>>,
 }
 
 impl TemplateRenderer {
-    fn new(environment: Environment<'static>) -> Self {
-        TemplateRenderer { environment, uses: RefCell::default(), outputs: RefCell::default() }
+    fn new(templates: Templates) -> Self {
+        TemplateRenderer { templates, uses: RefCell::default(), outputs: RefCell::default() }
     }
 
     /// Renders `name` for `host`; once per run when the template uses no
@@ -316,7 +318,7 @@ impl TemplateRenderer {
         context: impl FnOnce() -> minijinja::Value,
     ) -> Result<RenderedTemplate, RenderError> {
         let render_error = |error| RenderError::Render { template: name.to_string(), host: host.to_string(), error };
-        let template = self.environment.get_template(name).map_err(render_error)?;
+        let template = self.templates.get(name).map_err(render_error)?;
         let template_use = *self.uses.borrow_mut().entry(name.to_string()).or_insert_with(|| {
             let variables = template.undeclared_variables(true);
             let top_level = |variable: &str| variable.split('.').next().unwrap_or(variable).to_string();
@@ -335,12 +337,39 @@ impl TemplateRenderer {
         if let Some(output) = cache_key.as_ref().and_then(|cache_key| self.outputs.borrow().get(cache_key).cloned()) {
             return Ok(RenderedTemplate { output, sensitive });
         }
-        let output: Content = template.render(context()).map_err(render_error)?.into_bytes().into();
+        let output: Content = render_bounded(&template, context()).map_err(render_error)?.into();
         if let Some(cache_key) = cache_key {
             self.outputs.borrow_mut().insert(cache_key, Arc::clone(&output));
         }
         Ok(RenderedTemplate { output, sensitive })
     }
+}
+
+/// The most one rendered file may hold: an override that repeats a
+/// string in a loop stops here instead of filling memory.
+const RENDERED_FILE_LIMIT: usize = 64 << 20;
+
+/// Renders into a buffer that refuses to grow past [`RENDERED_FILE_LIMIT`].
+fn render_bounded(template: &minijinja::Template<'_, '_>, context: minijinja::Value) -> Result<Vec<u8>, minijinja::Error> {
+    struct Bounded(Vec<u8>);
+    impl std::io::Write for Bounded {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            if self.0.len() + bytes.len() > RENDERED_FILE_LIMIT {
+                return Err(std::io::Error::other(format!(
+                    "the rendered file would be larger than {} MiB",
+                    RENDERED_FILE_LIMIT >> 20
+                )));
+            }
+            self.0.extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut output = Bounded(Vec::new());
+    template.render_captured_to(context, &mut output)?;
+    Ok(output.0)
 }
 
 /// Reads every file of a source tree (`app.source`, `web.static_source`)

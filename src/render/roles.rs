@@ -35,7 +35,10 @@ impl Sources {
         };
         let static_site = match inventory.web.as_ref().and_then(|web| web.static_source.as_ref()) {
             Some(source) if topology::hosts_with(inventory, Role::Web).next().is_some() => {
-                read_tree(&inventory.base_dir.join(&source.value))?
+                read_tree(&inventory.files.resolve(&source.value).map_err(|error| RenderError::ReadSource {
+                    path: source.value.clone(),
+                    error,
+                })?)?
             }
             _ => Vec::new(),
         };
@@ -92,7 +95,10 @@ fn read_app(
     inventory: &Inventory,
     app: &crate::inventory::AppSettings,
 ) -> Result<(Vec<(String, super::Content)>, Origin), RenderError> {
-    let path = inventory.base_dir.join(&app.source.value);
+    let path = inventory
+        .files
+        .resolve(&app.source.value)
+        .map_err(|error| RenderError::ReadSource { path: app.source.value.clone(), error })?;
     let shown = app.source.value.display().to_string();
     match &app.revision {
         None => Ok((read_tree(&path)?, Origin { source: shown, revision: None, commit: None })),
@@ -462,8 +468,9 @@ impl HostContext<'_> {
     /// The certificate chain as given, and the key beside it where HAProxy
     /// looks for it; only the key is secret.
     fn tls_files(&self, state: &mut HostState, tls: &crate::inventory::TlsSettings) -> Result<(), RenderError> {
-        let path = self.inventory.base_dir.join(&tls.certificate.value);
-        let chain = crate::source::read_bounded(&path, crate::source::limits::TEMPLATE)
+        let path = &tls.certificate.value;
+        let chain = (self.inventory.files.resolve(path))
+            .and_then(|resolved| crate::source::read_bounded(&resolved, crate::source::limits::TEMPLATE))
             .map_err(|error| RenderError::ReadSource { path: path.clone(), error })?;
         let mut key = self.secrets.get(&tls.key).as_bytes().to_vec();
         if !key.ends_with(b"\n") {

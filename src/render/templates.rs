@@ -46,9 +46,57 @@ pub enum TemplateError {
     },
 }
 
-/// Builds the environment: strict undefined (a missing variable is an error,
-/// never an empty string), trimmed blocks, and the quoting filters.
-pub fn environment(overrides: Option<&Path>) -> Result<Environment<'static>, TemplateError> {
+/// How much work one override may do in one render: a loop nested three
+/// deep over `range(100000)` runs out instead of running forever. The
+/// built-in templates, which are infra's own, are not metered.
+const OVERRIDE_FUEL: u64 = 5_000_000;
+
+/// The templates of one run: the built-in ones in one environment, each
+/// override alone in an environment of its own.
+///
+/// Whether a file is sensitive, and whether its output may be shared
+/// between hosts, is decided from the variables its template reads. An
+/// override in the built-ins' environment could `include`, `import` or
+/// `extends` another template (the database's, with the password) and read
+/// variables that analysis never sees, or print the whole context with
+/// `debug()`. Alone, with `debug` removed, it can read only what it names.
+pub struct Templates {
+    built_in: Environment<'static>,
+    overrides: Vec<(String, Environment<'static>)>,
+}
+
+impl Templates {
+    /// The built-in templates, replaced by the overrides in `overrides`.
+    pub fn load(overrides: Option<&Path>) -> Result<Templates, TemplateError> {
+        let mut built_in = configured()?;
+        for (name, text) in BUILT_IN {
+            built_in.add_template(name, text).map_err(|error| TemplateError::Invalid { name: name.into(), error })?;
+        }
+        let mut isolated = Vec::new();
+        for (name, text) in overrides.map(read_overrides).transpose()?.unwrap_or_default() {
+            let mut environment = configured()?;
+            environment.set_fuel(Some(OVERRIDE_FUEL));
+            environment.remove_global("debug");
+            environment
+                .add_template_owned(name.clone(), text)
+                .map_err(|error| TemplateError::Invalid { name: name.clone(), error })?;
+            isolated.push((name, environment));
+        }
+        Ok(Templates { built_in, overrides: isolated })
+    }
+
+    /// The template of that name: an override's if there is one.
+    pub fn get(&self, name: &str) -> Result<minijinja::Template<'_, '_>, minijinja::Error> {
+        let environment =
+            self.overrides.iter().find(|(overridden, _)| overridden == name).map_or(&self.built_in, |(_, env)| env);
+        environment.get_template(name)
+    }
+}
+
+/// An environment with infra's settings: strict undefined (a missing
+/// variable is an error, never an empty string), trimmed blocks, and the
+/// quoting filters.
+fn configured() -> Result<Environment<'static>, TemplateError> {
     let mut environment = Environment::new();
     environment.set_undefined_behavior(UndefinedBehavior::Strict);
     let syntax = SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).keep_trailing_newline(true).build();
@@ -57,21 +105,11 @@ pub fn environment(overrides: Option<&Path>) -> Result<Environment<'static>, Tem
     environment.add_filter("systemd_quote", systemd_quote);
     environment.add_filter("py_string", py_string);
     environment.add_filter("sh_string", sh_string);
-    let mut sources: Vec<(String, String)> =
-        BUILT_IN.iter().map(|(name, text)| (name.to_string(), text.to_string())).collect();
-    if let Some(directory) = overrides {
-        for (name, text) in read_overrides(directory)? {
-            if let Some(slot) = sources.iter_mut().find(|(known, _)| *known == name) {
-                slot.1 = text;
-            }
-        }
-    }
-    for (name, text) in sources {
-        environment.add_template_owned(name.clone(), text).map_err(|error| TemplateError::Invalid { name, error })?;
-    }
     Ok(environment)
 }
 
+/// The override files: regular files (never links) named after a
+/// built-in template, each bounded.
 fn read_overrides(directory: &Path) -> Result<Vec<(String, String)>, TemplateError> {
     let read_error = |error| TemplateError::ReadOverrides { path: directory.to_path_buf(), error };
     let mut overrides = Vec::new();
@@ -82,7 +120,8 @@ fn read_overrides(directory: &Path) -> Result<Vec<(String, String)>, TemplateErr
             let known = BUILT_IN.iter().map(|(known, _)| format!("`{known}`")).collect::<Vec<_>>().join(", ");
             return Err(TemplateError::UnknownOverride { path, known });
         }
-        let text = crate::source::read_bounded_text(&path, crate::source::limits::TEMPLATE)
+        let text = crate::source::read_bounded_no_link(&path, crate::source::limits::TEMPLATE)
+            .and_then(crate::source::utf8)
             .map_err(|error| TemplateError::ReadOverrides { path: path.clone(), error })?;
         overrides.push((name, text));
     }
@@ -144,8 +183,8 @@ mod tests {
 
     #[test]
     fn undefined_variables_are_errors() {
-        let environment = environment(None).expect("built-in templates compile");
-        let template = environment.get_template("mariadb.cnf.j2").expect("exists");
+        let templates = Templates::load(None).expect("built-in templates compile");
+        let template = templates.get("mariadb.cnf.j2").expect("exists");
         assert!(template.render(minijinja::context! {}).is_err());
     }
 }

@@ -128,7 +128,11 @@ impl Lab {
 
     fn command(&self) -> Command {
         let mut command = Command::cargo_bin("infra").expect("infra is built");
-        command.env("INFRA_LAB_NAME", self.name).env("INFRA_LAB_STATE", self.state.path()).env("NO_COLOR", "1");
+        command
+            .env("INFRA_LAB_NAME", self.name)
+            .env("INFRA_LAB_STATE", self.state.path())
+            .env("INFRA_ALLOW_PATHS", ALLOWED_PATHS)
+            .env("NO_COLOR", "1");
         command
     }
 
@@ -468,6 +472,11 @@ fn down_leaves_nothing_behind_and_up_works_again(lab: &Lab) {
 
 /// Runs `infra lab up` for the lab inventory under a separate lab name, with
 /// `prepare` adjusting the command; returns its stderr after checking that it
+/// The lab's inventories live in the lab's state and name this checkout's
+/// examples, and `inventories/lab.yml` names the default lab state: what an
+/// operator would allow with `INFRA_ALLOW_PATHS`.
+const ALLOWED_PATHS: &str = concat!(env!("CARGO_MANIFEST_DIR"), ":/var/lib/infra/lab");
+
 /// failed and created nothing.
 fn refused_lab_up(inventory: &Path, prepare: impl FnOnce(&mut Command)) -> String {
     let state = tempfile::tempdir().expect("temp dir");
@@ -475,6 +484,7 @@ fn refused_lab_up(inventory: &Path, prepare: impl FnOnce(&mut Command)) -> Strin
     command
         .env("INFRA_LAB_NAME", "infrarefuse")
         .env("INFRA_LAB_STATE", state.path())
+        .env("INFRA_ALLOW_PATHS", ALLOWED_PATHS)
         .args(["lab", "up", "-i"])
         .arg(inventory);
     prepare(&mut command);

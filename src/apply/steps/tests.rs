@@ -51,9 +51,11 @@ fn host(directory: &std::path::Path) -> HostState {
 fn run(script: &str, directory: &std::path::Path) -> std::process::Output {
     use std::io::Write;
     let journal = directory.join("pending").display().to_string();
+    let step_lock = directory.join("release-step.lock").display().to_string();
     let script = script
         .replace(PENDING_JOURNAL, &journal)
         .replace("mkdir -p /var/lib/infra", "true")
+        .replace("/var/lib/infra/release-step.lock", &step_lock)
         .replace("systemctl", "echo systemctl");
     let mut child = Command::new("sh")
         .arg("-s")
