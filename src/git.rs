@@ -46,7 +46,9 @@ pub enum GitError {
     Failed { repository: PathBuf, command: &'static str, stderr: String },
     #[error("`{path}` in commit {commit} is a {kind}: infra deploys regular files only")]
     NotAFile { path: String, commit: String, kind: &'static str },
-    #[error("`{path}` of commit {commit} is not in the repository (a partial clone?): infra never fetches a missing object")]
+    #[error(
+        "`{path}` of commit {commit} is not in the repository (a partial clone?): infra never fetches a missing object"
+    )]
     Missing { path: String, commit: String },
     #[error("the files of commit {commit} take more than {limit_mib} MiB")]
     TooLarge { commit: String, limit_mib: u64 },
@@ -169,7 +171,8 @@ impl Scratch {
             let Some(tab) = entry.iter().position(|byte| *byte == b'\t') else {
                 return Err(GitError::Unexpected { commit });
             };
-            let meta = std::str::from_utf8(&entry[..tab]).map_err(|_| GitError::Unexpected { commit: commit.clone() })?;
+            let meta =
+                std::str::from_utf8(&entry[..tab]).map_err(|_| GitError::Unexpected { commit: commit.clone() })?;
             let path = std::str::from_utf8(&entry[tab + 1..]).map_err(|_| GitError::NotAFile {
                 path: String::from_utf8_lossy(&entry[tab + 1..]).escape_debug().to_string(),
                 commit: commit.clone(),
@@ -399,11 +402,8 @@ mod tests {
     fn objects_borrowed_from_elsewhere_are_refused() {
         let repository = repository();
         let other = tempfile::tempdir().expect("temp dir");
-        std::fs::write(
-            repository.path().join(".git/objects/info/alternates"),
-            format!("{}\n", other.path().display()),
-        )
-        .expect("write");
+        std::fs::write(repository.path().join(".git/objects/info/alternates"), format!("{}\n", other.path().display()))
+            .expect("write");
         let error = read(repository.path(), "v1").expect_err("alternates").to_string();
         assert!(error.contains("alternates"), "{error}");
     }

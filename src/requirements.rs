@@ -112,7 +112,22 @@ fn entries(text: &str) -> Result<Vec<(String, String)>, RequirementError> {
             },
             None => rest,
         };
-        let (specifiers, _marker) = rest.split_once(';').unwrap_or((rest, ""));
+        if is_archive_name(name) {
+            return Err(error(0, format!("`{name}` names a file, not a distribution: name a distribution from PyPI")));
+        }
+        let (specifiers, marker) = match rest.split_once(';') {
+            Some((specifiers, marker)) => (specifiers, Some(marker)),
+            None => (rest, None),
+        };
+        if let Some(marker) = marker
+            && let Err(problem) = check_marker(marker)
+        {
+            let offset = raw.find(marker.trim()).map_or(0, |found| found + 1 - column);
+            return Err(error(
+                offset,
+                format!("`{}` is not an environment marker infra reads: {problem}", marker.trim()),
+            ));
+        }
         for specifier in specifiers.split(',').map(str::trim).filter(|specifier| !specifier.is_empty()) {
             if !is_specifier(specifier) {
                 let offset = raw.find(specifier).map_or(0, |found| found + 1 - column);
@@ -125,6 +140,144 @@ fn entries(text: &str) -> Result<Vec<(String, String)>, RequirementError> {
         names.push((name.to_ascii_lowercase().replace(['_', '.'], "-"), trimmed.to_string()));
     }
     Ok(names)
+}
+
+/// What pip would read as a local archive, not a name on an index
+/// (`evil-1.0.tar.gz`, `x.whl`): pip would build it on this machine.
+fn is_archive_name(name: &str) -> bool {
+    const ARCHIVES: [&str; 12] = [
+        ".whl",
+        ".zip",
+        ".tar",
+        ".tar.gz",
+        ".tgz",
+        ".tar.bz2",
+        ".tbz",
+        ".tar.xz",
+        ".txz",
+        ".tlz",
+        ".tar.lz",
+        ".tar.lzma",
+    ];
+    let lower = name.to_ascii_lowercase();
+    ARCHIVES.iter().any(|extension| lower.ends_with(extension))
+}
+
+/// The variables of PEP 508 environment markers.
+const MARKER_VARIABLES: [&str; 12] = [
+    "python_version",
+    "python_full_version",
+    "os_name",
+    "sys_platform",
+    "platform_release",
+    "platform_system",
+    "platform_version",
+    "platform_machine",
+    "platform_python_implementation",
+    "implementation_name",
+    "implementation_version",
+    "extra",
+];
+
+/// A PEP 508 marker in a closed grammar: comparisons of a marker variable
+/// and a quoted string of letters, digits and `. _ * + ! -` (or two such
+/// strings), joined by `and`/`or`, in parentheses. Nothing else, so no
+/// `${VAR}` that pip would expand (and print) ever reaches it.
+fn check_marker(marker: &str) -> Result<(), String> {
+    let tokens = marker_tokens(marker)?;
+    let mut position = 0;
+    marker_expression(&tokens, &mut position, 0)?;
+    if position != tokens.len() {
+        return Err(format!("unexpected `{}`", tokens[position]));
+    }
+    Ok(())
+}
+
+fn marker_tokens(marker: &str) -> Result<Vec<String>, String> {
+    let mut tokens = Vec::new();
+    let mut chars = marker.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c == ' ' {
+            chars.next();
+        } else if c == '(' || c == ')' {
+            tokens.push(c.to_string());
+            chars.next();
+        } else if c == '"' || c == '\'' {
+            chars.next();
+            let mut text = String::from(c);
+            loop {
+                match chars.next() {
+                    Some(end) if end == c => break,
+                    Some(inner) if inner.is_ascii_alphanumeric() || "._*+!- ".contains(inner) => text.push(inner),
+                    Some(other) => return Err(format!("`{other}` inside a quoted value")),
+                    None => return Err("an unterminated quoted value".into()),
+                }
+            }
+            tokens.push(text);
+        } else if "<>=!~".contains(c) {
+            let mut operator = String::new();
+            while let Some(&next) = chars.peek().filter(|next| "<>=!~".contains(**next)) {
+                operator.push(next);
+                chars.next();
+            }
+            tokens.push(operator);
+        } else if c.is_ascii_alphabetic() || c == '_' {
+            let mut word = String::new();
+            while let Some(&next) = chars.peek().filter(|next| next.is_ascii_alphanumeric() || **next == '_') {
+                word.push(next);
+                chars.next();
+            }
+            tokens.push(word);
+        } else {
+            return Err(format!("`{c}`"));
+        }
+    }
+    Ok(tokens)
+}
+
+/// `comparison ((and|or) comparison)*`, a comparison possibly a
+/// parenthesised expression; `depth` bounds the nesting.
+fn marker_expression(tokens: &[String], position: &mut usize, depth: usize) -> Result<(), String> {
+    if depth > 8 {
+        return Err("parentheses nested too deep".into());
+    }
+    loop {
+        if tokens.get(*position).is_some_and(|token| token == "(") {
+            *position += 1;
+            marker_expression(tokens, position, depth + 1)?;
+            if tokens.get(*position).is_none_or(|token| token != ")") {
+                return Err("a `(` without its `)`".into());
+            }
+            *position += 1;
+        } else {
+            marker_comparison(tokens, position)?;
+        }
+        match tokens.get(*position).map(String::as_str) {
+            Some("and" | "or") => *position += 1,
+            _ => return Ok(()),
+        }
+    }
+}
+
+fn marker_comparison(tokens: &[String], position: &mut usize) -> Result<(), String> {
+    const OPERATORS: [&str; 8] = ["<=", "<", "!=", "==", ">=", ">", "~=", "==="];
+    let operand = |token: Option<&String>| match token {
+        Some(token) if token.starts_with(['"', '\'']) => Ok(()),
+        Some(token) if MARKER_VARIABLES.contains(&token.as_str()) => Ok(()),
+        Some(token) => Err(format!("`{token}` is not a marker variable (like `python_version`) or a quoted value")),
+        None => Err("a comparison ends early".into()),
+    };
+    operand(tokens.get(*position))?;
+    *position += 1;
+    match tokens.get(*position).map(String::as_str) {
+        Some(operator) if OPERATORS.contains(&operator) || operator == "in" => *position += 1,
+        Some("not") if tokens.get(*position + 1).is_some_and(|token| token == "in") => *position += 2,
+        Some(other) => return Err(format!("`{other}` is not a comparison")),
+        None => return Err("a comparison ends early".into()),
+    }
+    operand(tokens.get(*position))?;
+    *position += 1;
+    Ok(())
 }
 
 fn is_name(text: &str) -> bool {
@@ -224,5 +377,21 @@ mod tests {
         assert_eq!(refused("app @ https://example.org/app.tar.gz\n").column, 1);
         let bad_version = refused("flask==3.1.0\nalembic=1.14\n");
         assert_eq!((bad_version.line, bad_version.column), (2, 8), "{bad_version}");
+    }
+
+    /// Issue 22: a local archive would be built by pip on this machine, and
+    /// pip expands `${VAR}` (and prints it) in a marker.
+    #[test]
+    fn local_archives_and_variables_in_markers_are_refused() {
+        let refused = |text: &str| parse(text).expect_err(text).message;
+        assert!(refused("evil-1.0.tar.gz\n").contains("names a file"));
+        assert!(refused("x.whl\n").contains("names a file"));
+        assert!(refused("flask==3.1.0 ; ${INFRA_DB_PASSWORD}\n").contains("not an environment marker"));
+        assert!(refused("flask==3.1.0 ; python_version >= \"${X}\"\n").contains("inside a quoted value"));
+        assert!(refused("flask ; os.system('x')\n").contains("not an environment marker"));
+        assert!(refused("flask==3.1.0 ; python_version >=\n").contains("ends early"));
+        let accepted = "a==1 ; python_version >= \"3.11\" and (sys_platform == 'linux' or extra == \"x\")\n\
+                        b==2 ; platform_machine not in \"arm64 aarch64\"\n";
+        assert_eq!(parse(accepted), Ok(vec!["a".into(), "b".into()]));
     }
 }

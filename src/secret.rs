@@ -105,7 +105,9 @@ impl SecretRef {
             SecretSource::File(path) => {
                 let full = files.base_dir.join(path);
                 let text = (files.resolve(path))
-                    .and_then(|resolved| crate::source::read_bounded_text(&resolved, crate::source::limits::SECRET_FILE))
+                    .and_then(|resolved| {
+                        crate::source::read_bounded_text(&resolved, crate::source::limits::SECRET_FILE)
+                    })
                     .map_err(|error| SecretError::Unreadable { path: full.clone(), error })?;
                 text.trim_end_matches(['\n', '\r']).to_string()
             }
@@ -132,7 +134,9 @@ mod tests {
     fn a_missing_variable_is_an_error_not_an_empty_password() {
         let reference =
             SecretRef { source: SecretSource::Env("INFRA_TEST_SURELY_UNSET".into()), span: Span::default() };
-        let error = reference.resolve(&crate::source::LocalFiles::confined(std::path::Path::new("."), &[])).expect_err("unset variable");
+        let error = reference
+            .resolve(&crate::source::LocalFiles::confined(std::path::Path::new("."), &[]))
+            .expect_err("unset variable");
         assert_eq!(error.to_string(), "secret environment variable `INFRA_TEST_SURELY_UNSET` is not set");
     }
 
@@ -141,6 +145,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("pw"), "s3cret\n").expect("write");
         let reference = SecretRef { source: SecretSource::File("pw".into()), span: Span::default() };
-        assert_eq!(reference.resolve(&crate::source::LocalFiles::confined(dir.path(), &[])).expect("readable").expose(), "s3cret");
+        assert_eq!(
+            reference.resolve(&crate::source::LocalFiles::confined(dir.path(), &[])).expect("readable").expose(),
+            "s3cret"
+        );
     }
 }

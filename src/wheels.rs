@@ -54,7 +54,9 @@ fn cache_root() -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")));
-    base.unwrap_or_else(std::env::temp_dir).join("infra/wheels")
+    let base = base.unwrap_or_else(std::env::temp_dir);
+    // Absolute: pip runs in a directory of its own (see `pip_download`).
+    std::path::absolute(&base).unwrap_or(base).join("infra/wheels")
 }
 
 /// The wheelhouse `key` (see `PackagesPlan::wheelhouse_key`) for
@@ -125,6 +127,10 @@ fn pip_download(
         command.args(["--platform", &format!("{platform}_{arch}")]);
     }
     command.args(["--platform", "any"]);
+    // In an empty directory: pip reads a name that is also a local path
+    // (`./app`) as that path, and would build it here.
+    let empty = tempfile::tempdir().map_err(|error| WheelsError::Cache { path: directory.to_path_buf(), error })?;
+    command.current_dir(empty.path());
     let output = command.output().map_err(|error| WheelsError::Spawn { program: "python3 -m pip".into(), error })?;
     Ok((!output.status.success()).then(|| String::from_utf8_lossy(&output.stderr).trim().to_string()))
 }
@@ -160,6 +166,7 @@ fn build_pure_wheel(requirement: &str, built: &Path, python: &str, arch: &str) -
         .arg("--wheel-dir")
         .arg(scratch.path())
         .arg(requirement)
+        .current_dir(scratch.path())
         .output()
         .map_err(|error| WheelsError::Spawn { program: "python3 -m pip".into(), error })?;
     let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();

@@ -319,7 +319,11 @@ fn no_template_construct_puts_a_secret_in_a_world_readable_file() {
                 let mode = std::fs::metadata(&file).expect("meta").permissions().mode();
                 let text = std::fs::read(&file).expect("read");
                 let leaked = text.windows(password.len()).any(|window| window == password.as_bytes());
-                assert!(!(leaked && mode & 0o004 != 0), "{construct} in {template}: {} holds the password", file.display());
+                assert!(
+                    !(leaked && mode & 0o004 != 0),
+                    "{construct} in {template}: {} holds the password",
+                    file.display()
+                );
             }
             let stderr = String::from_utf8_lossy(&output.stderr);
             assert!(!stderr.contains(password), "{construct}: {stderr}");

@@ -59,6 +59,7 @@ fn alias_bombs_are_refused_not_expanded() {
         let previous = if level == 0 { "a".to_string() } else { format!("l{}", level - 1) };
         text.push_str(&format!("l{level}: &l{level} [*{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}]\n"));
     }
-    let loaded = inventory::parse(SourceFile::new("bomb.yml", text), infra::source::LocalFiles::confined(Path::new("."), &[]));
+    let loaded =
+        inventory::parse(SourceFile::new("bomb.yml", text), infra::source::LocalFiles::confined(Path::new("."), &[]));
     assert!(loaded.diagnostics.iter().any(|d| d.is_error()));
 }

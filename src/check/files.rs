@@ -8,7 +8,8 @@ use crate::inventory::Inventory;
 use crate::source::Spanned;
 
 pub fn check(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
-    if let Some(certificate) = inventory.load_balancer.as_ref().and_then(|lb| lb.tls.as_ref()).map(|tls| &tls.certificate)
+    if let Some(certificate) =
+        inventory.load_balancer.as_ref().and_then(|lb| lb.tls.as_ref()).map(|tls| &tls.certificate)
     {
         confined(inventory, certificate, "`certificate`", found);
     }

@@ -15,15 +15,20 @@ pub fn check(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
     if admin.value.is_empty() {
         found.push(missing_admin_cidr(admin.span, "empty"));
     }
-    for cidr in admin.value.iter().filter(|cidr| cidr.value.prefix_len() == 0) {
-        found.push(
-            Diagnostic::warning(
-                "ssh-open-to-all",
-                format!("`{}` lets every address on the internet try SSH", cidr.value),
-            )
-            .at(cidr.span, "matches every address")
-            .help("name the networks you administer from, e.g. `203.0.113.0/24` or a bastion's address"),
-        );
+    // Judged on the union, so `[0.0.0.0/1, 128.0.0.0/1]` is every address too.
+    let networks: Vec<ipnet::IpNet> = admin.value.iter().map(|cidr| cidr.value).collect();
+    for everything in ipnet::IpNet::aggregate(&networks).into_iter().filter(|network| network.prefix_len() == 0) {
+        let covering: Vec<_> = admin.value.iter().filter(|cidr| everything.contains(&cidr.value)).collect();
+        let Some((first, rest)) = covering.split_first() else { continue };
+        let shown = covering.iter().map(|cidr| format!("`{}`", cidr.value)).collect::<Vec<_>>().join(", ");
+        let mut warning =
+            Diagnostic::warning("ssh-open-to-all", format!("{shown} lets every address on the internet try SSH"))
+                .at(first.span, "together these match every address")
+                .help("name the networks you administer from, e.g. `203.0.113.0/24` or a bastion's address");
+        for cidr in rest {
+            warning = warning.also(cidr.span, "part of every address");
+        }
+        found.push(warning);
     }
 }
 
@@ -53,5 +58,7 @@ mod tests {
     #[test]
     fn ssh_open_to_everyone_is_a_warning() {
         assert_eq!(codes(&broken("[10.20.0.254/32]", "[0.0.0.0/0]")), ["ssh-open-to-all"]);
+        assert_eq!(codes(&broken("[10.20.0.254/32]", "[0.0.0.0/1, 128.0.0.0/1]")), ["ssh-open-to-all"]);
+        assert_eq!(codes(&broken("[10.20.0.254/32]", "[10.20.0.254/32, 128.0.0.0/1]")), Vec::<&str>::new());
     }
 }

@@ -305,6 +305,14 @@ fn app(decoder: &mut Decoder, node: &Node) -> Option<AppSettings> {
         .and_then(|node| decoder.grammar(node, "`requirements` of `app`", "invalid-path", grammar::source_file));
     let migrate = fields.optional("migrate").and_then(|node| {
         let items = decoder.sequence(node, "`migrate` of `app`")?;
+        if items.is_empty() {
+            decoder.report(
+                Diagnostic::error("invalid-command", "`migrate` of `app` is an empty command")
+                    .at(node.span, "no words")
+                    .help("name the command, like `[python3, -m, alembic, upgrade, head]`, or remove `migrate`"),
+            );
+            return None;
+        }
         let words: Vec<String> = items
             .iter()
             .filter_map(|item| decoder.grammar(item, "a word of `migrate`", "invalid-command", grammar::command_word))
@@ -351,8 +359,10 @@ fn app_source(decoder: &mut Decoder, node: &Node) -> Option<(Spanned<PathBuf>, O
 
 fn database(decoder: &mut Decoder, node: &Node) -> Option<DatabaseSettings> {
     let mut fields = decoder.fields(node, "`database`")?;
-    let name = fields.required(decoder, "name").and_then(|node| identifier(decoder, node, "the database `name`"));
-    let user = fields.required(decoder, "user").and_then(|node| identifier(decoder, node, "the database `user`"));
+    let name = (fields.required(decoder, "name"))
+        .and_then(|node| decoder.grammar(node, "the database `name`", "invalid-identifier", grammar::database_name));
+    let user = (fields.required(decoder, "user"))
+        .and_then(|node| decoder.grammar(node, "the database `user`", "invalid-identifier", grammar::database_user));
     let password =
         fields.required(decoder, "password").and_then(|node| decoder.secret(node, "the database `password`"));
     let port_node = fields.optional("port");
@@ -383,7 +393,7 @@ fn backup(decoder: &mut Decoder, node: &Node) -> Option<BackupSettings> {
     let mut fields = decoder.fields(node, what)?;
     let directory_node = fields.optional("directory");
     let directory = directory_node.and_then(|node| {
-        decoder.grammar(node, "`directory` of `database.backup`", "invalid-path", grammar::host_directory)
+        decoder.grammar(node, "`directory` of `database.backup`", "invalid-path", grammar::backup_directory)
     });
     let schedule_node = fields.optional("schedule");
     let schedule = schedule_node.and_then(|node| {
@@ -421,7 +431,7 @@ fn backup_destination(decoder: &mut Decoder, node: &Node) -> Option<BackupDestin
     });
     let directory_node = fields.optional("directory");
     let directory = directory_node.and_then(|node| {
-        decoder.grammar(node, "`directory` of `database.backup.destination`", "invalid-path", grammar::host_directory)
+        decoder.grammar(node, "`directory` of `database.backup.destination`", "invalid-path", grammar::backup_directory)
     });
     let destination = BackupDestination {
         span: node.span,
@@ -489,13 +499,6 @@ fn virtual_ip(decoder: &mut Decoder, node: &Node) -> Option<Spanned<ipnet::IpNet
 
 /// Database and user names go into SQL and config files: keep them to the
 /// characters that need no quoting anywhere.
-fn identifier(decoder: &mut Decoder, node: &Node, what: &str) -> Option<Spanned<String>> {
-    decoder.parsed(node, what, "a name of letters, digits and `_` (at most 32)", "invalid-identifier", |text| {
-        let valid = !text.is_empty() && text.len() <= 32 && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        valid.then(|| text.to_string())
-    })
-}
-
 fn is_wsgi_entry_point(text: &str) -> bool {
     let is_identifier = |part: &str| {
         part.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')

@@ -45,38 +45,41 @@ pub fn schedule(text: &str) -> Result<String, &'static str> {
     }
 }
 
-/// Top-level directories that must never be a root infra writes files into
-/// or serves files from, and those whose whole subtree is off limits.
-const SYSTEM_DIRECTORIES: [&str; 19] = [
-    "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/opt", "/proc", "/root", "/run", "/sbin",
-    "/srv", "/sys", "/tmp", "/usr", "/var", "/var/lib",
-];
-const FORBIDDEN_SUBTREES: [&str; 8] = ["/boot", "/dev", "/etc", "/proc", "/root", "/run", "/sys", "/usr"];
+/// Where web content and the app may live on a host. An allow-list, not
+/// a list of system directories: merged-/usr aliases (`/lib` is `/usr/lib`),
+/// home directories, `/var/lib/mysql` or infra's own state can never be
+/// named by a spelling the list forgot.
+const CONTENT_ROOTS: [&str; 3] = ["/srv", "/var/www", "/opt"];
+
+/// Where backups may be written (never under a web root, which would
+/// serve them).
+const BACKUP_ROOTS: [&str; 2] = ["/var/backups", "/srv"];
 
 /// A directory on a host that infra fills (the static root, the app's
-/// directory): absolute, normalised, made of `[A-Za-z0-9._-]` components,
-/// neither `/` nor a system directory nor inside one that holds the
-/// system's own files. It is pasted into Nginx (`alias`), Python
-/// (`chdir`) and shell scripts, so the character set is what keeps it inert.
+/// directory): below `/srv`, `/var/www` or `/opt`, normalised, each
+/// component starting with a letter or digit and made of `[A-Za-z0-9._-]`.
+/// It is pasted into Nginx (`alias`), Python (`chdir`) and shell scripts,
+/// so the character set is what keeps it inert; no hidden component, so
+/// `/srv/x/.ssh` is never a place infra writes.
 pub fn host_directory(text: &str) -> Result<String, &'static str> {
-    const EXPECTED: &str = "an absolute, normalised path of letters, digits, `.`, `_` and `-` (like `/srv/app`), not `/` or a system directory";
-    let Some(rest) = text.strip_prefix('/') else { return Err(EXPECTED) };
-    let components: Vec<&str> = rest.split('/').collect();
-    let component_ok = |part: &&str| {
-        !part.is_empty()
-            && *part != "."
-            && *part != ".."
-            && !part.starts_with('-')
+    const EXPECTED: &str = "an absolute, normalised path below `/srv`, `/var/www` or `/opt` (like `/srv/app`), each component letters, digits, `.`, `_` and `-` starting with a letter or digit";
+    directory_below(text, &CONTENT_ROOTS).ok_or(EXPECTED)
+}
+
+/// A directory backups are written to: [`host_directory`]'s grammar below
+/// `/var/backups` or `/srv`.
+pub fn backup_directory(text: &str) -> Result<String, &'static str> {
+    const EXPECTED: &str = "an absolute, normalised path below `/var/backups` or `/srv` (like `/var/backups/infra`), each component letters, digits, `.`, `_` and `-` starting with a letter or digit";
+    directory_below(text, &BACKUP_ROOTS).ok_or(EXPECTED)
+}
+
+fn directory_below(text: &str, roots: &[&str]) -> Option<String> {
+    let component_ok = |part: &str| {
+        part.starts_with(|c: char| c.is_ascii_alphanumeric())
             && part.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
     };
-    if text.len() > 255 || !components.iter().all(component_ok) {
-        return Err(EXPECTED);
-    }
-    let inside = |root: &str| text == root || text.starts_with(&format!("{root}/"));
-    if SYSTEM_DIRECTORIES.contains(&text) || FORBIDDEN_SUBTREES.iter().any(|root| inside(root)) {
-        return Err(EXPECTED);
-    }
-    Ok(text.to_string())
+    let below = roots.iter().find_map(|root| text.strip_prefix(root)?.strip_prefix('/'))?;
+    (text.len() <= 255 && below.split('/').all(component_ok)).then(|| text.to_string())
 }
 
 /// A file inside the app's source (`app.requirements`): relative, made of
@@ -124,14 +127,23 @@ pub fn python_requirement(text: &str) -> Result<String, &'static str> {
     if valid { Ok(text.split(',').map(str::trim).collect::<Vec<_>>().join(",")) } else { Err(EXPECTED) }
 }
 
+/// Environment names `app.env` may not set: those infra writes itself,
+/// and those that change what runs or how, past the validated
+/// `gunicorn.conf.py` (`GUNICORN_CMD_ARGS` overrides its bind, workers and
+/// forwarded addresses) and the release's own `.venv` (the loader's
+/// `LD_*`, `PATH`, `PYTHON*`).
+const RESERVED_ENV_NAMES: [&str; 5] = ["GUNICORN_CMD_ARGS", "PATH", "HOME", "SHELL", "IFS"];
+const RESERVED_ENV_PREFIXES: [&str; 4] = ["DATABASE_", "LD_", "PYTHON", "INFRA_"];
+
 /// A name in `app.env`: an environment variable's, uppercase, and not one
-/// of those infra writes itself (`DATABASE_*`).
+/// infra writes itself or one that changes what runs ([`RESERVED_ENV_NAMES`]).
 pub fn env_name(text: &str) -> Result<String, &'static str> {
-    const EXPECTED: &str = "an environment variable name of `A-Z`, `0-9` and `_` (like `SECRET_KEY`), not starting with a digit or `DATABASE_`";
+    const EXPECTED: &str = "an environment variable name of `A-Z`, `0-9` and `_` (like `SECRET_KEY`), not starting with a digit, not `GUNICORN_CMD_ARGS`, `PATH`, `HOME`, `SHELL` or `IFS`, not starting with `DATABASE_`, `LD_`, `PYTHON` or `INFRA_`";
     let valid = (1..=64).contains(&text.len())
         && text.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
         && !text.starts_with(|c: char| c.is_ascii_digit())
-        && !text.starts_with("DATABASE_");
+        && !RESERVED_ENV_NAMES.contains(&text)
+        && !RESERVED_ENV_PREFIXES.iter().any(|prefix| text.starts_with(prefix));
     if valid { Ok(text.to_string()) } else { Err(EXPECTED) }
 }
 
@@ -172,6 +184,34 @@ pub fn interface(text: &str) -> Result<String, &'static str> {
         && text != ".."
         && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
     if valid { Ok(text.to_string()) } else { Err(EXPECTED) }
+}
+
+/// Database and user names MariaDB keeps for itself: the app's grants on
+/// `mysql` would reach every account, and the app's user named `root`
+/// would replace the administrator's.
+const RESERVED_DATABASES: [&str; 5] = ["mysql", "information_schema", "performance_schema", "sys", "test"];
+const RESERVED_DATABASE_USERS: [&str; 5] = ["root", "mysql", "mariadb_sys", "debian_sys_maint", "public"];
+
+/// A database name (`database.name`): letters, digits and `_`, at most
+/// 32, and not one of MariaDB's own schemas.
+pub fn database_name(text: &str) -> Result<String, &'static str> {
+    const EXPECTED: &str = "a name of letters, digits and `_` (at most 32), not `mysql`, `information_schema`, `performance_schema`, `sys` or `test`";
+    sql_identifier(text, &RESERVED_DATABASES).ok_or(EXPECTED)
+}
+
+/// A database user (`database.user`): [`database_name`]'s characters, and
+/// not an account MariaDB or Debian keep (`root`, `mysql`, …).
+pub fn database_user(text: &str) -> Result<String, &'static str> {
+    const EXPECTED: &str = "a name of letters, digits and `_` (at most 32), not `root`, `mysql`, `mariadb_sys`, `debian_sys_maint` or `public`";
+    sql_identifier(text, &RESERVED_DATABASE_USERS).ok_or(EXPECTED)
+}
+
+fn sql_identifier(text: &str, reserved: &[&str]) -> Option<String> {
+    let valid = !text.is_empty()
+        && text.len() <= 32
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !reserved.contains(&text.to_ascii_lowercase().as_str());
+    valid.then(|| text.to_string())
 }
 
 /// A login name for SSH: POSIX portable user names, at most 32.
@@ -269,10 +309,47 @@ mod tests {
     }
 
     #[test]
+    fn reserved_database_and_environment_names_are_refused() {
+        assert!(database_name("app").is_ok() && database_user("app").is_ok());
+        for name in ["mysql", "MySQL", "information_schema", "sys"] {
+            assert!(database_name(name).is_err(), "{name}");
+        }
+        for user in ["root", "Root", "mysql", "mariadb_sys"] {
+            assert!(database_user(user).is_err(), "{user}");
+        }
+        assert!(env_name("SECRET_KEY").is_ok());
+        for name in ["GUNICORN_CMD_ARGS", "LD_PRELOAD", "PATH", "PYTHONPATH", "PYTHONSTARTUP", "DATABASE_HOST"] {
+            assert!(env_name(name).is_err(), "{name}");
+        }
+    }
+
+    #[test]
     fn host_directories_are_normalised_and_not_system_ones() {
-        for good in ["/srv/app", "/var/www/infra", "/srv/app-v2/current", "/opt/site"] {
+        for good in ["/srv/app", "/var/www/infra", "/srv/app-v2/current", "/opt/site", "/var/www/a.b_c-d/e..f"] {
             assert!(host_directory(good).is_ok(), "{good}");
         }
+        for bad in [
+            "/lib/systemd/system/multi-user.target.wants",
+            "/bin/x",
+            "/sbin/x",
+            "/lib64/x",
+            "/home/ana/site",
+            "/root/.ssh",
+            "/srv/site/.ssh",
+            "/srv/.hidden",
+            "/var/lib/infra",
+            "/var/lib/mysql",
+            "/var/spool/cron",
+            "/var/lib/dpkg",
+            "/var/log/x",
+            "/var/backups/infra",
+            "/opt",
+            "/var/www",
+        ] {
+            assert!(host_directory(bad).is_err(), "{bad:?}");
+        }
+        assert!(backup_directory("/var/backups/infra").is_ok());
+        assert!(backup_directory("/var/www/backups").is_err(), "a web root would serve them");
         for bad in [
             "/",
             "srv/app",

@@ -34,7 +34,8 @@ pub fn ensure(inventory: &Inventory) -> Result<Option<Generated>, CertificateErr
     let Some(load_balancer) = &inventory.load_balancer else { return Ok(None) };
     let Some(tls) = &load_balancer.tls else { return Ok(None) };
     let SecretSource::File(key) = &tls.key.source else { return Ok(None) };
-    let (certificate, key) = (inventory.files.base_dir.join(&tls.certificate.value), inventory.files.base_dir.join(key));
+    let (certificate, key) =
+        (inventory.files.base_dir.join(&tls.certificate.value), inventory.files.base_dir.join(key));
     if certificate.exists() || key.exists() {
         return Ok(None);
     }

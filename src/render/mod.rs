@@ -91,7 +91,10 @@ pub fn render(inventory: &Inventory, mode: SecretMode) -> Result<Rendered, Rende
     let (secrets, mut diagnostics) = resolve_secrets(inventory, mode);
     let overrides = (inventory.templates.as_ref())
         .map(|path| {
-            inventory.files.resolve(&path.value).map_err(|error| TemplateError::ReadOverrides { path: path.value.clone(), error })
+            inventory
+                .files
+                .resolve(&path.value)
+                .map_err(|error| TemplateError::ReadOverrides { path: path.value.clone(), error })
         })
         .transpose()?;
     let renderer = TemplateRenderer::new(Templates::load(overrides.as_deref())?);
@@ -350,7 +353,10 @@ impl TemplateRenderer {
 const RENDERED_FILE_LIMIT: usize = 64 << 20;
 
 /// Renders into a buffer that refuses to grow past [`RENDERED_FILE_LIMIT`].
-fn render_bounded(template: &minijinja::Template<'_, '_>, context: minijinja::Value) -> Result<Vec<u8>, minijinja::Error> {
+fn render_bounded(
+    template: &minijinja::Template<'_, '_>,
+    context: minijinja::Value,
+) -> Result<Vec<u8>, minijinja::Error> {
     struct Bounded(Vec<u8>);
     impl std::io::Write for Bounded {
         fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {

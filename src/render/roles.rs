@@ -34,12 +34,12 @@ impl Sources {
             _ => (Vec::new(), None),
         };
         let static_site = match inventory.web.as_ref().and_then(|web| web.static_source.as_ref()) {
-            Some(source) if topology::hosts_with(inventory, Role::Web).next().is_some() => {
-                read_tree(&inventory.files.resolve(&source.value).map_err(|error| RenderError::ReadSource {
-                    path: source.value.clone(),
-                    error,
-                })?)?
-            }
+            Some(source) if topology::hosts_with(inventory, Role::Web).next().is_some() => read_tree(
+                &inventory
+                    .files
+                    .resolve(&source.value)
+                    .map_err(|error| RenderError::ReadSource { path: source.value.clone(), error })?,
+            )?,
             _ => Vec::new(),
         };
         Ok(Sources { app, origin, static_site })

@@ -422,9 +422,12 @@ pub fn migrate(release: &ReleasePlan) -> Option<String> {
 
 /// A command run as the app's user, in `directory` (a release), with the
 /// app's environment file (read by systemd, which wrote its quoting) and
-/// the release's `.venv` first on `PATH`; its output goes to stderr.
+/// the release's `.venv` first on `PATH`; its output goes to stderr. The
+/// service manager expands `$NAME` and `${NAME}` in a command it runs, so
+/// each `$` is doubled: a word is passed as written, and a secret of the
+/// environment file never reaches a command line.
 fn as_app(directory: &str, words: &[impl AsRef<str>]) -> String {
-    let command: Vec<String> = words.iter().map(|word| quote(word.as_ref())).collect();
+    let command: Vec<String> = words.iter().map(|word| quote(&word.as_ref().replace('$', "$$"))).collect();
     // The environment file as this apply will leave it: the staged one
     // when it changes (on a first apply, the only one).
     format!(

@@ -270,3 +270,25 @@ fn a_failing_app_command_says_which_and_how_it_exited() {
     assert!(stderr.contains("`python3 -m alembic upgrade `touch x`` exited with status 255"), "{stderr}");
     assert!(!directory.path().join("x").exists(), "nothing in the command's words runs in the message");
 }
+
+/// Issue 22: the service manager expands `${NAME}` in the command
+/// systemd-run hands it, which would put the environment file's secrets
+/// on a command line: each `$` reaches it doubled, read back as one.
+#[test]
+fn a_dollar_in_an_app_command_reaches_systemd_doubled() {
+    let release = ReleasePlan {
+        directory: "/srv/app/releases".into(),
+        link: "/srv/app/current".into(),
+        current: None,
+        switch_to: Some("aaaaaaaaaaaa".into()),
+        target: "releases/aaaaaaaaaaaa".into(),
+        prune: vec![],
+        new: true,
+        files: 1,
+        migrate: Some(vec!["echo".into(), "${INFRA_DB_PASSWORD}".into(), "$$".into()]),
+        packages: None,
+    };
+    let script = migrate(&release).expect("a migration");
+    assert!(script.contains("app 'echo' '$${INFRA_DB_PASSWORD}' '$$$$' <"), "{script}");
+    assert!(script.contains("'`echo ${INFRA_DB_PASSWORD} $$`'\" exited"), "the message shows the words as written");
+}
