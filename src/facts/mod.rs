@@ -189,8 +189,12 @@ pub fn script(host: &HostState) -> String {
     }
     script.push_str(&format!("[ -f {PENDING_JOURNAL} ] && sed 's/^/J /' {PENDING_JOURNAL}\n"));
     script.push_str("set -- ${SSH_CONNECTION:-}\n[ $# -eq 4 ] && echo \"L $1 $4\"\n");
-    // In a subshell: os-release's variables stay there.
-    script.push_str("(. /etc/os-release 2>/dev/null; echo \"O ${ID:-unknown} ${VERSION_CODENAME:-unknown}\")\n");
+    // Read, never sourced: os-release is a file on the host, not a script
+    // for infra to run. Values may be quoted; `parse` checks the words.
+    script.push_str(
+        "os() { sed -n \"s/^$1=[\\\"']\\{0,1\\}\\([^\\\"' ]*\\).*/\\1/p\" /etc/os-release 2>/dev/null | head -n 1; }\n\
+         echo \"O $(os ID) $(os VERSION_CODENAME)\" | sed 's/ $/ unknown/; s/^O  /O unknown /'\n",
+    );
     if host.roles.contains(&crate::role::Role::LoadBalancer) {
         // `ip -o` prints `2: eth0    inet 10.0.0.11/24 brd ...`: the fourth field.
         script.push_str(
@@ -304,7 +308,7 @@ pub fn parse(host: &HostState, output: &str) -> Result<HostFacts, FactsError> {
         let unexpected = || FactsError::UnexpectedLine {
             host: name.clone(),
             line_number: number + 1,
-            line: line.chars().take(120).collect(),
+            line: crate::inventory::grammar::printable(&line.chars().take(120).collect::<String>()),
         };
         if ended {
             return Err(unexpected());
@@ -312,15 +316,25 @@ pub fn parse(host: &HostState, output: &str) -> Result<HostFacts, FactsError> {
         let fields: Vec<&str> = line.split(' ').collect();
         match fields.as_slice() {
             ["END"] => ended = true,
+            // Only what this host's plan could have owed: a journal edited
+            // on the host must not make apply restart a unit of its choice.
             ["J", kind @ ("reload" | "restart" | "hook"), name] => {
-                facts.pending.push((kind.to_string(), name.replace('_', " ")))
+                let name = name.replace('_', " ");
+                let known = match *kind {
+                    "hook" => host.hooks.iter().any(|hook| hook.name == name),
+                    _ => host.services.iter().any(|service| service.name == name),
+                };
+                if !known {
+                    return Err(unexpected());
+                }
+                facts.pending.push((kind.to_string(), name))
             }
             ["O", id, codename] if facts.os.is_none() && is_os_word(id) && is_os_word(codename) => {
                 facts.os = Some((id.to_string(), codename.to_string()));
             }
             ["V", address] => facts.addresses.push(address.parse().map_err(|_| unexpected())?),
-            ["K", ..] if facts.release_link.is_none() && host.releases.is_some() => {
-                facts.release_link = Some(match &line[2..] {
+            ["K", _, ..] if facts.release_link.is_none() && host.releases.is_some() => {
+                facts.release_link = Some(match line.strip_prefix("K ").ok_or_else(unexpected)? {
                     "-" => LinkFact::Absent,
                     "!" => LinkFact::NotALink,
                     target => LinkFact::Link(target.to_string()),
@@ -341,7 +355,8 @@ pub fn parse(host: &HostState, output: &str) -> Result<HostFacts, FactsError> {
             ["M", id, ..] if host.releases.is_some() && is_release_id(id) => {
                 // A record someone edited into garbage only loses its
                 // description: it never stops plan from reading the host.
-                if let Ok(record) = serde_json::from_str(&line[2 + id.len()..]) {
+                let record = line.get(2 + id.len()..).unwrap_or_default();
+                if let Ok(record) = serde_json::from_str(record) {
                     facts.records.insert(id.to_string(), record);
                 }
             }

@@ -36,10 +36,14 @@ fn host(directory: &std::path::Path) -> HostState {
             file(at("secret"), "new secret\n", true),
             file(at("a dir's name"), "x", false),
         ],
-        services: ["surely-not-a-service", "nor-this-one"]
+        services: ["surely-not-a-service", "nor-this-one", "nginx"]
             .map(|name| ManagedService { name: name.into(), reload_on: vec![], restart_on: vec![], enabled: true })
             .to_vec(),
-        hooks: vec![],
+        hooks: vec![crate::desired::Hook {
+            name: "create database and grants".into(),
+            command: "true".into(),
+            triggered_by: vec![],
+        }],
         health_checks: vec![],
         ssh_guard: None,
         backups: None,
@@ -161,10 +165,70 @@ fn the_journal_of_an_interrupted_apply_is_reported() {
         [("reload".to_string(), "nginx".to_string()), ("hook".to_string(), "create database and grants".to_string())]
     );
     assert_ne!(facts.fingerprint, parse(&host, &output).expect("facts").fingerprint);
-    assert!(matches!(
-        parse(&host, &output.replace("END\n", "J format disk\nEND\n")),
-        Err(FactsError::UnexpectedLine { .. })
-    ));
+    for planted in ["J format disk", "J restart ssh", "J hook rm_-rf_/"] {
+        assert!(
+            matches!(
+                parse(&host, &output.replace("END\n", &format!("{planted}\nEND\n"))),
+                Err(FactsError::UnexpectedLine { .. })
+            ),
+            "issue 22: `{planted}` is nothing this host's plan could owe"
+        );
+    }
+}
+
+/// Issue 22: whatever a compromised host answers, parsing ends in facts or
+/// an error for that host, never a panic that takes the run down. Lines
+/// are drawn from the shapes the parser knows, cut and garbled.
+#[test]
+fn no_host_answer_makes_the_parser_panic() {
+    use proptest::prelude::*;
+    let directory = tempfile::tempdir().expect("temp dir");
+    let mut host = host(directory.path());
+    host.releases = Some(crate::desired::Releases {
+        directory: "/srv/app/releases".into(),
+        link: "/srv/app/current".into(),
+        id: "aaaaaaaaaaaa".into(),
+        keep: 5,
+        requirements: None,
+        module: "app".into(),
+        migrate: None,
+        python: None,
+        origin: Default::default(),
+        files: vec![],
+    });
+    host.backups = Some(crate::desired::Backups {
+        directory: "/var/backups/infra".into(),
+        on_calendar: "daily".into(),
+        before_apply: true,
+    });
+    let word = prop_oneof![
+        Just(String::new()),
+        "[0-9]{1,3}",
+        "[a-f0-9]{12}",
+        "[a-f0-9]{64}",
+        "[ -~]{0,12}",
+        "\\PC{0,6}",
+        Just("-".to_string()),
+        Just("!".to_string()),
+    ];
+    let line = (
+        prop_oneof![
+            "[A-Z]",
+            Just("END".to_string()),
+            Just("J restart".to_string()),
+            Just("K".to_string()),
+            Just("M aaaaaaaaaaaa".to_string())
+        ],
+        proptest::collection::vec(word, 0..7),
+    )
+        .prop_map(|(tag, words)| if words.is_empty() { tag } else { format!("{tag} {}", words.join(" ")) });
+    let answer = proptest::collection::vec(line, 0..12).prop_map(|lines| lines.join("\n"));
+    proptest!(ProptestConfig::with_cases(2000), |(answer in answer)| {
+        let _ = parse(&host, &answer);
+    });
+    for bare in ["K", "M", "M aaaaaaaaaaaa", "F", "C 0", "R", "B", "L", "O", "V", "Y", "J"] {
+        let _ = parse(&host, bare);
+    }
 }
 
 /// A balancer reports its addresses (here, this machine's own, by the same
