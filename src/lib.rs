@@ -25,6 +25,7 @@ pub mod render;
 pub mod report;
 pub mod requirements;
 pub mod role;
+pub mod sanitize;
 pub mod secret;
 pub mod source;
 pub mod tls;

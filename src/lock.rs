@@ -226,7 +226,7 @@ pub fn parse_holder(text: &str) -> Holder {
     let mut holder = Holder::default();
     for line in text.lines() {
         let Some((key, value)) = line.split_once('=') else { continue };
-        let value = crate::inventory::grammar::printable(value);
+        let value = crate::sanitize::printable(value);
         match key {
             "who" => holder.who = value,
             "from" => holder.from = value,

@@ -68,7 +68,7 @@ impl Reporter for PlainReporter {
         eprintln!("  {host}: done ({summary})");
     }
     fn failed(&self, host: &str, step: &str, error: &str) {
-        eprintln!("  {host}: FAILED at {step}: {error}");
+        eprintln!("  {host}: FAILED at {step}: {}", crate::sanitize::multiline(error));
     }
 }
 
@@ -132,7 +132,10 @@ impl Reporter for ProgressReporter {
         self.bar(host).finish_with_message(format!("done ({summary})"));
     }
     fn failed(&self, host: &str, step: &str, error: &str) {
-        self.bar(host).abandon_with_message(format!("FAILED at {step}: {}", error.lines().next().unwrap_or_default()));
+        self.bar(host).abandon_with_message(format!(
+            "FAILED at {step}: {}",
+            crate::sanitize::printable(error.lines().next().unwrap_or_default())
+        ));
     }
     fn finish(&self) {
         let _ = self.bars.clear();

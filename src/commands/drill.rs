@@ -52,7 +52,7 @@ pub fn verify(args: &VerifyArgs, style: Style) -> anyhow::Result<ExitCode> {
         Format::Text => {
             println!("restore drill of `{}` on `{}` FAILED:", record.backup, record.host);
             for problem in &record.problems {
-                println!("  - {problem}");
+                println!("  - {}", crate::sanitize::printable(problem));
             }
         }
     }

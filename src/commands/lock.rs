@@ -117,6 +117,6 @@ fn answer_of(text: &str) -> Answer {
         Some("free") => Answer::Free,
         Some("broken") => Answer::Broken,
         Some("held") => Answer::Held(lock::parse_holder(text)),
-        _ => Answer::Failed(format!("unexpected answer: {}", crate::inventory::grammar::printable(text.trim()))),
+        _ => Answer::Failed(format!("unexpected answer: {}", crate::sanitize::printable(text.trim()))),
     }
 }

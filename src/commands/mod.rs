@@ -114,10 +114,12 @@ fn style(choice: ColorChoice) -> Style {
 
 /// `error: ...` then each cause on its own `caused by:` line, then the
 /// hint of a [`Hinted`] context after a blank line.
+/// Causes may quote a host or a tool (a script's stderr, git's), so each
+/// is [`crate::sanitize::multiline`]d.
 fn print_error(error: &anyhow::Error) {
-    eprintln!("error: {error}");
+    eprintln!("error: {}", crate::sanitize::multiline(&error.to_string()));
     for cause in error.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+        eprintln!("  caused by: {}", crate::sanitize::multiline(&cause.to_string()));
     }
     if let Some(hinted) = error.downcast_ref::<Hinted>() {
         eprintln!("\nhint: {}", hinted.hint);

@@ -78,7 +78,9 @@ fn print_releases(listed: &[HostReleases]) {
                 notes.push("never healthy here");
             }
             let notes = if notes.is_empty() { String::new() } else { format!("  ({})", notes.join(", ")) };
-            println!("  {}  unpacked {}{}{notes}", release.id, release.unpacked, origin(release.record.as_ref()));
+            // The record is what the host's `.infra-release` says.
+            let origin = crate::sanitize::printable(&origin(release.record.as_ref()));
+            println!("  {}  unpacked {}{origin}{notes}", release.id, release.unpacked);
         }
     }
 }

@@ -60,14 +60,13 @@ fn print_listing(listed: &[Listed]) {
             Some(drill) => format!("restore drill FAILED {}: {}", drill.at, drill.problems.join("; ")),
             None => "never drilled".into(),
         };
-        println!(
-            "{}  {:>9} old  {:>10} bytes  on {}  {}",
-            item.manifest.id,
-            age,
-            item.manifest.size,
-            item.stores.join(", "),
-            drill
+        // Manifests and drill records are what a host wrote.
+        let (id, stores, drill) = (
+            crate::sanitize::printable(&item.manifest.id),
+            crate::sanitize::printable(&item.stores.join(", ")),
+            crate::sanitize::printable(&drill),
         );
+        println!("{id}  {age:>9} old  {:>10} bytes  on {stores}  {drill}", item.manifest.size);
     }
     if listed.is_empty() {
         eprintln!("no backups yet: `infra backup now -i INVENTORY` takes one");

@@ -308,7 +308,7 @@ pub fn parse(host: &HostState, output: &str) -> Result<HostFacts, FactsError> {
         let unexpected = || FactsError::UnexpectedLine {
             host: name.clone(),
             line_number: number + 1,
-            line: crate::inventory::grammar::printable(&line.chars().take(120).collect::<String>()),
+            line: crate::sanitize::printable(&line.chars().take(120).collect::<String>()),
         };
         if ended {
             return Err(unexpected());

@@ -259,11 +259,7 @@ pub fn password(value: &str) -> Result<(), String> {
     }
 }
 
-/// Text for messages: control characters shown escaped, so a value can
-/// never rewrite the terminal that prints the error about it.
-pub fn printable(text: &str) -> String {
-    text.chars().flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] }).collect()
-}
+pub use crate::sanitize::printable;
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,7 @@
 //! The plan as text for an operator: stage by stage, host by host, each
 //! change with its reason, diffs coloured, and one summary line.
 
+use crate::sanitize::printable;
 use std::fmt::Write;
 
 use super::{FileAction, HostPlan, Plan};
@@ -40,8 +41,14 @@ pub fn render_text(plan: &Plan, palette: Palette) -> String {
         render_host(&mut out, host, palette);
     }
     for unreachable in &plan.unreachable {
-        let _ =
-            writeln!(out, "{}! {} unreachable: {}{}", palette.red, unreachable.host, unreachable.error, palette.reset);
+        let _ = writeln!(
+            out,
+            "{}! {} unreachable: {}{}",
+            palette.red,
+            unreachable.host,
+            printable(&unreachable.error),
+            palette.reset
+        );
     }
     let summary = plan.summary();
     let _ = writeln!(
@@ -66,7 +73,7 @@ fn render_host(out: &mut String, host: &HostPlan, palette: Palette) {
     let release = host.release.map_or_else(String::new, |release| format!(", {release}"));
     let _ = writeln!(out, "  {}{}{} ({}{release})", palette.bold, host.host, palette.reset, host.address);
     if let Some(refusal) = &host.refusal {
-        let _ = writeln!(out, "    {}! refused:{} {refusal}", palette.red, palette.reset);
+        let _ = writeln!(out, "    {}! refused:{} {}", palette.red, palette.reset, printable(refusal));
     }
     if host.is_empty() {
         let _ = writeln!(out, "    no changes");
@@ -85,7 +92,7 @@ fn render_host(out: &mut String, host: &HostPlan, palette: Palette) {
         let mut line =
             format!("    {color}{sign} {verb}{} {} ({} {})", palette.reset, file.path, file.mode, file.owner);
         if !file.metadata.is_empty() {
-            line.push_str(&format!(": {}", file.metadata.join(", ")));
+            line.push_str(&format!(": {}", printable(&file.metadata.join(", "))));
         }
         if file.sensitive && file.action != FileAction::Metadata {
             line.push_str(" (sensitive content changed)");
@@ -177,6 +184,21 @@ fn render_diff(out: &mut String, diff: &str, palette: Palette) {
             _ => "",
         };
         let reset = if color.is_empty() { "" } else { palette.reset };
-        let _ = writeln!(out, "        {color}{line}{reset}");
+        // The lines of the host's current file are the host's text.
+        let _ = writeln!(out, "        {color}{}{reset}", crate::sanitize::multiline(line));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Issue 22: a host's current file may hold escape sequences; its diff
+    /// shows them as text, never as terminal commands.
+    #[test]
+    fn a_diff_of_a_hosts_file_cannot_drive_the_terminal() {
+        let mut out = String::new();
+        let palette = super::Palette::PLAIN;
+        super::render_diff(&mut out, "-\u{1b}[2J\u{1b}]0;pwned\u{7}old\n+new\ttabbed\n", palette);
+        assert!(!out.contains('\u{1b}') && !out.contains('\u{7}'), "{out:?}");
+        assert!(out.contains("\\u{1b}[2J") && out.contains("+new\ttabbed"), "{out:?}");
     }
 }
