@@ -254,6 +254,33 @@ fn a_symlink_out_of_the_static_source_is_refused() {
     assert!(!directory.path().join("tree").exists());
 }
 
+/// Issue 22: a link to a hidden file inside the tree (`.env`, never
+/// deployed itself) and a hard link (another name of a file that may be
+/// anywhere) are refused, not deployed under an innocent name.
+#[test]
+fn a_link_to_a_hidden_file_and_a_hard_link_are_refused() {
+    for (name, link) in [("hidden", true), ("hard", false)] {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let site = directory.path().join("site");
+        std::fs::create_dir(&site).expect("create");
+        std::fs::write(site.join(".env"), "SECRET_KEY=s3cret\n").expect("write");
+        if link {
+            std::os::unix::fs::symlink(".env", site.join("env.txt")).expect("symlink");
+        } else {
+            std::fs::hard_link(site.join(".env"), site.join("env.txt")).expect("hard link");
+        }
+        let path = five_server_copy(directory.path(), |text| {
+            text.replace("static_source: ../examples/static", "static_source: site")
+        });
+        let output = render_output(&path, &directory.path().join("tree"), "s3cret");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{name}: {stderr}");
+        let expected = if link { "that would be deployed itself (hidden files are not)" } else { "is a hard link" };
+        assert!(stderr.contains(expected), "{name}: {stderr}");
+        assert!(!directory.path().join("tree").exists());
+    }
+}
+
 /// Issue 13: a file of one source tree landing on the path of another
 /// (here the static site and the app share a directory on a host with
 /// both roles, and the site has a file named like the app's release link)

@@ -47,6 +47,7 @@ fn validate(certificate: &Material, key: &Material) -> (i32, String) {
         .expect("infra")
         .args(["validate", "--no-checkers", "-i"])
         .arg(directory.path().join("inventory.yml"))
+        .env("INFRA_ALLOW_PATHS", &fixtures)
         .env("NO_COLOR", "1")
         .output()
         .expect("infra runs");

@@ -30,7 +30,7 @@ done
 mariadb-admin --no-defaults --socket="$dir/socket" ping >/dev/null 2>&1 \
   || { tail -n 5 "$dir/error.log" >&2; fail "the scratch server did not start"; }
 started=$(date +%s%N)
-gunzip -c "$dir/backup.sql.gz" | mariadb --no-defaults --socket="$dir/socket" \
+gunzip -c "$dir/backup.sql.gz" | mariadb --no-defaults --sandbox --socket="$dir/socket" \
   || fail "the backup did not load into the scratch server"
 elapsed=$(( ($(date +%s%N) - started) / 1000000 ))
 mariadb-dump --no-defaults --socket="$dir/socket" --single-transaction --quick --hex-blob --order-by-primary \

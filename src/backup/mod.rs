@@ -20,6 +20,50 @@ mod tests;
 /// when the rows do.
 pub const DIGEST_AWK: &str = include_str!("../../templates/table-digest.awk");
 
+/// The key the database host seals each backup's manifest with, derived
+/// from the database password (which a backup destination does not hold:
+/// `check` refuses a destination that is an app host), so a destination
+/// cannot make a backup that restore or a drill would take for the
+/// database host's. Domain-separated: the key reveals nothing of the
+/// password.
+pub fn sealing_key(password: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex(&Sha256::digest(format!("infra backup sealing key\n{password}").as_bytes()))
+}
+
+/// A manifest's seal, as the backup script computes it: the SHA-256 of
+/// the key followed by the hex SHA-256 of the manifest file (`manifest`
+/// is its one line, without the newline). The inner digest has a fixed
+/// length, so no extension of a seen seal is the seal of another manifest.
+pub fn seal(key: &str, manifest: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let inner = hex(&Sha256::digest(format!("{manifest}\n").as_bytes()));
+    hex(&Sha256::digest(format!("{key}{inner}").as_bytes()))
+}
+
+/// Of the manifests a store other than the database host holds, those
+/// whose seal (`seals`, by id) the key confirms, with `raw` each one's
+/// line as the store holds it. Everything else there is ignored: a
+/// planted, future-dated or edited manifest is never restored or drilled.
+pub fn sealed<'m>(
+    manifests: &'m [Manifest],
+    raw: &BTreeMap<String, String>,
+    seals: &BTreeMap<String, String>,
+    key: &str,
+) -> Vec<&'m Manifest> {
+    manifests
+        .iter()
+        .filter(|manifest| match (raw.get(&manifest.id), seals.get(&manifest.id)) {
+            (Some(line), Some(found)) => seal(key, line) == *found,
+            _ => false,
+        })
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
 /// The restore drill run on the scratch host, after [`drill_script`]'s
 /// assignments.
 const DRILL_SCRIPT: &str = include_str!("drill.sh");

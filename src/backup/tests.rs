@@ -121,3 +121,40 @@ fn warnings_name_a_missing_backup_and_an_old_drill() {
         ["the newest passing restore drill (`20261101T000000Z`) is 22 d 14 h old; the schedule allows 7 d 0 h"]
     );
 }
+
+/// Issue 22: a destination host can write any manifest and dump it likes,
+/// with a SHA-256 that matches; without the key it cannot seal them, so
+/// its planted (future-dated) backup is never among the trusted ones.
+#[test]
+fn only_manifests_sealed_with_the_key_are_trusted() {
+    let key = sealing_key("db'pass\"word");
+    assert_ne!(key, sealing_key("another password"));
+    assert!(!key.contains("pass"), "the key reveals nothing of the password");
+    let real = manifest(&[("hits", 1, "aa")]);
+    let mut forged = manifest(&[("hits", 1, "bb")]);
+    forged.id = "20991231T235959Z".into();
+    let line = |manifest: &Manifest| serde_json::to_string(manifest).expect("json");
+    let raw: BTreeMap<String, String> =
+        [&real, &forged].iter().map(|manifest| (manifest.id.clone(), line(manifest))).collect();
+    let mut seals = BTreeMap::new();
+    seals.insert(real.id.clone(), seal(&key, &line(&real)));
+    seals.insert(forged.id.clone(), seal(&sealing_key("a guess"), &line(&forged)));
+    let held = [real.clone(), forged.clone()];
+    let trusted: Vec<&str> = sealed(&held, &raw, &seals, &key).iter().map(|manifest| manifest.id.as_str()).collect();
+    assert_eq!(trusted, [real.id.as_str()]);
+    let mut edited = raw.clone();
+    edited.insert(real.id.clone(), line(&real).replace("\"rows\":1", "\"rows\":2"));
+    assert!(sealed(&held, &edited, &seals, &key).is_empty(), "an edited manifest loses its seal");
+}
+
+/// The seal is what the backup script computes with coreutils: the key's
+/// text, then the manifest file's hex SHA-256, through sha256sum.
+#[test]
+fn the_seal_matches_the_scripts() {
+    let line = r#"{"id":"20261123T140000Z","size":1}"#;
+    let script = format!(
+        "key=k3y; sum=$(printf '%s\\n' '{line}' | sha256sum); printf '%s%s' \"$key\" \"${{sum%% *}}\" | sha256sum | cut -c1-64"
+    );
+    let output = std::process::Command::new("bash").arg("-c").arg(script).output().expect("bash runs");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), seal("k3y", line));
+}

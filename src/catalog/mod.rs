@@ -103,6 +103,13 @@ pub const BACKUP_SCRIPT: ConfigFile = ConfigFile {
     ..config("/usr/local/sbin/infra-backup", "infra-backup.sh.j2", Some(Checker::Shell), Trigger::Nothing)
 };
 
+/// The key the backup script seals each manifest with (derived from the
+/// database password): root's alone.
+pub const BACKUP_SEALING_KEY: ConfigFile = ConfigFile {
+    mode: 0o600,
+    ..config("/etc/infra/backup-sealing.key", "backup-sealing.key.j2", None, Trigger::Nothing)
+};
+
 /// The oneshot the timer starts. `bash SCRIPT` rather than the script
 /// itself: `systemd-analyze verify` checks that ExecStart's program exists,
 /// and a new script is not in place yet when its unit is checked.
@@ -124,7 +131,7 @@ pub const BACKUP_TIMER: ConfigFile = config(
 pub const BACKUP: Service = Service {
     unit: "infra-backup.timer",
     packages: &[],
-    files: &[BACKUP_SCRIPT, BACKUP_UNIT, BACKUP_TIMER],
+    files: &[BACKUP_SCRIPT, BACKUP_SEALING_KEY, BACKUP_UNIT, BACKUP_TIMER],
     probes: &[Probe::Command {
         description: "the backup timer is scheduled",
         command: "systemctl is-active --quiet infra-backup.timer",

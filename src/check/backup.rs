@@ -23,6 +23,17 @@ pub fn check(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
                     .at(destination.host.span, "the database host")
                     .help("name another host of the inventory, e.g. a web host with disk to spare"),
                 );
+            } else if topology::hosts_with(inventory, Role::App).any(|host| host.name.value == destination.host.value) {
+                // The seal's key derives from the database password, which
+                // an app host holds: it could seal a backup of its own.
+                found.push(
+                    Diagnostic::error(
+                        "backup-destination-holds-password",
+                        "the backup destination is an app host, which holds the database password the backups are sealed with",
+                    )
+                    .at(destination.host.span, "an app host")
+                    .help("name a host that is not an app host (a web host with disk to spare): a compromised destination must not be able to make a backup restore would trust"),
+                );
             }
         }
     }
@@ -71,6 +82,11 @@ mod tests {
     fn backups_kept_only_on_the_database_host_are_a_warning() {
         assert_eq!(codes(&with_backup("    keep: 3\n")), ["backup-on-database-host"]);
         assert_eq!(codes(&with_backup("    destination: {host: db-01}\n")), ["backup-on-database-host"]);
+    }
+
+    #[test]
+    fn a_destination_that_could_seal_backups_is_an_error() {
+        assert_eq!(codes(&with_backup("    destination: {host: app-01}\n")), ["backup-destination-holds-password"]);
     }
 
     #[test]

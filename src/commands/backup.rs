@@ -78,12 +78,37 @@ impl Stores {
 pub struct Holdings {
     pub manifests: Vec<Manifest>,
     pub drills: Vec<DrillRecord>,
+    /// Each manifest's line as the store holds it, by id: what its seal covers.
+    pub raw: BTreeMap<String, String>,
+    /// Each manifest's seal, by id ([`backup::seal`]).
+    pub seals: BTreeMap<String, String>,
 }
 
 impl Holdings {
     pub fn has(&self, id: &str) -> bool {
         self.manifests.iter().any(|manifest| manifest.id == id)
     }
+
+    /// The manifests to trust: all of the database host's own, and of
+    /// another store's only those whose seal `key` confirms.
+    pub fn trusted(&self, store: &Store, stores: &Stores, key: &str) -> Vec<&Manifest> {
+        if store.target.name == stores.database.target.name {
+            return self.manifests.iter().collect();
+        }
+        backup::sealed(&self.manifests, &self.raw, &self.seals, key)
+    }
+}
+
+/// The key backups are sealed with, derived from the database password
+/// as the database host's script was given it: restore and the drill need
+/// it to trust a copy on a destination.
+pub fn sealing_key(inventory: &Inventory) -> anyhow::Result<String> {
+    let database = inventory.database.as_ref().context("the inventory has no `database`")?;
+    let password = database
+        .password
+        .resolve(&inventory.files)
+        .context("the database password seals the backups: restore and drills need it to trust a copy")?;
+    Ok(backup::sealing_key(password.expose()))
 }
 
 pub fn now(args: &BackupArgs, style: Style) -> anyhow::Result<ExitCode> {
@@ -125,7 +150,7 @@ async fn ship(connections: &BTreeMap<String, Connection>, stores: &Stores) -> an
     let (have, wanted) = (holdings(from, &stores.database).await?, holdings(to, destination).await?);
     for manifest in have.manifests.iter().filter(|manifest| !wanted.has(&manifest.id)) {
         let started = std::time::Instant::now();
-        copy(manifest, (from, &stores.database), (to, destination)).await?;
+        copy(manifest, &have, (from, &stores.database), (to, destination)).await?;
         eprintln!(
             "backup: `{}` copied to `{}:{}` in {:.1} s",
             manifest.id,
@@ -140,7 +165,12 @@ async fn ship(connections: &BTreeMap<String, Connection>, stores: &Stores) -> an
 /// Copies one backup between stores: the dump streamed through infra, then
 /// checked against its manifest there, then the manifest, which is what
 /// makes a backup count, last.
-pub async fn copy(manifest: &Manifest, from: (&Connection, &Store), to: (&Connection, &Store)) -> anyhow::Result<()> {
+pub async fn copy(
+    manifest: &Manifest,
+    sealed: &Holdings,
+    from: (&Connection, &Store),
+    to: (&Connection, &Store),
+) -> anyhow::Result<()> {
     let id = checked_id(&manifest.id)?;
     let (source, target) = (backup_path(from.1, id, "sql.gz"), backup_path(to.1, id, "sql.gz"));
     let partial = backup_path(to.1, id, "partial");
@@ -152,8 +182,16 @@ pub async fn copy(manifest: &Manifest, from: (&Connection, &Store), to: (&Connec
         target = shell_quote(&target),
     );
     from.0.stream_to(&format!("cat {}\n", shell_quote(&source)), to.0, &write).await?;
-    let json = serde_json::to_string(manifest)?;
-    write_file(to.0, &backup_path(to.1, id, "json"), &json).await
+    // The manifest and its seal as the source holds them, byte for byte:
+    // the seal covers the line, and a re-serialised one would not match.
+    let (raw, seal) = (sealed.raw.get(id), sealed.seals.get(id));
+    if let Some(seal) = seal {
+        write_file(to.0, &backup_path(to.1, id, "seal"), seal).await?;
+    }
+    match raw {
+        Some(raw) => write_file(to.0, &backup_path(to.1, id, "json"), raw).await,
+        None => write_file(to.0, &backup_path(to.1, id, "json"), &serde_json::to_string(manifest)?).await,
+    }
 }
 
 /// Writes one line of text to `path` on the host, atomically.
@@ -175,7 +213,7 @@ async fn prune(connection: &Connection, store: &Store, keep: u32) -> anyhow::Res
     let mut script = String::new();
     for manifest in held.manifests.iter().take(excess) {
         let id = checked_id(&manifest.id)?;
-        for extension in ["sql.gz", "json", "drill"] {
+        for extension in ["sql.gz", "json", "drill", "seal"] {
             script.push_str(&format!("rm -f {}\n", shell_quote(&backup_path(store, id, extension))));
         }
     }
@@ -191,14 +229,25 @@ async fn prune(connection: &Connection, store: &Store, keep: u32) -> anyhow::Res
 pub async fn holdings(connection: &Connection, store: &Store) -> anyhow::Result<Holdings> {
     let dir = shell_quote(&store.directory);
     let script = format!(
-        "for m in {dir}/*.json; do [ -e \"$m\" ] && [ -e \"${{m%.json}}.sql.gz\" ] && printf 'M ' && cat \"$m\"; done\nfor d in {dir}/*.drill; do [ -e \"$d\" ] && printf 'D ' && cat \"$d\"; done\ntrue\n"
+        "for m in {dir}/*.json; do [ -e \"$m\" ] && [ -e \"${{m%.json}}.sql.gz\" ] && printf 'M ' && head -n 1 \"$m\" && \
+         {{ [ ! -e \"${{m%.json}}.seal\" ] || {{ printf 'S ' && head -n 1 \"${{m%.json}}.seal\"; }}; }}; done\n\
+         for d in {dir}/*.drill; do [ -e \"$d\" ] && printf 'D ' && cat \"$d\"; done\ntrue\n"
     );
     let output = connection.run_script(&script).await?;
     let mut held = Holdings::default();
     for line in output.lines().filter(|line| !line.trim().is_empty()) {
         let unexpected = || format!("`{}` holds a backup record infra did not write: `{line}`", store.target.name);
         match line.split_at_checked(2) {
-            Some(("M ", json)) => held.manifests.push(serde_json::from_str(json).with_context(unexpected)?),
+            Some(("M ", json)) => {
+                let manifest: Manifest = serde_json::from_str(json).with_context(unexpected)?;
+                held.raw.insert(manifest.id.clone(), json.to_string());
+                held.manifests.push(manifest);
+            }
+            // A seal follows the manifest it seals.
+            Some(("S ", seal)) => {
+                let id = held.manifests.last().map(|manifest| manifest.id.clone()).with_context(unexpected)?;
+                held.seals.insert(id, seal.trim().to_string());
+            }
             Some(("D ", json)) => held.drills.push(serde_json::from_str(json).with_context(unexpected)?),
             _ => bail!(unexpected()),
         }

@@ -30,11 +30,12 @@ const SCRATCH_HOST: &str = "drill";
 pub fn verify(args: &VerifyArgs, style: Style) -> anyhow::Result<ExitCode> {
     let Some((_, inventory)) = checked(&args.backup.hosts, style)? else { return Ok(ExitCode::FAILURE) };
     let stores = Stores::of(&inventory)?;
+    let key = super::backup::sealing_key(&inventory)?;
     let database_name = inventory.database.as_ref().map_or("", |database| database.name.value.as_str()).to_string();
     let drill_host = if args.lab { boot_scratch(&stores)? } else { drill_target(&inventory, args.on.as_deref())? };
     let runtime = super::runtime()?;
     let prepare = args.lab.then(scratch_packages);
-    let result = runtime.block_on(drill(args, &stores, &drill_host, &database_name, prepare.as_deref()));
+    let result = runtime.block_on(drill(args, &stores, &drill_host, (&database_name, &key), prepare.as_deref()));
     if args.lab
         && let Err(error) = lab::remove_scratch(SCRATCH_HOST)
     {
@@ -112,7 +113,7 @@ async fn drill(
     args: &VerifyArgs,
     stores: &Stores,
     host: &Target,
-    database: &str,
+    (database, key): (&str, &str),
     prepare: Option<&str>,
 ) -> anyhow::Result<DrillRecord> {
     let mut targets = stores.targets();
@@ -126,7 +127,7 @@ async fn drill(
             return Err(anyhow::Error::new(error).context("cannot install MariaDB on the scratch host"));
         }
     }
-    let result = drill_connected(&connected.connections, args.id.as_deref(), stores, host, database).await;
+    let result = drill_connected(&connected.connections, args.id.as_deref(), stores, host, (database, key)).await;
     connected.close().await;
     result
 }
@@ -136,14 +137,28 @@ async fn drill_connected(
     wanted: Option<&str>,
     stores: &Stores,
     host: &Target,
-    database: &str,
+    (database, key): (&str, &str),
 ) -> anyhow::Result<DrillRecord> {
     let scratch =
         connections.get(&host.name).with_context(|| format!("cannot reach the drill host `{}`", host.name))?;
+    // A drill that passed on a backup a destination planted would vouch
+    // for nothing: a copy counts only with a valid seal.
     let mut holders: Vec<(&Store, &Connection, Vec<Manifest>)> = Vec::new();
     for store in stores.all() {
         if let Some(connection) = connections.get(&store.target.name) {
-            holders.push((store, connection, holdings(connection, store).await?.manifests));
+            let held = holdings(connection, store).await?;
+            let trusted: Vec<Manifest> = held.trusted(store, stores, key).into_iter().cloned().collect();
+            if let Some(id) = wanted
+                && held.has(id)
+                && !trusted.iter().any(|manifest| manifest.id == id)
+            {
+                bail!(
+                    "backup `{id}` on `{}` has no valid seal: it is not a backup `{}` took, and a drill of it would prove nothing",
+                    store.target.name,
+                    stores.database.target.name
+                );
+            }
+            holders.push((store, connection, trusted));
         }
     }
     let newest = || holders.iter().flat_map(|(_, _, manifests)| manifests).map(|manifest| manifest.id.as_str()).max();

@@ -153,6 +153,7 @@ pub fn restore(args: &RestoreArgs, style: Style) -> anyhow::Result<ExitCode> {
             .filter(|target| !locked.iter().any(|l| l.name == target.name)),
     );
     let wanted = Wanted { id: args.backup.clone(), until: args.to_time.clone() };
+    let key = super::backup::sealing_key(&inventory)?;
     let runtime = super::runtime()?;
     let restored = runtime.block_on(under_lock(
         &args.hosts,
@@ -161,7 +162,7 @@ pub fn restore(args: &RestoreArgs, style: Style) -> anyhow::Result<ExitCode> {
         &locked,
         &targets,
         async |connections| {
-            let id = fetch(connections, &stores, &wanted).await?;
+            let id = fetch(connections, &stores, &wanted, &key).await?;
             restore_locked(connections, &stores.database, &probes, &id, wanted.until.as_deref()).await?;
             if wanted.until.is_some() {
                 // The binary log still holds what came after the chosen moment;
@@ -188,21 +189,41 @@ struct Wanted {
 
 /// Chooses the backup and makes sure the database host has it, copying it
 /// from the destination when only that has it.
-async fn fetch(connections: &BTreeMap<String, Connection>, stores: &Stores, wanted: &Wanted) -> anyhow::Result<String> {
+/// A copy on the destination counts only when its seal is right: one the
+/// destination made itself (future-dated, so it would be the newest) is
+/// never chosen, and naming it is an error.
+async fn fetch(
+    connections: &BTreeMap<String, Connection>,
+    stores: &Stores,
+    wanted: &Wanted,
+    key: &str,
+) -> anyhow::Result<String> {
     let database = connection(connections, &stores.database)?;
     let local = holdings(database, &stores.database).await?;
     let remote = match &stores.destination {
         Some(store) => Some((store, holdings(connection(connections, store)?, store).await?)),
         None => None,
     };
-    let every: Vec<&Manifest> =
-        local.manifests.iter().chain(remote.iter().flat_map(|(_, held)| &held.manifests)).collect();
+    let trusted_remote: Vec<&Manifest> =
+        remote.iter().flat_map(|(store, held)| held.trusted(store, stores, key)).collect();
+    if let (Some(id), Some((store, held))) = (&wanted.id, &remote)
+        && !local.has(id)
+        && held.has(id)
+        && !trusted_remote.iter().any(|manifest| &manifest.id == id)
+    {
+        bail!(
+            "backup `{id}` on `{}` has no valid seal: it is not a backup `{}` took, and restore loads no other",
+            store.target.name,
+            stores.database.target.name
+        );
+    }
+    let every: Vec<&Manifest> = local.manifests.iter().chain(trusted_remote).collect();
     let chosen = choose(&every, wanted)?;
     let id = checked_id(&chosen.id)?.to_string();
     if !local.has(&id) {
-        let (store, _) = remote.as_ref().context("no store holds the chosen backup")?;
+        let (store, held) = remote.as_ref().context("no store holds the chosen backup")?;
         eprintln!("restore: copying `{id}` from `{}` to `{}`", store.target.name, stores.database.target.name);
-        copy(chosen, (connection(connections, store)?, store), (database, &stores.database)).await?;
+        copy(chosen, held, (connection(connections, store)?, store), (database, &stores.database)).await?;
     }
     Ok(id)
 }

@@ -63,8 +63,10 @@ pub enum SourceProblem {
     Name,
     #[error("it is neither a regular file nor a directory")]
     NotAFile,
-    #[error("it is a symlink to `{}`, which is not a regular file inside the source tree", target.display())]
+    #[error("it is a symlink to `{}`, which is not a regular file inside the source tree that would be deployed itself (hidden files are not)", target.display())]
     LinkOutside { target: PathBuf },
+    #[error("it is a hard link (the file has other names, perhaps outside the tree): copy it instead")]
+    HardLink,
     #[error("the tree holds more than {limit_mib} MiB")]
     TooLarge { limit_mib: u64 },
 }
@@ -413,11 +415,20 @@ pub(crate) fn read_tree(root: &Path) -> Result<Vec<(String, Content)>, RenderErr
             if metadata.file_type().is_symlink() {
                 let target = std::fs::canonicalize(&path)
                     .map_err(|error| RenderError::ReadSource { path: path.clone(), error })?;
-                if !target.starts_with(&canonical_root) || !target.is_file() {
+                let hidden = target.strip_prefix(&canonical_root).is_ok_and(|inside| {
+                    inside
+                        .components()
+                        .any(|part| part.as_os_str().to_str().is_none_or(crate::source::left_out_of_sources))
+                });
+                if !target.starts_with(&canonical_root) || !target.is_file() || hidden {
                     return Err(refuse(&path, SourceProblem::LinkOutside { target }));
                 }
             } else if !metadata.is_file() {
                 return Err(refuse(&path, SourceProblem::NotAFile));
+            } else if std::os::unix::fs::MetadataExt::nlink(&metadata) > 1 {
+                // Another name of the same file may be anywhere on this
+                // machine's file system (a key beside the repository).
+                return Err(refuse(&path, SourceProblem::HardLink));
             }
             let content = read_bounded(&path, limits::SOURCE_FILE)
                 .map_err(|error| RenderError::ReadSource { path: path.clone(), error })?;

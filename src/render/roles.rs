@@ -551,7 +551,7 @@ fn backup_context(backup: Option<&crate::inventory::BackupSettings>) -> minijinj
     let binlog_seconds = crate::backup::binlog_retention(&schedule, keep).as_secs();
     context! {
         directory, keep, binlogs, binlog_seconds, on_calendar => schedule,
-        digest_awk => crate::backup::DIGEST_AWK,
+        digest_awk => crate::backup::DIGEST_AWK, key_file => crate::catalog::BACKUP_SEALING_KEY.path,
     }
 }
 

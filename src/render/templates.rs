@@ -11,7 +11,7 @@ use minijinja::syntax::SyntaxConfig;
 use minijinja::{Environment, UndefinedBehavior};
 
 /// The built-in templates, by the name an override file must have.
-pub const BUILT_IN: [(&str, &str); 14] = [
+pub const BUILT_IN: [(&str, &str); 15] = [
     ("haproxy.cfg.j2", include_str!("../../templates/haproxy.cfg.j2")),
     ("keepalived.conf.j2", include_str!("../../templates/keepalived.conf.j2")),
     ("nginx.conf.j2", include_str!("../../templates/nginx.conf.j2")),
@@ -23,6 +23,7 @@ pub const BUILT_IN: [(&str, &str); 14] = [
     ("database.sql.j2", include_str!("../../templates/database.sql.j2")),
     ("infra-backup.sh.j2", include_str!("../../templates/infra-backup.sh.j2")),
     ("infra-backup.service.j2", include_str!("../../templates/infra-backup.service.j2")),
+    ("backup-sealing.key.j2", include_str!("../../templates/backup-sealing.key.j2")),
     ("infra-backup.timer.j2", include_str!("../../templates/infra-backup.timer.j2")),
     ("firewall.nft.j2", include_str!("../../templates/firewall.nft.j2")),
     ("infra-firewall.service.j2", include_str!("../../templates/infra-firewall.service.j2")),
@@ -105,6 +106,7 @@ fn configured() -> Result<Environment<'static>, TemplateError> {
     environment.add_filter("systemd_quote", systemd_quote);
     environment.add_filter("py_string", py_string);
     environment.add_filter("sh_string", sh_string);
+    environment.add_filter("backup_sealing_key", |password: &str| crate::backup::sealing_key(password));
     Ok(environment)
 }
 

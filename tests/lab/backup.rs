@@ -9,7 +9,14 @@ use super::*;
 
 impl Lab {
     fn backup(&self, args: &[&str]) -> Output {
-        self.command().args(args).arg("-i").arg(&self.inventory).output().expect("infra runs")
+        // restore and drills derive the backups' sealing key from the password.
+        self.command()
+            .args(args)
+            .arg("-i")
+            .arg(&self.inventory)
+            .env("INFRA_DB_PASSWORD", DB_PASSWORD)
+            .output()
+            .expect("infra runs")
     }
 
     /// The ids of the complete backups in a directory of a host.
@@ -119,6 +126,46 @@ pub(crate) fn restore_drills_pass_on_a_good_backup_and_fail_on_a_corrupted_one(l
     // coming and going must not move the gateway under the hosts' ARP caches.
     assert_eq!(lab.bridge_mac(), gateway_mac, "the gateway's MAC address moved with the drill host");
     lab.ssh_ok(&address("db-01"), &format!("rm {file}.sql.gz {file}.json {file}.drill"));
+}
+
+/// Issue 22: the backup destination (web-01) plants a backup of its own
+/// making: future-dated, so it would be the newest, a dump whose SHA-256
+/// its manifest records, and a `\\!` line that would run a shell command
+/// as root on the database host. Without the sealing key it cannot seal
+/// it: restore and the drill refuse it by name, restore without a name
+/// never picks it, and nothing it holds ran anywhere.
+pub(crate) fn a_backup_forged_on_the_destination_is_refused_by_restore_and_drill(lab: &Lab) {
+    assert_success(&lab.backup(&["backup", "now"]), "backup now");
+    let forged = "20991231T235959Z";
+    let directory = "/var/backups/infra-db";
+    lab.ssh_ok(
+        &address("web-01"),
+        &format!(
+            "set -e; cd {directory}; printf '%s\\n' '\\! touch /tmp/forged-backup-ran' 'SELECT 1;' | gzip > {forged}.sql.gz; \
+             sum=$(sha256sum < {forged}.sql.gz | cut -d' ' -f1); size=$(stat -c %s {forged}.sql.gz); \
+             printf '{{\"id\":\"{forged}\",\"time\":\"2099-12-31T23:59:59Z\",\"size\":%s,\"sha256\":\"%s\",\"server\":\"x\",\"database\":\"app\",\"seconds\":0.1,\"tables\":{{}}}}\\n' \"$size\" \"$sum\" > {forged}.json; \
+             echo 0000000000000000000000000000000000000000000000000000000000000000 > {forged}.seal"
+        ),
+    );
+    let restore = lab.backup(&["restore", "--yes", "--backup", forged]);
+    let stderr = String::from_utf8_lossy(&restore.stderr);
+    assert_eq!(restore.status.code(), Some(1), "restore of a forged backup: {stderr}");
+    assert!(stderr.contains(&format!("backup `{forged}` on `web-01` has no valid seal")), "{stderr}");
+    let drill = lab.backup(&["backup", "verify", "--on", "db-01", "--id", forged]);
+    let stderr = String::from_utf8_lossy(&drill.stderr);
+    assert_eq!(drill.status.code(), Some(1), "drill of a forged backup: {stderr}");
+    assert!(stderr.contains("has no valid seal"), "{stderr}");
+    let listed = String::from_utf8_lossy(&lab.backup(&["backup", "list", "--format", "json"]).stdout).into_owned();
+    assert!(listed.contains(forged), "the forged backup is there to be picked: {listed}");
+    let newest_drill = lab.backup(&["backup", "verify", "--on", "db-01"]);
+    let stdout = String::from_utf8_lossy(&newest_drill.stdout);
+    assert_success(&newest_drill, "a drill of the newest trusted backup");
+    assert!(!stdout.contains(forged), "the drill picked the forged backup: {stdout}");
+    for host in ["db-01", "web-01"] {
+        let ran = lab.ssh_ok(&address(host), "[ -e /tmp/forged-backup-ran ] && echo ran || echo clean");
+        assert_eq!(ran.trim(), "clean", "the forged dump's shell line ran on {host}");
+    }
+    lab.ssh_ok(&address("web-01"), &format!("rm -f {directory}/{forged}.*"));
 }
 
 /// The database host dies with its disk: a fresh one is booted, apply

@@ -284,6 +284,7 @@ fn the_lab_suite() {
     a_restored_backup_brings_the_counter_back(&lab);
     a_backup_under_load_fails_no_request(&lab);
     restore_drills_pass_on_a_good_backup_and_fail_on_a_corrupted_one(&lab);
+    a_backup_forged_on_the_destination_is_refused_by_restore_and_drill(&lab);
     backups_outlive_the_database_host(&lab);
     a_point_in_time_restore_stops_at_the_chosen_second(&lab);
     a_risky_database_change_takes_a_backup_first(&lab);
