@@ -612,3 +612,31 @@ fn a_fifo_or_a_device_is_refused_within_a_second() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("a symbolic link, which infra does not follow here"), "{stderr}");
 }
+
+/// Issue 22: `render --out` never writes through a link at `--out`: one
+/// there before is refused, and one planted after the check makes the
+/// final rename fail, as the tree is written into a directory of infra's
+/// own beside it and renamed into place.
+#[test]
+fn render_never_writes_through_a_link_at_its_output() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let victim = directory.path().join("victim");
+    std::fs::create_dir(&victim).expect("create");
+    let out = directory.path().join("out");
+    std::os::unix::fs::symlink(&victim, &out).expect("symlink");
+    let output = render_output(Path::new("inventories/five-server.yml"), &out, "s3cret");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("is a symbolic link"), "{stderr}");
+    assert_eq!(std::fs::read_dir(&victim).expect("readable").count(), 0, "render wrote through the link");
+    std::fs::remove_file(&out).expect("remove the link");
+    let output = render_output(Path::new("inventories/five-server.yml"), &out, "s3cret");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(out.join("db-01/host.json").is_file());
+    let leftovers: Vec<_> = std::fs::read_dir(directory.path())
+        .expect("readable")
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(".infra-render-"))
+        .collect();
+    assert!(leftovers.is_empty(), "the staging directory is gone");
+}

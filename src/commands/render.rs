@@ -22,16 +22,41 @@ pub fn run(args: &RenderArgs, style: Style) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Writes the tree into a new directory of infra's own beside `out`, which
+/// no one else can write into, then renames it to `out`. A link or a file
+/// planted at `out` (or in it) after the emptiness check is replaced or
+/// makes the rename fail: nothing is ever written through it.
 fn write_tree(state: &DesiredState, out: &Path) -> anyhow::Result<()> {
+    if out.is_symlink() {
+        bail!(
+            "`{}` is a symbolic link; render writes only into a new or empty directory, never through a link",
+            out.display()
+        );
+    }
     if out.exists() && out.read_dir().with_context(|| format!("cannot read `{}`", out.display()))?.next().is_some() {
         bail!(
             "`{}` is not empty; render writes only into a new or empty directory so nothing is overwritten",
             out.display()
         );
     }
+    let parent = match out.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(parent).with_context(|| format!("cannot create `{}`", parent.display()))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".infra-render-")
+        .tempdir_in(parent)
+        .with_context(|| format!("cannot create a directory in `{}`", parent.display()))?;
     for host in &state.hosts {
-        write_host(host, &out.join(&host.name))?;
+        write_host(host, &staging.path().join(&host.name))?;
     }
+    std::fs::set_permissions(staging.path(), std::fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("cannot set the mode of `{}`", staging.path().display()))?;
+    std::fs::rename(staging.path(), out).with_context(|| {
+        format!("cannot move the rendered tree to `{}` (did something appear there meanwhile?)", out.display())
+    })?;
+    let _ = staging.keep();
     Ok(())
 }
 
