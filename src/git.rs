@@ -409,6 +409,16 @@ mod tests {
     }
 
     #[test]
+    fn names_with_control_characters_are_refused() {
+        let repository = repository();
+        std::fs::write(repository.path().join("evil\u{1b}[2J.py"), "x\n").expect("write");
+        run(repository.path(), &["add", "-A"]);
+        run(repository.path(), &["commit", "-q", "-m", "escape"]);
+        let error = list(repository.path(), "main").expect_err("a control character").to_string();
+        assert!(error.contains("control characters") && !error.contains('\u{1b}'), "{error}");
+    }
+
+    #[test]
     fn links_are_refused() {
         let repository = repository();
         std::os::unix::fs::symlink("/etc/shadow", repository.path().join("shadow")).expect("symlink");

@@ -640,3 +640,34 @@ fn render_never_writes_through_a_link_at_its_output() {
         .collect();
     assert!(leftovers.is_empty(), "the staging directory is gone");
 }
+
+/// Issue 22: requirement lines pip would read as a local archive (and
+/// build here) or expand a variable in (and print it) are refused by
+/// `validate`, which names the file, line and column.
+#[test]
+fn requirements_that_would_run_or_leak_are_refused() {
+    for (line, expected) in [
+        ("evil-1.0.tar.gz", "requirements.txt:2:1: `evil-1.0.tar.gz` names a file"),
+        (
+            "flask==3.1.0 ; ${INFRA_DB_PASSWORD}",
+            "requirements.txt:2:16: `${INFRA_DB_PASSWORD}` is not an environment marker",
+        ),
+    ] {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let inventory = five_server_copy(directory.path(), |text| text);
+        let requirements = directory.path().join("examples/app/requirements.txt");
+        let text = std::fs::read_to_string(&requirements).expect("requirements");
+        let first = text.lines().next().expect("a first line");
+        std::fs::write(&requirements, format!("{first}\n{line}\n")).expect("write");
+        let output = infra()
+            .args(["validate", "--no-checkers", "-i"])
+            .arg(&inventory)
+            .env("INFRA_DB_PASSWORD", "pw-never-shown")
+            .output()
+            .expect("infra runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(expected), "{line}: {stderr}");
+        assert!(!stderr.contains("pw-never-shown"));
+    }
+}
