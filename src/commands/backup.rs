@@ -90,25 +90,40 @@ impl Holdings {
     }
 
     /// The manifests to trust: all of the database host's own, and of
-    /// another store's only those whose seal `key` confirms.
-    pub fn trusted(&self, store: &Store, stores: &Stores, key: &str) -> Vec<&Manifest> {
+    /// another store's only those whose seal `key` confirms (none without
+    /// the key).
+    pub fn trusted(&self, store: &Store, stores: &Stores, key: Option<&str>) -> Vec<&Manifest> {
         if store.target.name == stores.database.target.name {
             return self.manifests.iter().collect();
         }
-        backup::sealed(&self.manifests, &self.raw, &self.seals, key)
+        key.map(|key| backup::sealed(&self.manifests, &self.raw, &self.seals, key)).unwrap_or_default()
     }
 }
 
 /// The key backups are sealed with, derived from the database password
 /// as the database host's script was given it: restore and the drill need
-/// it to trust a copy on a destination.
-pub fn sealing_key(inventory: &Inventory) -> anyhow::Result<String> {
-    let database = inventory.database.as_ref().context("the inventory has no `database`")?;
-    let password = database
-        .password
-        .resolve(&inventory.files)
-        .context("the database password seals the backups: restore and drills need it to trust a copy")?;
-    Ok(backup::sealing_key(password.expose()))
+/// it to trust a copy on a destination, and do without one (trusting the
+/// database host's own backups only) when the password is not at hand.
+pub fn sealing_key(inventory: &Inventory) -> Option<String> {
+    let password = inventory.database.as_ref()?.password.resolve(&inventory.files).ok()?;
+    Some(backup::sealing_key(password.expose()))
+}
+
+/// Why a copy on `store` is not trusted, for an error that names it.
+pub fn untrusted(id: &str, store: &Store, stores: &Stores, key: Option<&str>) -> anyhow::Error {
+    match key {
+        Some(_) => anyhow::anyhow!(
+            "backup `{id}` on `{}` has no valid seal: it is not a backup `{}` took, and infra loads no other",
+            store.target.name,
+            stores.database.target.name
+        ),
+        None => anyhow::Error::msg(format!("backup `{id}` is only on `{}`", store.target.name)).context(
+            super::Hinted {
+                message: "infra cannot check its seal without the database password".into(),
+                hint: "set the database password as apply has it (`INFRA_DB_PASSWORD`, or its file): the backups' sealing key derives from it".into(),
+            },
+        ),
+    }
 }
 
 pub fn now(args: &BackupArgs, style: Style) -> anyhow::Result<ExitCode> {

@@ -30,12 +30,13 @@ const SCRATCH_HOST: &str = "drill";
 pub fn verify(args: &VerifyArgs, style: Style) -> anyhow::Result<ExitCode> {
     let Some((_, inventory)) = checked(&args.backup.hosts, style)? else { return Ok(ExitCode::FAILURE) };
     let stores = Stores::of(&inventory)?;
-    let key = super::backup::sealing_key(&inventory)?;
+    let key = super::backup::sealing_key(&inventory);
     let database_name = inventory.database.as_ref().map_or("", |database| database.name.value.as_str()).to_string();
     let drill_host = if args.lab { boot_scratch(&stores)? } else { drill_target(&inventory, args.on.as_deref())? };
     let runtime = super::runtime()?;
     let prepare = args.lab.then(scratch_packages);
-    let result = runtime.block_on(drill(args, &stores, &drill_host, (&database_name, &key), prepare.as_deref()));
+    let result =
+        runtime.block_on(drill(args, &stores, &drill_host, (&database_name, key.as_deref()), prepare.as_deref()));
     if args.lab
         && let Err(error) = lab::remove_scratch(SCRATCH_HOST)
     {
@@ -113,7 +114,7 @@ async fn drill(
     args: &VerifyArgs,
     stores: &Stores,
     host: &Target,
-    (database, key): (&str, &str),
+    (database, key): (&str, Option<&str>),
     prepare: Option<&str>,
 ) -> anyhow::Result<DrillRecord> {
     let mut targets = stores.targets();
@@ -137,7 +138,7 @@ async fn drill_connected(
     wanted: Option<&str>,
     stores: &Stores,
     host: &Target,
-    (database, key): (&str, &str),
+    (database, key): (&str, Option<&str>),
 ) -> anyhow::Result<DrillRecord> {
     let scratch =
         connections.get(&host.name).with_context(|| format!("cannot reach the drill host `{}`", host.name))?;
@@ -152,11 +153,7 @@ async fn drill_connected(
                 && held.has(id)
                 && !trusted.iter().any(|manifest| manifest.id == id)
             {
-                bail!(
-                    "backup `{id}` on `{}` has no valid seal: it is not a backup `{}` took, and a drill of it would prove nothing",
-                    store.target.name,
-                    stores.database.target.name
-                );
+                return Err(super::backup::untrusted(id, store, stores, key));
             }
             holders.push((store, connection, trusted));
         }

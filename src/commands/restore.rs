@@ -153,7 +153,7 @@ pub fn restore(args: &RestoreArgs, style: Style) -> anyhow::Result<ExitCode> {
             .filter(|target| !locked.iter().any(|l| l.name == target.name)),
     );
     let wanted = Wanted { id: args.backup.clone(), until: args.to_time.clone() };
-    let key = super::backup::sealing_key(&inventory)?;
+    let key = super::backup::sealing_key(&inventory);
     let runtime = super::runtime()?;
     let restored = runtime.block_on(under_lock(
         &args.hosts,
@@ -162,7 +162,7 @@ pub fn restore(args: &RestoreArgs, style: Style) -> anyhow::Result<ExitCode> {
         &locked,
         &targets,
         async |connections| {
-            let id = fetch(connections, &stores, &wanted, &key).await?;
+            let id = fetch(connections, &stores, &wanted, key.as_deref()).await?;
             restore_locked(connections, &stores.database, &probes, &id, wanted.until.as_deref()).await?;
             if wanted.until.is_some() {
                 // The binary log still holds what came after the chosen moment;
@@ -196,7 +196,7 @@ async fn fetch(
     connections: &BTreeMap<String, Connection>,
     stores: &Stores,
     wanted: &Wanted,
-    key: &str,
+    key: Option<&str>,
 ) -> anyhow::Result<String> {
     let database = connection(connections, &stores.database)?;
     let local = holdings(database, &stores.database).await?;
@@ -211,11 +211,14 @@ async fn fetch(
         && held.has(id)
         && !trusted_remote.iter().any(|manifest| &manifest.id == id)
     {
-        bail!(
-            "backup `{id}` on `{}` has no valid seal: it is not a backup `{}` took, and restore loads no other",
-            store.target.name,
-            stores.database.target.name
-        );
+        return Err(super::backup::untrusted(id, store, stores, key));
+    }
+    if let (None, Some((store, held))) = (key, &remote)
+        && wanted.id.is_none()
+        && local.manifests.is_empty()
+        && let Some(newest) = held.manifests.last()
+    {
+        return Err(super::backup::untrusted(&newest.id, store, stores, key));
     }
     let every: Vec<&Manifest> = local.manifests.iter().chain(trusted_remote).collect();
     let chosen = choose(&every, wanted)?;
