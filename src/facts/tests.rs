@@ -51,6 +51,22 @@ fn host(directory: &std::path::Path) -> HostState {
     }
 }
 
+/// An app host's releases in `directory`, served through `link`.
+fn releases_in(directory: &str, link: &str) -> crate::desired::Releases {
+    crate::desired::Releases {
+        directory: directory.into(),
+        link: link.into(),
+        id: "aaaaaaaaaaaa".into(),
+        keep: 5,
+        requirements: None,
+        module: "app".into(),
+        migrate: None,
+        python: None,
+        origin: Default::default(),
+        files: vec![],
+    }
+}
+
 fn run_locally(script: &str) -> String {
     use std::io::Write;
     let mut child = Command::new("sh").arg("-s").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("sh runs");
@@ -184,18 +200,7 @@ fn no_host_answer_makes_the_parser_panic() {
     use proptest::prelude::*;
     let directory = tempfile::tempdir().expect("temp dir");
     let mut host = host(directory.path());
-    host.releases = Some(crate::desired::Releases {
-        directory: "/srv/app/releases".into(),
-        link: "/srv/app/current".into(),
-        id: "aaaaaaaaaaaa".into(),
-        keep: 5,
-        requirements: None,
-        module: "app".into(),
-        migrate: None,
-        python: None,
-        origin: Default::default(),
-        files: vec![],
-    });
+    host.releases = Some(releases_in("/srv/app/releases", "/srv/app/current"));
     host.backups = Some(crate::desired::Backups {
         directory: "/var/backups/infra".into(),
         on_calendar: "daily".into(),
@@ -293,18 +298,8 @@ fn releases_are_read_with_their_health_and_records() {
     release("cccccccccccc", &[], None);
     std::os::unix::fs::symlink("releases/aaaaaaaaaaaa", directory.path().join("current")).expect("link");
     let mut host = host(directory.path());
-    host.releases = Some(crate::desired::Releases {
-        directory: releases.display().to_string(),
-        link: directory.path().join("current").display().to_string(),
-        id: "aaaaaaaaaaaa".into(),
-        keep: 5,
-        requirements: None,
-        module: "app".into(),
-        migrate: None,
-        python: None,
-        origin: Default::default(),
-        files: vec![],
-    });
+    host.releases =
+        Some(releases_in(&releases.display().to_string(), &directory.path().join("current").display().to_string()));
     let output = run_locally(&script(&host));
     let facts = parse(&host, &output).unwrap_or_else(|error| panic!("{error}\n{output}"));
     let ids: Vec<&str> = facts.releases.iter().map(|(id, _)| id.as_str()).collect();

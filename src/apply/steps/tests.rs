@@ -243,10 +243,9 @@ fn a_backup_comes_first_only_before_a_restart_or_sql_on_a_host_that_asks() {
     assert_eq!(backup_first(&plan, &host), None, "`before_apply: false`");
 }
 
-#[test]
-fn a_failing_app_command_says_which_and_how_it_exited() {
-    let directory = tempfile::tempdir().expect("temp dir");
-    let release = ReleasePlan {
+/// A new release `aaaaaaaaaaaa` in `/srv/app` whose migration is `words`.
+fn migrating(words: &[&str]) -> ReleasePlan {
+    ReleasePlan {
         directory: "/srv/app/releases".into(),
         link: "/srv/app/current".into(),
         current: None,
@@ -255,9 +254,15 @@ fn a_failing_app_command_says_which_and_how_it_exited() {
         prune: vec![],
         new: true,
         files: 1,
-        migrate: Some(vec!["python3".into(), "-m".into(), "alembic".into(), "upgrade".into(), "`touch x`".into()]),
+        migrate: Some(words.iter().map(|word| word.to_string()).collect()),
         packages: None,
-    };
+    }
+}
+
+#[test]
+fn a_failing_app_command_says_which_and_how_it_exited() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let release = migrating(&["python3", "-m", "alembic", "upgrade", "`touch x`"]);
     let bin = directory.path().join("bin");
     std::fs::create_dir_all(&bin).expect("bin");
     std::fs::write(bin.join("systemd-run"), "#!/bin/sh\nexit 255\n").expect("fake");
@@ -276,18 +281,7 @@ fn a_failing_app_command_says_which_and_how_it_exited() {
 /// on a command line: each `$` reaches it doubled, read back as one.
 #[test]
 fn a_dollar_in_an_app_command_reaches_systemd_doubled() {
-    let release = ReleasePlan {
-        directory: "/srv/app/releases".into(),
-        link: "/srv/app/current".into(),
-        current: None,
-        switch_to: Some("aaaaaaaaaaaa".into()),
-        target: "releases/aaaaaaaaaaaa".into(),
-        prune: vec![],
-        new: true,
-        files: 1,
-        migrate: Some(vec!["echo".into(), "${INFRA_DB_PASSWORD}".into(), "$$".into()]),
-        packages: None,
-    };
+    let release = migrating(&["echo", "${INFRA_DB_PASSWORD}", "$$"]);
     let script = migrate(&release).expect("a migration");
     assert!(script.contains("app 'echo' '$${INFRA_DB_PASSWORD}' '$$$$' <"), "{script}");
     assert!(script.contains("'`echo ${INFRA_DB_PASSWORD} $$`'\" exited"), "the message shows the words as written");
