@@ -189,7 +189,7 @@ fn refuse_unreachable(unreachable: &[Unreachable]) -> anyhow::Result<()> {
         return Ok(());
     }
     for host in unreachable {
-        eprintln!("error: {}", host.error);
+        eprintln!("error: {}", crate::sanitize::printable(&host.error));
     }
     bail!(
         "{} hosts could not be read; apply changes nothing until every host it would touch answers",
@@ -294,8 +294,9 @@ fn report(plan: &Plan, outcome: &apply::Outcome, elapsed: Duration) -> anyhow::R
         failures => {
             for failure in failures {
                 eprintln!("error: apply failed on `{}` at step `{}`:", failure.host, failure.step);
+                // The error carries the host's own output (its script's stderr).
                 for line in failure.error.lines() {
-                    eprintln!("  {line}");
+                    eprintln!("  {}", crate::sanitize::multiline(line));
                 }
             }
             let names: Vec<String> = failures.iter().map(|failure| format!("`{}`", failure.host)).collect();

@@ -39,7 +39,7 @@ fn mark_live(picture: &mut Diagram, args: &DiagramArgs, rendered: Rendered) -> a
         live.insert(host.host.clone(), if host.is_empty() { Live::InSync } else { Live::Drifted });
     }
     for unreachable in &plan.unreachable {
-        eprintln!("warning: {}", unreachable.error);
+        eprintln!("warning: {}", crate::sanitize::printable(&unreachable.error));
         live.insert(unreachable.host.clone(), Live::Unreachable);
     }
     let holders: Vec<String> = match rendered.state.virtual_ip {

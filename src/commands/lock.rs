@@ -42,7 +42,7 @@ fn status(args: &LockArgs, style: Style) -> anyhow::Result<ExitCode> {
             match answer {
                 Answer::Free | Answer::Broken => println!("{host:<16} free"),
                 Answer::Held(holder) => println!("{host:<16} held: {holder} (remote pid {})", holder.pid),
-                Answer::Failed(error) => println!("{host:<16} unknown: {error}"),
+                Answer::Failed(error) => println!("{host:<16} unknown: {}", crate::sanitize::printable(error)),
             }
         }
     }
@@ -60,7 +60,7 @@ fn break_locks(args: &LockArgs, hosts: &[String], style: Style) -> anyhow::Resul
             Answer::Broken => eprintln!("{host}: lock broken, free for the next run"),
             Answer::Free | Answer::Held(_) => eprintln!("{host}: not locked"),
             Answer::Failed(error) => {
-                eprintln!("error: {host}: {error}");
+                eprintln!("error: {host}: {}", crate::sanitize::printable(&error.to_string()));
                 code = ExitCode::FAILURE;
             }
         }

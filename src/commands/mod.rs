@@ -324,7 +324,7 @@ pub(crate) fn limited(
 /// Says, on stderr, why each refused host must not be changed, and how to fix it.
 pub(crate) fn print_refusals(plan: &crate::plan::Plan) {
     for (host, refusal) in plan.refusals() {
-        eprintln!("error: refusing to change `{host}`: {refusal}");
+        eprintln!("error: refusing to change `{host}`: {}", crate::sanitize::printable(refusal));
     }
     if plan.refusals().next().is_some() {
         eprintln!(

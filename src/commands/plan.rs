@@ -37,7 +37,7 @@ fn plan_hosts(args: &PlanArgs, style: Style, rendered: Rendered) -> anyhow::Resu
         eprintln!("warning: {warning}");
     }
     for unreachable in &plan.unreachable {
-        eprintln!("error: {}", unreachable.error);
+        eprintln!("error: {}", crate::sanitize::printable(&unreachable.error));
     }
     super::print_refusals(&plan);
     Ok(exit_code(&plan, args.detailed_exitcode))
