@@ -310,3 +310,23 @@ fn releases_are_read_with_their_health_and_records() {
     assert_eq!((record.origin.revision.as_deref(), record.by.as_str()), (Some("v1"), "ana@laptop"));
     assert!(!facts.records.contains_key("bbbbbbbbbbbb"));
 }
+
+/// Issue 22: os-release is a file on the host, read, never sourced: a
+/// command in it runs nothing, and quoted values read as the words.
+#[test]
+fn os_release_is_read_not_run() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let host = host(directory.path());
+    let marker = directory.path().join("ran");
+    let os_release = directory.path().join("os-release");
+    let answer = |content: String| {
+        std::fs::write(&os_release, content).expect("write");
+        let script = script(&host).replace("/etc/os-release", &os_release.display().to_string());
+        parse(&host, &run_locally(&script))
+    };
+    let facts = answer("ID=\"debian\"\nVERSION_CODENAME='trixie'\n".into()).expect("facts");
+    assert_eq!(facts.os, Some(("debian".into(), "trixie".into())));
+    let hostile = answer(format!("ID=debian\nVERSION_CODENAME=$(touch {})\n", marker.display()));
+    assert!(matches!(hostile, Err(FactsError::UnexpectedLine { .. })), "{hostile:?}");
+    assert!(!marker.exists(), "the facts script ran a command from os-release");
+}
