@@ -122,8 +122,9 @@ pub(crate) fn multi_role_hosts_converge_in_stage_order() {
                  \x20 - {name: lb-02, address: 10.70.0.12, roles: [load_balancer], vrrp: {priority: 100}}\n\
                  \x20 - {name: app-web, address: 10.70.0.21, roles: [web, app]}\n\
                  \x20 - {name: app-db, address: 10.70.0.41, roles: [app, database]}\n";
-    // The lab's backups go to web-01, which this fleet calls app-web.
-    let settings = settings.replace("10.20.0.", "10.70.0.").replace("{host: web-01,", "{host: app-web,");
+    // The lab's backups go to web-01; here every web host is an app host,
+    // which holds the password backups are sealed with, so they go to lb-02.
+    let settings = settings.replace("10.20.0.", "10.70.0.").replace("{host: web-01,", "{host: lb-02,");
     let text = format!("{head}hosts:\n{hosts}{settings}");
     let lab = Lab::up_named("infraroles", &text);
     let stages = lab.infra(&["stages", "--format", "json", "-i"], Some(&lab.inventory));
