@@ -49,9 +49,7 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 
 /// `bash bench/plan-vs-ssh.sh`: a no-op plan against the physical floor,
 /// for 5 and for 50 lab hosts, measured in one run. Prints ratios.
-#[test]
-#[ignore = "a benchmark: run it with bench/plan-vs-ssh.sh"]
-fn bench_plan_against_the_ssh_floor() {
+pub(crate) fn bench_plan_against_the_ssh_floor() {
     if !lab_available("bench_plan_against_the_ssh_floor") {
         return;
     }
@@ -60,7 +58,7 @@ fn bench_plan_against_the_ssh_floor() {
         Ok("bookworm") => "bookworm",
         _ => "trixie",
     };
-    *RELEASE.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = release;
+    set_release(release);
     println!("BENCH hosts run {release}");
     let rounds = 7;
     for count in [5, 50] {
@@ -108,9 +106,7 @@ fn bench_plan_against_the_ssh_floor() {
 /// fetched with a cold cache, installed on the host) against the next,
 /// code-only release (the packages hard-linked), in one run. Prints both
 /// and the ratio.
-#[test]
-#[ignore = "a benchmark: run it with bench/release-reuse.sh"]
-fn bench_code_only_release_against_the_first() {
+pub(crate) fn bench_code_only_release_against_the_first() {
     if !lab_available("bench_code_only_release_against_the_first") {
         return;
     }

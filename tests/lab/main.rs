@@ -15,6 +15,7 @@ use assert_cmd::cargo::CommandCargoExt;
 mod apply;
 mod backup;
 mod bench;
+mod harness;
 mod isolation;
 mod lock;
 mod plan;
@@ -32,11 +33,22 @@ use releases::*;
 const LAB_NAME: &str = "infratest";
 
 /// The Debian release the labs of this run boot (`lab up --release`):
-/// `lab_end_to_end` runs the whole suite once per supported release.
+/// the harness runs the whole suite once per supported release.
 static RELEASE: std::sync::Mutex<&str> = std::sync::Mutex::new("trixie");
 
 fn release() -> &'static str {
     *RELEASE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Makes the labs booted from now on run `name`.
+fn set_release(name: &'static str) {
+    *RELEASE.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = name;
+}
+
+/// The suite runs on its own harness (tests/lab/harness.rs): one lab per
+/// release shared by its scenarios, any of which can be run alone.
+fn main() -> std::process::ExitCode {
+    harness::main()
 }
 const SUBNET_PREFIX: &str = "10.66.0.";
 const VIP: &str = "10.66.0.10";
@@ -258,67 +270,6 @@ fn plan_json(output: &Output) -> serde_json::Value {
         .unwrap_or_else(|error| panic!("plan JSON: {error}: {}", String::from_utf8_lossy(&output.stderr)))
 }
 
-#[test]
-fn lab_end_to_end() {
-    if !lab_available("lab_end_to_end") {
-        return;
-    }
-    for release in ["trixie", "bookworm"] {
-        *RELEASE.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = release;
-        eprintln!("=== the lab suite on {release}");
-        the_lab_suite();
-    }
-    a_mixed_bookworm_and_trixie_fleet_converges_and_serves();
-}
-
-/// Every end-to-end test, on labs of the current [`release`].
-fn the_lab_suite() {
-    let lab = Lab::up();
-    every_host_runs_the_release_it_was_booted_with(&lab);
-    plan_on_fresh_hosts_lists_everything_in_stage_order(&lab);
-    every_host_answers_ssh_and_systemd_runs(&lab);
-    packages_install_with_no_network(&lab);
-    hosts_have_no_route_out_and_dns_fails_fast(&lab);
-    apply_converges_the_stack_and_serves_through_the_vip(&lab);
-    second_plan_and_apply_change_nothing(&lab);
-    a_restored_backup_brings_the_counter_back(&lab);
-    a_backup_under_load_fails_no_request(&lab);
-    restore_drills_pass_on_a_good_backup_and_fail_on_a_corrupted_one(&lab);
-    a_backup_forged_on_the_destination_is_refused_by_restore_and_drill(&lab);
-    backups_outlive_the_database_host(&lab);
-    a_point_in_time_restore_stops_at_the_chosen_second(&lab);
-    a_risky_database_change_takes_a_backup_first(&lab);
-    releases_switch_under_load_and_roll_back_in_seconds(&lab);
-    a_release_brings_its_own_packages_and_code_only_releases_reuse_them(&lab);
-    a_release_that_crashes_at_import_stops_at_the_first_host(&lab);
-    a_killed_deploy_leaves_current_valid_and_the_next_run_completes_it(&lab);
-    migrations_run_before_the_switch_and_a_failed_one_switches_nothing(&lab);
-    the_firewall_lets_each_tier_reach_only_the_next(&lab);
-    the_database_is_locked_down(&lab);
-    the_vip_serves_https_with_the_lab_certificate(&lab);
-    a_ruleset_that_would_cut_ssh_is_refused_before_it_is_sent(&lab);
-    plans_and_saved_plans_hold_no_secret(&lab);
-    plan_of_a_converged_lab_is_empty_and_touches_nothing(&lab);
-    plan_of_one_changed_setting_touches_only_what_follows(&lab);
-    a_load_balancer_change_applies_with_zero_failed_requests(&lab);
-    two_simultaneous_applies_never_both_change_hosts(&lab);
-    a_held_lock_refuses_waits_and_breaks(&lab);
-    a_broken_haproxy_override_fails_validation_and_changes_nothing(&lab);
-    a_failing_health_check_rolls_the_host_back(&lab);
-    saved_plans_apply_exactly_and_refuse_drift(&lab);
-    apply_refuses_without_a_terminal_or_yes(&lab);
-    a_killed_apply_converges_on_the_next_run(&lab);
-    plan_limit_and_saved_plan(&lab);
-    plan_refuses_unknown_and_changed_host_keys(&lab);
-    plan_reports_unreachable_and_garbled_hosts(&lab);
-    vrrp_moves_the_virtual_ip_when_the_holder_stops(&lab);
-    cut_and_heal_take_a_link_down_and_up(&lab);
-    down_leaves_nothing_behind_and_up_works_again(&lab);
-    drop(lab);
-    two_web_and_two_app_hosts_change_with_zero_failed_requests();
-    multi_role_hosts_converge_in_stage_order();
-}
-
 fn every_host_runs_the_release_it_was_booted_with(lab: &Lab) {
     for host in HOSTS {
         let codename = lab.ssh_ok(&address(host), ". /etc/os-release && echo $VERSION_CODENAME");
@@ -339,7 +290,7 @@ fn a_mixed_bookworm_and_trixie_fleet_converges_and_serves() {
         assert!(mixed.contains(&entry), "the lab inventory lists {host} as `- name: {host}`");
         mixed = mixed.replace(&entry, &format!("{entry}    lab: {{release: trixie}}\n"));
     }
-    *RELEASE.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = "bookworm";
+    set_release("bookworm");
     let lab = Lab::up_with(&mixed);
     for (host, expected) in [("lb-01", "bookworm"), ("lb-02", "trixie"), ("app-01", "trixie"), ("db-01", "bookworm")] {
         let codename = lab.ssh_ok(&address(host), ". /etc/os-release && echo $VERSION_CODENAME");
@@ -501,7 +452,6 @@ fn lab_inventory() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("inventories/lab.yml")
 }
 
-#[test]
 fn lab_refuses_without_root() {
     if !lab_available("lab_refuses_without_root") {
         return;
@@ -528,7 +478,6 @@ fn lab_refuses_without_root() {
     );
 }
 
-#[test]
 fn lab_refuses_without_its_tools_and_names_the_package() {
     if !lab_available("lab_refuses_without_its_tools_and_names_the_package") {
         return;
@@ -543,7 +492,6 @@ fn lab_refuses_without_its_tools_and_names_the_package() {
     );
 }
 
-#[test]
 fn lab_refuses_a_subnet_this_machine_routes() {
     if !lab_available("lab_refuses_a_subnet_this_machine_routes") {
         return;
