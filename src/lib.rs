@@ -27,6 +27,8 @@ pub mod requirements;
 pub mod role;
 pub mod sanitize;
 pub mod secret;
+#[cfg(test)]
+mod shellcheck;
 pub mod source;
 pub mod tls;
 pub mod topology;

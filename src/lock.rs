@@ -175,9 +175,9 @@ async fn take_one(host: &str, connection: &Connection, script: &str) -> (String,
 /// the holder. Polls for up to 2 s, then says the holder is unknown.
 fn print_current_holder() -> String {
     format!(
-        "for attempt in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do\n\
+        "for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do\n\
          pid=$(sed -n 's/^pid=//p' {HOLDER_PATH} 2>/dev/null)\n\
-         if [ -n \"$pid\" ] && [ \"$(readlink /proc/$pid/fd/9 2>/dev/null)\" = {LOCK_PATH} ]; then cat {HOLDER_PATH}; exit 0; fi\n\
+         if [ -n \"$pid\" ] && [ \"$(readlink \"/proc/$pid/fd/9\" 2>/dev/null)\" = {LOCK_PATH} ]; then cat {HOLDER_PATH}; exit 0; fi\n\
          sleep 0.1\ndone\necho 'who=an unknown process'\n"
     )
 }
@@ -202,6 +202,13 @@ fn acquire_script(claim: &Claim) -> String {
 }
 
 /// Prints `free`, or `held` and the holder file.
+/// Every script this module sends, for the shellcheck test.
+#[cfg(test)]
+pub(crate) fn scripts() -> Vec<(&'static str, String)> {
+    let claim = Claim { who: "tester@here".into(), inventory: "/srv/inventory.yml".into(), command: "apply".into() };
+    vec![("the lock", acquire_script(&claim)), ("lock status", status_script()), ("lock break", break_script())]
+}
+
 pub fn status_script() -> String {
     format!(
         "if [ ! -e {LOCK_PATH} ]; then echo free; exit 0; fi\nexec 9>>{LOCK_PATH}\n\

@@ -5,54 +5,13 @@
 //! resuming what it owed. No host, no root, well under a second.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use super::*;
 use crate::desired::{HealthCheck, ManagedFile, ManagedService};
 use crate::facts::HostFacts;
 use crate::transport::Target;
-
-/// What the fake answers: the stdout of a script, or the stderr of a failure.
-type Responder = Box<dyn Fn(&str, &str) -> Result<String, String> + Send + Sync>;
-
-/// Every script run, in order, as (host, what it was): the step named on
-/// its first line, or the whole script (draining, the virtual IP check).
-#[derive(Default)]
-struct Log(Mutex<Vec<(String, String)>>);
-
-struct Fake {
-    log: Arc<Log>,
-    respond: Arc<Responder>,
-}
-
-struct FakeRemote {
-    host: String,
-    log: Arc<Log>,
-    respond: Arc<Responder>,
-}
-
-impl Connector for Fake {
-    type Remote = FakeRemote;
-
-    async fn open(&self, target: &Target) -> Result<FakeRemote, TransportError> {
-        Ok(FakeRemote { host: target.name.clone(), log: Arc::clone(&self.log), respond: Arc::clone(&self.respond) })
-    }
-}
-
-impl Remote for FakeRemote {
-    async fn run_script(&self, script: &str) -> Result<String, TransportError> {
-        let first = script.lines().next().unwrap_or_default();
-        let what = first.strip_prefix("# infra step: ").unwrap_or(script).to_string();
-        self.log.0.lock().expect("log").push((self.host.clone(), what));
-        (self.respond)(&self.host, script).map_err(|stderr| TransportError::Script {
-            host: self.host.clone(),
-            status: "exit status: 1".into(),
-            stderr,
-        })
-    }
-
-    async fn close(self) {}
-}
+use crate::transport::fake::Fake;
 
 /// Records the reporter's events as text, in order.
 #[derive(Default)]
@@ -136,8 +95,7 @@ fn run_from(
     let facts: BTreeMap<String, HostFacts> =
         desired.hosts.iter().map(|host| (host.name.clone(), facts_of(host))).collect();
     let plan = crate::plan::plan(&desired, &facts, Vec::new());
-    let log = Arc::new(Log::default());
-    let respond: Responder = Box::new(move |host: &str, script: &str| {
+    let connector = Fake::new(move |host: &str, script: &str| {
         let step = script.lines().next().and_then(|line| line.strip_prefix("# infra step: ")).unwrap_or_default();
         if fail(host, step) {
             return Err(format!("{step} failed on {host}\nthe service said why"));
@@ -145,7 +103,6 @@ fn run_from(
         Ok(if script.contains("ip -o addr show") { if host == "lb-01" { "holder" } else { "backup" } } else { "" }
             .to_string())
     });
-    let connector = Fake { log: Arc::clone(&log), respond: Arc::new(respond) };
     let recorder = Recorder::default();
     let context = Context {
         desired: &desired,
@@ -158,7 +115,7 @@ fn run_from(
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let outcome = runtime.block_on(apply(&plan, &context));
-    let scripts = log.0.lock().expect("log").clone();
+    let scripts = connector.steps();
     let events = recorder.0.lock().expect("events").clone();
     (outcome, scripts, events)
 }

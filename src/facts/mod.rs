@@ -188,7 +188,7 @@ pub fn script(host: &HostState) -> String {
         script.push_str(&format!("services {}\n", units.join(" ")));
     }
     script.push_str(&format!("[ -f {PENDING_JOURNAL} ] && sed 's/^/J /' {PENDING_JOURNAL}\n"));
-    script.push_str("set -- ${SSH_CONNECTION:-}\n[ $# -eq 4 ] && echo \"L $1 $4\"\n");
+    script.push_str("# shellcheck disable=SC2086 # split into its four words\nset -- ${SSH_CONNECTION:-}\n[ $# -eq 4 ] && echo \"L $1 $4\"\n");
     // Read, never sourced: os-release is a file on the host, not a script
     // for infra to run. Values may be quoted; `parse` checks the words.
     script.push_str(
@@ -277,11 +277,11 @@ LIST
 }
 services() {
   systemctl show --property=LoadState,ActiveState,UnitFileState -- "$@" 2>/dev/null | {
-    i=0 load= active= enabled=
+    i=0 load='' active='' enabled=''
     state() {
       [ "$load" = not-found ] && enabled=not-found
       echo "S $i ${active:-unknown} ${enabled:-not-found}"
-      i=$((i + 1)) load= active= enabled=
+      i=$((i + 1)) load='' active='' enabled=''
     }
     while IFS='=' read -r key value; do
       case "$key" in

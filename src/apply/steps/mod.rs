@@ -432,6 +432,7 @@ fn as_app(directory: &str, words: &[impl AsRef<str>]) -> String {
     // when it changes (on a first apply, the only one).
     format!(
         "environment={env}\n[ -e \"$environment{NEW}\" ] && environment=\"$environment{NEW}\"\n\
+         # shellcheck disable=SC2016 # the failure message shows the command as written\n\
          systemd-run --quiet --wait --pipe --collect --uid=www-data --gid=www-data \\\n  \
          -p EnvironmentFile=\"$environment\" -p WorkingDirectory={dir} -E PATH={path} \\\n  \
          /bin/sh -c 'exec \"$@\"' app {command} < /dev/null 1>&2 || \\\n  \

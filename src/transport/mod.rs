@@ -19,6 +19,9 @@ use tokio::io::AsyncWriteExt;
 
 use crate::diagnostic::error_chain;
 
+#[cfg(test)]
+pub(crate) mod fake;
+
 /// Quotes a string for `sh` with single quotes: every script infra sends
 /// is built with this, so no value can end its word.
 pub fn shell_quote(text: &str) -> String {
