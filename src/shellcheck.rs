@@ -82,8 +82,12 @@ fn converge_scripts(
         if fails(host, script) {
             return Err("failed".into());
         }
-        Ok(if script.contains("ip -o addr show") { if host == "lb-01" { "holder" } else { "backup" } } else { "" }
-            .to_string())
+        Ok(if script == crate::catalog::keepalived::ADDRESSES_SCRIPT && host == "lb-01" {
+            "V 10.20.0.10\n"
+        } else {
+            ""
+        }
+        .to_string())
     });
     let context = crate::apply::Context {
         desired,

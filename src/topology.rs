@@ -71,18 +71,26 @@ pub fn hosts_with(inventory: &Inventory, role: Role) -> impl Iterator<Item = &Ho
     inventory.hosts.iter().filter(move |host| host.has_role(role))
 }
 
-/// The web hosts HAProxy balances over, with the port Nginx listens on.
+/// The web hosts HAProxy balances over, with the port Nginx listens on;
+/// none without a `web` section (the rules refuse web hosts without one).
 pub fn haproxy_backends(inventory: &Inventory) -> Vec<(&str, SocketAddr)> {
-    let port = inventory.web.as_ref().map_or(80, |web| web.port.value);
+    let Some(web) = &inventory.web else { return Vec::new() };
+    let port = web.port.value;
     hosts_with(inventory, Role::Web)
         .map(|host| (host.name.value.as_str(), SocketAddr::new(host.address.value, port)))
         .collect()
 }
 
-/// The Gunicorn addresses Nginx proxies to: each app host at the bind port.
+/// The Gunicorn addresses Nginx proxies to: each app host at the bind
+/// port; none without an `app` section.
 pub fn nginx_upstreams(inventory: &Inventory) -> Vec<SocketAddr> {
-    let port = inventory.app.as_ref().map_or(8000, |app| app.bind.value.port());
+    let Some(port) = app_port(inventory) else { return Vec::new() };
     hosts_with(inventory, Role::App).map(|host| SocketAddr::new(host.address.value, port)).collect()
+}
+
+/// The port Gunicorn listens on, when the inventory has an app tier.
+pub fn app_port(inventory: &Inventory) -> Option<u16> {
+    inventory.app.as_ref().map(|app| app.bind.value.port())
 }
 
 /// The addresses the database accepts the application's user from.

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 pub use crate::report::{Reporter, reporter};
 
+use crate::catalog::haproxy::{self, ServerState};
 use crate::desired::{DesiredState, HostState, ReleaseRecord};
 use crate::plan::{HostPlan, PackagesPlan, Plan};
 use crate::topology::{self, Role};
@@ -134,8 +135,10 @@ async fn run_on<C: Connector>(
     output
 }
 
-fn holds_vip_script(vip: IpAddr) -> String {
-    format!("ip -o addr show | grep -qF ' {vip}/' && echo holder || echo backup\n")
+/// Whether `host` holds the virtual IP now (no answer: it does not).
+async fn holds_vip<C: Connector>(context: &Context<'_, C>, host: &HostState, vip: IpAddr) -> bool {
+    let listed = run_on(context, host, crate::catalog::keepalived::ADDRESSES_SCRIPT).await;
+    listed.is_ok_and(|output| crate::catalog::keepalived::holds(&output, vip))
 }
 
 /// Load balancers in the order to change them: the virtual IP's holder last.
@@ -147,7 +150,7 @@ async fn holder_last<'a, C: Connector>(
     let mut ordered = Vec::with_capacity(hosts.len());
     let mut holders = Vec::new();
     for (plan, host) in hosts {
-        let holds = run_on(context, host, &holds_vip_script(vip)).await.is_ok_and(|output| output.trim() == "holder");
+        let holds = holds_vip(context, host, vip).await;
         if holds { holders.push((plan, host)) } else { ordered.push((plan, host)) }
     }
     ordered.extend(holders);
@@ -161,7 +164,7 @@ async fn exactly_one_vip_holder<C: Connector>(context: &Context<'_, C>) -> Resul
     for _ in 0..20 {
         holders.clear();
         for host in balancers(context) {
-            if run_on(context, host, &holds_vip_script(vip)).await.is_ok_and(|output| output.trim() == "holder") {
+            if holds_vip(context, host, vip).await {
                 holders.push(host.name.clone());
             }
         }
@@ -182,10 +185,10 @@ async fn exactly_one_vip_holder<C: Connector>(context: &Context<'_, C>) -> Resul
 }
 
 /// Sets a web server's state on every load balancer that runs HAProxy.
-async fn set_web_state<C: Connector>(context: &Context<'_, C>, web: &str, state: &str) {
+async fn set_web_state<C: Connector>(context: &Context<'_, C>, web: &str, state: ServerState) {
     for balancer in balancers(context) {
-        if let Err(error) = run_on(context, balancer, &steps::haproxy_server_state(web, state)).await {
-            tracing::warn!(balancer = %balancer.name, web, state, error = %crate::diagnostic::error_chain(&error), "cannot set the web server's state in HAProxy");
+        if let Err(error) = run_on(context, balancer, &haproxy::set_server_state(web, state)).await {
+            tracing::warn!(balancer = %balancer.name, web, state = state.name(), error = %crate::diagnostic::error_chain(&error), "cannot set the web server's state in HAProxy");
         }
     }
 }
@@ -198,14 +201,14 @@ async fn converge_host<C: Connector>(
     let is_web = host.roles.contains(&Role::Web);
     if is_web {
         context.reporter.step(&host.name, "draining in HAProxy");
-        set_web_state(context, &host.name, "drain").await;
+        set_web_state(context, &host.name, ServerState::Drain).await;
     }
     let result = transaction(plan, host, context).await;
     if is_web {
         // Converged, or rolled back to the configuration it served before:
         // either way it goes back into rotation (HAProxy's own checks still
         // keep it out if it is unhealthy).
-        set_web_state(context, &host.name, "ready").await;
+        set_web_state(context, &host.name, ServerState::Ready).await;
     }
     match &result {
         Ok(summary) => context.reporter.done(&host.name, summary),

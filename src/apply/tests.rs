@@ -100,8 +100,12 @@ fn run_from(
         if fail(host, step) {
             return Err(format!("{step} failed on {host}\nthe service said why"));
         }
-        Ok(if script.contains("ip -o addr show") { if host == "lb-01" { "holder" } else { "backup" } } else { "" }
-            .to_string())
+        Ok(if script == crate::catalog::keepalived::ADDRESSES_SCRIPT && host == "lb-01" {
+            "V 10.0.0.100\n"
+        } else {
+            ""
+        }
+        .to_string())
     });
     let recorder = Recorder::default();
     let context = Context {

@@ -11,6 +11,10 @@
 //! paths and checkers were written in three places and had drifted.
 
 pub mod check;
+pub mod gunicorn;
+pub mod haproxy;
+pub mod keepalived;
+pub mod mariadb;
 
 pub use check::{Borrowed, CheckPlan, Part, Rewrite, check_plan};
 
@@ -37,7 +41,7 @@ pub struct ConfigFile {
     pub template: &'static str,
     pub mode: u32,
     /// Owned by root; the group may read it when the mode lets it (the
-    /// app's environment file, read by `www-data`).
+    /// app's environment file, read by [`gunicorn::USER`]).
     pub group: &'static str,
     pub checker: Option<Checker>,
     pub on_change: Trigger,
@@ -155,8 +159,11 @@ pub const APP_UNIT: ConfigFile = config(
 );
 /// The app's environment, with the database password: readable by the
 /// app's group only.
-pub const APP_ENVIRONMENT: ConfigFile =
-    ConfigFile { mode: 0o640, group: "www-data", ..config("/etc/infra/app.env", "app.env.j2", None, Trigger::Restart) };
+pub const APP_ENVIRONMENT: ConfigFile = ConfigFile {
+    mode: 0o640,
+    group: gunicorn::USER,
+    ..config("/etc/infra/app.env", "app.env.j2", None, Trigger::Restart)
+};
 
 /// Gunicorn serving the app; a change to the app's code reloads it too.
 pub const GUNICORN: Service = Service {

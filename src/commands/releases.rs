@@ -137,7 +137,7 @@ pub fn rollback(args: &RollbackArgs, style: Style) -> anyhow::Result<ExitCode> {
         bail!("rollback changed nothing: {}", unreachable.error);
     }
     let target = rollback_target(&hosts, &gathered.facts, args.to.as_deref())?;
-    let port = inventory.app.as_ref().map_or(8000, |app| app.bind.value.port());
+    let port = crate::topology::app_port(&inventory).context("the inventory has no `app` section")?;
     let targets: Vec<Target> = hosts.iter().map(|host| host.target.clone()).collect();
     let started = Instant::now();
     let runtime = super::runtime()?;
@@ -210,10 +210,10 @@ async fn switch_host(connection: &Connection, host: &HostState, id: &str, port: 
         .context("Gunicorn has no probe")?;
     let started = Instant::now();
     let switch = format!(
-        "set -e\nold=$(readlink {link})\n{}systemctl reload {unit}\necho \"$old\"\n",
+        "set -e\nold=$(readlink {link})\n{}{}echo \"$old\"\n",
         crate::apply::switch_link(&releases.link, &releases.target(id)),
+        catalog::gunicorn::reload(),
         link = shell_quote(&releases.link),
-        unit = catalog::GUNICORN.unit,
     );
     let old = connection.run_script(&switch).await?.trim().to_string();
     let healthy = shell_quote(&format!("{}/{id}/{}", releases.directory, crate::desired::release_marks::HEALTHY));
@@ -221,8 +221,7 @@ async fn switch_host(connection: &Connection, host: &HostState, id: &str, port: 
     // the mark after it, and the status is the probe's.
     let wait = format!("(\n{}) && touch {healthy}\n", catalog::until_it_passes(&probe));
     if let Err(error) = connection.run_script(&wait).await {
-        let back =
-            format!("{}systemctl reload {}\n", crate::apply::switch_link(&releases.link, &old), catalog::GUNICORN.unit);
+        let back = format!("{}{}", crate::apply::switch_link(&releases.link, &old), catalog::gunicorn::reload());
         connection.run_script(&back).await?;
         return Err(anyhow::Error::new(error)
             .context(format!("`{}` failed its health check on release {id}; switched back", host.name)));

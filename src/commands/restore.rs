@@ -137,10 +137,12 @@ pub fn restore(args: &RestoreArgs, style: Style) -> anyhow::Result<ExitCode> {
             database.name
         );
     }
-    let port = inventory.app.as_ref().map_or(8000, |app| app.bind.value.port());
+    let port = topology::app_port(&inventory);
     let probes: Vec<(String, String)> = apps
         .iter()
-        .filter_map(|app| Some((app.name.clone(), catalog::GUNICORN.probes.first()?.command(app.address, port, None)?)))
+        .filter_map(|app| {
+            Some((app.name.clone(), catalog::GUNICORN.probes.first()?.command(app.address, port?, None)?))
+        })
         .collect();
     let mut locked = vec![database.clone()];
     locked.extend(apps.iter().filter(|app| app.name != database.name).cloned());
@@ -273,7 +275,7 @@ async fn restore_locked(
     let names: Vec<&str> = apps.iter().map(|(app, _, _)| *app).collect();
     eprintln!("restore: stopping the app tier ({})", names.join(", "));
     for (_, _, connection) in &apps {
-        connection.run_script(&format!("systemctl stop {}\n", catalog::GUNICORN.unit)).await?;
+        connection.run_script(&catalog::gunicorn::stop()).await?;
     }
     eprintln!("restore: loading `{id}`");
     let arguments = match until {
@@ -283,7 +285,7 @@ async fn restore_locked(
     let loaded = run(database, &arguments).await;
     eprintln!("restore: starting the app tier");
     for (_, _, connection) in &apps {
-        connection.run_script(&format!("systemctl start {}\n", catalog::GUNICORN.unit)).await?;
+        connection.run_script(&catalog::gunicorn::start()).await?;
     }
     for (app, probe, connection) in &apps {
         let wait = catalog::until_it_passes(probe);

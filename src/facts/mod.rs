@@ -196,10 +196,7 @@ pub fn script(host: &HostState) -> String {
          echo \"O $(os ID) $(os VERSION_CODENAME)\" | sed 's/ $/ unknown/; s/^O  /O unknown /'\n",
     );
     if host.roles.contains(&crate::role::Role::LoadBalancer) {
-        // `ip -o` prints `2: eth0    inet 10.0.0.11/24 brd ...`: the fourth field.
-        script.push_str(
-            "ip -o -4 addr show 2>/dev/null | while read -r _ _ _ address _; do echo \"V ${address%/*}\"; done\n",
-        );
+        script.push_str(crate::catalog::keepalived::ADDRESSES_SCRIPT);
     }
     if let Some(backups) = &host.backups {
         script.push_str(&backup_facts(&backups.directory));

@@ -17,7 +17,8 @@ use crate::release::Release;
 
 const INCLUDE: &str =
     "systemd,systemd-sysv,dbus,openssh-server,iproute2,python3,ca-certificates,curl,procps,iputils-ping";
-/// Every package apply may install on a lab host.
+/// Every package apply may install on a lab host: the catalog's (a test
+/// holds them to it) and `mariadb-client`, which restore drills add.
 pub const PACKAGES: [&str; 9] = [
     "haproxy",
     "keepalived",
@@ -156,5 +157,17 @@ mod tests {
         assert_eq!(find_mirror(deb822).as_deref(), Some("http://mirror.example/debian"));
         let one_line = "deb [arch=amd64] http://mirror.example/debian bookworm main\n";
         assert_eq!(find_mirror(one_line).as_deref(), Some("http://mirror.example/debian"));
+    }
+
+    /// Lab hosts have no route out: a package the catalog installs that is
+    /// not in the lab's cache would fail the first apply on the lab only.
+    #[test]
+    fn the_lab_caches_every_package_the_catalog_installs() {
+        let missing: Vec<&str> = crate::catalog::SERVICES
+            .iter()
+            .flat_map(|service| service.packages.iter().copied())
+            .filter(|package| !PACKAGES.contains(package))
+            .collect();
+        assert!(missing.is_empty(), "add these to lab::rootfs::PACKAGES: {missing:?}");
     }
 }

@@ -46,6 +46,10 @@ pub enum RenderError {
     Source { path: PathBuf, problem: SourceProblem },
     #[error("host `{host}` would get two files at `{path}`: from {first} and from {second}")]
     Collision { host: String, path: String, first: String, second: String },
+    /// The decoder refuses a host without roles; render of an inventory
+    /// with errors is the caller's bug, said rather than guessed around.
+    #[error("host `{0}` has no role: an inventory with errors cannot be rendered")]
+    NoRole(String),
     #[error("cannot read the app's source")]
     Git(#[from] crate::git::GitError),
     #[error("cannot read `{}`", path.display())]

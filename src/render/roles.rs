@@ -205,12 +205,13 @@ fn refuse_collisions(state: &HostState) -> Result<(), RenderError> {
 
 impl HostContext<'_> {
     pub fn state(&self) -> Result<HostState, RenderError> {
+        let stage = topology::stage_of(self.host).ok_or_else(|| RenderError::NoRole(self.host.name.value.clone()))?;
         let mut state = HostState {
             name: self.host.name.value.clone(),
             address: self.host.address.value,
             target: topology::ssh_target(self.inventory, self.host),
             roles: self.host.roles.iter().map(|role| role.value).collect(),
-            stage: topology::stage_of(self.host).unwrap_or(Role::LoadBalancer),
+            stage,
             packages: Vec::new(),
             files: Vec::new(),
             services: Vec::new(),
@@ -366,6 +367,7 @@ impl HostContext<'_> {
             web_addresses => self.derived.web_addresses.clone(),
             app => context! {
                 module => app.module.value.clone(), bind => app.bind.value.to_string(), workers => app.workers.value,
+                user => catalog::gunicorn::USER,
                 directory => format!("{}/current", app.directory.value),
                 env => app.env.iter().map(|(name, value)| {
                     let value = match value {
@@ -439,6 +441,7 @@ impl HostContext<'_> {
         let context = context! {
             host => self.host_context(),
             backends => self.derived.backends.clone(),
+            haproxy => catalog::haproxy::template_context(),
             load_balancer => context! { frontend_port => settings.frontend_port.value, balance => settings.balance.value.name() },
             tls => settings.tls.as_ref().map(|tls| context! {
                 port => tls.port.value, redirect_http => tls.redirect_http.value, hsts => tls.hsts.value,

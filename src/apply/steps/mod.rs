@@ -200,14 +200,9 @@ pub fn services(plan: &HostPlan, host: &HostState) -> Option<String> {
 /// the server runs (a first apply has nothing to back up yet); a failed
 /// backup stops the host's transaction before anything is swapped in.
 pub fn backup_first(plan: &HostPlan, host: &HostState) -> Option<String> {
-    let risky = plan.restart.iter().any(|change| change.name == catalog::MARIADB.unit) || !plan.hooks.is_empty();
-    (host.backups.as_ref().is_some_and(|backups| backups.before_apply) && risky).then(|| {
-        let script = catalog::BACKUP_SCRIPT.path;
-        format!(
-            "if [ -x {script} ] && systemctl is-active --quiet {unit}; then {script} now; else echo 'no database to back up yet'; fi\n",
-            unit = catalog::MARIADB.unit
-        )
-    })
+    let restarted = plan.restart.iter().map(|change| change.name.as_str());
+    let risky = catalog::mariadb::is_risky(restarted, !plan.hooks.is_empty());
+    (host.backups.as_ref().is_some_and(|backups| backups.before_apply) && risky).then(catalog::mariadb::backup_now)
 }
 
 /// Consecutive passes a host's health checks need: a reload returns before
@@ -433,7 +428,7 @@ fn as_app(directory: &str, words: &[impl AsRef<str>]) -> String {
     format!(
         "environment={env}\n[ -e \"$environment{NEW}\" ] && environment=\"$environment{NEW}\"\n\
          # shellcheck disable=SC2016 # the failure message shows the command as written\n\
-         systemd-run --quiet --wait --pipe --collect --uid=www-data --gid=www-data \\\n  \
+         systemd-run --quiet --wait --pipe --collect --uid={user} --gid={user} \\\n  \
          -p EnvironmentFile=\"$environment\" -p WorkingDirectory={dir} -E PATH={path} \\\n  \
          /bin/sh -c 'exec \"$@\"' app {command} < /dev/null 1>&2 || \\\n  \
          {{ status=$?; echo {shown}\" exited with status $status\" >&2; exit 1; }}\n",
@@ -442,6 +437,7 @@ fn as_app(directory: &str, words: &[impl AsRef<str>]) -> String {
         dir = quote(directory),
         path = quote(&format!("{directory}/.venv/bin:/usr/local/bin:/usr/bin:/bin")),
         command = command.join(" "),
+        user = catalog::gunicorn::USER,
     )
 }
 
@@ -525,16 +521,6 @@ pub fn rollback(plan: &HostPlan, files: &[&ManagedFile]) -> String {
     }
     script.push_str(&format!("rm -f {PENDING_JOURNAL}\n"));
     script
-}
-
-/// Sets a web server's state in HAProxy through the runtime API, on a load
-/// balancer (`drain` before touching it, `ready` after its health check).
-pub fn haproxy_server_state(server: &str, state: &str) -> String {
-    format!(
-        "[ -S /run/haproxy/admin.sock ] || exit 0\npython3 - <<'INFRA_EOF'\nimport socket\n\
-         s = socket.socket(socket.AF_UNIX)\ns.connect('/run/haproxy/admin.sock')\n\
-         s.sendall(b'set server web/{server} state {state}\\n')\nprint(s.recv(4096).decode().strip())\nINFRA_EOF\n"
-    )
 }
 
 #[cfg(test)]
