@@ -223,11 +223,11 @@ pub enum DebianRelease {
     Trixie,
 }
 
-impl From<DebianRelease> for crate::release::Release {
+impl From<DebianRelease> for crate::debian::Debian {
     fn from(release: DebianRelease) -> Self {
         match release {
-            DebianRelease::Bookworm => crate::release::Release::Bookworm,
-            DebianRelease::Trixie => crate::release::Release::Trixie,
+            DebianRelease::Bookworm => crate::debian::Debian::Bookworm,
+            DebianRelease::Trixie => crate::debian::Debian::Trixie,
         }
     }
 }

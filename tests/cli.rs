@@ -178,8 +178,8 @@ fn json_commands_print_a_document_when_the_inventory_is_unreadable() {
 /// release's, and stays quiet when they are the target's own.
 #[test]
 fn validate_notes_checkers_of_another_release() {
-    let here = infra::release::Release::of_this_machine();
-    for release in infra::release::Release::ALL {
+    let here = infra::debian::Debian::of_this_machine();
+    for release in infra::debian::Debian::ALL {
         let output = infra()
             .args(["validate", "-i", "inventories/five-server.yml", "--target-release", release.codename()])
             .output()

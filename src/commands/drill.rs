@@ -15,11 +15,11 @@ use time::OffsetDateTime;
 use super::backup::{Store, Stores, backup_path, checked, checked_id, holdings, write_file};
 use crate::backup::{self, DrillRecord, Manifest};
 use crate::cli::{Format, VerifyArgs};
+use crate::debian::Debian;
 use crate::diagnostic::Style;
 use crate::facts;
 use crate::inventory::Inventory;
 use crate::lab;
-use crate::release::Release;
 use crate::report::Silent;
 use crate::topology;
 use crate::transport::{Connection, Target, shell_quote};
@@ -66,7 +66,7 @@ fn boot_scratch(stores: &Stores) -> anyhow::Result<Target> {
     let release = lab::status()
         .ok()
         .and_then(|hosts| hosts.into_iter().find(|host| host.name == stores.database.target.name))
-        .map_or(Release::CURRENT_STABLE, |host| host.release);
+        .map_or(Debian::CURRENT_STABLE, |host| host.release);
     eprintln!("drill: booting the temporary lab host `{SCRATCH_HOST}` ({})", release.codename());
     let scratch = lab::boot_scratch(SCRATCH_HOST, release).context("cannot boot a lab host for the drill")?;
     let mut target = stores.database.target.clone();

@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 
 use crate::cli::{Format, LabCommand};
+use crate::debian::Debian;
 use crate::diagnostic::Style;
 use crate::inventory::Inventory;
 use crate::lab::{self, LabHost, LabSpec};
-use crate::release::Release;
 
 pub fn run(command: &LabCommand, style: Style) -> anyhow::Result<ExitCode> {
     match command {
@@ -52,7 +52,7 @@ fn lab_certificate(path: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn spec(inventory: &Inventory, default_release: Release) -> anyhow::Result<LabSpec> {
+fn spec(inventory: &Inventory, default_release: Debian) -> anyhow::Result<LabSpec> {
     let Some(load_balancer) = &inventory.load_balancer else {
         bail!("the lab takes its subnet from `load_balancer.virtual_ip`, and this inventory has none");
     };
@@ -68,10 +68,10 @@ fn spec(inventory: &Inventory, default_release: Release) -> anyhow::Result<LabSp
     Ok(LabSpec::new(load_balancer.virtual_ip.value, hosts, &[load_balancer.virtual_ip.value.addr()])?)
 }
 
-fn up(inventory: &Inventory, default_release: Release) -> anyhow::Result<()> {
+fn up(inventory: &Inventory, default_release: Debian) -> anyhow::Result<()> {
     let spec = spec(inventory, default_release)?;
     let mut releases: Vec<String> = Vec::new();
-    for release in Release::ALL {
+    for release in Debian::ALL {
         let hosts: Vec<&str> =
             spec.hosts.iter().filter(|host| host.release == release).map(|host| host.name.as_str()).collect();
         if !hosts.is_empty() {

@@ -11,8 +11,8 @@ use serde_json::json;
 
 use crate::checkers::{self, CheckerRun, Outcome};
 use crate::cli::{Format, ValidateArgs};
+use crate::debian::Debian;
 use crate::diagnostic::{Diagnostic, Style};
-use crate::release::Release;
 use crate::render::{self, SecretMode};
 
 /// The version of the JSON document, bumped on incompatible changes.
@@ -54,9 +54,9 @@ pub fn run(args: &ValidateArgs, style: Style) -> anyhow::Result<ExitCode> {
 /// The checkers here are this machine's packages: a note when the hosts run
 /// another release, whose versions may judge a config differently. apply
 /// still checks every file with the host's own checker before swapping it in.
-fn other_release_note(target: Option<Release>) -> Option<Diagnostic> {
+fn other_release_note(target: Option<Debian>) -> Option<Diagnostic> {
     let target = target?;
-    let here = Release::of_this_machine();
+    let here = Debian::of_this_machine();
     if here == Some(target) {
         return None;
     }
@@ -132,7 +132,7 @@ fn print_json(checked: &super::Checked, runs: &[CheckerRun], valid: bool) {
         "valid": valid,
         "diagnostics": diagnostics,
         "checkers": runs,
-        "checkers_release": Release::of_this_machine(),
+        "checkers_release": Debian::of_this_machine(),
     });
     println!("{document:#}");
 }

@@ -11,8 +11,8 @@ use super::decode::{Decoder, Fields, did_you_mean, quoted_list};
 use super::grammar;
 use super::model::*;
 use super::yaml::{Node, Value};
+use crate::debian::Debian;
 use crate::diagnostic::Diagnostic;
-use crate::release::Release;
 use crate::role::Role;
 use crate::source::{Span, Spanned};
 
@@ -92,16 +92,16 @@ fn host(decoder: &mut Decoder, node: &Node, index: usize) -> Option<Host> {
 }
 
 /// `lab: {release: trixie}`: the release the lab boots the host with.
-fn host_lab(decoder: &mut Decoder, node: &Node, label: &str) -> Option<Spanned<Release>> {
+fn host_lab(decoder: &mut Decoder, node: &Node, label: &str) -> Option<Spanned<Debian>> {
     let what = format!("`lab` of {label}");
     let mut fields = decoder.fields(node, &what)?;
     let release = fields.optional("release").and_then(|node| {
         decoder.parsed(
             node,
             &format!("`release` of {what}"),
-            &format!("one of {}", quoted_list(&Release::NAMES)),
+            &format!("one of {}", quoted_list(&Debian::NAMES)),
             "unknown-release",
-            Release::from_codename,
+            Debian::from_codename,
         )
     });
     fields.finish(decoder);

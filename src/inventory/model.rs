@@ -64,7 +64,7 @@ pub struct Host {
     /// The Debian release `infra lab up` boots this host with (`lab:
     /// {release: ...}`); only the lab reads it: plan and apply go by what
     /// the host reports.
-    pub lab_release: Option<Spanned<crate::release::Release>>,
+    pub lab_release: Option<Spanned<crate::debian::Debian>>,
 }
 
 impl Host {

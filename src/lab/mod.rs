@@ -30,7 +30,7 @@ pub use rootfs::{PACKAGES, RootfsError};
 pub use scratch::{Scratch, boot_scratch, remove_scratch};
 pub use system::SystemError;
 
-use crate::release::Release;
+use crate::debian::Debian;
 use machine::MachineDirs;
 
 /// A host the lab boots: a name, an address and the Debian release.
@@ -40,11 +40,11 @@ pub struct LabHost {
     pub address: IpAddr,
     /// Labs recorded before releases were chosen ran bookworm.
     #[serde(default = "bookworm")]
-    pub release: Release,
+    pub release: Debian,
 }
 
-fn bookworm() -> Release {
-    Release::Bookworm
+fn bookworm() -> Debian {
+    Debian::Bookworm
 }
 
 /// What the lab is made of, derived from an inventory.
@@ -162,7 +162,7 @@ fn save_spec(spec: &LabSpec) -> Result<(), LabError> {
 /// What `up` did, for its report.
 pub struct UpReport {
     /// The releases whose root filesystem had to be built.
-    pub rootfs_built: Vec<Release>,
+    pub rootfs_built: Vec<Debian>,
     pub rootfs_seconds: f64,
     pub booted: Vec<String>,
     pub already_up: Vec<String>,
@@ -329,7 +329,7 @@ pub struct HostStatus {
     pub address: IpAddr,
     pub running: bool,
     pub link_up: bool,
-    pub release: Release,
+    pub release: Debian,
 }
 
 pub fn status() -> Result<Vec<HostStatus>, LabError> {
@@ -397,7 +397,7 @@ mod tests {
     use super::*;
 
     fn host(name: &str, address: &str) -> LabHost {
-        LabHost { name: name.into(), address: address.parse().expect("address"), release: Release::Trixie }
+        LabHost { name: name.into(), address: address.parse().expect("address"), release: Debian::Trixie }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 
 use super::system::{self, SystemError};
-use crate::release::Release;
+use crate::debian::Debian;
 
 const INCLUDE: &str =
     "systemd,systemd-sysv,dbus,openssh-server,iproute2,python3,ca-certificates,curl,procps,iputils-ping";
@@ -90,7 +90,7 @@ fn find_mirror(sources: &str) -> Option<String> {
         .find(|uri| uri.starts_with("http") && !uri.contains("security"))
 }
 
-fn key(release: Release) -> String {
+fn key(release: Debian) -> String {
     let mut hasher = Sha256::new();
     hasher.update(format!("{RECIPE_VERSION}\n{}\n{INCLUDE}\n{}", release.codename(), PACKAGES.join(",")));
     hasher.finalize().iter().take(8).map(|byte| format!("{byte:02x}")).collect()
@@ -98,7 +98,7 @@ fn key(release: Release) -> String {
 
 /// The root filesystem of `release` for the current recipe, built if it
 /// is not cached. Returns its path and whether it had to be built.
-pub fn ensure(release: Release) -> Result<(PathBuf, bool), RootfsError> {
+pub fn ensure(release: Debian) -> Result<(PathBuf, bool), RootfsError> {
     let key = format!("{}-{}", release.codename(), key(release));
     let root = cache_dir().join(format!("rootfs-{key}"));
     if root.join("etc/os-release").is_file() {
@@ -117,7 +117,7 @@ pub fn ensure(release: Release) -> Result<(PathBuf, bool), RootfsError> {
     Ok((root, true))
 }
 
-fn build(root: &Path, mirror: &str, release: Release) -> Result<(), SystemError> {
+fn build(root: &Path, mirror: &str, release: Debian) -> Result<(), SystemError> {
     tracing::info!(%mirror, "debootstrap {} into {}", release.codename(), root.display());
     system::run(
         Command::new("debootstrap")

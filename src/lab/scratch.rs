@@ -10,7 +10,7 @@ use super::{
     LabError, LabHost, LabSpec, POWER_OFF_GRACE, ensure_key_pair, known_hosts_path, load_spec, network, preflight,
     rootfs, save_spec, state_dir, system, wait_all,
 };
-use crate::release::Release;
+use crate::debian::Debian;
 
 /// A scratch host that answers SSH with the lab's key.
 #[derive(Clone, Debug)]
@@ -21,7 +21,7 @@ pub struct Scratch {
 
 /// Boots a scratch host called `name` running `release`; one left over
 /// from an earlier job is removed first.
-pub fn boot_scratch(name: &str, release: Release) -> Result<Scratch, LabError> {
+pub fn boot_scratch(name: &str, release: Debian) -> Result<Scratch, LabError> {
     preflight::require_root()?;
     remove_scratch(name)?;
     let mut spec = load_spec()?.ok_or(LabError::NotUp)?;

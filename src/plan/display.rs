@@ -70,8 +70,8 @@ pub fn render_text(plan: &Plan, palette: Palette) -> String {
 }
 
 fn render_host(out: &mut String, host: &HostPlan, palette: Palette) {
-    let release = host.release.map_or_else(String::new, |release| format!(", {release}"));
-    let _ = writeln!(out, "  {}{}{} ({}{release})", palette.bold, host.host, palette.reset, host.address);
+    let debian = host.debian.map_or_else(String::new, |debian| format!(", {debian}"));
+    let _ = writeln!(out, "  {}{}{} ({}{debian})", palette.bold, host.host, palette.reset, host.address);
     if let Some(refusal) = &host.refusal {
         let _ = writeln!(out, "    {}! refused:{} {}", palette.red, palette.reset, printable(refusal));
     }

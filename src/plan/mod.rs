@@ -20,9 +20,9 @@ use app_release::plan_releases;
 pub use app_release::{PackagesPlan, ReleasePlan};
 pub use display::{Palette, render_text};
 
+use crate::debian::Debian;
 use crate::desired::{DesiredState, HostState, ManagedFile};
 use crate::facts::{FileFact, HostFacts};
-use crate::release::Release;
 
 /// The plan file and JSON schema version.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -52,9 +52,10 @@ pub struct HostPlan {
     /// The stage apply converges this host in.
     #[serde(default)]
     pub stage: String,
-    /// The supported Debian release the host runs (from its facts).
-    #[serde(default)]
-    pub release: Option<Release>,
+    /// The supported Debian release the host runs (from its facts); `release`
+    /// in the JSON, which predates the app's releases.
+    #[serde(default, rename = "release")]
+    pub debian: Option<Debian>,
     /// The facts this plan was made from; apply refuses if they changed.
     pub fingerprint: String,
     /// The desired state this plan was made for; apply refuses a saved plan
@@ -187,7 +188,7 @@ pub fn plan_host(host: &HostState, facts: &HostFacts) -> HostPlan {
         address: host.address.to_string(),
         roles: host.roles.iter().map(|role| role.name().to_string()).collect(),
         stage: host.stage.name().to_string(),
-        release: facts.os.as_ref().and_then(|(id, codename)| Release::from_os_release(id, codename)),
+        debian: facts.os.as_ref().and_then(|(id, codename)| Debian::from_os_release(id, codename)),
         fingerprint: facts.fingerprint.clone(),
         desired: desired_fingerprint(host),
         install,
@@ -206,10 +207,10 @@ pub fn plan_host(host: &HostState, facts: &HostFacts) -> HostPlan {
 /// other system a package or path could differ, so nothing is changed.
 fn os_refusal(facts: &HostFacts) -> Option<String> {
     let (id, codename) = facts.os.as_ref()?;
-    if Release::from_os_release(id, codename).is_some() {
+    if Debian::from_os_release(id, codename).is_some() {
         return None;
     }
-    let supported: Vec<String> = Release::ALL.iter().map(ToString::to_string).collect();
+    let supported: Vec<String> = Debian::ALL.iter().map(ToString::to_string).collect();
     Some(format!(
         "it runs `{id}` `{codename}`, which infra does not support; supported: {} (see the support matrix in README.md)",
         supported.join(", ")

@@ -194,7 +194,7 @@ fn a_host_on_an_unsupported_system_is_refused_and_a_supported_one_shows_its_rele
     let mut facts = converged();
     facts.os = Some(("debian".into(), "trixie".into()));
     let planned = plan_host(&host(), &facts);
-    assert_eq!((planned.release, planned.refusal), (Some(crate::release::Release::Trixie), None));
+    assert_eq!((planned.debian, planned.refusal), (Some(crate::debian::Debian::Trixie), None));
     for (id, codename) in [("debian", "bullseye"), ("ubuntu", "noble")] {
         facts.os = Some((id.into(), codename.into()));
         let refusal = plan_host(&host(), &facts).refusal.expect("refused");
