@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::topology::Role;
+use crate::role::Role;
 use crate::transport::Target;
 
 /// Every host's desired state, in stage order.
@@ -30,7 +30,7 @@ pub struct HostState {
     #[serde(skip)]
     pub target: Target,
     pub roles: Vec<Role>,
-    /// The stage apply converges this host in ([`crate::topology::stage_of`]).
+    /// The stage apply converges this host in (render takes it from the stack).
     pub stage: Role,
     pub packages: Vec<String>,
     pub files: Vec<ManagedFile>,

@@ -1,7 +1,9 @@
-//! The tier firewall: who may reach which port on each host, derived from
-//! the topology, and the guard that keeps apply from locking itself out.
+//! The tier firewall's vocabulary: an [`Allowance`] (who may reach which
+//! port on a host; `topology::allowances` derives each host's from the
+//! stack) and the guard that keeps apply from locking itself out. It
+//! reads no inventory, so plan can use the guard without reaching it.
 //!
-//! Nothing here is hand-listed: a web server accepts HTTP from exactly the
+//! Nothing is hand-listed: a web server accepts HTTP from exactly the
 //! load balancers because those are the hosts with the `load_balancer` role,
 //! so adding a balancer to the inventory opens the web tier to it. The only
 //! input the topology cannot supply is where administrators connect from
@@ -16,9 +18,6 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-
-use crate::inventory::{Host, Inventory};
-use crate::topology::{self, Role, hosts_with};
 
 /// One thing a host accepts besides SSH, loopback, ICMP and replies.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -38,55 +37,6 @@ pub struct SshGuard {
     pub ruleset: String,
     pub port: u16,
     pub admin: Vec<IpNet>,
-}
-
-pub fn admin_networks(inventory: &Inventory) -> Vec<IpNet> {
-    inventory.firewall.iter().flat_map(|firewall| firewall.admin_cidrs.value.iter().map(|cidr| cidr.value)).collect()
-}
-
-/// Everything `host` accepts beyond SSH, from its roles.
-pub fn allowances(inventory: &Inventory, host: &Host) -> Vec<Allowance> {
-    let addresses = |role| hosts_with(inventory, role).map(|host| host.address.value).collect::<Vec<_>>();
-    let mut allowances = Vec::new();
-    if let (true, Some(settings)) = (host.has_role(Role::LoadBalancer), &inventory.load_balancer) {
-        let mut ports = vec![settings.frontend_port.value];
-        ports.extend(settings.tls.as_ref().map(|tls| tls.port.value));
-        allowances.push(Allowance { comment: "Clients reach the load balancers".into(), tcp_ports: ports, from: None });
-        let peers: Vec<IpAddr> =
-            addresses(Role::LoadBalancer).into_iter().filter(|address| *address != host.address.value).collect();
-        if !peers.is_empty() {
-            allowances.push(Allowance {
-                comment: "VRRP adverts from the other load balancers".into(),
-                tcp_ports: Vec::new(),
-                from: Some(peers),
-            });
-        }
-    }
-    if let (true, Some(web)) = (host.has_role(Role::Web), &inventory.web) {
-        let mut from = addresses(Role::LoadBalancer);
-        // A balancer may answer from the virtual IP while it holds it.
-        from.extend(inventory.load_balancer.as_ref().map(|settings| settings.virtual_ip.value.addr()));
-        allowances.push(Allowance {
-            comment: "HTTP from the load balancers only".into(),
-            tcp_ports: vec![web.port.value],
-            from: Some(from),
-        });
-    }
-    if let (true, Some(app)) = (host.has_role(Role::App), &inventory.app) {
-        allowances.push(Allowance {
-            comment: "Gunicorn from the web servers only".into(),
-            tcp_ports: vec![app.bind.value.port()],
-            from: Some(addresses(Role::Web)),
-        });
-    }
-    if let (true, Some(database)) = (host.has_role(Role::Database), &inventory.database) {
-        allowances.push(Allowance {
-            comment: "The database from the app servers only".into(),
-            tcp_ports: vec![database.port.value],
-            from: Some(topology::database_clients(inventory)),
-        });
-    }
-    allowances
 }
 
 /// Why the ruleset in `guard` would cut the SSH connection that arrives from

@@ -6,7 +6,6 @@
 pub mod apply;
 pub mod backup;
 pub mod catalog;
-pub mod check;
 pub mod checkers;
 pub mod cli;
 pub mod commands;
@@ -21,15 +20,18 @@ pub mod inventory;
 pub mod lab;
 pub mod lock;
 pub mod plan;
+pub mod releases;
 pub mod render;
 pub mod report;
 pub mod requirements;
 pub mod role;
+pub mod rules;
 pub mod sanitize;
 pub mod secret;
 #[cfg(test)]
 mod shellcheck;
 pub mod source;
+pub mod stack;
 pub mod tls;
 pub mod topology;
 pub mod transport;

@@ -1,8 +1,9 @@
 //! The roles a host can have in the stack and what each depends on.
 //!
-//! Its own module, below both the inventory (which decodes role names) and
-//! the topology (which orders them), so neither has to import the other
-//! for it.
+//! Its own module, below the inventory (which decodes role names), the
+//! stack and the topology, and the layers after render (desired state,
+//! plan, apply), which order their work by role without reaching the
+//! inventory through another module for it.
 
 /// What a host does in the stack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -12,6 +13,23 @@ pub enum Role {
     App,
     Web,
     LoadBalancer,
+}
+
+/// Roles in dependency order: a role comes after everything it depends on.
+/// A topological sort of [`Role::depends_on`], so adding a role never means
+/// editing a chain of if/else.
+pub fn role_order() -> Vec<Role> {
+    let mut order: Vec<Role> = Vec::with_capacity(Role::ALL.len());
+    while order.len() < Role::ALL.len() {
+        let before = order.len();
+        for role in Role::ALL {
+            if !order.contains(&role) && role.depends_on().iter().all(|dependency| order.contains(dependency)) {
+                order.push(role);
+            }
+        }
+        assert!(order.len() > before, "the role dependency graph has a cycle");
+    }
+    order
 }
 
 impl Role {
@@ -35,5 +53,15 @@ impl Role {
             Role::Web => &[Role::App],
             Role::LoadBalancer => &[Role::Web],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_are_ordered_by_their_dependencies() {
+        assert_eq!(role_order(), vec![Role::Database, Role::App, Role::Web, Role::LoadBalancer]);
     }
 }

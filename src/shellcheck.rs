@@ -61,12 +61,12 @@ pub(crate) fn assert_clean(scripts: &[(String, String)]) {
 
 /// The desired state of the test inventory, with a migration, secrets as placeholders.
 fn desired() -> crate::desired::DesiredState {
-    let text = crate::check::test_support::broken(
+    let text = crate::rules::test_support::broken(
         "  source: app\n",
         "  source: app\n  migrate: [python3, -m, alembic, upgrade, head]\n",
     );
-    let inventory = crate::check::test_support::inventory(&text);
-    crate::render::render(&inventory, crate::render::SecretMode::Placeholder).expect("the test inventory renders").state
+    let stack = crate::rules::test_support::stack(&text);
+    crate::render::render(&stack, crate::render::SecretMode::Placeholder).expect("the test inventory renders").state
 }
 
 /// Every script a first converge of fresh hosts runs, by host and step,

@@ -1,33 +1,21 @@
-//! Roles, the stage order between them, and the facts derived across hosts.
-//!
-//! A role's dependencies are declared once ([`Role::depends_on`]); stages are
-//! a topological sort of that graph, so adding a role never means editing a
-//! chain of if/else. The derived facts (HAProxy backends, Nginx upstreams,
-//! database clients) come from here and nowhere else, which is what lets the
-//! rules in `check` compare explicit lists against them.
+//! The facts derived across a stack's hosts: stages, HAProxy backends,
+//! Nginx upstreams, database clients, VRRP priorities, SSH targets and the
+//! tier firewall's allowances. They come from here and nowhere else, which
+//! is what lets the rules compare an inventory's explicit lists against
+//! them (on the raw inventory, through [`crate::stack::listeners`]) and
+//! render, the diagram and the commands read the same answers.
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::inventory::{Host, Inventory};
+use ipnet::IpNet;
+
+use crate::firewall::Allowance;
+use crate::inventory::Host;
 use crate::source::Span;
+use crate::stack::Stack;
 use crate::transport::Target;
 
-pub use crate::role::Role;
-
-/// Roles in dependency order: a role comes after everything it depends on.
-pub fn role_order() -> Vec<Role> {
-    let mut order: Vec<Role> = Vec::with_capacity(Role::ALL.len());
-    while order.len() < Role::ALL.len() {
-        let before = order.len();
-        for role in Role::ALL {
-            if !order.contains(&role) && role.depends_on().iter().all(|dependency| order.contains(dependency)) {
-                order.push(role);
-            }
-        }
-        assert!(order.len() > before, "the role dependency graph has a cycle");
-    }
-    order
-}
+pub use crate::role::{Role, role_order};
 
 /// One step of a rollout: a role and the hosts that carry it.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -41,61 +29,40 @@ fn host_names<S: serde::Serializer>(hosts: &[&Host], serializer: S) -> Result<S:
     serializer.collect_seq(hosts.iter().map(|host| host.name.value.as_str()))
 }
 
-/// The stage a host is converged in: the earliest of its roles in
-/// dependency order, so that it is converged before anything that depends
-/// on any of its roles. The only place this is decided: `stages`, the
-/// desired state (and through it plan and apply) all ask here.
-pub fn stage_of(host: &Host) -> Option<Role> {
-    role_order().into_iter().find(|role| host.has_role(*role))
-}
-
-/// The stages of an inventory in dependency order, each with its hosts.
-pub fn stages(inventory: &Inventory) -> Vec<Stage<'_>> {
-    let stage_of_each: Vec<Option<Role>> = inventory.hosts.iter().map(stage_of).collect();
+/// The stages of a stack in dependency order, each with its hosts: a host
+/// is converged in the stage of its earliest role ([`crate::stack::stage_of`]).
+pub fn stages(stack: &Stack) -> Vec<Stage<'_>> {
     role_order()
         .into_iter()
-        .map(|role| Stage {
-            role,
-            hosts: inventory
-                .hosts
-                .iter()
-                .zip(&stage_of_each)
-                .filter(|(_, stage)| **stage == Some(role))
-                .map(|(host, _)| host)
-                .collect(),
+        .map(|role| Stage { role, hosts: stack.hosts.iter().filter(|host| stack.stage(host) == Some(role)).collect() })
+        .collect()
+}
+
+pub fn hosts_with(stack: &Stack, role: Role) -> impl Iterator<Item = &Host> {
+    stack.hosts_with(role)
+}
+
+/// The web hosts HAProxy balances over, with the port Nginx listens on.
+pub fn haproxy_backends(stack: &Stack) -> Vec<(&str, SocketAddr)> {
+    stack
+        .hosts_with(Role::Web)
+        .filter_map(|host| {
+            Some((host.name.value.as_str(), SocketAddr::new(host.address.value, stack.port(host, Role::Web)?)))
         })
         .collect()
 }
 
-pub fn hosts_with(inventory: &Inventory, role: Role) -> impl Iterator<Item = &Host> {
-    inventory.hosts.iter().filter(move |host| host.has_role(role))
-}
-
-/// The web hosts HAProxy balances over, with the port Nginx listens on;
-/// none without a `web` section (the rules refuse web hosts without one).
-pub fn haproxy_backends(inventory: &Inventory) -> Vec<(&str, SocketAddr)> {
-    let Some(web) = &inventory.web else { return Vec::new() };
-    let port = web.port.value;
-    hosts_with(inventory, Role::Web)
-        .map(|host| (host.name.value.as_str(), SocketAddr::new(host.address.value, port)))
+/// The Gunicorn addresses Nginx proxies to: each app host at the bind port.
+pub fn nginx_upstreams(stack: &Stack) -> Vec<SocketAddr> {
+    stack
+        .hosts_with(Role::App)
+        .filter_map(|host| Some(SocketAddr::new(host.address.value, stack.port(host, Role::App)?)))
         .collect()
 }
 
-/// The Gunicorn addresses Nginx proxies to: each app host at the bind
-/// port; none without an `app` section.
-pub fn nginx_upstreams(inventory: &Inventory) -> Vec<SocketAddr> {
-    let Some(port) = app_port(inventory) else { return Vec::new() };
-    hosts_with(inventory, Role::App).map(|host| SocketAddr::new(host.address.value, port)).collect()
-}
-
-/// The port Gunicorn listens on, when the inventory has an app tier.
-pub fn app_port(inventory: &Inventory) -> Option<u16> {
-    inventory.app.as_ref().map(|app| app.bind.value.port())
-}
-
 /// The addresses the database accepts the application's user from.
-pub fn database_clients(inventory: &Inventory) -> Vec<IpAddr> {
-    hosts_with(inventory, Role::App).map(|host| host.address.value).collect()
+pub fn database_clients(stack: &Stack) -> Vec<IpAddr> {
+    stack.hosts_with(Role::App).map(|host| host.address.value).collect()
 }
 
 /// The effective VRRP priority of each balancer, in inventory order: an
@@ -112,37 +79,79 @@ pub fn vrrp_priorities<'a>(balancers: &[&'a Host]) -> Vec<(u8, Option<Span>, &'a
 }
 
 /// The port infra's SSH connections reach on `host`, which the firewall must keep open.
-pub fn ssh_port(inventory: &Inventory, host: &Host) -> u16 {
-    host.ssh.port.as_ref().map_or_else(|| inventory.ssh.port_or_default(), |port| port.value)
+pub fn ssh_port(ssh: &crate::inventory::SshSettings, host: &Host) -> u16 {
+    host.ssh.port.as_ref().map_or_else(|| ssh.port_or_default(), |port| port.value)
 }
 
-/// How to reach `host`: its own SSH settings, then the inventory's, then
+/// How to reach `host`: its own SSH settings, then the stack's, then
 /// ssh's own defaults; paths relative to the inventory.
-pub fn ssh_target(inventory: &Inventory, host: &Host) -> Target {
+pub fn ssh_target(stack: &Stack, host: &Host) -> Target {
     let path = |own: &Option<crate::source::Spanned<std::path::PathBuf>>,
                 shared: &Option<crate::source::Spanned<std::path::PathBuf>>| {
-        own.as_ref().or(shared.as_ref()).map(|path| inventory.files.base_dir.join(&path.value))
+        own.as_ref().or(shared.as_ref()).map(|path| stack.files.base_dir.join(&path.value))
     };
     Target {
         name: host.name.value.clone(),
         address: host.address.value,
-        user: host
-            .ssh
-            .user
-            .as_ref()
-            .map_or_else(|| inventory.ssh.user_or_default().to_string(), |user| user.value.clone()),
-        port: ssh_port(inventory, host),
-        identity: path(&host.ssh.identity, &inventory.ssh.identity),
-        known_hosts: path(&host.ssh.known_hosts, &inventory.ssh.known_hosts),
+        user: host.ssh.user.as_ref().map_or_else(|| stack.ssh.user_or_default().to_string(), |user| user.value.clone()),
+        port: ssh_port(&stack.ssh, host),
+        identity: path(&host.ssh.identity, &stack.ssh.identity),
+        known_hosts: path(&host.ssh.known_hosts, &stack.ssh.known_hosts),
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The networks SSH is accepted from, on every host.
+pub fn admin_networks(stack: &Stack) -> Vec<IpNet> {
+    stack.firewall.admin_cidrs.value.iter().map(|cidr| cidr.value).collect()
+}
 
-    #[test]
-    fn roles_are_ordered_by_their_dependencies() {
-        assert_eq!(role_order(), vec![Role::Database, Role::App, Role::Web, Role::LoadBalancer]);
+/// Everything `host` accepts beyond SSH, from its roles: each of its
+/// listeners, from exactly the hosts of the tier in front of it.
+pub fn allowances(stack: &Stack, host: &Host) -> Vec<Allowance> {
+    let addresses = |role| stack.hosts_with(role).map(|host| host.address.value).collect::<Vec<_>>();
+    let ports = |role| -> Vec<u16> {
+        stack.listeners(host).iter().filter(|listener| listener.role == role).map(|listener| listener.port).collect()
+    };
+    let mut allowances = Vec::new();
+    if host.has_role(Role::LoadBalancer) {
+        allowances.push(Allowance {
+            comment: "Clients reach the load balancers".into(),
+            tcp_ports: ports(Role::LoadBalancer),
+            from: None,
+        });
+        let peers: Vec<IpAddr> =
+            addresses(Role::LoadBalancer).into_iter().filter(|address| *address != host.address.value).collect();
+        if !peers.is_empty() {
+            allowances.push(Allowance {
+                comment: "VRRP adverts from the other load balancers".into(),
+                tcp_ports: Vec::new(),
+                from: Some(peers),
+            });
+        }
     }
+    if host.has_role(Role::Web) {
+        let mut from = addresses(Role::LoadBalancer);
+        // A balancer may answer from the virtual IP while it holds it.
+        from.push(stack.load_balancer.virtual_ip.value.addr());
+        allowances.push(Allowance {
+            comment: "HTTP from the load balancers only".into(),
+            tcp_ports: ports(Role::Web),
+            from: Some(from),
+        });
+    }
+    if host.has_role(Role::App) {
+        allowances.push(Allowance {
+            comment: "Gunicorn from the web servers only".into(),
+            tcp_ports: ports(Role::App),
+            from: Some(addresses(Role::Web)),
+        });
+    }
+    if host.has_role(Role::Database) {
+        allowances.push(Allowance {
+            comment: "The database from the app servers only".into(),
+            tcp_ports: ports(Role::Database),
+            from: Some(database_clients(stack)),
+        });
+    }
+    allowances
 }

@@ -31,10 +31,11 @@ fn rendered(text: String) -> Option<DesiredState> {
     let loaded =
         inventory::parse(SourceFile::new("property.yml", text), infra::source::LocalFiles::confined(&base, &[]));
     let inventory = loaded.inventory.filter(|_| !loaded.diagnostics.iter().any(|d| d.is_error()))?;
-    if infra::check::run(&inventory).iter().any(|d| d.is_error()) {
+    if infra::rules::run(&inventory).iter().any(|d| d.is_error()) {
         return None;
     }
-    let rendered = infra::render::render(&inventory, infra::render::SecretMode::Placeholder).ok()?;
+    let stack = infra::stack::Stack::of(inventory).ok()?;
+    let rendered = infra::render::render(&stack, infra::render::SecretMode::Placeholder).ok()?;
     (!rendered.diagnostics.iter().any(|d| d.is_error())).then_some(rendered.state)
 }
 

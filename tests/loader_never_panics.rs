@@ -1,7 +1,8 @@
 //! Property tests of the inventory loader: whatever bytes it is given, it
 //! returns diagnostics and never panics. Inputs are both arbitrary strings
 //! and YAML-shaped mutations of a real inventory, which reach much deeper
-//! into the decoder and the rules than random bytes do.
+//! into the decoder and the rules than random bytes do. Whatever passes
+//! every rule must also be a `Stack`.
 
 use std::path::Path;
 
@@ -15,10 +16,16 @@ fn load_everything(text: String) {
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let loaded = inventory::parse(SourceFile::new("fuzz.yml", text), infra::source::LocalFiles::confined(&base, &[]));
     if let Some(inventory) = &loaded.inventory {
-        let diagnostics = infra::check::run(inventory);
+        let diagnostics = infra::rules::run(inventory);
         let _ = infra::diagnostic::render(&diagnostics, &loaded.source, infra::diagnostic::Style::Plain);
-        if !inventory.incomplete && !diagnostics.iter().any(|d| d.is_error()) {
-            let _ = infra::render::render(inventory, infra::render::SecretMode::Placeholder);
+        if !loaded.diagnostics.iter().any(|d| d.is_error()) && !diagnostics.iter().any(|d| d.is_error()) {
+            // What the rules let through is a stack: every section there,
+            // every host with a stage.
+            let stack = infra::stack::Stack::of(inventory.clone());
+            assert!(stack.is_ok(), "the rules passed an inventory that is no stack: {stack:?}");
+            if let Ok(stack) = stack {
+                let _ = infra::render::render(&stack, infra::render::SecretMode::Placeholder);
+            }
         }
     }
     let _ = infra::diagnostic::render(&loaded.diagnostics, &loaded.source, infra::diagnostic::Style::Plain);

@@ -1,6 +1,7 @@
 //! The library's top-level modules form a graph without cycles: data flows
-//! one way (inventory → check → render → desired state → facts → plan →
-//! apply), and a module never reaches back up. Read from the sources' own
+//! one way (inventory → rules → stack → render → desired state → facts →
+//! plan → apply), and a module never reaches back up, directly or through
+//! another module. Read from the sources' own
 //! `crate::` paths; test code (files named `tests.rs` and what follows a
 //! `#[cfg(test)]`) is left out, as it may reach anywhere.
 
@@ -108,15 +109,58 @@ fn the_top_level_modules_import_each_other_without_a_cycle() {
     }
 }
 
+/// Every module `from` reaches through imports, itself left out.
+fn reachable(from: &str, graph: &BTreeMap<String, BTreeSet<String>>) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    let mut pending = vec![from.to_string()];
+    while let Some(module) = pending.pop() {
+        for next in graph.get(&module).into_iter().flatten() {
+            if next != from && seen.insert(next.clone()) {
+                pending.push(next.clone());
+            }
+        }
+    }
+    seen
+}
+
 /// The edges named in docs/ARCHITECTURE.md: after render, nothing reads
-/// the inventory; plan and apply are below the commands.
+/// the inventory or the stack, not even through another module; plan,
+/// apply and the subsystems are below the commands.
 #[test]
 fn the_core_never_reaches_the_inventory_or_the_commands() {
     let graph = graph();
-    for module in ["transport", "facts", "plan", "apply", "desired", "catalog", "report", "backup"] {
-        let imports = graph.get(module).unwrap_or_else(|| panic!("no module `{module}`"));
-        for forbidden in ["inventory", "check", "commands", "cli"] {
-            assert!(!imports.contains(forbidden), "`{module}` imports `{forbidden}`");
+    for module in ["transport", "facts", "plan", "apply", "desired", "catalog", "report", "backup", "releases"] {
+        assert!(graph.contains_key(module), "no module `{module}`");
+        let reached = reachable(module, &graph);
+        for forbidden in ["inventory", "rules", "stack", "topology", "commands", "cli"] {
+            assert!(
+                !reached.contains(forbidden),
+                "`{module}` reaches `{forbidden}` (through {})",
+                path(module, forbidden, &graph).join(" → ")
+            );
         }
     }
+}
+
+/// One import path from `from` to `to`, for the failure message.
+fn path(from: &str, to: &str, graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
+    let mut previous: BTreeMap<String, String> = BTreeMap::new();
+    let mut pending = std::collections::VecDeque::from([from.to_string()]);
+    while let Some(module) = pending.pop_front() {
+        if module == to {
+            let mut path = vec![to.to_string()];
+            while let Some(before) = previous.get(path.last().expect("non-empty")) {
+                path.push(before.clone());
+            }
+            path.reverse();
+            return path;
+        }
+        for next in graph.get(&module).into_iter().flatten() {
+            if next != from && !previous.contains_key(next) {
+                previous.insert(next.clone(), module.clone());
+                pending.push_back(next.clone());
+            }
+        }
+    }
+    Vec::new()
 }

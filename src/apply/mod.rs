@@ -24,7 +24,7 @@ pub use crate::report::{Reporter, reporter};
 use crate::catalog::haproxy::{self, ServerState};
 use crate::desired::{DesiredState, HostState, ReleaseRecord};
 use crate::plan::{HostPlan, PackagesPlan, Plan};
-use crate::topology::{self, Role};
+use crate::role::{Role, role_order};
 use crate::transport::{Connector, Remote, TransportError};
 
 #[derive(Clone, Copy, Debug)]
@@ -71,7 +71,7 @@ pub struct Context<'a, C: Connector> {
 
 pub async fn apply<C: Connector>(plan: &Plan, context: &Context<'_, C>) -> Outcome {
     let mut outcome = Outcome::default();
-    for role in topology::role_order() {
+    for role in role_order() {
         let mut hosts: Vec<(&HostPlan, &HostState)> = plan
             .hosts
             .iter()

@@ -1,15 +1,19 @@
-//! Backups of the database as data: the manifest the backup script writes
-//! beside each dump, the record a restore drill leaves, how a restored copy
-//! is judged against the manifest, and how old a backup may grow before
-//! the schedule says one is missing. No host is contacted here; the
-//! commands that take, copy, restore and drill backups live in
-//! `commands::backup` and run the script `catalog::BACKUP_SCRIPT`.
+//! Backups of the database: the manifest the backup script writes beside
+//! each dump and its seal, the record a restore drill leaves, how a
+//! restored copy is judged against the manifest, and how old a backup may
+//! grow before the schedule says one is missing (here, pure); the stores
+//! backups are kept in, read, copied and pruned (`store`), and a restore's
+//! sequence (`restore`), both over the transport traits. The commands in
+//! `commands::backup`, `restore` and `drill` connect, lock and print.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use time::{OffsetDateTime, PrimitiveDateTime, format_description::BorrowedFormatItem, macros::format_description};
+
+pub mod restore;
+pub mod store;
 
 #[cfg(test)]
 mod tests;

@@ -10,13 +10,13 @@
 //! Debian releases, is therefore written here once; before this module the
 //! paths and checkers were written in three places and had drifted.
 
-pub mod check;
+pub mod checker;
 pub mod gunicorn;
 pub mod haproxy;
 pub mod keepalived;
 pub mod mariadb;
 
-pub use check::{Borrowed, CheckPlan, Part, Rewrite, check_plan};
+pub use checker::{Borrowed, CheckPlan, Part, Rewrite, check_plan};
 
 use crate::desired::Checker;
 

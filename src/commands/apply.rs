@@ -14,16 +14,16 @@ use crate::cli::{ApplyArgs, DeployArgs, Format};
 use crate::desired::DesiredState;
 use crate::diagnostic::Style;
 use crate::facts;
-use crate::inventory::Inventory;
 use crate::lock::{self, Claim};
 use crate::plan::{self, Palette, Plan, Unreachable};
+use crate::stack::Stack;
 use crate::transport::{Settings, Ssh};
 
 pub fn run(args: &ApplyArgs, style: Style) -> anyhow::Result<ExitCode> {
     let saved = args.plan_file.as_ref().map(read_plan).transpose()?;
     let inventory_path = inventory_path(args, saved.as_ref())?;
-    super::with_rendered(&inventory_path, args.converge.strict, style, |inventory, rendered| {
-        apply_rendered(args, style, saved.as_ref(), &inventory_path, inventory, rendered, false)
+    super::with_rendered(&inventory_path, args.converge.strict, style, |stack, rendered| {
+        apply_rendered(args, style, saved.as_ref(), &inventory_path, stack, rendered, false)
     })
 }
 
@@ -37,11 +37,11 @@ pub fn deploy(args: &DeployArgs, style: Style) -> anyhow::Result<ExitCode> {
         converge: args.converge.clone(),
     };
     let overrides = super::Overrides { revision: args.source.clone() };
-    super::with_rendered_overridden(&args.inventory, args.converge.strict, &overrides, style, |inventory, rendered| {
+    super::with_rendered_overridden(&args.inventory, args.converge.strict, &overrides, style, |stack, rendered| {
         if !rendered.state.hosts.iter().any(|host| host.releases.is_some()) {
             bail!("deploy changed nothing: the inventory has no app hosts");
         }
-        apply_rendered(&apply, style, None, &args.inventory, inventory, rendered, true)
+        apply_rendered(&apply, style, None, &args.inventory, stack, rendered, true)
     })
 }
 
@@ -51,7 +51,7 @@ fn apply_rendered(
     style: Style,
     saved: Option<&Plan>,
     inventory_path: &Path,
-    inventory: &Inventory,
+    stack: &Stack,
     rendered: crate::render::Rendered,
     deploy: bool,
 ) -> anyhow::Result<ExitCode> {
@@ -64,7 +64,7 @@ fn apply_rendered(
     let run = Run {
         args,
         style,
-        inventory,
+        stack,
         transport: super::transport_settings(&args.converge.connection),
         runtime: super::runtime()?,
         deploy,
@@ -101,7 +101,7 @@ fn apply_rendered(
 struct Run<'a> {
     args: &'a ApplyArgs,
     style: Style,
-    inventory: &'a Inventory,
+    stack: &'a Stack,
     transport: Settings,
     runtime: tokio::runtime::Runtime,
     /// `infra deploy`: say what the release changes before the plan.
@@ -174,9 +174,7 @@ impl Run<'_> {
     }
 
     fn print_stack_urls(&self) {
-        if let Some(lb) = &self.inventory.load_balancer {
-            eprintln!("the stack answers at {}", stack_urls(lb));
-        }
+        eprintln!("the stack answers at {}", stack_urls(&self.stack.load_balancer));
     }
 }
 

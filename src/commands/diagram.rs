@@ -16,17 +16,17 @@ use crate::render::Rendered;
 
 pub fn run(args: &DiagramArgs, style: Style) -> anyhow::Result<ExitCode> {
     if args.live {
-        return super::with_rendered(&args.inventory.inventory, false, style, |inventory, rendered| {
-            let mut picture = Diagram::of(inventory);
+        return super::with_rendered(&args.inventory.inventory, false, style, |stack, rendered| {
+            let mut picture = Diagram::of(stack);
             mark_live(&mut picture, args, rendered)?;
             write(&picture, args)
         });
     }
     let checked = super::load_and_check(&args.inventory.inventory, false)?;
-    let Some(inventory) = checked.printed_and_valid(style) else {
+    let Some(stack) = checked.printed_and_valid(style) else {
         return Ok(ExitCode::FAILURE);
     };
-    write(&Diagram::of(inventory), args)
+    write(&Diagram::of(stack), args)
 }
 
 /// Reads every host's facts, as plan does, and marks the picture: the

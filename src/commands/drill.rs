@@ -12,15 +12,16 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use time::OffsetDateTime;
 
-use super::backup::{Store, Stores, backup_path, checked, checked_id, holdings, write_file};
+use super::backup::{checked, explained, stores_of};
+use crate::backup::store::{self, Store, Stores, backup_path};
 use crate::backup::{self, DrillRecord, Manifest};
 use crate::cli::{Format, VerifyArgs};
 use crate::debian::Debian;
 use crate::diagnostic::Style;
 use crate::facts;
-use crate::inventory::Inventory;
 use crate::lab;
 use crate::report::Silent;
+use crate::stack::Stack;
 use crate::topology;
 use crate::transport::{Connection, Target, shell_quote};
 
@@ -28,11 +29,11 @@ use crate::transport::{Connection, Target, shell_quote};
 const SCRATCH_HOST: &str = "drill";
 
 pub fn verify(args: &VerifyArgs, style: Style) -> anyhow::Result<ExitCode> {
-    let Some((_, inventory)) = checked(&args.backup.hosts, style)? else { return Ok(ExitCode::FAILURE) };
-    let stores = Stores::of(&inventory)?;
-    let key = super::backup::sealing_key(&inventory);
-    let database_name = inventory.database.as_ref().map_or("", |database| database.name.value.as_str()).to_string();
-    let drill_host = if args.lab { boot_scratch(&stores)? } else { drill_target(&inventory, args.on.as_deref())? };
+    let Some((_, stack)) = checked(&args.backup.hosts, style)? else { return Ok(ExitCode::FAILURE) };
+    let stores = stores_of(&stack)?;
+    let key = super::backup::sealing_key(&stack);
+    let database_name = stack.database.name.value.clone();
+    let drill_host = if args.lab { boot_scratch(&stores)? } else { drill_target(&stack, args.on.as_deref())? };
     let runtime = super::runtime()?;
     let prepare = args.lab.then(scratch_packages);
     let result =
@@ -87,13 +88,8 @@ fn scratch_packages() -> String {
 }
 
 /// The inventory host named by `--on`, else by `database.backup.drill_host`.
-fn drill_target(inventory: &Inventory, on: Option<&str>) -> anyhow::Result<Target> {
-    let configured = inventory
-        .database
-        .as_ref()
-        .and_then(|database| database.backup.as_ref())
-        .and_then(|backup| backup.drill_host.as_ref())
-        .map(|host| host.value.as_str());
+fn drill_target(stack: &Stack, on: Option<&str>) -> anyhow::Result<Target> {
+    let configured = stack.database.backup.drill_host.as_ref().map(|host| host.value.as_str());
     let Some(name) = on.or(configured) else {
         return Err(anyhow::anyhow!("no host to drill on").context(super::Hinted {
             message: "a restore drill needs a throwaway host".into(),
@@ -102,12 +98,8 @@ fn drill_target(inventory: &Inventory, on: Option<&str>) -> anyhow::Result<Targe
                     .into(),
         }));
     };
-    let host = inventory
-        .hosts
-        .iter()
-        .find(|host| host.name.value == name)
-        .with_context(|| format!("`{name}` is not a host of this inventory"))?;
-    Ok(topology::ssh_target(inventory, host))
+    let host = stack.host(name).with_context(|| format!("`{name}` is not a host of this inventory"))?;
+    Ok(topology::ssh_target(stack, host))
 }
 
 async fn drill(
@@ -147,19 +139,19 @@ async fn drill_connected(
     let mut holders: Vec<(&Store, &Connection, Vec<Manifest>)> = Vec::new();
     for store in stores.all() {
         if let Some(connection) = connections.get(&store.target.name) {
-            let held = holdings(connection, store).await?;
+            let held = store::holdings(connection, store).await?;
             let trusted: Vec<Manifest> = held.trusted(store, stores, key).into_iter().cloned().collect();
             if let Some(id) = wanted
                 && held.has(id)
                 && !trusted.iter().any(|manifest| manifest.id == id)
             {
-                return Err(super::backup::untrusted(id, store, stores, key));
+                return Err(explained(crate::backup::restore::untrusted(id, store, stores, key)));
             }
             holders.push((store, connection, trusted));
         }
     }
     let newest = || holders.iter().flat_map(|(_, _, manifests)| manifests).map(|manifest| manifest.id.as_str()).max();
-    let id = checked_id(wanted.or_else(newest).context("there is no backup to drill")?)?.to_string();
+    let id = store::checked_id(wanted.or_else(newest).context("there is no backup to drill")?)?.to_string();
     let (source, source_connection, manifest) = holders
         .iter()
         .find_map(|(store, connection, manifests)| Some((*store, *connection, manifests.iter().find(|m| m.id == id)?)))
@@ -169,7 +161,7 @@ async fn drill_connected(
     let json = serde_json::to_string(&record)?;
     for (store, connection, manifests) in &holders {
         if manifests.iter().any(|manifest| manifest.id == id) {
-            write_file(connection, &backup_path(store, &id, "drill"), &json).await?;
+            store::write_file(*connection, &backup_path(store, &id, "drill"), &json).await?;
         }
     }
     Ok(record)

@@ -3,13 +3,13 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 use crate::cli::{Format, LabCommand};
 use crate::debian::Debian;
 use crate::diagnostic::Style;
-use crate::inventory::Inventory;
 use crate::lab::{self, LabHost, LabSpec};
+use crate::stack::Stack;
 
 pub fn run(command: &LabCommand, style: Style) -> anyhow::Result<ExitCode> {
     match command {
@@ -17,10 +17,10 @@ pub fn run(command: &LabCommand, style: Style) -> anyhow::Result<ExitCode> {
             let path = &args.inventory.inventory;
             lab_certificate(path)?;
             let checked = super::load_and_check(path, false)?;
-            let Some(inventory) = checked.printed_and_valid(style) else {
+            let Some(stack) = checked.printed_and_valid(style) else {
                 return Ok(ExitCode::FAILURE);
             };
-            up(inventory, args.release.into())?;
+            up(stack, args.release.into())?;
         }
         LabCommand::Down => {
             let removed = lab::down().context("cannot take the lab down")?;
@@ -52,11 +52,10 @@ fn lab_certificate(path: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn spec(inventory: &Inventory, default_release: Debian) -> anyhow::Result<LabSpec> {
-    let Some(load_balancer) = &inventory.load_balancer else {
-        bail!("the lab takes its subnet from `load_balancer.virtual_ip`, and this inventory has none");
-    };
-    let hosts = inventory
+/// The lab takes its subnet from the virtual IP.
+fn spec(stack: &Stack, default_release: Debian) -> anyhow::Result<LabSpec> {
+    let load_balancer = &stack.load_balancer;
+    let hosts = stack
         .hosts
         .iter()
         .map(|host| LabHost {
@@ -68,8 +67,8 @@ fn spec(inventory: &Inventory, default_release: Debian) -> anyhow::Result<LabSpe
     Ok(LabSpec::new(load_balancer.virtual_ip.value, hosts, &[load_balancer.virtual_ip.value.addr()])?)
 }
 
-fn up(inventory: &Inventory, default_release: Debian) -> anyhow::Result<()> {
-    let spec = spec(inventory, default_release)?;
+fn up(stack: &Stack, default_release: Debian) -> anyhow::Result<()> {
+    let spec = spec(stack, default_release)?;
     let mut releases: Vec<String> = Vec::new();
     for release in Debian::ALL {
         let hosts: Vec<&str> =

@@ -77,9 +77,8 @@ fn ask(
     style: Style,
 ) -> anyhow::Result<Option<Vec<(String, Answer)>>> {
     let checked = super::load_and_check(&args.inventory.inventory, false)?;
-    let Some(inventory) = checked.printed_and_valid(style) else { return Ok(None) };
-    let mut targets: Vec<Target> =
-        inventory.hosts.iter().map(|host| crate::topology::ssh_target(inventory, host)).collect();
+    let Some(stack) = checked.printed_and_valid(style) else { return Ok(None) };
+    let mut targets: Vec<Target> = stack.hosts.iter().map(|host| crate::topology::ssh_target(stack, host)).collect();
     if let Some(names) = only {
         if let Some(unknown) = names.iter().find(|name| !targets.iter().any(|target| &target.name == *name)) {
             anyhow::bail!("`{unknown}` is not a host of the inventory");

@@ -24,6 +24,7 @@ use crate::cli::{Cli, ColorChoice, Command, Format};
 use crate::diagnostic::{self, Diagnostic, Severity, Style};
 use crate::inventory::{self, Inventory};
 use crate::source::SourceFile;
+use crate::stack::Stack;
 
 /// Runs a parsed command line and returns the process exit code:
 /// 0 success, 1 failure (clap uses 2 for usage errors).
@@ -151,10 +152,13 @@ pub(crate) fn allowed_paths() -> Vec<std::path::PathBuf> {
     allowed
 }
 
-/// An inventory with every problem that loading and the rules found.
+/// An inventory with every problem that loading and the rules found, and
+/// its stack when there was no error.
 pub(crate) struct Checked {
     pub source: SourceFile,
-    pub inventory: Option<Inventory>,
+    pub stack: Option<Stack>,
+    /// How many hosts the file lists, valid or not.
+    pub hosts: usize,
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -169,16 +173,15 @@ impl Checked {
         }
     }
 
-    /// Prints the diagnostics and returns the inventory, or `None` (after a
+    /// Prints the diagnostics and returns the stack, or `None` (after a
     /// summary line) when it has errors and the command must stop.
-    pub fn printed_and_valid(&self, style: Style) -> Option<&Inventory> {
+    pub fn printed_and_valid(&self, style: Style) -> Option<&Stack> {
         self.print(style);
-        let inventory = self.inventory.as_ref().filter(|_| !self.has_errors());
-        if inventory.is_none() {
+        if self.stack.is_none() {
             let path = self.source.path().display();
             eprintln!("error: `{path}` has {}", counts(&self.diagnostics));
         }
-        inventory
+        self.stack.as_ref()
     }
 }
 
@@ -227,14 +230,24 @@ pub(crate) fn load_and_check_with(path: &Path, strict: bool, overrides: &Overrid
     }
     let mut diagnostics = loaded.diagnostics;
     if let Some(inventory) = &loaded.inventory {
-        diagnostics.extend(crate::check::run(inventory));
+        diagnostics.extend(crate::rules::run(inventory));
     }
     if strict {
         promote_warnings(&mut diagnostics);
     }
     // Top to bottom, the order a reader fixes them in; unlocated ones last.
     diagnostics.sort_by_key(|d| d.labels.iter().find(|l| l.primary).map_or(usize::MAX, |l| l.span.start));
-    Ok(Checked { source: loaded.source, inventory: loaded.inventory, diagnostics })
+    let hosts = loaded.inventory.as_ref().map_or(0, |inventory| inventory.hosts.len());
+    let valid = !diagnostics.iter().any(Diagnostic::is_error);
+    let stack = match loaded.inventory.filter(|_| valid).map(Stack::of).transpose() {
+        Ok(stack) => stack,
+        Err(error) => {
+            diagnostics
+                .push(Diagnostic::error("not-a-stack", format!("{error}: the rules let it through (a bug in infra)")));
+            None
+        }
+    };
+    Ok(Checked { source: loaded.source, stack, hosts, diagnostics })
 }
 
 pub(crate) fn promote_warnings(diagnostics: &mut [Diagnostic]) {
@@ -251,7 +264,7 @@ pub(crate) fn with_rendered(
     path: &Path,
     strict: bool,
     style: Style,
-    then: impl FnOnce(&Inventory, crate::render::Rendered) -> anyhow::Result<ExitCode>,
+    then: impl FnOnce(&Stack, crate::render::Rendered) -> anyhow::Result<ExitCode>,
 ) -> anyhow::Result<ExitCode> {
     with_rendered_overridden(path, strict, &Overrides::default(), style, then)
 }
@@ -262,16 +275,16 @@ pub(crate) fn with_rendered_overridden(
     strict: bool,
     overrides: &Overrides,
     style: Style,
-    then: impl FnOnce(&Inventory, crate::render::Rendered) -> anyhow::Result<ExitCode>,
+    then: impl FnOnce(&Stack, crate::render::Rendered) -> anyhow::Result<ExitCode>,
 ) -> anyhow::Result<ExitCode> {
     let checked = load_and_check_with(path, strict, overrides)?;
-    let Some(inventory) = checked.printed_and_valid(style) else {
+    let Some(stack) = checked.printed_and_valid(style) else {
         return Ok(ExitCode::FAILURE);
     };
-    let Some(rendered) = render_for_hosts(inventory, &checked, style)? else {
+    let Some(rendered) = render_for_hosts(stack, &checked, style)? else {
         return Ok(ExitCode::FAILURE);
     };
-    then(inventory, rendered)
+    then(stack, rendered)
 }
 
 /// Reads the facts of `desired`'s hosts, one progress line per host: what
@@ -336,13 +349,13 @@ pub(crate) fn print_refusals(plan: &crate::plan::Plan) {
 /// Renders with every secret required (the files are what hosts get);
 /// prints the secret problems and returns `None` when there are any.
 pub(crate) fn render_for_hosts(
-    inventory: &Inventory,
+    stack: &Stack,
     checked: &Checked,
     style: Style,
 ) -> anyhow::Result<Option<crate::render::Rendered>> {
     use anyhow::Context;
-    let rendered = crate::render::render(inventory, crate::render::SecretMode::Require)
-        .context("cannot render the configuration")?;
+    let rendered =
+        crate::render::render(stack, crate::render::SecretMode::Require).context("cannot render the configuration")?;
     if rendered.diagnostics.iter().any(Diagnostic::is_error) {
         eprint!("{}", diagnostic::render(&rendered.diagnostics, &checked.source, style));
         return Ok(None);

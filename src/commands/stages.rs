@@ -8,10 +8,10 @@ use crate::topology;
 
 pub fn run(args: &StagesArgs, style: Style) -> anyhow::Result<ExitCode> {
     let checked = super::load_and_check(&args.inventory.inventory, false)?;
-    let Some(inventory) = checked.printed_and_valid(style) else {
+    let Some(stack) = checked.printed_and_valid(style) else {
         return Ok(ExitCode::FAILURE);
     };
-    let stages: Vec<_> = topology::stages(inventory).into_iter().filter(|stage| !stage.hosts.is_empty()).collect();
+    let stages: Vec<_> = topology::stages(stack).into_iter().filter(|stage| !stage.hosts.is_empty()).collect();
     match args.format {
         Format::Json => println!("{}", serde_json::json!({ "version": 1, "stages": stages })),
         Format::Text => {

@@ -28,8 +28,8 @@ pub fn run(args: &ValidateArgs, style: Style) -> anyhow::Result<ExitCode> {
         Err(error) => return Err(error),
     };
     let mut runs: Vec<CheckerRun> = Vec::new();
-    if let Some(inventory) = checked.inventory.as_ref().filter(|_| !checked.has_errors()) {
-        match render::render(inventory, SecretMode::Placeholder) {
+    if let Some(stack) = &checked.stack {
+        match render::render(stack, SecretMode::Placeholder) {
             Ok(rendered) => {
                 let secrets_failed = rendered.diagnostics.iter().any(Diagnostic::is_error);
                 checked.diagnostics.extend(rendered.diagnostics);
@@ -100,7 +100,7 @@ fn print_text(checked: &super::Checked, runs: &[CheckerRun], valid: bool, style:
         eprintln!("checker {:<16} {:<8} {}: {status}", run.checker.name(), run.host, run.files.join(", "));
     }
     let path = checked.source.path().display();
-    let hosts = checked.inventory.as_ref().map_or(0, |inventory| inventory.hosts.len());
+    let hosts = checked.hosts;
     if valid {
         eprintln!("`{path}` is valid: {hosts} hosts, {}", super::counts(&checked.diagnostics));
     } else {

@@ -1,9 +1,9 @@
 //! A picture of the topology: what `infra diagram` draws.
 //!
-//! [`Diagram::of`] reads a checked inventory into plain data: the tiers in
+//! [`Diagram::of`] reads a stack into plain data: the tiers in
 //! stage order with their hosts, the virtual IP and the balancer expected
 //! to hold it, and every flow the tier firewall allows (the same
-//! [`firewall::allowances`] the ruleset is rendered from, so the picture
+//! [`topology::allowances`] the ruleset is rendered from, so the picture
 //! cannot show a flow the hosts refuse, nor miss one they accept). With
 //! `--live`, [`Diagram::mark`] adds what the hosts say now: which balancer
 //! holds the virtual IP, which hosts are unreachable or drifted. The
@@ -16,8 +16,7 @@ pub mod mermaid;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use crate::firewall;
-use crate::inventory::Inventory;
+use crate::stack::Stack;
 use crate::topology::{self, Role};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,9 +93,9 @@ pub struct Flow {
 }
 
 impl Diagram {
-    /// The topology of a checked inventory.
-    pub fn of(inventory: &Inventory) -> Diagram {
-        let tiers: Vec<Tier> = topology::stages(inventory)
+    /// The topology of a stack.
+    pub fn of(stack: &Stack) -> Diagram {
+        let tiers: Vec<Tier> = topology::stages(stack)
             .into_iter()
             .map(|stage| Tier {
                 role: stage.role,
@@ -112,8 +111,8 @@ impl Diagram {
                     .collect(),
             })
             .collect();
-        let virtual_ip = inventory.load_balancer.as_ref().map(|settings| {
-            let balancers: Vec<_> = topology::hosts_with(inventory, Role::LoadBalancer).collect();
+        let virtual_ip = Some(&stack.load_balancer).map(|settings| {
+            let balancers: Vec<_> = topology::hosts_with(stack, Role::LoadBalancer).collect();
             let mut by_priority: Vec<(String, u8)> = topology::vrrp_priorities(&balancers)
                 .into_iter()
                 .map(|(priority, _, host)| (host.name.value.clone(), priority))
@@ -131,10 +130,11 @@ impl Diagram {
             tiers,
             virtual_ip,
             flows: Vec::new(),
-            admin: firewall::admin_networks(inventory).iter().map(ToString::to_string).collect(),
-            firewall: inventory.firewall.is_some(),
+            admin: topology::admin_networks(stack).iter().map(ToString::to_string).collect(),
+            // A stack always has its tier firewall (`firewall.admin_cidrs` is required).
+            firewall: true,
         };
-        diagram.flows = flows(inventory, &diagram);
+        diagram.flows = flows(stack, &diagram);
         diagram
     }
 
@@ -182,9 +182,9 @@ fn ports_label(protocol: &str, ports: &[u16]) -> String {
 
 /// Every flow the firewall allows (or, without it, the stack uses), from
 /// the same allowances the ruleset is rendered from.
-fn flows(inventory: &Inventory, diagram: &Diagram) -> Vec<Flow> {
+fn flows(stack: &Stack, diagram: &Diagram) -> Vec<Flow> {
     let by_address: BTreeMap<IpAddr, &str> =
-        inventory.hosts.iter().map(|host| (host.address.value, host.name.value.as_str())).collect();
+        stack.hosts.iter().map(|host| (host.address.value, host.name.value.as_str())).collect();
     let mut flows = Vec::new();
     if let Some(vip) = &diagram.virtual_ip {
         let mut label = format!("http :{}", vip.http_port);
@@ -194,9 +194,9 @@ fn flows(inventory: &Inventory, diagram: &Diagram) -> Vec<Flow> {
         flows.push(Flow { from: End::Clients, to: End::VirtualIp, label, both_ways: false });
     }
     let mut vrrp_pairs = BTreeSet::new();
-    for host in &inventory.hosts {
+    for host in &stack.hosts {
         let to = End::Host(host.name.value.clone());
-        for allowance in firewall::allowances(inventory, host) {
+        for allowance in topology::allowances(stack, host) {
             let Some(sources) = &allowance.from else { continue };
             let names: BTreeSet<&str> = sources.iter().filter_map(|address| by_address.get(address).copied()).collect();
             for source in names {
@@ -222,11 +222,11 @@ fn flows(inventory: &Inventory, diagram: &Diagram) -> Vec<Flow> {
     }));
     if !diagram.admin.is_empty() {
         for tier in &diagram.tiers {
-            let ports: BTreeSet<u16> = inventory
+            let ports: BTreeSet<u16> = stack
                 .hosts
                 .iter()
                 .filter(|host| tier.hosts.iter().any(|node| node.name == host.name.value))
-                .map(|host| topology::ssh_port(inventory, host))
+                .map(|host| topology::ssh_port(&stack.ssh, host))
                 .collect();
             let ports: Vec<u16> = ports.into_iter().collect();
             let label = ports_label("ssh", &ports);

@@ -1,19 +1,19 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::check::test_support::{VALID, inventory};
+use crate::rules::test_support::{VALID, stack};
 
 /// Every flow the firewall allows between hosts is drawn, and only those:
 /// each drawn host-to-host arrow is an allowance of its target.
 #[test]
 fn the_arrows_are_the_firewall_allowances() {
-    let inventory = inventory(VALID);
-    let picture = Diagram::of(&inventory);
+    let stack = stack(VALID);
+    let picture = Diagram::of(&stack);
     let name_of: BTreeMap<IpAddr, &str> =
-        inventory.hosts.iter().map(|host| (host.address.value, host.name.value.as_str())).collect();
+        stack.hosts.iter().map(|host| (host.address.value, host.name.value.as_str())).collect();
     let mut allowed = BTreeSet::new();
-    for host in &inventory.hosts {
-        for allowance in firewall::allowances(&inventory, host) {
+    for host in &stack.hosts {
+        for allowance in crate::topology::allowances(&stack, host) {
             for source in allowance.from.iter().flatten().filter_map(|address| name_of.get(address)) {
                 allowed.insert((source.to_string(), host.name.value.clone()));
             }
@@ -38,7 +38,7 @@ fn the_arrows_are_the_firewall_allowances() {
 
 #[test]
 fn tiers_run_in_stage_order_and_the_highest_priority_is_the_expected_holder() {
-    let picture = Diagram::of(&inventory(VALID));
+    let picture = Diagram::of(&stack(VALID));
     let roles: Vec<Role> = picture.tiers.iter().map(|tier| tier.role).collect();
     let order: Vec<Role> = topology::role_order().into_iter().filter(|role| roles.contains(role)).collect();
     assert_eq!(roles, order);
@@ -49,7 +49,7 @@ fn tiers_run_in_stage_order_and_the_highest_priority_is_the_expected_holder() {
 
 #[test]
 fn live_marks_show_the_holder_and_unreachable_hosts() {
-    let mut picture = Diagram::of(&inventory(VALID));
+    let mut picture = Diagram::of(&stack(VALID));
     let backup = picture.virtual_ip.as_ref().and_then(|vip| vip.balancers.get(1)).map(|(name, _)| name.clone());
     let backup = backup.expect("two balancers");
     let expected = picture.expected_holder().expect("a holder").to_string();
@@ -65,7 +65,7 @@ fn live_marks_show_the_holder_and_unreachable_hosts() {
 
 #[test]
 fn quotes_cannot_end_a_label() {
-    let mut picture = Diagram::of(&inventory(VALID));
+    let mut picture = Diagram::of(&stack(VALID));
     picture.admin = vec!["a\"] --> x[\"b".into()];
     assert!(mermaid::write(&picture).contains("a#quot;] --> x[#quot;b"));
     assert!(dot::write(&picture).contains("a\\\"] --> x[\\\"b"));

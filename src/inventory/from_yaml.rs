@@ -28,8 +28,14 @@ pub fn inventory(decoder: &mut Decoder, root: &Node, files: crate::source::Local
     let database = fields.optional("database").and_then(|node| database(decoder, node));
     let firewall = fields.optional("firewall").and_then(|node| firewall(decoder, node));
     let hosts_span = hosts_node.map_or_else(|| fields.anchor(), |node| node.span);
-    let declared_sections =
+    let declared_sections: Vec<&'static str> =
         ["load_balancer", "web", "app", "database"].into_iter().filter(|key| fields.has(key)).collect();
+    // Every `web` setting has a default: web hosts without the section get
+    // them (a section that failed to decode stays absent).
+    let web = web.or_else(|| {
+        let needed = !declared_sections.contains(&"web") && hosts.iter().any(|host| host.has_role(Role::Web));
+        needed.then(|| WebSettings::defaults(fields.anchor()))
+    });
     fields.finish(decoder);
     Some(Inventory {
         files,
@@ -268,9 +274,9 @@ fn web(decoder: &mut Decoder, node: &Node) -> Option<WebSettings> {
     });
     let settings = WebSettings {
         span: node.span,
-        port: or_default(port, port_node.is_some(), 80, &fields)?,
-        server_name: or_default(server_name, name_node.is_some(), "_".to_string(), &fields)?,
-        static_root: or_default(static_root, root_node.is_some(), "/var/www/infra".to_string(), &fields)?,
+        port: or_default(port, port_node.is_some(), WEB_PORT, &fields)?,
+        server_name: or_default(server_name, name_node.is_some(), SERVER_NAME.to_string(), &fields)?,
+        static_root: or_default(static_root, root_node.is_some(), STATIC_ROOT.to_string(), &fields)?,
         static_source,
         upstreams,
     };
@@ -373,7 +379,12 @@ fn database(decoder: &mut Decoder, node: &Node) -> Option<DatabaseSettings> {
         let parsed: Vec<_> = items.iter().filter_map(|item| decoder.ipv4(item, "an allowed host")).collect();
         Some(Spanned::new(parsed, node.span))
     });
-    let backup = fields.optional("backup").and_then(|node| backup(decoder, node));
+    // Backups are always taken: without the section (or when it failed to
+    // decode, which is reported) its defaults apply.
+    let backup = match fields.optional("backup") {
+        Some(node) => backup(decoder, node).unwrap_or_else(|| BackupSettings::defaults(node.span)),
+        None => BackupSettings::defaults(fields.anchor()),
+    };
     let settings = DatabaseSettings {
         span: node.span,
         port: or_default(port, port_node.is_some(), 3306, &fields)?,
@@ -411,11 +422,12 @@ fn backup(decoder: &mut Decoder, node: &Node) -> Option<BackupSettings> {
     });
     let settings = BackupSettings {
         span: node.span,
+        declared: true,
         directory: or_default(directory, directory_node.is_some(), BACKUP_DIRECTORY.to_string(), &fields)?,
         keep: or_default(keep, keep_node.is_some(), BACKUP_KEEP, &fields)?,
         schedule: or_default(schedule, schedule_node.is_some(), BACKUP_SCHEDULE.to_string(), &fields)?,
-        binlogs: or_default(binlogs, binlogs_node.is_some(), false, &fields)?,
-        before_apply: or_default(before_apply, before_apply_node.is_some(), true, &fields)?,
+        binlogs: or_default(binlogs, binlogs_node.is_some(), BACKUP_BINLOGS, &fields)?,
+        before_apply: or_default(before_apply, before_apply_node.is_some(), BACKUP_BEFORE_APPLY, &fields)?,
         destination,
         drill_host,
     };

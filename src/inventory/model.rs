@@ -35,6 +35,12 @@ pub struct Inventory {
     pub incomplete: bool,
 }
 
+impl Inventory {
+    pub fn hosts_with(&self, role: Role) -> impl Iterator<Item = &Host> {
+        self.hosts.iter().filter(move |host| host.has_role(role))
+    }
+}
+
 /// How to reach hosts over SSH; hosts may override `user` and `port`.
 #[derive(Clone, Debug, Default)]
 pub struct SshSettings {
@@ -185,6 +191,28 @@ pub enum EnvValue {
     Secret(SecretRef),
 }
 
+impl WebSettings {
+    /// What `web` means when the inventory has no such section: every
+    /// setting has a default. `span` is where problems with it point.
+    pub fn defaults(span: Span) -> WebSettings {
+        WebSettings {
+            span,
+            port: Spanned::new(WEB_PORT, span),
+            server_name: Spanned::new(SERVER_NAME.to_string(), span),
+            static_root: Spanned::new(STATIC_ROOT.to_string(), span),
+            static_source: None,
+            upstreams: None,
+        }
+    }
+}
+
+/// The port Nginx listens on when `web` does not say.
+pub const WEB_PORT: u16 = 80;
+/// Nginx's catch-all server name, when `web` does not name one.
+pub const SERVER_NAME: &str = "_";
+/// Where Nginx serves static files from when `web` does not say.
+pub const STATIC_ROOT: &str = "/var/www/infra";
+
 /// How many releases an app host keeps when `app` does not say.
 pub const KEEP_RELEASES: u32 = 5;
 
@@ -198,7 +226,9 @@ pub struct DatabaseSettings {
     pub bind_address: Option<Spanned<IpAddr>>,
     /// An explicit list of client addresses; must be exactly the app hosts'.
     pub allowed_hosts: Option<Spanned<Vec<Spanned<IpAddr>>>>,
-    pub backup: Option<BackupSettings>,
+    /// Always there: the decoder applies the defaults when the file has no
+    /// `backup` section.
+    pub backup: BackupSettings,
 }
 
 /// Where backups are kept when `database.backup` does not say.
@@ -209,10 +239,35 @@ pub const BACKUP_KEEP: u32 = 7;
 /// `OnCalendar=` shorthand).
 pub const BACKUP_SCHEDULE: &str = "daily";
 
+/// Whether MariaDB keeps binary logs when `database.backup` does not say.
+pub const BACKUP_BINLOGS: bool = false;
+/// Whether a risky apply takes a backup first when `database.backup` does not say.
+pub const BACKUP_BEFORE_APPLY: bool = true;
+
+impl BackupSettings {
+    /// What `database.backup` means when the inventory has no such section.
+    pub fn defaults(span: Span) -> BackupSettings {
+        BackupSettings {
+            span,
+            declared: false,
+            directory: Spanned::new(BACKUP_DIRECTORY.to_string(), span),
+            keep: Spanned::new(BACKUP_KEEP, span),
+            schedule: Spanned::new(BACKUP_SCHEDULE.to_string(), span),
+            destination: None,
+            binlogs: Spanned::new(BACKUP_BINLOGS, span),
+            before_apply: Spanned::new(BACKUP_BEFORE_APPLY, span),
+            drill_host: None,
+        }
+    }
+}
+
 /// `database.backup`: where `infra backup` keeps dumps and how many.
 #[derive(Clone, Debug)]
 pub struct BackupSettings {
     pub span: Span,
+    /// False when the file has no `backup` section and these are the
+    /// defaults: the rules advise only on a backup setup the file declares.
+    pub declared: bool,
     /// A directory on the database host (normalised, outside system directories).
     pub directory: Spanned<String>,
     /// How many backups to keep; older ones are removed after a new one is written.

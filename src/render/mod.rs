@@ -1,4 +1,4 @@
-//! Rendering: a checked inventory to the desired state of every host.
+//! Rendering: a stack to the desired state of every host.
 //!
 //! This module resolves secrets (or stands in placeholders when only
 //! validating), derives each template's context from the topology, renders
@@ -17,9 +17,10 @@ pub use templates::{BUILT_IN, TemplateError, Templates};
 
 use crate::desired::DesiredState;
 use crate::diagnostic::Diagnostic;
-use crate::inventory::{Inventory, grammar};
+use crate::inventory::grammar;
 use crate::secret::{Secret, SecretRef, SecretSource};
 use crate::source::{limits, read_bounded};
+use crate::stack::Stack;
 use crate::topology;
 
 /// What to do about a secret that cannot be resolved.
@@ -92,26 +93,26 @@ impl Secrets {
     }
 }
 
-/// Renders every host of a checked inventory.
-pub fn render(inventory: &Inventory, mode: SecretMode) -> Result<Rendered, RenderError> {
-    let (secrets, mut diagnostics) = resolve_secrets(inventory, mode);
-    let overrides = (inventory.templates.as_ref())
+/// Renders every host of a stack.
+pub fn render(stack: &Stack, mode: SecretMode) -> Result<Rendered, RenderError> {
+    let (secrets, mut diagnostics) = resolve_secrets(stack, mode);
+    let overrides = (stack.templates.as_ref())
         .map(|path| {
-            inventory
+            stack
                 .files
                 .resolve(&path.value)
                 .map_err(|error| TemplateError::ReadOverrides { path: path.value.clone(), error })
         })
         .transpose()?;
     let renderer = TemplateRenderer::new(Templates::load(overrides.as_deref())?);
-    let sources = roles::Sources::read(inventory)?;
-    diagnostics.extend(sources.requirement_problems(inventory));
-    let derived = roles::Derived::new(inventory);
-    let mut hosts = Vec::with_capacity(inventory.hosts.len());
-    for stage in topology::stages(inventory) {
+    let sources = roles::Sources::read(stack)?;
+    diagnostics.extend(sources.requirement_problems(stack));
+    let derived = roles::Derived::new(stack);
+    let mut hosts = Vec::with_capacity(stack.hosts.len());
+    for stage in topology::stages(stack) {
         for host in stage.hosts {
             let context = roles::HostContext {
-                inventory,
+                stack,
                 host,
                 secrets: &secrets,
                 renderer: &renderer,
@@ -121,7 +122,7 @@ pub fn render(inventory: &Inventory, mode: SecretMode) -> Result<Rendered, Rende
             hosts.push(context.state()?);
         }
     }
-    let virtual_ip = inventory.load_balancer.as_ref().map(|settings| settings.virtual_ip.value.addr());
+    let virtual_ip = Some(stack.load_balancer.virtual_ip.value.addr());
     Ok(Rendered { state: DesiredState { hosts, virtual_ip }, diagnostics })
 }
 
@@ -147,22 +148,16 @@ const PASSWORD: SecretGrammar = SecretGrammar {
 /// Every secret reference, with the grammar of the file it lands in
 /// (keepalived's `auth_pass`, or SQL and an environment file; the TLS key
 /// is checked against its certificate instead).
-fn secret_references(inventory: &Inventory) -> Vec<(&SecretRef, Option<&'static SecretGrammar>)> {
-    let mut references = Vec::new();
-    if let Some(load_balancer) = &inventory.load_balancer {
-        references.push((&load_balancer.vrrp_secret, Some(&VRRP_SECRET)));
-    }
-    references
-        .extend(inventory.hosts.iter().filter_map(|host| host.vrrp.secret.as_ref()).map(|r| (r, Some(&VRRP_SECRET))));
-    if let Some(database) = &inventory.database {
-        references.push((&database.password, Some(&PASSWORD)));
-    }
-    for (_, value) in inventory.app.iter().flat_map(|app| &app.env) {
+fn secret_references(stack: &Stack) -> Vec<(&SecretRef, Option<&'static SecretGrammar>)> {
+    let mut references = vec![(&stack.load_balancer.vrrp_secret, Some(&VRRP_SECRET))];
+    references.extend(stack.hosts.iter().filter_map(|host| host.vrrp.secret.as_ref()).map(|r| (r, Some(&VRRP_SECRET))));
+    references.push((&stack.database.password, Some(&PASSWORD)));
+    for (_, value) in &stack.app.env {
         if let crate::inventory::EnvValue::Secret(reference) = value {
             references.push((reference, Some(&PASSWORD)));
         }
     }
-    if let Some(tls) = inventory.load_balancer.as_ref().and_then(|lb| lb.tls.as_ref()) {
+    if let Some(tls) = &stack.load_balancer.tls {
         references.push((&tls.key, None));
     }
     references
@@ -177,14 +172,14 @@ fn invalid_secret(reference: &SecretRef, grammar: &SecretGrammar, problem: &str)
 
 /// The TLS key must be the private half of the certificate: HAProxy refuses
 /// to start otherwise, which on a reload would be an outage.
-fn tls_key_mismatch(inventory: &Inventory, secrets: &Secrets) -> Option<Diagnostic> {
-    let tls = inventory.load_balancer.as_ref()?.tls.as_ref()?;
+fn tls_key_mismatch(stack: &Stack, secrets: &Secrets) -> Option<Diagnostic> {
+    let tls = stack.load_balancer.tls.as_ref()?;
     let key = secrets.values.get(&tls.key.source)?;
     if *key == Secret::placeholder() {
         return None;
     }
     // An unreadable certificate is already reported by the TLS rules.
-    let path = inventory.files.resolve(&tls.certificate.value).ok()?;
+    let path = stack.files.resolve(&tls.certificate.value).ok()?;
     let certificate =
         crate::tls::read_certificate(&crate::source::read_bounded(&path, crate::source::limits::TEMPLATE).ok()?)
             .ok()?;
@@ -203,14 +198,14 @@ fn tls_key_mismatch(inventory: &Inventory, secrets: &Secrets) -> Option<Diagnost
     )
 }
 
-fn resolve_secrets(inventory: &Inventory, mode: SecretMode) -> (Secrets, Vec<Diagnostic>) {
+fn resolve_secrets(stack: &Stack, mode: SecretMode) -> (Secrets, Vec<Diagnostic>) {
     let mut values = HashMap::new();
     let mut diagnostics = Vec::new();
-    for (reference, rule) in secret_references(inventory) {
+    for (reference, rule) in secret_references(stack) {
         if values.contains_key(&reference.source) {
             continue;
         }
-        let value = match reference.resolve(&inventory.files) {
+        let value = match reference.resolve(&stack.files) {
             Ok(secret)
                 if let Some((grammar, Err(problem))) =
                     rule.map(|grammar| (grammar, (grammar.check)(secret.expose()))) =>
@@ -238,7 +233,7 @@ fn resolve_secrets(inventory: &Inventory, mode: SecretMode) -> (Secrets, Vec<Dia
         values.insert(reference.source.clone(), value);
     }
     let secrets = Secrets { values };
-    diagnostics.extend(tls_key_mismatch(inventory, &secrets));
+    diagnostics.extend(tls_key_mismatch(stack, &secrets));
     (secrets, diagnostics)
 }
 

@@ -11,10 +11,10 @@ use minijinja::{Value, context};
 use super::{RenderError, Secrets, TemplateRenderer, read_tree};
 use crate::catalog::{self, ConfigFile, Service, Trigger};
 use crate::desired::{Checker, HealthCheck, Hook, HostState, ManagedFile, ManagedService, Origin, Releases};
-use crate::firewall::{self, SshGuard};
-use crate::inventory::{BACKUP_DIRECTORY, BACKUP_KEEP, BACKUP_SCHEDULE};
-use crate::inventory::{Host, Inventory};
-use crate::topology::{self, Role, hosts_with};
+use crate::firewall::SshGuard;
+use crate::inventory::Host;
+use crate::stack::Stack;
+use crate::topology::{self, Role};
 
 /// Local files deployed verbatim, read once per run rather than once per host.
 pub(crate) struct Sources {
@@ -25,17 +25,16 @@ pub(crate) struct Sources {
 }
 
 impl Sources {
-    pub(crate) fn read(inventory: &Inventory) -> Result<Sources, RenderError> {
-        let (app, origin) = match &inventory.app {
-            Some(app) if topology::hosts_with(inventory, Role::App).next().is_some() => {
-                let (files, origin) = read_app(inventory, app)?;
-                (files, Some(origin))
-            }
-            _ => (Vec::new(), None),
+    pub(crate) fn read(stack: &Stack) -> Result<Sources, RenderError> {
+        let (app, origin) = if stack.hosts_with(Role::App).next().is_some() {
+            let (files, origin) = read_app(stack, &stack.app)?;
+            (files, Some(origin))
+        } else {
+            (Vec::new(), None)
         };
-        let static_site = match inventory.web.as_ref().and_then(|web| web.static_source.as_ref()) {
-            Some(source) if topology::hosts_with(inventory, Role::Web).next().is_some() => read_tree(
-                &inventory
+        let static_site = match &stack.web.static_source {
+            Some(source) if stack.hosts_with(Role::Web).next().is_some() => read_tree(
+                &stack
                     .files
                     .resolve(&source.value)
                     .map_err(|error| RenderError::ReadSource { path: source.value.clone(), error })?,
@@ -55,9 +54,10 @@ impl Sources {
 
     /// What is wrong with `app.requirements`: a file the source does not
     /// have, or a line infra cannot install offline.
-    pub(crate) fn requirement_problems(&self, inventory: &Inventory) -> Vec<crate::diagnostic::Diagnostic> {
+    pub(crate) fn requirement_problems(&self, stack: &Stack) -> Vec<crate::diagnostic::Diagnostic> {
         use crate::diagnostic::Diagnostic;
-        let Some((app, file)) = inventory.app.as_ref().and_then(|app| Some((app, app.requirements.as_ref()?))) else {
+        let app = &stack.app;
+        let Some(file) = &app.requirements else {
             return Vec::new();
         };
         if self.app.is_empty() {
@@ -92,10 +92,10 @@ impl Sources {
 /// The app's files, from its directory or from one commit of its git
 /// repository, and where they came from.
 fn read_app(
-    inventory: &Inventory,
+    stack: &Stack,
     app: &crate::inventory::AppSettings,
 ) -> Result<(Vec<(String, super::Content)>, Origin), RenderError> {
-    let path = inventory
+    let path = stack
         .files
         .resolve(&app.source.value)
         .map_err(|error| RenderError::ReadSource { path: app.source.value.clone(), error })?;
@@ -127,30 +127,28 @@ pub(crate) struct Derived {
 }
 
 impl Derived {
-    pub(crate) fn new(inventory: &Inventory) -> Derived {
-        let balancers: Vec<&Host> = hosts_with(inventory, Role::LoadBalancer).collect();
-        let database_address = hosts_with(inventory, Role::Database).next().map(|host| {
-            let bind = inventory.database.as_ref().and_then(|database| database.bind_address.as_ref());
-            bind.map_or(host.address.value, |bind| bind.value).to_string()
-        });
+    pub(crate) fn new(stack: &Stack) -> Derived {
+        let balancers: Vec<&Host> = stack.hosts_with(Role::LoadBalancer).collect();
+        let database_address = stack
+            .hosts_with(Role::Database)
+            .next()
+            .map(|host| stack.database.bind_address.as_ref().map_or(host.address.value, |bind| bind.value).to_string());
         let strings = |items: Vec<String>| Value::from(items);
         Derived {
-            upstreams: strings(topology::nginx_upstreams(inventory).iter().map(ToString::to_string).collect()),
+            upstreams: strings(topology::nginx_upstreams(stack).iter().map(ToString::to_string).collect()),
             backends: Value::from(
-                topology::haproxy_backends(inventory)
+                topology::haproxy_backends(stack)
                     .into_iter()
                     .map(|(name, address)| context! { name => name, address => address.to_string() })
                     .collect::<Vec<_>>(),
             ),
-            database_clients: strings(topology::database_clients(inventory).iter().map(ToString::to_string).collect()),
-            web_addresses: strings(
-                hosts_with(inventory, Role::Web).map(|host| host.address.value.to_string()).collect(),
-            ),
+            database_clients: strings(topology::database_clients(stack).iter().map(ToString::to_string).collect()),
+            web_addresses: strings(stack.hosts_with(Role::Web).map(|host| host.address.value.to_string()).collect()),
             proxy_addresses: strings(
                 balancers
                     .iter()
                     .map(|host| host.address.value.to_string())
-                    .chain(inventory.load_balancer.as_ref().map(|lb| lb.virtual_ip.value.addr().to_string()))
+                    .chain([stack.load_balancer.virtual_ip.value.addr().to_string()])
                     .collect(),
             ),
             balancers: topology::vrrp_priorities(&balancers)
@@ -163,7 +161,7 @@ impl Derived {
 }
 
 pub(crate) struct HostContext<'a> {
-    pub inventory: &'a Inventory,
+    pub stack: &'a Stack,
     pub host: &'a Host,
     pub secrets: &'a Secrets,
     pub renderer: &'a TemplateRenderer,
@@ -205,11 +203,11 @@ fn refuse_collisions(state: &HostState) -> Result<(), RenderError> {
 
 impl HostContext<'_> {
     pub fn state(&self) -> Result<HostState, RenderError> {
-        let stage = topology::stage_of(self.host).ok_or_else(|| RenderError::NoRole(self.host.name.value.clone()))?;
+        let stage = self.stack.stage(self.host).ok_or_else(|| RenderError::NoRole(self.host.name.value.clone()))?;
         let mut state = HostState {
             name: self.host.name.value.clone(),
             address: self.host.address.value,
-            target: topology::ssh_target(self.inventory, self.host),
+            target: topology::ssh_target(self.stack, self.host),
             roles: self.host.roles.iter().map(|role| role.value).collect(),
             stage,
             packages: Vec::new(),
@@ -229,9 +227,7 @@ impl HostContext<'_> {
                 Role::LoadBalancer => self.load_balancer(&mut state)?,
             }
         }
-        if self.inventory.firewall.is_some() {
-            self.firewall(&mut state)?;
-        }
+        self.firewall(&mut state)?;
         refuse_collisions(&state)?;
         Ok(state)
     }
@@ -330,38 +326,40 @@ impl HostContext<'_> {
         context! { name => self.host.name.value.clone(), address => self.host.address.value.to_string() }
     }
 
+    /// The port this host's service of `role` listens on ([`Stack::listeners`]).
+    fn port(&self, role: Role) -> Result<u16, RenderError> {
+        self.stack.port(self.host, role).ok_or_else(|| RenderError::NoRole(self.host.name.value.clone()))
+    }
+
     fn database(&self, state: &mut HostState) -> Result<(), RenderError> {
-        let Some(database) = &self.inventory.database else {
-            return Ok(());
-        };
+        let database = &self.stack.database;
         let bind_address = database.bind_address.as_ref().map_or(self.host.address.value, |bind| bind.value);
         let context = context! {
             host => self.host_context(),
             clients => self.derived.database_clients.clone(),
-            backup => backup_context(database.backup.as_ref()),
+            backup => backup_context(&database.backup),
             database => context! {
                 name => database.name.value.clone(), user => database.user.value.clone(), port => database.port.value,
                 bind_address => bind_address.to_string(), password => self.secrets.get(&database.password),
-                migrations => self.inventory.app.as_ref().is_some_and(|app| app.migrate.is_some()),
+                migrations => self.stack.app.migrate.is_some(),
             },
         };
         self.install(state, &catalog::MARIADB, None, || context.clone())?;
         self.install(state, &catalog::BACKUP, None, || context.clone())?;
         state.backups = Some(crate::desired::Backups {
-            directory: database.backup.as_ref().map_or(BACKUP_DIRECTORY.to_string(), |b| b.directory.value.clone()),
-            on_calendar: database.backup.as_ref().map_or(BACKUP_SCHEDULE.to_string(), |b| b.schedule.value.clone()),
-            before_apply: database.backup.as_ref().is_none_or(|backup| backup.before_apply.value),
+            directory: database.backup.directory.value.clone(),
+            on_calendar: database.backup.schedule.value.clone(),
+            before_apply: database.backup.before_apply.value,
         });
-        self.probes(state, &catalog::MARIADB, database.port.value, None);
-        self.probes(state, &catalog::BACKUP, database.port.value, None);
+        let port = self.port(Role::Database)?;
+        self.probes(state, &catalog::MARIADB, port, None);
+        self.probes(state, &catalog::BACKUP, port, None);
         Ok(())
     }
 
     fn app(&self, state: &mut HostState) -> Result<(), RenderError> {
-        let Some(app) = &self.inventory.app else {
-            return Ok(());
-        };
-        let database = self.inventory.database.as_ref();
+        let app = &self.stack.app;
+        let database = &self.stack.database;
         let context = context! {
             host => self.host_context(),
             web_addresses => self.derived.web_addresses.clone(),
@@ -377,11 +375,11 @@ impl HostContext<'_> {
                     (name.value.clone(), value.to_string())
                 }).collect::<Vec<_>>(),
             },
-            database => database.map(|database| context! {
+            database => context! {
                 address => self.derived.database_address.clone(),
                 port => database.port.value, name => database.name.value.clone(), user => database.user.value.clone(),
                 password => self.secrets.get(&database.password),
-            }),
+            },
         };
         let service = &catalog::GUNICORN;
         self.install(state, service, None, || context.clone())?;
@@ -401,14 +399,12 @@ impl HostContext<'_> {
         // the link does.
         Self::reload_also(state, service.unit, [releases.link.clone()]);
         state.releases = Some(releases);
-        self.probes(state, service, app.bind.value.port(), None);
+        self.probes(state, service, self.port(Role::App)?, None);
         Ok(())
     }
 
     fn web(&self, state: &mut HostState) -> Result<(), RenderError> {
-        let Some(web) = &self.inventory.web else {
-            return Ok(());
-        };
+        let web = &self.stack.web;
         let context = context! {
             host => self.host_context(),
             upstreams => self.derived.upstreams.clone(),
@@ -419,14 +415,12 @@ impl HostContext<'_> {
         if let Some(source) = &web.static_source {
             Self::copies(state, &self.sources.static_site, &web.static_root.value, &source.value.display().to_string());
         }
-        self.probes(state, &catalog::NGINX, web.port.value, None);
+        self.probes(state, &catalog::NGINX, self.port(Role::Web)?, None);
         Ok(())
     }
 
     fn load_balancer(&self, state: &mut HostState) -> Result<(), RenderError> {
-        let Some(settings) = &self.inventory.load_balancer else {
-            return Ok(());
-        };
+        let settings = &self.stack.load_balancer;
         let me = &self.host.name.value;
         let priority =
             self.derived.balancers.iter().find(|(name, _, _)| name == me).map_or(100, |(_, _, priority)| *priority);
@@ -464,7 +458,7 @@ impl HostContext<'_> {
             Self::reload_also(state, catalog::HAPROXY.unit, tls_files);
         }
         let tls_port = settings.tls.as_ref().map(|tls| tls.port.value);
-        self.probes(state, &catalog::HAPROXY, settings.frontend_port.value, tls_port);
+        self.probes(state, &catalog::HAPROXY, self.port(Role::LoadBalancer)?, tls_port);
         Ok(())
     }
 
@@ -472,7 +466,7 @@ impl HostContext<'_> {
     /// looks for it; only the key is secret.
     fn tls_files(&self, state: &mut HostState, tls: &crate::inventory::TlsSettings) -> Result<(), RenderError> {
         let path = &tls.certificate.value;
-        let chain = (self.inventory.files.resolve(path))
+        let chain = (self.stack.files.resolve(path))
             .and_then(|resolved| crate::source::read_bounded(&resolved, crate::source::limits::TEMPLATE))
             .map_err(|error| RenderError::ReadSource { path: path.clone(), error })?;
         let mut key = self.secrets.get(&tls.key).as_bytes().to_vec();
@@ -502,8 +496,8 @@ impl HostContext<'_> {
     /// roles, its SSH port and (for a balancer, whose VRRP peers are the
     /// other balancers) its address; hosts alike in those share one render.
     fn firewall(&self, state: &mut HostState) -> Result<(), RenderError> {
-        let admin = firewall::admin_networks(self.inventory);
-        let ssh_port = topology::ssh_port(self.inventory, self.host);
+        let admin = topology::admin_networks(self.stack);
+        let ssh_port = topology::ssh_port(&self.stack.ssh, self.host);
         let is_balancer = self.host.has_role(Role::LoadBalancer);
         let key = format!(
             "{:?} {ssh_port} {}",
@@ -522,7 +516,7 @@ impl HostContext<'_> {
             addresses.into_iter().partition(|address| !address.contains(':'))
         };
         let (admin_v4, admin_v6) = split(admin.iter().map(ToString::to_string).collect());
-        let rules: Vec<Value> = firewall::allowances(self.inventory, self.host)
+        let rules: Vec<Value> = topology::allowances(self.stack, self.host)
             .into_iter()
             .map(|allowance| {
                 let (from_v4, from_v6) =
@@ -542,15 +536,10 @@ impl HostContext<'_> {
     }
 }
 
-/// The backup script's, timer's and server's view of `database.backup`,
-/// defaults filled in.
-fn backup_context(backup: Option<&crate::inventory::BackupSettings>) -> minijinja::Value {
-    let (directory, keep, schedule, binlogs) = backup.map_or_else(
-        || (BACKUP_DIRECTORY.to_string(), BACKUP_KEEP, BACKUP_SCHEDULE.to_string(), false),
-        |backup| {
-            (backup.directory.value.clone(), backup.keep.value, backup.schedule.value.clone(), backup.binlogs.value)
-        },
-    );
+/// The backup script's, timer's and server's view of `database.backup`.
+fn backup_context(backup: &crate::inventory::BackupSettings) -> minijinja::Value {
+    let (directory, keep, schedule, binlogs) =
+        (backup.directory.value.clone(), backup.keep.value, backup.schedule.value.clone(), backup.binlogs.value);
     let binlog_seconds = crate::backup::binlog_retention(&schedule, keep).as_secs();
     context! {
         directory, keep, binlogs, binlog_seconds, on_calendar => schedule,

@@ -69,5 +69,13 @@ impl Remote for FakeRemote {
         })
     }
 
+    /// `read` runs here and its answer is what `write`, run on `to`, is
+    /// said to have been fed: both are recorded.
+    async fn stream_to(&self, read: &str, to: &FakeRemote, write: &str) -> Result<u64, TransportError> {
+        let read = self.run_script(read).await?;
+        to.run_script(write).await?;
+        Ok(read.len() as u64)
+    }
+
     async fn close(self) {}
 }

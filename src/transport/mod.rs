@@ -116,6 +116,10 @@ pub trait Connector: Send + Sync {
 pub trait Remote: Send + Sync {
     /// Runs `script`; its stdout, or the tail of its stderr on failure.
     fn run_script(&self, script: &str) -> impl Future<Output = Result<String, TransportError>> + Send;
+    /// Streams what `read` prints here into the stdin of `write` on `to`,
+    /// through infra ([`Connection::stream_to`]); the bytes copied.
+    fn stream_to(&self, read: &str, to: &Self, write: &str)
+    -> impl Future<Output = Result<u64, TransportError>> + Send;
     fn close(self) -> impl Future<Output = ()> + Send;
 }
 
@@ -134,6 +138,10 @@ impl Connector for Ssh {
 impl Remote for Connection {
     async fn run_script(&self, script: &str) -> Result<String, TransportError> {
         Connection::run_script(self, script).await
+    }
+
+    async fn stream_to(&self, read: &str, to: &Connection, write: &str) -> Result<u64, TransportError> {
+        Connection::stream_to(self, read, to, write).await
     }
 
     async fn close(self) {

@@ -182,8 +182,8 @@ fn health_needs_consecutive_passes_and_reports_the_failing_check() {
 /// tests). Checkers not installed here are left out, as `validate` does.
 #[test]
 fn the_remote_checks_of_every_service_pass_on_rendered_files() {
-    let inventory = crate::check::test_support::inventory(crate::check::test_support::VALID);
-    let state = crate::render::render(&inventory, crate::render::SecretMode::Placeholder).expect("renders").state;
+    let stack = crate::rules::test_support::stack(crate::rules::test_support::VALID);
+    let state = crate::render::render(&stack, crate::render::SecretMode::Placeholder).expect("renders").state;
     let installed = |program: &str| {
         ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
             .iter()

@@ -43,7 +43,7 @@ fn missing_admin_cidr(span: crate::source::Span, label: &str) -> Diagnostic {
 
 #[cfg(test)]
 mod tests {
-    use crate::check::test_support::*;
+    use crate::rules::test_support::*;
 
     #[test]
     fn a_missing_firewall_section_is_an_error() {

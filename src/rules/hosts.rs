@@ -8,7 +8,7 @@ use crate::diagnostic::Diagnostic;
 use crate::inventory::Inventory;
 use crate::source::Span;
 use crate::topology;
-use crate::topology::{Role, hosts_with};
+use crate::topology::Role;
 
 pub fn check(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
     unique_names(inventory, found);
@@ -80,7 +80,7 @@ fn every_role_present(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
         return;
     }
     for role in Role::ALL {
-        if hosts_with(inventory, role).next().is_none() {
+        if inventory.hosts_with(role).next().is_none() {
             found.push(
                 Diagnostic::error("missing-role", format!("no host has the role `{}`", role.name()))
                     .at(inventory.hosts_span, format!("add a host with `roles: [{}]`", role.name()))
@@ -91,7 +91,7 @@ fn every_role_present(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
 }
 
 fn one_database(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
-    let databases: Vec<_> = hosts_with(inventory, Role::Database).collect();
+    let databases: Vec<_> = inventory.hosts_with(Role::Database).collect();
     if let [first, rest @ ..] = databases.as_slice() {
         for extra in rest {
             found.push(
@@ -113,7 +113,7 @@ fn one_database(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
 fn ports_per_host(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
     for host in &inventory.hosts {
         let ssh_span = host.ssh.port.as_ref().or(inventory.ssh.port.as_ref()).map_or(host.name.span, |port| port.span);
-        let mut listeners: Vec<(u16, &str, Span)> = vec![(topology::ssh_port(inventory, host), "SSH", ssh_span)];
+        let mut listeners: Vec<(u16, &str, Span)> = vec![(topology::ssh_port(&inventory.ssh, host), "SSH", ssh_span)];
         let mut listen = |port: u16, service: &'static str, span: Span| {
             if let Some((_, other, _)) = listeners.iter().find(|(used, _, _)| *used == port) {
                 let mut diagnostic = Diagnostic::error(
@@ -131,39 +131,15 @@ fn ports_per_host(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
             }
             listeners.push((port, service, span));
         };
-        for role in &host.roles {
-            match role.value {
-                Role::LoadBalancer => {
-                    if let Some(lb) = &inventory.load_balancer {
-                        listen(lb.frontend_port.value, "HAProxy", lb.frontend_port.span);
-                        if let Some(tls) = &lb.tls {
-                            listen(tls.port.value, "HAProxy (TLS)", tls.port.span);
-                        }
-                    }
-                }
-                Role::Web => {
-                    if let Some(web) = &inventory.web {
-                        listen(web.port.value, "Nginx", web.port.span);
-                    }
-                }
-                Role::App => {
-                    if let Some(app) = &inventory.app {
-                        listen(app.bind.value.port(), "Gunicorn", app.bind.span);
-                    }
-                }
-                Role::Database => {
-                    if let Some(database) = &inventory.database {
-                        listen(database.port.value, "MariaDB", database.port.span);
-                    }
-                }
-            }
+        for listener in crate::stack::listeners(inventory, host) {
+            listen(listener.port, listener.service, listener.span);
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::check::test_support::*;
+    use crate::rules::test_support::*;
 
     #[test]
     fn duplicate_host_names() {

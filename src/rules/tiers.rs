@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use crate::diagnostic::Diagnostic;
 use crate::inventory::{Inventory, quoted_list};
 use crate::source::Spanned;
-use crate::topology::{self, Role, hosts_with};
+use crate::topology::Role;
 
 pub fn check(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
     sections_match_roles(inventory, found);
@@ -29,7 +29,7 @@ fn sections_match_roles(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
         (Role::LoadBalancer, inventory.load_balancer.as_ref().map(|s| s.span), ""),
     ];
     for (role, section, required) in sections {
-        let first_host = hosts_with(inventory, role).next();
+        let first_host = inventory.hosts_with(role).next();
         match (first_host, section) {
             (Some(host), None) if !required.is_empty() && !inventory.declared_sections.contains(&role.name()) => found
                 .push(
@@ -92,7 +92,7 @@ fn explicit_backends(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
     let Some(backends) = inventory.load_balancer.as_ref().and_then(|lb| lb.backends.as_ref()) else {
         return;
     };
-    let web_hosts: Vec<String> = hosts_with(inventory, Role::Web).map(|host| host.name.value.clone()).collect();
+    let web_hosts: Vec<String> = inventory.hosts_with(Role::Web).map(|host| host.name.value.clone()).collect();
     exactly(backends, &web_hosts, "`backends`", "a web host", "backends-not-web-hosts", found);
 }
 
@@ -100,7 +100,16 @@ fn explicit_upstreams(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
     let Some(upstreams) = inventory.web.as_ref().and_then(|web| web.upstreams.as_ref()) else {
         return;
     };
-    let binds = topology::nginx_upstreams(inventory);
+    // What each app host's Gunicorn listens on, as the stack will say it.
+    let binds: Vec<std::net::SocketAddr> = inventory
+        .hosts_with(Role::App)
+        .flat_map(|host| {
+            crate::stack::listeners(inventory, host)
+                .into_iter()
+                .filter(|listener| listener.role == Role::App)
+                .map(|listener| std::net::SocketAddr::new(host.address.value, listener.port))
+        })
+        .collect();
     exactly(upstreams, &binds, "`upstreams`", "an app host's Gunicorn bind", "upstreams-not-app-hosts", found);
 }
 
@@ -115,7 +124,8 @@ fn app_bind(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
     let reason = if ip.is_loopback() {
         "a loopback address: web hosts could not reach Gunicorn".to_string()
     } else {
-        let others: Vec<&str> = hosts_with(inventory, Role::App)
+        let others: Vec<&str> = inventory
+            .hosts_with(Role::App)
             .filter(|host| host.address.value != ip)
             .map(|host| host.name.value.as_str())
             .collect();
@@ -138,7 +148,7 @@ fn database_bind(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
     let Some(bind) = &database.bind_address else {
         return;
     };
-    let Some(host) = hosts_with(inventory, Role::Database).next() else {
+    let Some(host) = inventory.hosts_with(Role::Database).next() else {
         return;
     };
     if bind.value.is_loopback() {
@@ -175,13 +185,13 @@ fn database_clients(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
     let Some(allowed) = inventory.database.as_ref().and_then(|database| database.allowed_hosts.as_ref()) else {
         return;
     };
-    let clients: Vec<IpAddr> = topology::database_clients(inventory);
+    let clients: Vec<IpAddr> = inventory.hosts_with(Role::App).map(|host| host.address.value).collect();
     exactly(allowed, &clients, "`allowed_hosts`", "an app host's address", "grants-not-app-hosts", found);
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::check::test_support::*;
+    use crate::rules::test_support::*;
 
     #[test]
     fn backends_must_be_the_web_hosts() {

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use crate::diagnostic::Diagnostic;
 use crate::inventory::{Host, Inventory, LoadBalancerSettings};
 use crate::source::Span;
-use crate::topology::{self, Role, hosts_with};
+use crate::topology::{self, Role};
 
 pub fn check(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
-    let balancers: Vec<&Host> = hosts_with(inventory, Role::LoadBalancer).collect();
+    let balancers: Vec<&Host> = inventory.hosts_with(Role::LoadBalancer).collect();
     if balancers.is_empty() {
         return;
     }
@@ -169,7 +169,7 @@ fn distinct_priorities(balancers: &[&Host], found: &mut Vec<Diagnostic>) {
 
 #[cfg(test)]
 mod tests {
-    use crate::check::test_support::*;
+    use crate::rules::test_support::*;
 
     #[test]
     fn one_load_balancer_is_a_warning() {

@@ -134,7 +134,7 @@ fn app_module(inventory: &Inventory, source: &Path, module: &Spanned<String>, fo
 
 #[cfg(test)]
 mod tests {
-    use crate::check::test_support::*;
+    use crate::rules::test_support::*;
 
     #[test]
     fn missing_application_source() {

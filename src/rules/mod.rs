@@ -48,6 +48,14 @@ pub(crate) mod test_support {
         loaded.inventory.expect("decoded inventory")
     }
 
+    /// The stack of `text`, which must pass every rule.
+    pub fn stack(text: &str) -> crate::stack::Stack {
+        let inventory = inventory(text);
+        let errors: Vec<_> = super::run(&inventory).into_iter().filter(Diagnostic::is_error).collect();
+        assert!(errors.is_empty(), "the test inventory should pass the rules: {errors:?}");
+        crate::stack::Stack::of(inventory).expect("a stack")
+    }
+
     /// The codes of every diagnostic the rules report for `text`.
     pub fn codes(text: &str) -> Vec<&'static str> {
         super::run(&inventory(text)).iter().map(|d: &Diagnostic| d.code).collect()

@@ -4,11 +4,14 @@
 use crate::diagnostic::Diagnostic;
 use crate::inventory::{BackupSettings, Inventory};
 use crate::source::Spanned;
-use crate::topology::{self, Role};
+use crate::topology::Role;
 
 pub fn check(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
-    let Some(backup) = inventory.database.as_ref().and_then(|database| database.backup.as_ref()) else { return };
-    let database = topology::hosts_with(inventory, Role::Database).next().map(|host| host.name.value.as_str());
+    let Some(backup) = inventory.database.as_ref().map(|database| &database.backup).filter(|backup| backup.declared)
+    else {
+        return;
+    };
+    let database = inventory.hosts_with(Role::Database).next().map(|host| host.name.value.as_str());
     match &backup.destination {
         None => found.push(kept_on_the_database_host(backup, database)),
         Some(destination) => {
@@ -23,7 +26,7 @@ pub fn check(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
                     .at(destination.host.span, "the database host")
                     .help("name another host of the inventory, e.g. a web host with disk to spare"),
                 );
-            } else if topology::hosts_with(inventory, Role::App).any(|host| host.name.value == destination.host.value) {
+            } else if inventory.hosts_with(Role::App).any(|host| host.name.value == destination.host.value) {
                 // The seal's key derives from the database password, which
                 // an app host holds: it could seal a backup of its own.
                 found.push(
@@ -67,7 +70,7 @@ fn unknown_host(inventory: &Inventory, name: &Spanned<String>, what: &str) -> Op
 
 #[cfg(test)]
 mod tests {
-    use crate::check::test_support::*;
+    use crate::rules::test_support::*;
 
     fn with_backup(section: &str) -> String {
         format!("{VALID}  backup:\n{section}")
