@@ -14,8 +14,8 @@ use crate::cli::{ApplyArgs, DeployArgs, Format};
 use crate::desired::DesiredState;
 use crate::diagnostic::Style;
 use crate::facts;
-use crate::lock::{self, Claim};
-use crate::plan::{self, Palette, Plan, Unreachable};
+use crate::lock;
+use crate::plan::{self, Palette, Plan};
 use crate::stack::Stack;
 use crate::transport::{Settings, Ssh};
 
@@ -61,40 +61,19 @@ fn apply_rendered(
     };
     let desired =
         DesiredState { hosts: super::limited(rendered.state.hosts, &limits)?, virtual_ip: rendered.state.virtual_ip };
-    let run = Run {
-        args,
-        style,
-        stack,
-        transport: super::transport_settings(&args.converge.connection),
-        runtime: super::runtime()?,
-        deploy,
+    let run = Run { args, style, stack, transport: super::transport_settings(&args.converge.connection), deploy };
+    let inventory = canonical_display(inventory_path);
+    let hosts = super::hosts::Run {
+        connection: &args.converge.connection,
+        lock_timeout: args.converge.lock_timeout,
+        command: if deploy { "deploy" } else { "apply" },
+        inventory: &inventory,
     };
-    let connected = run.runtime.block_on(facts::connect(
-        &facts::targets_of(&desired.hosts),
-        run.transport,
-        args.converge.connection.parallel,
-        &crate::report::Silent,
-    ));
-    if let Err(error) = refuse_unreachable(&connected.unreachable) {
-        run.runtime.block_on(connected.close());
-        return Err(error);
-    }
-    let claim = Claim::here(if deploy { "deploy" } else { "apply" }, &canonical_display(inventory_path));
-    let wait = Duration::from_secs(args.converge.lock_timeout);
-    let locks = match run.runtime.block_on(lock::acquire(&connected.connections, &claim, wait)) {
-        Ok(locks) => locks,
-        Err(error) => {
-            run.runtime.block_on(connected.close());
-            return Err(anyhow::Error::new(error).context(super::Hinted {
-                message: "apply changed nothing: a host it would touch is locked".into(),
-                hint: "wait for the other run, or pass `--lock-timeout SECONDS` to wait here; `infra lock status -i INVENTORY` shows every holder".into(),
-            }));
-        }
-    };
-    let result = run.under_lock(&desired, saved, &connected);
-    run.runtime.block_on(locks.release());
-    run.runtime.block_on(connected.close());
-    result
+    let targets = facts::targets_of(&desired.hosts);
+    let runtime = super::runtime()?;
+    runtime.block_on(super::hosts::under_lock(hosts, &targets, &targets, async |connected| {
+        run.converge(&desired, saved, connected).await
+    }))
 }
 
 /// What one apply run works with once the inventory is rendered.
@@ -103,7 +82,6 @@ struct Run<'a> {
     style: Style,
     stack: &'a Stack,
     transport: Settings,
-    runtime: tokio::runtime::Runtime,
     /// `infra deploy`: say what the release changes before the plan.
     deploy: bool,
 }
@@ -112,29 +90,27 @@ impl Run<'_> {
     /// Everything apply does under the host locks: read the facts (so a
     /// saved plan is checked against the hosts as they are now), plan,
     /// confirm, converge.
-    fn under_lock(
+    async fn converge(
         &self,
         desired: &DesiredState,
         saved: Option<&Plan>,
         connected: &facts::Connected,
     ) -> anyhow::Result<ExitCode> {
-        let gathered = self.runtime.block_on(facts::read(
-            &desired.hosts,
-            connected,
-            self.args.converge.connection.parallel,
-            &crate::report::Silent,
-        ));
-        refuse_unreachable(&gathered.unreachable)?;
+        let parallel = self.args.converge.connection.parallel;
+        let gathered = facts::read(&desired.hosts, connected, parallel, &crate::report::Silent).await;
+        if !gathered.unreachable.is_empty() {
+            return Err(super::hosts::unreachable("apply", "read", &gathered.unreachable));
+        }
         let plan = plan::plan(desired, &gathered.facts, Vec::new());
         if let Some(saved) = saved {
-            refuse_drift(saved, &plan)?;
+            plan::drift(saved, &plan)?;
         }
         if plan.refusals().next().is_some() {
             super::print_refusals(&plan);
             bail!("apply changed nothing: a host refused its plan");
         }
         if self.deploy && self.args.converge.format == Format::Text {
-            eprint!("{}", self.runtime.block_on(super::deploy::summary(desired, &plan, connected)));
+            eprint!("{}", super::deploy::summary(desired, &plan, connected).await);
         }
         if !plan.has_changes() {
             eprintln!("nothing to do: every host already matches the inventory");
@@ -145,7 +121,9 @@ impl Run<'_> {
             let palette = if self.style == Style::Colored { Palette::COLORED } else { Palette::PLAIN };
             eprint!("{}", plan::render_text(&plan, palette));
         }
-        if saved.is_none() && !self.args.converge.yes && !confirmed(&plan)? {
+        // The question and pip below block: the runtime moves its other
+        // tasks (the locks' holders) off this thread meanwhile.
+        if saved.is_none() && !self.args.converge.yes && !tokio::task::block_in_place(|| confirmed(&plan))? {
             eprintln!("apply cancelled: nothing was changed");
             return Ok(ExitCode::FAILURE);
         }
@@ -153,7 +131,7 @@ impl Run<'_> {
         let settings =
             ApplySettings { serial: self.args.converge.serial, health_seconds: self.args.converge.health_timeout };
         let connector = Ssh(self.transport);
-        let wheelhouses = fetch_wheelhouses(&plan, desired)?;
+        let wheelhouses = tokio::task::block_in_place(|| fetch_wheelhouses(&plan, desired))?;
         let context = apply::Context {
             desired,
             connector: &connector,
@@ -164,7 +142,7 @@ impl Run<'_> {
             operator: lock::operator(),
         };
         let started = Instant::now();
-        let outcome = self.runtime.block_on(apply::apply(&plan, &context));
+        let outcome = apply::apply(&plan, &context).await;
         reporter.finish();
         let code = report(&plan, &outcome, started.elapsed())?;
         if outcome.failures.is_empty() {
@@ -180,19 +158,6 @@ impl Run<'_> {
 
 fn canonical_display(path: &Path) -> String {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string()
-}
-
-fn refuse_unreachable(unreachable: &[Unreachable]) -> anyhow::Result<()> {
-    if unreachable.is_empty() {
-        return Ok(());
-    }
-    for host in unreachable {
-        eprintln!("error: {}", crate::sanitize::printable(&host.error));
-    }
-    bail!(
-        "{} hosts could not be read; apply changes nothing until every host it would touch answers",
-        unreachable.len()
-    )
 }
 
 /// The virtual IP's URLs, HTTPS too when HAProxy terminates TLS.
@@ -233,28 +198,6 @@ fn inventory_path(args: &ApplyArgs, saved: Option<&Plan>) -> anyhow::Result<Path
         (None, Some(path)) => Ok(PathBuf::from(path)),
         (None, None) => bail!("`infra apply` needs `-i INVENTORY`, or a plan saved by `infra plan --out`"),
     }
-}
-
-/// A saved plan applies only to the hosts exactly as they were planned.
-fn refuse_drift(saved: &Plan, current: &Plan) -> anyhow::Result<()> {
-    for planned in &saved.hosts {
-        let Some(now) = current.hosts.iter().find(|host| host.host == planned.host) else {
-            bail!("host `{}` of the saved plan is no longer in the inventory; make a new plan", planned.host);
-        };
-        if now.fingerprint != planned.fingerprint {
-            bail!(
-                "host `{}` changed since the plan was made (its state no longer matches what plan read); run `infra plan` again",
-                planned.host
-            );
-        }
-        if now.desired != planned.desired {
-            bail!(
-                "the inventory or templates now render something else for `{}` than when the plan was made; run `infra plan` again",
-                planned.host
-            );
-        }
-    }
-    Ok(())
 }
 
 /// Asks on a terminal; refuses without one.

@@ -6,18 +6,14 @@
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 use crate::backup;
 use crate::backup::restore::RestoreError;
 use crate::backup::store::{self, Store, StoreError, Stores, Verb};
 use crate::cli::{BackupArgs, Format, HostsArgs};
 use crate::diagnostic::Style;
-use crate::facts;
-use crate::lock::{self, Claim};
-use crate::report::Silent;
 use crate::stack::Stack;
 use crate::topology::{self, Role};
 use crate::transport::{Connection, Target};
@@ -105,8 +101,8 @@ pub fn now(args: &BackupArgs, style: Style) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs `body` with every target connected and the lock held on `locked`,
-/// then releases it.
+/// [`super::hosts::under_lock`] for the commands that take [`HostsArgs`],
+/// with `body` given the connections by host name.
 pub async fn under_lock<T>(
     args: &HostsArgs,
     inventory: &str,
@@ -115,29 +111,8 @@ pub async fn under_lock<T>(
     targets: &[Target],
     body: impl AsyncFnOnce(&BTreeMap<String, Connection>) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    let settings = super::transport_settings(&args.connection);
-    let mut connected = facts::connect(targets, settings, args.connection.parallel, &Silent).await;
-    if let Some(unreachable) = connected.unreachable.first() {
-        let error = unreachable.error.clone();
-        connected.close().await;
-        bail!("{command} changed nothing: {error}");
-    }
-    let lockable: BTreeMap<String, Connection> =
-        locked.iter().filter_map(|target| connected.connections.remove_entry(&target.name)).collect();
-    let claim = Claim::here(command, inventory);
-    let locks = lock::acquire(&lockable, &claim, Duration::from_secs(args.lock_timeout)).await;
-    connected.connections.extend(lockable);
-    let locks = match locks {
-        Ok(locks) => locks,
-        Err(error) => {
-            connected.close().await;
-            return Err(anyhow::Error::new(error).context(format!("{command} changed nothing: a host is locked")));
-        }
-    };
-    let result = body(&connected.connections).await;
-    locks.release().await;
-    connected.close().await;
-    result
+    let run = super::hosts::Run { connection: &args.connection, lock_timeout: args.lock_timeout, command, inventory };
+    super::hosts::under_lock(run, locked, targets, async |connected| body(&connected.connections).await).await
 }
 
 pub fn checked(args: &HostsArgs, style: Style) -> anyhow::Result<Option<(String, Stack)>> {

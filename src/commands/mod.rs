@@ -7,6 +7,7 @@ mod backup;
 mod deploy;
 mod diagram;
 mod drill;
+mod hosts;
 mod lab;
 mod lock;
 mod plan;

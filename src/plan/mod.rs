@@ -11,6 +11,9 @@
 
 mod app_release;
 mod display;
+mod drift;
+
+pub use drift::{Drift, drift};
 
 use std::collections::BTreeMap;
 

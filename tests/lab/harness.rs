@@ -172,13 +172,19 @@ impl Selection {
 /// panic unwinds: the line a developer copies to re-run one scenario.
 struct Running {
     name: String,
+    /// The scenario's own name, when `name` says more (a prerequisite).
+    rerun: String,
     started: Instant,
 }
 
 impl Running {
     fn start(name: String) -> Running {
+        Running::named(name.clone(), name)
+    }
+
+    fn named(name: String, rerun: String) -> Running {
         eprintln!("test {name} ...");
-        Running { name, started: Instant::now() }
+        Running { name, rerun, started: Instant::now() }
     }
 }
 
@@ -187,7 +193,7 @@ impl Drop for Running {
         let verdict = if std::thread::panicking() { "FAILED" } else { "ok" };
         eprintln!("test {} ... {verdict} ({:.1} s)", self.name, self.started.elapsed().as_secs_f64());
         if std::thread::panicking() {
-            eprintln!("re-run it alone: cargo test --test lab -- --exact {}", self.name);
+            eprintln!("re-run it alone: cargo test --test lab -- --exact {}", self.rerun);
         }
     }
 }
@@ -251,7 +257,8 @@ fn run_shared(release_name: &str, selection: &Selection) -> usize {
     let mut converged = false;
     for scenario in &chosen {
         if scenario.needs == Needs::Converged && !converged && scenario.name != CONVERGE {
-            let _running = Running::start(format!("{release_name}::{CONVERGE} (what the next one needs)"));
+            let name = format!("{release_name}::{CONVERGE}");
+            let _running = Running::named(format!("{name} (what the next one needs)"), name);
             apply_converges_the_stack_and_serves_through_the_vip(&lab);
         }
         converged |= scenario.needs == Needs::Converged;
