@@ -1,20 +1,17 @@
-//! `infra backup verify`: the restore drill. A backup is copied to a
-//! throwaway host (a temporary lab host with `--lab`, else the inventory's
-//! drill host), loaded into a MariaDB server started there for the drill
-//! alone, and each table's rows and digest are checked against the
-//! manifest. The result is recorded beside the backup in every store that
-//! holds it, so `backup list` and `plan` can tell when the last proof of a
-//! restore is getting old.
+//! `infra backup verify`: the restore drill on a throwaway host (a
+//! temporary lab host with `--lab`, else the inventory's drill host). What
+//! the drill does is `backup::drill`'s; this module finds or boots the
+//! host, connects and prints. The result is recorded beside the backup in
+//! every store that holds it, so `backup list` and `plan` can tell when the
+//! last proof of a restore is getting old.
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
-use time::OffsetDateTime;
+use anyhow::Context;
 
 use super::backup::{checked, explained, stores_of};
-use crate::backup::store::{self, Store, Stores, backup_path};
-use crate::backup::{self, DrillRecord, Manifest};
+use crate::backup::store::Stores;
+use crate::backup::{self, DrillRecord};
 use crate::cli::{Format, VerifyArgs};
 use crate::debian::Debian;
 use crate::diagnostic::Style;
@@ -23,7 +20,7 @@ use crate::lab;
 use crate::report::Silent;
 use crate::stack::Stack;
 use crate::topology;
-use crate::transport::{Connection, Target, shell_quote};
+use crate::transport::Target;
 
 /// The name of the temporary lab host a `--lab` drill boots.
 const SCRATCH_HOST: &str = "drill";
@@ -120,82 +117,18 @@ async fn drill(
             return Err(anyhow::Error::new(error).context("cannot install MariaDB on the scratch host"));
         }
     }
-    let result = drill_connected(&connected.connections, args.id.as_deref(), stores, host, (database, key)).await;
+    let say = |what: String| eprintln!("drill: {what}");
+    let asked = (args.id.as_deref(), database, key);
+    let result =
+        backup::drill::drill(&connected.connections, stores, &host.name, asked, say).await.map_err(explained_drill);
     connected.close().await;
     result
 }
 
-async fn drill_connected(
-    connections: &BTreeMap<String, Connection>,
-    wanted: Option<&str>,
-    stores: &Stores,
-    host: &Target,
-    (database, key): (&str, Option<&str>),
-) -> anyhow::Result<DrillRecord> {
-    let scratch =
-        connections.get(&host.name).with_context(|| format!("cannot reach the drill host `{}`", host.name))?;
-    // A drill that passed on a backup a destination planted would vouch
-    // for nothing: a copy counts only with a valid seal.
-    let mut holders: Vec<(&Store, &Connection, Vec<Manifest>)> = Vec::new();
-    for store in stores.all() {
-        if let Some(connection) = connections.get(&store.target.name) {
-            let held = store::holdings(connection, store).await?;
-            let trusted: Vec<Manifest> = held.trusted(store, stores, key).into_iter().cloned().collect();
-            if let Some(id) = wanted
-                && held.has(id)
-                && !trusted.iter().any(|manifest| manifest.id == id)
-            {
-                return Err(explained(crate::backup::restore::untrusted(id, store, stores, key)));
-            }
-            holders.push((store, connection, trusted));
-        }
+/// A drill's error, with the operator's hint where there is one.
+fn explained_drill(error: backup::drill::DrillError) -> anyhow::Error {
+    match error {
+        backup::drill::DrillError::Restore(error) => explained(error),
+        other => anyhow::Error::new(other),
     }
-    let newest = || holders.iter().flat_map(|(_, _, manifests)| manifests).map(|manifest| manifest.id.as_str()).max();
-    let id = store::checked_id(wanted.or_else(newest).context("there is no backup to drill")?)?.to_string();
-    let (source, source_connection, manifest) = holders
-        .iter()
-        .find_map(|(store, connection, manifests)| Some((*store, *connection, manifests.iter().find(|m| m.id == id)?)))
-        .with_context(|| format!("no reachable store holds a backup `{id}`"))?;
-    eprintln!("drill: restoring `{id}` from `{}` on `{}`", source.target.name, host.name);
-    let record = run_drill(manifest, (source_connection, source), scratch, &host.name, database).await?;
-    let json = serde_json::to_string(&record)?;
-    for (store, connection, manifests) in &holders {
-        if manifests.iter().any(|manifest| manifest.id == id) {
-            store::write_file(*connection, &backup_path(store, &id, "drill"), &json).await?;
-        }
-    }
-    Ok(record)
-}
-
-/// Copies the backup to the scratch host, runs the drill there and judges
-/// what came back. A damaged copy or a failed load is a failed drill, not
-/// an error: it is what the drill exists to find.
-async fn run_drill(
-    manifest: &Manifest,
-    source: (&Connection, &Store),
-    scratch: &Connection,
-    host: &str,
-    database: &str,
-) -> anyhow::Result<DrillRecord> {
-    let at = backup::format_id(OffsetDateTime::now_utc());
-    let directory = scratch.run_script("mktemp -d /var/tmp/infra-drill.XXXXXX\n").await?.trim().to_string();
-    let copy = format!(
-        "cat > {dir}/backup.sql.gz && [ \"$(sha256sum < {dir}/backup.sql.gz | cut -d' ' -f1)\" = {sum} ] || {{ echo \"the backup's SHA-256 is not the one its manifest records: the file is damaged\" >&2; rm -rf {dir}; exit 1; }}",
-        dir = shell_quote(&directory),
-        sum = shell_quote(&manifest.sha256)
-    );
-    let read = format!("cat {}\n", shell_quote(&backup_path(source.1, &manifest.id, "sql.gz")));
-    let outcome = match source.0.stream_to(&read, scratch, &copy).await {
-        Ok(_) => scratch.run_script(&backup::drill_script(&directory, database)).await.map_err(anyhow::Error::new),
-        Err(error) => Err(anyhow::Error::new(error)),
-    };
-    let (passed, restore_seconds, problems) = match outcome.map(|output| backup::parse_drill(&output)) {
-        Ok(Ok(restored)) => {
-            let problems = backup::compare(manifest, &restored.tables, restored.server == manifest.server);
-            (problems.is_empty(), restored.seconds, problems)
-        }
-        Ok(Err(unreadable)) => bail!("the drill on `{host}` reported something infra cannot read: {unreadable}"),
-        Err(error) => (false, 0.0, vec![crate::diagnostic::error_chain(error.as_ref())]),
-    };
-    Ok(DrillRecord { backup: manifest.id.clone(), at, host: host.to_string(), passed, restore_seconds, problems })
 }

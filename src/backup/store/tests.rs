@@ -22,7 +22,7 @@ pub(crate) fn manifest(id: &str) -> Manifest {
         binlog_file: "mysql-bin.000001".into(),
         binlog_position: 4,
         gtid: String::new(),
-        tables: BTreeMap::new(),
+        tables: [("counter".to_string(), super::super::TableDigest { rows: 1, sha256: "rows-digest".into() })].into(),
     }
 }
 
