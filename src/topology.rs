@@ -38,10 +38,6 @@ pub fn stages(stack: &Stack) -> Vec<Stage<'_>> {
         .collect()
 }
 
-pub fn hosts_with(stack: &Stack, role: Role) -> impl Iterator<Item = &Host> {
-    stack.hosts_with(role)
-}
-
 /// The web hosts HAProxy balances over, with the port Nginx listens on.
 pub fn haproxy_backends(stack: &Stack) -> Vec<(&str, SocketAddr)> {
     stack

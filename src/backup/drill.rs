@@ -85,8 +85,7 @@ async fn trusted_holders<'a, R: Remote>(
         let held = store::holdings(remote, store).await?;
         let trusted: Vec<Manifest> = held.trusted(store, stores, key).into_iter().cloned().collect();
         if let Some(id) = wanted
-            && held.has(id)
-            && !trusted.iter().any(|manifest| manifest.id == id)
+            && held.distrusts(id, store, stores, key)
         {
             return Err(super::restore::untrusted(id, store, stores, key).into());
         }

@@ -83,14 +83,7 @@ pub async fn fetch<R: Remote>(
     };
     let trusted_remote: Vec<&Manifest> =
         remote.iter().flat_map(|(store, held)| held.trusted(store, stores, key)).collect();
-    refuse_untrusted(
-        &local,
-        remote.as_ref().map(|(store, held)| (*store, held)),
-        &trusted_remote,
-        stores,
-        wanted,
-        key,
-    )?;
+    refuse_untrusted(&local, remote.as_ref().map(|(store, held)| (*store, held)), stores, wanted, key)?;
     let every: Vec<&Manifest> = local.manifests.iter().chain(trusted_remote).collect();
     let chosen = choose(&every, wanted)?;
     let id = store::checked_id(&chosen.id)?.to_string();
@@ -109,7 +102,6 @@ pub async fn fetch<R: Remote>(
 fn refuse_untrusted(
     local: &Holdings,
     remote: Option<(&Store, &Holdings)>,
-    trusted_remote: &[&Manifest],
     stores: &Stores,
     wanted: &Wanted,
     key: Option<&str>,
@@ -117,8 +109,7 @@ fn refuse_untrusted(
     let Some((store, held)) = remote else { return Ok(()) };
     if let Some(id) = &wanted.id
         && !local.has(id)
-        && held.has(id)
-        && !trusted_remote.iter().any(|manifest| &manifest.id == id)
+        && held.distrusts(id, store, stores, key)
     {
         return Err(untrusted(id, store, stores, key));
     }

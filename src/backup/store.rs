@@ -86,6 +86,12 @@ impl Holdings {
         }
         key.map(|key| super::sealed(&self.manifests, &self.raw, &self.seals, key)).unwrap_or_default()
     }
+
+    /// Whether this store holds backup `id` but not as a copy infra
+    /// trusts ([`Holdings::trusted`]): restore and the drill refuse it.
+    pub fn distrusts(&self, id: &str, store: &Store, stores: &Stores, key: Option<&str>) -> bool {
+        self.has(id) && !self.trusted(store, stores, key).iter().any(|manifest| manifest.id == id)
+    }
 }
 
 /// The connection to `store`'s host among `remotes`.

@@ -112,7 +112,7 @@ impl Diagram {
             })
             .collect();
         let virtual_ip = Some(&stack.load_balancer).map(|settings| {
-            let balancers: Vec<_> = topology::hosts_with(stack, Role::LoadBalancer).collect();
+            let balancers: Vec<_> = stack.hosts_with(Role::LoadBalancer).collect();
             let mut by_priority: Vec<(String, u8)> = topology::vrrp_priorities(&balancers)
                 .into_iter()
                 .map(|(priority, _, host)| (host.name.value.clone(), priority))
