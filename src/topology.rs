@@ -86,13 +86,22 @@ pub fn ssh_target(stack: &Stack, host: &Host) -> Target {
                 shared: &Option<crate::source::Spanned<std::path::PathBuf>>| {
         own.as_ref().or(shared.as_ref()).map(|path| stack.files.base_dir.join(&path.value))
     };
+    let (own, shared) = (&host.ssh, &stack.ssh);
     Target {
         name: host.name.value.clone(),
         address: host.address.value,
-        user: host.ssh.user.as_ref().map_or_else(|| stack.ssh.user_or_default().to_string(), |user| user.value.clone()),
-        port: ssh_port(&stack.ssh, host),
-        identity: path(&host.ssh.identity, &stack.ssh.identity),
-        known_hosts: path(&host.ssh.known_hosts, &stack.ssh.known_hosts),
+        destination: own.host.as_ref().map_or_else(|| host.address.value.to_string(), |host| host.value.clone()),
+        user: own.user.as_ref().map_or_else(|| shared.user_or_default().to_string(), |user| user.value.clone()),
+        port: ssh_port(shared, host),
+        identity: path(&own.identity, &shared.identity),
+        known_hosts: path(&own.known_hosts, &shared.known_hosts),
+        privilege: own
+            .privilege
+            .as_ref()
+            .or(shared.privilege.as_ref())
+            .map(|privilege| privilege.value)
+            .unwrap_or_default(),
+        jump: own.jump.as_ref().or(shared.jump.as_ref()).map(|jump| jump.value.clone()),
     }
 }
 

@@ -130,7 +130,7 @@ impl Run<'_> {
         let reporter = apply::reporter(self.args.converge.format == Format::Json, !self.args.converge.no_progress);
         let settings =
             ApplySettings { serial: self.args.converge.serial, health_seconds: self.args.converge.health_timeout };
-        let connector = Ssh(self.transport);
+        let connector = Ssh(self.transport.clone());
         let wheelhouses = tokio::task::block_in_place(|| fetch_wheelhouses(&plan, desired))?;
         let context = apply::Context {
             desired,

@@ -70,6 +70,9 @@ fn boot_scratch(stores: &Stores) -> anyhow::Result<Target> {
     let mut target = stores.database.target.clone();
     target.name = scratch.name;
     target.address = scratch.address;
+    // The scratch host is on the lab's own network, never behind a bastion.
+    target.destination = scratch.address.to_string();
+    target.jump = None;
     Ok(target)
 }
 

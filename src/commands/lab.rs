@@ -10,6 +10,7 @@ use crate::debian::Debian;
 use crate::diagnostic::Style;
 use crate::lab::{self, LabHost, LabSpec};
 use crate::stack::Stack;
+use crate::topology;
 
 pub fn run(command: &LabCommand, style: Style) -> anyhow::Result<ExitCode> {
     match command {
@@ -52,18 +53,44 @@ fn lab_certificate(path: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The lab takes its subnet from the virtual IP.
+/// The lab takes its subnet from the virtual IP. A host SSH reaches as
+/// another user than root comes cloud-like (that user, sudo, no root
+/// login); a host behind a jump is private, and a jump at a lab address no
+/// host has is booted as a bastion.
 fn spec(stack: &Stack, default_release: Debian) -> anyhow::Result<LabSpec> {
     let load_balancer = &stack.load_balancer;
-    let hosts = stack
+    let login = |user: &str| (user != "root").then(|| user.to_string());
+    let mut hosts: Vec<LabHost> = stack
         .hosts
         .iter()
-        .map(|host| LabHost {
-            name: host.name.value.clone(),
-            address: host.address.value,
-            release: host.lab_release.as_ref().map_or(default_release, |release| release.value),
+        .map(|host| {
+            let target = topology::ssh_target(stack, host);
+            LabHost {
+                login: login(&target.user),
+                sudo_password: host.lab.sudo_password,
+                bastion: target.jump.as_ref().and_then(|jump| jump.destination.parse().ok()),
+                ..LabHost::plain(
+                    &host.name.value,
+                    host.address.value,
+                    host.lab.release.as_ref().map_or(default_release, |release| release.value),
+                )
+            }
         })
         .collect();
+    for host in &stack.hosts {
+        let target = topology::ssh_target(stack, host);
+        let Some(jump) = target.jump else { continue };
+        let Ok(address) = jump.destination.parse() else { continue };
+        if hosts.iter().all(|known| known.address != address) {
+            let name = if hosts.iter().any(|known| known.name == "bastion") {
+                format!("bastion-{}", hosts.len())
+            } else {
+                "bastion".to_string()
+            };
+            let user = jump.user.unwrap_or(target.user);
+            hosts.push(LabHost { login: login(&user), ..LabHost::plain(&name, address, default_release) });
+        }
+    }
     Ok(LabSpec::new(load_balancer.virtual_ip.value, hosts, &[load_balancer.virtual_ip.value.addr()])?)
 }
 

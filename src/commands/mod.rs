@@ -306,10 +306,7 @@ pub(crate) fn gather_facts(
 
 /// The SSH settings the connection flags ask for.
 pub(crate) fn transport_settings(args: &crate::cli::ConnectionArgs) -> crate::transport::Settings {
-    crate::transport::Settings {
-        accept_new_host_keys: args.accept_new_host_keys,
-        connect_timeout: std::time::Duration::from_secs(args.connect_timeout),
-    }
+    crate::transport::Settings::new(args.accept_new_host_keys, std::time::Duration::from_secs(args.connect_timeout))
 }
 
 /// The async runtime the commands that talk to hosts run on.

@@ -53,11 +53,11 @@ pub async fn connect(targets: &[Target], settings: Settings, parallel: usize, re
     let mut tasks = tokio::task::JoinSet::new();
     for target in targets.iter().cloned() {
         reporter.step(&target.name, "connecting");
-        let permits = Arc::clone(&permits);
+        let (permits, settings) = (Arc::clone(&permits), settings.clone());
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
             tracing::info!(host = %target.name, "connecting");
-            let connection = Connection::open(&target, settings).await;
+            let connection = Connection::open(&target, &settings).await;
             (target.name, connection)
         });
     }

@@ -15,10 +15,21 @@ use crate::debian::Debian;
 use crate::diagnostic::Diagnostic;
 use crate::role::Role;
 use crate::source::{Span, Spanned};
+use crate::transport::Privilege;
 
 pub fn inventory(decoder: &mut Decoder, root: &Node, files: crate::source::LocalFiles) -> Option<Inventory> {
     let mut fields = decoder.fields(root, "the inventory")?;
     let ssh = fields.optional("ssh").map_or_else(SshSettings::default, |node| ssh(decoder, node, "`ssh`"));
+    if let Some(host) = &ssh.host {
+        decoder.report(
+            Diagnostic::error(
+                "ssh-host-not-per-host",
+                "`host` of `ssh` is where one host's SSH goes, so it belongs to that host",
+            )
+            .at(host.span, "shared by every host here")
+            .help("move it under the host it names: `hosts: [{name: ..., ssh: {host: ...}}]`"),
+        );
+    }
     let templates = fields.optional("templates").and_then(|node| decoder.path(node, "`templates`"));
     let hosts_node = fields.required(decoder, "hosts");
     let hosts = hosts_node.map(|node| hosts(decoder, node)).unwrap_or_default();
@@ -57,16 +68,38 @@ fn ssh(decoder: &mut Decoder, node: &Node, what: &str) -> SshSettings {
     let Some(mut fields) = decoder.fields(node, what) else {
         return SshSettings::default();
     };
-    let settings = SshSettings {
-        user: fields
-            .optional("user")
-            .and_then(|node| decoder.grammar(node, &format!("`user` of {what}"), "invalid-user", grammar::user_name)),
-        port: fields.optional("port").and_then(|node| decoder.port(node, &format!("`port` of {what}"))),
-        identity: fields.optional("identity").and_then(|node| decoder.path(node, &format!("`identity` of {what}"))),
-        known_hosts: fields
-            .optional("known_hosts")
-            .and_then(|node| decoder.path(node, &format!("`known_hosts` of {what}"))),
-    };
+    let settings =
+        SshSettings {
+            user: fields.optional("user").and_then(|node| {
+                decoder.grammar(node, &format!("`user` of {what}"), "invalid-user", grammar::user_name)
+            }),
+            port: fields.optional("port").and_then(|node| decoder.port(node, &format!("`port` of {what}"))),
+            identity: fields.optional("identity").and_then(|node| decoder.path(node, &format!("`identity` of {what}"))),
+            known_hosts: fields
+                .optional("known_hosts")
+                .and_then(|node| decoder.path(node, &format!("`known_hosts` of {what}"))),
+            host: fields.optional("host").and_then(|node| {
+                decoder.grammar(node, &format!("`host` of {what}"), "invalid-ssh-host", grammar::ssh_destination)
+            }),
+            privilege: fields.optional("become").and_then(|node| {
+                decoder.parsed(node, &format!("`become` of {what}"), "`sudo` or `none`", "invalid-become", |text| {
+                    match text {
+                        "sudo" => Some(Privilege::Sudo),
+                        "none" => Some(Privilege::Login),
+                        _ => None,
+                    }
+                })
+            }),
+            jump: fields.optional("jump").and_then(|node| {
+                decoder.parsed(
+                    node,
+                    &format!("`jump` of {what}"),
+                    "a jump host `[user@]host[:port]`",
+                    "invalid-jump",
+                    grammar::jump,
+                )
+            }),
+        };
     fields.finish(decoder);
     settings
 }
@@ -92,15 +125,17 @@ fn host(decoder: &mut Decoder, node: &Node, index: usize) -> Option<Host> {
         .optional("ssh")
         .map_or_else(SshSettings::default, |node| ssh(decoder, node, &format!("`ssh` of {label}")));
     let vrrp = fields.optional("vrrp").map(|node| host_vrrp(decoder, node, &label)).unwrap_or_default();
-    let lab_release = fields.optional("lab").and_then(|node| host_lab(decoder, node, &label));
+    let lab = fields.optional("lab").map(|node| host_lab(decoder, node, &label)).unwrap_or_default();
     fields.finish(decoder);
-    Some(Host { name: name?, address: address?, roles, ssh, vrrp, lab_release })
+    Some(Host { name: name?, address: address?, roles, ssh, vrrp, lab })
 }
 
-/// `lab: {release: trixie}`: the release the lab boots the host with.
-fn host_lab(decoder: &mut Decoder, node: &Node, label: &str) -> Option<Spanned<Debian>> {
+/// `lab: {release: trixie, sudo: password}`: how the lab boots the host.
+fn host_lab(decoder: &mut Decoder, node: &Node, label: &str) -> HostLab {
     let what = format!("`lab` of {label}");
-    let mut fields = decoder.fields(node, &what)?;
+    let Some(mut fields) = decoder.fields(node, &what) else {
+        return HostLab::default();
+    };
     let release = fields.optional("release").and_then(|node| {
         decoder.parsed(
             node,
@@ -110,8 +145,17 @@ fn host_lab(decoder: &mut Decoder, node: &Node, label: &str) -> Option<Spanned<D
             Debian::from_codename,
         )
     });
+    let sudo_password = fields.optional("sudo").and_then(|node| {
+        decoder.parsed(node, &format!("`sudo` of {what}"), "`password` or `nopasswd`", "invalid-lab-sudo", |text| {
+            match text {
+                "password" => Some(true),
+                "nopasswd" => Some(false),
+                _ => None,
+            }
+        })
+    });
     fields.finish(decoder);
-    release
+    HostLab { release, sudo_password: sudo_password.is_some_and(|sudo| sudo.value) }
 }
 
 fn roles(decoder: &mut Decoder, node: &Node, label: &str) -> Vec<Spanned<Role>> {

@@ -225,6 +225,33 @@ pub fn user_name(text: &str) -> Result<String, &'static str> {
     if valid { Ok(text.to_string()) } else { Err(EXPECTED) }
 }
 
+/// Where SSH goes for a host (`ssh.host`) or a jump (`ssh.jump`): an IPv4
+/// address, a DNS name or a `~/.ssh/config` alias, at most 253 bytes of
+/// letters, digits, `.`, `-` and `_`. It is handed to `ssh` as its
+/// destination, so it must never start with `-`, where ssh would read an
+/// option (`-oProxyCommand=…` runs a program on this machine).
+pub fn ssh_destination(text: &str) -> Result<String, &'static str> {
+    const EXPECTED: &str = "an address, a DNS name or an ssh_config alias: letters, digits, `.`, `-` and `_` (at most 253), not starting with `-`";
+    let valid = (1..=253).contains(&text.len())
+        && !text.starts_with(['-', '.'])
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    if valid { Ok(text.to_string()) } else { Err(EXPECTED) }
+}
+
+/// A jump host as `ssh -J` writes it: `[user@]host[:port]`, each part by
+/// its own grammar ([`user_name`], [`ssh_destination`], a port 1–65535).
+pub fn jump(text: &str) -> Option<crate::transport::Jump> {
+    let (user, rest) = match text.split_once('@') {
+        Some((user, rest)) => (Some(user_name(user).ok()?), rest),
+        None => (None, text),
+    };
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port.parse::<u16>().ok().filter(|port| *port > 0)?)),
+        None => (rest, None),
+    };
+    Some(crate::transport::Jump { destination: ssh_destination(host).ok()?, user, port })
+}
+
 /// An IPv4-mapped IPv6 address (`::ffff:10.0.0.5`) is the IPv4 address: it
 /// must be compared, checked for loopback and rendered as such.
 pub fn canonical_ip(address: IpAddr) -> IpAddr {
@@ -282,6 +309,30 @@ mod tests {
             ["", "-c", "--upload-pack=x", "main..evil", "HEAD~1", "main^", "a:b", "@{1}", "a b", "x.lock", "/x", "a//b"]
         {
             assert!(git_revision(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ssh_destinations_never_read_as_an_option() {
+        for good in ["203.0.113.7", "web-01.example.com", "prod_bastion", "a"] {
+            assert_eq!(ssh_destination(good).as_deref(), Ok(good));
+        }
+        for bad in ["", "-oProxyCommand=touch", "-J", ".x", "a b", "a;b", "user@host", "host:22", "$(x)", "[::1]"] {
+            assert!(ssh_destination(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn jumps_are_user_at_host_colon_port() {
+        let parsed = jump("admin@bastion.example.com:2222").expect("parsed");
+        assert_eq!(
+            (parsed.user.as_deref(), parsed.destination.as_str(), parsed.port),
+            (Some("admin"), "bastion.example.com", Some(2222))
+        );
+        let bare = jump("192.0.2.1").expect("parsed");
+        assert_eq!((bare.user, bare.port), (None, None));
+        for bad in ["", "-oProxyCommand=x", "admin@", "@host", "Admin@host", "host:0", "host:99999", "host:", "a@b@c"] {
+            assert!(jump(bad).is_none(), "{bad:?}");
         }
     }
 

@@ -41,13 +41,21 @@ impl Inventory {
     }
 }
 
-/// How to reach hosts over SSH; hosts may override `user` and `port`.
+/// How to reach hosts over SSH; each host may override any of it.
 #[derive(Clone, Debug, Default)]
 pub struct SshSettings {
     pub user: Option<Spanned<String>>,
     pub port: Option<Spanned<u16>>,
     pub identity: Option<Spanned<PathBuf>>,
     pub known_hosts: Option<Spanned<PathBuf>>,
+    /// What `ssh` dials when it is not the host's `address` (a public
+    /// address, a DNS name, a `~/.ssh/config` alias); only hosts have one.
+    pub host: Option<Spanned<String>>,
+    /// `become: sudo`: log in as `user` and run everything as root
+    /// through `sudo -n`.
+    pub privilege: Option<Spanned<crate::transport::Privilege>>,
+    /// The bastion in front of the host (`jump: admin@bastion:22`).
+    pub jump: Option<Spanned<crate::transport::Jump>>,
 }
 
 impl SshSettings {
@@ -67,10 +75,19 @@ pub struct Host {
     pub roles: Vec<Spanned<Role>>,
     pub ssh: SshSettings,
     pub vrrp: HostVrrp,
-    /// The Debian release `infra lab up` boots this host with (`lab:
-    /// {release: ...}`); only the lab reads it: plan and apply go by what
-    /// the host reports.
-    pub lab_release: Option<Spanned<crate::debian::Debian>>,
+    /// How `infra lab up` boots this host; only the lab reads it.
+    pub lab: HostLab,
+}
+
+/// A host's `lab:` settings: plan and apply go by what the host reports,
+/// never by these.
+#[derive(Clone, Debug, Default)]
+pub struct HostLab {
+    /// The Debian release to boot (`release: trixie`).
+    pub release: Option<Spanned<crate::debian::Debian>>,
+    /// `sudo: password`: the login user's sudo asks for a password, as on
+    /// a host whose sudoers lack `NOPASSWD` (for the refusal's test).
+    pub sudo_password: bool,
 }
 
 impl Host {

@@ -1,7 +1,6 @@
 //! One lab host: an overlay over the shared rootfs, its own identity files,
 //! and a `systemd-nspawn -b` container booted inside its network namespace.
 
-use std::net::IpAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -9,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process};
 
+use super::LabHost;
 use super::network;
 use super::system::{self, SystemError};
 
@@ -107,6 +107,9 @@ pub struct Identity<'a> {
     pub name: &'a str,
     pub etc_hosts: &'a str,
     pub authorized_key: &'a str,
+    /// The cloud-image user SSH logs in as instead of root, if any.
+    pub login: Option<&'a str>,
+    pub sudo_password: bool,
 }
 
 pub fn write_identity(dirs: &MachineDirs, identity: &Identity) -> Result<String, SystemError> {
@@ -116,7 +119,10 @@ pub fn write_identity(dirs: &MachineDirs, identity: &Identity) -> Result<String,
     // Nothing listens on 127.0.0.1:53: every lookup fails at once instead of
     // waiting 10 s on a nameserver the lab cannot reach.
     system::write(root.join("etc/resolv.conf"), "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")?;
-    system::write(root.join("root/.ssh/authorized_keys"), identity.authorized_key)?;
+    match identity.login {
+        None => system::write(root.join("root/.ssh/authorized_keys"), identity.authorized_key)?,
+        Some(user) => cloud_login(&root, user, identity)?,
+    }
     let host_key = root.join("etc/ssh/ssh_host_ed25519_key");
     if !host_key.exists() {
         system::run(
@@ -128,6 +134,56 @@ pub fn write_identity(dirs: &MachineDirs, identity: &Identity) -> Result<String,
     let public = host_key.with_extension("pub");
     let line = std::fs::read_to_string(&public).map_err(|error| SystemError::Write { path: public, error })?;
     Ok(line.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+}
+
+/// Makes the host come the way Debian's cloud images do: `user` with the
+/// lab's key and sudo (passwordless, unless the host is the one whose sudo
+/// asks for a password), root's key gone and root login refused by sshd.
+fn cloud_login(root: &Path, user: &str, identity: &Identity) -> Result<(), SystemError> {
+    let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap_or_default();
+    if !passwd.lines().any(|line| line.split(':').next() == Some(user)) {
+        system::run(Command::new("useradd").arg("--root").arg(root).args([
+            "--create-home",
+            "--user-group",
+            "--shell",
+            "/bin/bash",
+            "--",
+            user,
+        ]))?;
+    }
+    let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap_or_default();
+    let ids = passwd.lines().map(|line| line.split(':').collect::<Vec<_>>()).find(|fields| fields[0] == user);
+    let (uid, gid) = ids
+        .and_then(|fields| Some((fields.get(2)?.parse::<u32>().ok()?, fields.get(3)?.parse::<u32>().ok()?)))
+        .ok_or_else(|| SystemError::Write {
+            path: root.join("etc/passwd"),
+            error: std::io::Error::other(format!("useradd made no `{user}`")),
+        })?;
+    let ssh_dir = root.join("home").join(user).join(".ssh");
+    system::write(ssh_dir.join("authorized_keys"), identity.authorized_key)?;
+    for path in [ssh_dir.clone(), ssh_dir.join("authorized_keys")] {
+        std::os::unix::fs::chown(&path, Some(uid), Some(gid))
+            .map_err(|error| SystemError::Write { path: path.clone(), error })?;
+    }
+    let _ = std::fs::remove_file(root.join("root/.ssh/authorized_keys"));
+    let rule = if identity.sudo_password { "ALL=(ALL:ALL) ALL" } else { "ALL=(ALL:ALL) NOPASSWD: ALL" };
+    let sudoers = root.join("etc/sudoers.d/90-cloud-init-users");
+    system::write(
+        &sudoers,
+        format!(
+            "# as cloud-init writes it
+{user} {rule}
+"
+        ),
+    )?;
+    std::fs::set_permissions(&sudoers, std::os::unix::fs::PermissionsExt::from_mode(0o440))
+        .map_err(|error| SystemError::Write { path: sudoers.clone(), error })?;
+    system::write(
+        root.join("etc/ssh/sshd_config.d/60-cloudimg-settings.conf"),
+        "PermitRootLogin no
+",
+    )?;
+    Ok(())
 }
 
 /// The container's nspawn process, if it is running. It is found by its
@@ -201,18 +257,25 @@ pub fn power_off(host: &str, grace: Duration) -> Result<(), SystemError> {
 
 /// Waits until the host accepts the lab key over SSH with strict host-key
 /// checking, or `timeout` passes.
-pub fn wait_for_ssh(address: IpAddr, key: &Path, known_hosts: &Path, timeout: Duration) -> bool {
+pub fn wait_for_ssh(host: &LabHost, bastion_user: &str, key: &Path, known_hosts: &Path, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
+    let options = |command: &mut Command| {
+        command
+            .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=2", "-i"])
+            .arg(key)
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", known_hosts.display()));
+    };
     while Instant::now() < deadline {
-        let reachable = system::succeeds(
-            Command::new("ssh")
-                .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=2", "-i"])
-                .arg(key)
-                .arg("-o")
-                .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
-                .arg(format!("root@{address}"))
-                .arg("true"),
-        );
+        let mut command = Command::new("ssh");
+        options(&mut command);
+        if let Some(bastion) = host.bastion {
+            let mut proxy = Command::new("ssh");
+            options(&mut proxy);
+            let words: Vec<String> = proxy.get_args().map(|word| word.to_string_lossy().into_owned()).collect();
+            command.arg("-o").arg(format!("ProxyCommand=ssh {} -W %h:%p {bastion_user}@{bastion}", words.join(" ")));
+        }
+        let reachable = system::succeeds(command.arg(format!("{}@{}", host.user(), host.address)).arg("true"));
         if reachable {
             return true;
         }

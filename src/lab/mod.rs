@@ -33,7 +33,8 @@ pub use system::SystemError;
 use crate::debian::Debian;
 use machine::MachineDirs;
 
-/// A host the lab boots: a name, an address and the Debian release.
+/// A host the lab boots: a name, an address and the Debian release, and
+/// how cloud-like it is.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LabHost {
     pub name: String,
@@ -41,6 +42,29 @@ pub struct LabHost {
     /// Labs recorded before releases were chosen ran bookworm.
     #[serde(default = "bookworm")]
     pub release: Debian,
+    /// The user SSH logs in as when it is not root: the host then comes
+    /// the way cloud images do, that user with sudo and root login refused.
+    #[serde(default)]
+    pub login: Option<String>,
+    /// The login user's sudo asks for a password.
+    #[serde(default)]
+    pub sudo_password: bool,
+    /// Reached only through `bastion`: this machine's packets to it go
+    /// nowhere.
+    #[serde(default)]
+    pub bastion: Option<IpAddr>,
+}
+
+impl LabHost {
+    /// A host as the lab made them before it made cloud-like ones.
+    pub fn plain(name: &str, address: IpAddr, release: Debian) -> LabHost {
+        LabHost { name: name.into(), address, release, login: None, sudo_password: false, bastion: None }
+    }
+
+    /// Who SSH logs in as.
+    pub fn user(&self) -> &str {
+        self.login.as_deref().unwrap_or("root")
+    }
 }
 
 fn bookworm() -> Debian {
@@ -135,6 +159,13 @@ impl LabSpec {
         })
     }
 
+    /// Who logs in to the bastion in front of `host`: the bastion's own
+    /// login user.
+    fn bastion_user(&self, host: &LabHost) -> &str {
+        let bastion = host.bastion.and_then(|address| self.hosts.iter().find(|other| other.address == address));
+        bastion.map_or("root", LabHost::user)
+    }
+
     fn etc_hosts(&self) -> String {
         let mut text = String::from("127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n");
         for host in &self.hosts {
@@ -206,10 +237,18 @@ pub fn up(spec: &LabSpec) -> Result<UpReport, LabError> {
     for host in &spec.hosts {
         let dirs = MachineDirs::new(&state_dir(), &host.name);
         network::ensure_host(&host.name, host.address, spec.subnet)?;
+        if host.bastion.is_some() {
+            network::isolate(&host.name, spec.gateway)?;
+        }
         let running = machine::running_pid(&host.name).is_some();
         machine::ensure_overlay(&dirs, &host.name, &rootfs_of[&host.release], running)?;
-        let identity =
-            machine::Identity { name: &host.name, etc_hosts: &spec.etc_hosts(), authorized_key: &authorized_key };
+        let identity = machine::Identity {
+            name: &host.name,
+            etc_hosts: &spec.etc_hosts(),
+            authorized_key: &authorized_key,
+            login: host.login.as_deref(),
+            sudo_password: host.sudo_password,
+        };
         let host_key = if running { read_host_key(&dirs)? } else { machine::write_identity(&dirs, &identity)? };
         known_hosts.push_str(&format!("{},{} {host_key}\n", host.address, host.name));
         if running {
@@ -267,8 +306,10 @@ fn wait_all(spec: &LabSpec, names: &[String]) -> Result<(), LabError> {
             .filter(|host| names.contains(&host.name))
             .map(|host| {
                 let (key, known_hosts) = (&key, &known_hosts);
+                let bastion_user = spec.bastion_user(host);
                 scope.spawn(move || {
-                    (!machine::wait_for_ssh(host.address, key, known_hosts, BOOT_TIMEOUT)).then(|| host.name.clone())
+                    let answered = machine::wait_for_ssh(host, bastion_user, key, known_hosts, BOOT_TIMEOUT);
+                    (!answered).then(|| host.name.clone())
                 })
             })
             .collect();
@@ -397,7 +438,7 @@ mod tests {
     use super::*;
 
     fn host(name: &str, address: &str) -> LabHost {
-        LabHost { name: name.into(), address: address.parse().expect("address"), release: Debian::Trixie }
+        LabHost::plain(name, address.parse().expect("address"), Debian::Trixie)
     }
 
     #[test]

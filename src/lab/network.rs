@@ -92,6 +92,14 @@ pub fn ensure_host(host: &str, address: IpAddr, subnet: IpNet) -> Result<(), Sys
     Ok(())
 }
 
+/// Makes a host private: what it sends to `gateway` (this machine) is
+/// dropped, so only the lab's other hosts (its bastion) reach it, as a
+/// cloud's private subnet is reached only through its bastion.
+pub fn isolate(host: &str, gateway: IpAddr) -> Result<(), SystemError> {
+    system::ip(&["-n", &netns_name(host), "route", "replace", "blackhole", &format!("{gateway}/32")])?;
+    Ok(())
+}
+
 /// Takes a host's link down (`cut`) or up (`heal`), like pulling its cable.
 pub fn set_link(host: &str, up: bool) -> Result<(), SystemError> {
     system::ip(&["link", "set", &veth_name(host), if up { "up" } else { "down" }])?;

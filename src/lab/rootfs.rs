@@ -16,7 +16,7 @@ use super::system::{self, SystemError};
 use crate::debian::Debian;
 
 const INCLUDE: &str =
-    "systemd,systemd-sysv,dbus,openssh-server,iproute2,python3,ca-certificates,curl,procps,iputils-ping";
+    "systemd,systemd-sysv,dbus,openssh-server,iproute2,python3,ca-certificates,curl,procps,iputils-ping,sudo";
 /// Every package apply may install on a lab host: the catalog's (a test
 /// holds them to it) and `mariadb-client`, which restore drills add.
 pub const PACKAGES: [&str; 9] = [

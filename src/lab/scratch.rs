@@ -28,12 +28,20 @@ pub fn boot_scratch(name: &str, release: Debian) -> Result<Scratch, LabError> {
     let address = free_address(&spec)?;
     let (rootfs, _) = rootfs::ensure(release)?;
     let authorized_key = ensure_key_pair()?;
-    spec.hosts.push(LabHost { name: name.to_string(), address, release });
+    // A scratch host logs in like the lab's others, but is never private.
+    let login = spec.hosts.iter().find_map(|host| host.login.clone());
+    spec.hosts.push(LabHost { login: login.clone(), ..LabHost::plain(name, address, release) });
     save_spec(&spec)?;
     let dirs = MachineDirs::new(&state_dir(), name);
     network::ensure_host(name, address, spec.subnet)?;
     machine::ensure_overlay(&dirs, name, &rootfs, false)?;
-    let identity = machine::Identity { name, etc_hosts: &spec.etc_hosts(), authorized_key: &authorized_key };
+    let identity = machine::Identity {
+        name,
+        etc_hosts: &spec.etc_hosts(),
+        authorized_key: &authorized_key,
+        login: login.as_deref(),
+        sudo_password: false,
+    };
     let host_key = machine::write_identity(&dirs, &identity)?;
     let mut known_hosts = std::fs::read_to_string(known_hosts_path()).unwrap_or_default();
     known_hosts.push_str(&format!("{address},{name} {host_key}\n"));

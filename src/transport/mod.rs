@@ -19,8 +19,12 @@ use tokio::io::AsyncWriteExt;
 
 use crate::diagnostic::error_chain;
 
+pub mod bastion;
 #[cfg(test)]
 pub(crate) mod fake;
+mod sudo;
+
+pub use sudo::{SudoProblem, SudoRefused};
 
 /// Quotes a string for `sh` with single quotes: every script infra sends
 /// is built with this, so no value can end its word.
@@ -32,17 +36,51 @@ pub fn shell_quote(text: &str) -> String {
 #[derive(Clone, Debug)]
 pub struct Target {
     pub name: String,
+    /// The host's inventory address, where its services listen.
     pub address: IpAddr,
+    /// What `ssh` dials: the address, or the host's `ssh.host` (a public
+    /// address, a DNS name, a `~/.ssh/config` alias).
+    pub destination: String,
     pub user: String,
     pub port: u16,
     pub identity: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
+    pub privilege: Privilege,
+    /// The bastion SSH goes through, if any.
+    pub jump: Option<Jump>,
 }
 
-#[derive(Clone, Copy, Debug)]
+/// How scripts get root on a host.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Privilege {
+    /// The login user is root (`become: none`, the default).
+    #[default]
+    Login,
+    /// The login user runs every script through `sudo -n` (`become: sudo`).
+    Sudo,
+}
+
+/// A bastion, as `ssh -J` takes it: user and port default to the target's
+/// user and 22.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Jump {
+    pub destination: String,
+    pub user: Option<String>,
+    pub port: Option<u16>,
+}
+
+#[derive(Clone, Debug)]
 pub struct Settings {
     pub accept_new_host_keys: bool,
     pub connect_timeout: Duration,
+    /// The run's bastion connections, shared by every host behind them.
+    pub jumps: Arc<bastion::Bastions>,
+}
+
+impl Settings {
+    pub fn new(accept_new_host_keys: bool, connect_timeout: Duration) -> Settings {
+        Settings { accept_new_host_keys, connect_timeout, jumps: Arc::default() }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +98,17 @@ pub enum TransportError {
         path.display()
     )]
     KnownHostsMissing { host: String, address: IpAddr, path: PathBuf },
+    #[error(transparent)]
+    Sudo(#[from] SudoRefused),
+    #[error("cannot reach `{host}` through the bastion `{bastion}`")]
+    Bastion {
+        host: String,
+        bastion: String,
+        #[source]
+        source: Arc<TransportError>,
+    },
+    #[error("cannot write this machine's ssh config for a bastion")]
+    Local(#[source] std::io::Error),
     #[error("cannot connect to `{host}` ({address})")]
     Connect {
         host: String,
@@ -95,7 +144,17 @@ impl Target {
     /// A target with ssh's own defaults: root on port 22, the user's keys
     /// and known_hosts.
     pub fn with_defaults(name: &str, address: IpAddr) -> Target {
-        Target { name: name.into(), address, user: "root".into(), port: 22, identity: None, known_hosts: None }
+        Target {
+            name: name.into(),
+            address,
+            destination: address.to_string(),
+            user: "root".into(),
+            port: 22,
+            identity: None,
+            known_hosts: None,
+            privilege: Privilege::Login,
+            jump: None,
+        }
     }
 
     fn known_hosts_name(&self) -> String {
@@ -124,14 +183,14 @@ pub trait Remote: Send + Sync {
 }
 
 /// The real connector: SSH with the given settings.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Ssh(pub Settings);
 
 impl Connector for Ssh {
     type Remote = Connection;
 
     async fn open(&self, target: &Target) -> Result<Connection, TransportError> {
-        Connection::open(target, self.0).await
+        Connection::open(target, &self.0).await
     }
 }
 
@@ -182,7 +241,7 @@ impl Held {
 }
 
 impl Connection {
-    pub async fn open(target: &Target, settings: Settings) -> Result<Connection, TransportError> {
+    pub async fn open(target: &Target, settings: &Settings) -> Result<Connection, TransportError> {
         // Strict checking against a file that is not there can only fail,
         // after a connection the user did not mean to make (a lab that is
         // down, a mistyped path): refuse before anything leaves.
@@ -194,35 +253,48 @@ impl Connection {
                 path: path.clone(),
             });
         }
-        let mut builder = SessionBuilder::default();
-        builder
-            .user(target.user.clone())
-            .port(target.port)
-            .connect_timeout(settings.connect_timeout)
-            .server_alive_interval(Duration::from_secs(15))
-            .control_directory(std::env::temp_dir())
-            .known_hosts_check(if settings.accept_new_host_keys { KnownHosts::Add } else { KnownHosts::Strict });
-        if let Some(identity) = &target.identity {
-            builder.keyfile(identity);
+        let session = match &target.jump {
+            None => builder(target, settings).connect(&target.destination).await,
+            Some(jump) => {
+                let bastion = settings.jumps.of(target, jump, settings).await.map_err(|source| {
+                    TransportError::Bastion { host: target.name.clone(), bastion: jump.destination.clone(), source }
+                })?;
+                let _admitted = bastion.admission.acquire().await;
+                builder(target, settings).config_file(bastion.config()).connect(&target.destination).await
+            }
+        };
+        let session = session.map_err(|error| connect_error(target, error))?;
+        let connection = Connection { target: target.clone(), session: Arc::new(session) };
+        if target.privilege == Privilege::Sudo {
+            connection.check_sudo().await?;
         }
-        if let Some(known_hosts) = &target.known_hosts {
-            builder.user_known_hosts_file(known_hosts);
+        Ok(connection)
+    }
+
+    /// Refuses a host whose sudo would prompt, before any script runs.
+    async fn check_sudo(&self) -> Result<(), TransportError> {
+        let run_error = |source: ChannelError| TransportError::Run { host: self.target.name.clone(), source };
+        let output = Session::to_raw_command(Arc::clone(&self.session), sudo::CHECK)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .await
+            .map_err(|error| run_error(error.into()))?;
+        if output.status.success() {
+            return Ok(());
         }
-        match builder.connect(target.address.to_string()).await {
-            Ok(session) => Ok(Connection { target: target.clone(), session: Arc::new(session) }),
-            Err(error) => Err(connect_error(target, error)),
-        }
+        let problem = sudo::classify(output.status.code(), &String::from_utf8_lossy(&output.stderr));
+        Err(SudoRefused { host: self.target.name.clone(), user: self.target.user.clone(), problem }.into())
     }
 
     /// `sh -s` on the host, reading its script from stdin, stdout piped.
     async fn spawn_sh(&self, stderr: Stdio) -> Result<openssh::Child<Arc<Session>>, openssh::Error> {
-        Session::to_command(Arc::clone(&self.session), "sh")
-            .arg("-s")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .await
+        let mut command = match self.target.privilege {
+            Privilege::Login => Session::to_raw_command(Arc::clone(&self.session), "sh -s"),
+            Privilege::Sudo => Session::to_raw_command(Arc::clone(&self.session), sudo::SHELL),
+        };
+        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(stderr).spawn().await
     }
 
     /// Runs a POSIX sh script sent over stdin; returns its stdout.
@@ -254,7 +326,7 @@ impl Connection {
         use tokio::io::AsyncBufReadExt;
         let host = &self.target.name;
         let run_error = |source: ChannelError| TransportError::Run { host: host.clone(), source };
-        let mut child = self.spawn_sh(Stdio::null()).await.map_err(|error| run_error(error.into()))?;
+        let mut child = self.spawn_sh(Stdio::piped()).await.map_err(|error| run_error(error.into()))?;
         let stdin = child.stdin().as_mut().ok_or_else(|| run_error(ChannelError::NoPipe("stdin")))?;
         stdin.write_all(script.as_bytes()).await.map_err(|error| run_error(ChannelError::Send(error)))?;
         stdin.flush().await.map_err(|error| run_error(ChannelError::Send(error)))?;
@@ -269,7 +341,16 @@ impl Connection {
             said.push('\n');
         }
         drop(child.stdin().take());
-        let _ = child.wait().await;
+        // A script that could not even try (no right to write its files,
+        // sudo refusing) must not read as one that found the thing held.
+        let output = child.wait_with_output().await.map_err(|error| run_error(error.into()))?;
+        if !output.status.success() {
+            return Err(TransportError::Script {
+                host: host.clone(),
+                status: output.status.to_string(),
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            });
+        }
         Ok(HoldOutcome::Ended(said))
     }
 
@@ -285,8 +366,16 @@ impl Connection {
             stdin.write_all(read.as_bytes()).await.map_err(|error| run_error(from_host, ChannelError::Send(error)))?;
             stdin.shutdown().await.map_err(|error| run_error(from_host, ChannelError::Send(error)))?;
         }
-        let mut writer = Session::to_command(Arc::clone(&to.session), "sh")
-            .arg("-c")
+        let mut writer = match to.target.privilege {
+            Privilege::Login => Session::to_command(Arc::clone(&to.session), "sh"),
+            Privilege::Sudo => Session::to_command(Arc::clone(&to.session), "sudo"),
+        };
+        if to.target.privilege == Privilege::Sudo {
+            writer.args(sudo::SH_C);
+        } else {
+            writer.arg("-c");
+        }
+        let mut writer = writer
             .arg(write)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -321,6 +410,26 @@ impl Connection {
     }
 }
 
+/// The ssh options of one target; a host behind a bastion adds its
+/// routed config.
+fn builder(target: &Target, settings: &Settings) -> SessionBuilder {
+    let mut builder = SessionBuilder::default();
+    builder
+        .user(target.user.clone())
+        .port(target.port)
+        .connect_timeout(settings.connect_timeout)
+        .server_alive_interval(Duration::from_secs(15))
+        .control_directory(std::env::temp_dir())
+        .known_hosts_check(if settings.accept_new_host_keys { KnownHosts::Add } else { KnownHosts::Strict });
+    if let Some(identity) = &target.identity {
+        builder.keyfile(identity);
+    }
+    if let Some(known_hosts) = &target.known_hosts {
+        builder.user_known_hosts_file(known_hosts);
+    }
+    builder
+}
+
 fn connect_error(target: &Target, error: openssh::Error) -> TransportError {
     let message = error_chain(&error);
     let host = target.name.clone();
@@ -345,10 +454,14 @@ fn connect_error(target: &Target, error: openssh::Error) -> TransportError {
 }
 
 /// The fingerprints the host offers, asked separately (only on the error
-/// path) so the message can show what to check.
+/// path) so the message can show what to check. A host behind a bastion
+/// cannot be asked from here.
 fn offered_fingerprint(target: &Target) -> String {
+    if target.jump.is_some() {
+        return "a key that cannot be read from here (the host is behind a bastion)".to_string();
+    }
     let scan = Command::new("ssh-keyscan")
-        .args(["-T", "3", "-p", &target.port.to_string(), &target.address.to_string()])
+        .args(["-T", "3", "-p", &target.port.to_string(), "--", &target.destination])
         .output();
     let Some(scan) = scan.ok().filter(|output| !output.stdout.is_empty()) else {
         return "a key that could not be read back".to_string();
@@ -391,9 +504,9 @@ mod tests {
         let directory = tempfile::tempdir().expect("tempdir");
         let mut target = Target::with_defaults("db-01", "127.0.0.1".parse().expect("address"));
         target.known_hosts = Some(directory.path().join("absent"));
-        let settings = Settings { accept_new_host_keys: false, connect_timeout: Duration::from_millis(1) };
+        let settings = Settings::new(false, Duration::from_millis(1));
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        let error = runtime.block_on(Connection::open(&target, settings)).err().expect("refused");
+        let error = runtime.block_on(Connection::open(&target, &settings)).err().expect("refused");
         assert!(matches!(error, TransportError::KnownHostsMissing { .. }), "{error}");
         assert!(error.to_string().contains("nothing was sent to 127.0.0.1"), "{error}");
     }
