@@ -49,10 +49,7 @@ pub(crate) async fn under_lock<T>(
         Ok(locks) => locks,
         Err(error) => {
             connected.close().await;
-            return Err(anyhow::Error::new(error).context(super::Hinted {
-                message: format!("{} changed nothing: a host it would touch is locked", run.command),
-                hint: "wait for the other run, or pass `--lock-timeout SECONDS` to wait here; `infra lock status -i INVENTORY` shows every holder".into(),
-            }));
+            return Err(lock_refusal(run.command, error));
         }
     };
     let result = body(&connected).await;
@@ -61,11 +58,27 @@ pub(crate) async fn under_lock<T>(
     result
 }
 
+/// Why `command` did not take its locks, with what to do about it: wait
+/// for a run that holds one, or get root where the lock could not be made.
+fn lock_refusal(command: &str, error: lock::LockError) -> anyhow::Error {
+    let hinted = match &error {
+        lock::LockError::Busy { .. } => super::Hinted {
+            message: format!("{command} changed nothing: a host it would touch is locked"),
+            hint: "wait for the other run, or pass `--lock-timeout SECONDS` to wait here; `infra lock status -i INVENTORY` shows every holder".into(),
+        },
+        lock::LockError::Transport { .. } => super::Hinted {
+            message: format!("{command} changed nothing: a host's lock could not be taken"),
+            hint: "infra needs root on every host: log in as root, or set `ssh.become: sudo` for a user with passwordless sudo".into(),
+        },
+    };
+    anyhow::Error::new(error).context(hinted)
+}
+
 /// Prints why each host did not answer and says that `command` changed
 /// nothing: the hosts could not be `what` (reached, read).
 pub(crate) fn unreachable(command: &str, what: &str, hosts: &[Unreachable]) -> anyhow::Error {
     for host in hosts {
-        eprintln!("error: {}", crate::sanitize::printable(&host.error));
+        eprintln!("error: {}", crate::sanitize::multiline(&host.error));
     }
     let count = if hosts.len() == 1 { "1 host".to_string() } else { format!("{} hosts", hosts.len()) };
     anyhow::anyhow!("{count} could not be {what}; {command} changes nothing until every host it would touch answers")

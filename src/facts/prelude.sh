@@ -4,6 +4,12 @@
 # the largest file whose content is sent for a diff.
 set -u
 export LC_ALL=C
+# Facts read as another user than root would be wrong (private files look
+# unreadable), and what follows them could not be applied.
+if [ "$(id -u)" != 0 ]; then
+  echo "infra runs as root on every host, and \`$(id -un)\` is not root: log in as root, or set \`ssh.become: sudo\` for a user with passwordless sudo" >&2
+  exit 1
+fi
 file() {
   if [ -L "$2" ] || { [ -e "$2" ] && [ ! -f "$2" ]; }; then
     echo "N $1 $(stat -c %F "$2" | tr ' ' _)"

@@ -46,7 +46,9 @@ pub fn render_text(plan: &Plan, palette: Palette) -> String {
             "{}! {} unreachable: {}{}",
             palette.red,
             unreachable.host,
-            printable(&unreachable.error),
+            // The first line says what; the `error:` lines after the plan
+            // carry the whole message with its hint.
+            printable(unreachable.error.lines().next().unwrap_or_default()),
             palette.reset
         );
     }

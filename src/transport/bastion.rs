@@ -32,11 +32,13 @@ pub struct Bastions {
 }
 
 /// One open bastion: its connection, the ssh config that routes hosts
-/// through it, and the admission bound.
+/// through it, and the admission bound. Every connection through it holds
+/// it, so it closes (its master exits on drop) after the last of them.
 #[derive(Debug)]
 pub struct Bastion {
     pub name: String,
-    session: Session,
+    /// Held, never used directly: hosts reach it through its socket.
+    _session: Session,
     /// Holds `config`; removed with it.
     _directory: tempfile::TempDir,
     config: PathBuf,
@@ -69,16 +71,6 @@ impl Bastions {
         open.insert(key, opened.clone());
         opened
     }
-
-    /// Closes every bastion connection.
-    pub async fn close(&self) {
-        let open = std::mem::take(&mut *self.open.lock().await);
-        for bastion in open.into_values().flatten() {
-            if let Ok(bastion) = Arc::try_unwrap(bastion) {
-                let _ = bastion.session.close().await;
-            }
-        }
-    }
 }
 
 /// The bastion as a target of its own: the jump's user and port, else the
@@ -104,7 +96,7 @@ async fn open_bastion(bastion: &Target, settings: &Settings) -> Result<Bastion, 
         .map_err(TransportError::Local)?;
     Ok(Bastion {
         name: bastion.destination.clone(),
-        session,
+        _session: session,
         _directory: directory,
         config,
         admission: Semaphore::new(ADMISSION),

@@ -212,6 +212,8 @@ impl Remote for Connection {
 pub struct Connection {
     pub target: Target,
     session: Arc<Session>,
+    /// The bastion this connection rides, kept open while it does.
+    _bastion: Option<Arc<bastion::Bastion>>,
 }
 
 /// A remote process that runs as long as infra holds its stdin open: what
@@ -253,18 +255,21 @@ impl Connection {
                 path: path.clone(),
             });
         }
-        let session = match &target.jump {
-            None => builder(target, settings).connect(&target.destination).await,
+        let (session, bastion) = match &target.jump {
+            None => (builder(target, settings).connect(&target.destination).await, None),
             Some(jump) => {
                 let bastion = settings.jumps.of(target, jump, settings).await.map_err(|source| {
                     TransportError::Bastion { host: target.name.clone(), bastion: jump.destination.clone(), source }
                 })?;
-                let _admitted = bastion.admission.acquire().await;
-                builder(target, settings).config_file(bastion.config()).connect(&target.destination).await
+                let admitted = bastion.admission.acquire().await;
+                let session =
+                    builder(target, settings).config_file(bastion.config()).connect(&target.destination).await;
+                drop(admitted);
+                (session, Some(bastion))
             }
         };
         let session = session.map_err(|error| connect_error(target, error))?;
-        let connection = Connection { target: target.clone(), session: Arc::new(session) };
+        let connection = Connection { target: target.clone(), session: Arc::new(session), _bastion: bastion };
         if target.privilege == Privilege::Sudo {
             connection.check_sudo().await?;
         }

@@ -99,7 +99,11 @@ struct Alone {
 }
 
 /// Per release, after the shared lab is down.
-const ALONE_PER_RELEASE: [Alone; 2] = [
+const ALONE_PER_RELEASE: [Alone; 3] = [
+    Alone {
+        name: "a_cloud_like_lab_converges_through_sudo_and_a_bastion",
+        run: a_cloud_like_lab_converges_through_sudo_and_a_bastion,
+    },
     Alone {
         name: "two_web_and_two_app_hosts_change_with_zero_failed_requests",
         run: two_web_and_two_app_hosts_change_with_zero_failed_requests,
@@ -214,7 +218,8 @@ pub(crate) fn main() -> ExitCode {
         set_release(release_name);
         ran += run_shared(release_name, &selection);
         for alone in &ALONE_PER_RELEASE {
-            ran += run_alone(&format!("{release_name}::{}", alone.name), alone.run, selection.chosen(alone.name));
+            let name = format!("{release_name}::{}", alone.name);
+            ran += run_alone(&name, alone.run, selection.chosen(&name));
         }
     }
     for alone in &ALONE_ONCE {

@@ -106,7 +106,7 @@ fn assert_all_free(lab: &Lab) {
     assert_eq!(listing.lines().filter(|line| line.ends_with(" free")).count(), HOSTS.len(), "{listing}");
 }
 
-fn stderr(output: &Output) -> String {
+pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 

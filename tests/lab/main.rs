@@ -15,6 +15,7 @@ use assert_cmd::cargo::CommandCargoExt;
 mod apply;
 mod backup;
 mod bench;
+mod cloud;
 mod harness;
 mod isolation;
 mod lock;
@@ -25,6 +26,7 @@ mod support;
 
 use apply::*;
 use backup::*;
+use cloud::*;
 use isolation::*;
 use lock::*;
 use plan::*;
