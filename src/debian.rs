@@ -64,6 +64,11 @@ impl std::fmt::Display for Debian {
     }
 }
 
+/// How long an install waits for another process's dpkg lock (a fresh
+/// cloud host's unattended-upgrades run holds it for minutes) before it
+/// fails.
+pub const DPKG_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,6 +43,12 @@ pub struct HostState {
     /// The firewall's SSH rule, so plan can refuse a ruleset that would cut
     /// the connection apply is using.
     pub ssh_guard: Option<crate::firewall::SshGuard>,
+    /// The TCP ports this host's services listen on: plan refuses one that
+    /// something infra does not manage already holds.
+    pub ports: Vec<Port>,
+    /// The network interfaces its configuration names (keepalived's):
+    /// plan refuses a host that has none of that name.
+    pub interfaces: Vec<String>,
     /// The database host's backups: where facts look for the newest, and
     /// whether apply takes one before a risky change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -51,6 +57,13 @@ pub struct HostState {
     /// the `current` link that picks one, and how many are kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub releases: Option<Releases>,
+}
+
+/// A port a service of the host listens on, and how an operator names it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Port {
+    pub port: u16,
+    pub service: String,
 }
 
 /// Versioned releases of the app: `directory/ID/` holds one release's code

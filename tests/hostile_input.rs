@@ -286,3 +286,40 @@ fn requirements_that_would_run_or_leak_are_refused() {
         assert!(!stderr.contains("pw-never-shown"));
     }
 }
+
+/// Issue 26: what SSH dials comes from the inventory, and ssh reads a
+/// destination or jump that starts with `-` as an option
+/// (`-oProxyCommand=…` runs a program here). Each is refused by its
+/// grammar, by validate, and plan never gets to run ssh with it.
+#[test]
+fn an_ssh_destination_or_jump_that_is_an_option_is_refused() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let planted = directory.path().join("pwned");
+    for (key, value) in [("host", "-oProxyCommand=touch"), ("jump", "-oProxyCommand=touch"), ("jump", "admin@-J")] {
+        let path = five_server_copy(directory.path(), |text| {
+            text.replacen(
+                "ssh:\n  user: root\n",
+                &format!("ssh:\n  user: root\n  {key}: '{value} {}'\n", planted.display()),
+                1,
+            )
+            .replacen(
+                "    roles: [database]\n",
+                &format!("    roles: [database]\n    ssh: {{{key}: '{value}'}}\n"),
+                1,
+            )
+        });
+        for command in ["validate", "plan"] {
+            let output = infra()
+                .args([command, "-i"])
+                .arg(&path)
+                .env("INFRA_VRRP_SECRET", "x")
+                .env("INFRA_DB_PASSWORD", "y")
+                .output()
+                .expect("infra runs");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(1), "{command} with {key}: {value}: {stderr}");
+            assert!(stderr.contains("not starting with `-`") || stderr.contains("is not a jump host"), "{stderr}");
+        }
+        assert!(!planted.exists(), "{key}: {value} ran a program on this machine");
+    }
+}

@@ -257,7 +257,11 @@ async fn run_steps<C: Connector>(
         connection.run_script(&script).await.map(|_| ()).map_err(|error| failure(host, name, remote_error(error)))
     };
     if !plan.install.is_empty() {
-        step("installing packages", steps::install(&plan.install)).await?;
+        let installing = match &plan.dpkg_busy {
+            Some(_) => "waiting for dpkg's lock, then installing packages",
+            None => "installing packages",
+        };
+        step(installing, steps::install(&plan.install)).await?;
     }
     if !files.is_empty() {
         step("uploading files", steps::upload(&files)).await?;

@@ -68,6 +68,8 @@ fn host(index: usize, name: &str, role: Role) -> HostState {
         hooks: vec![],
         health_checks: vec![HealthCheck { description: "answers".into(), command: "true".into() }],
         ssh_guard: None,
+        ports: Vec::new(),
+        interfaces: Vec::new(),
         backups: None,
         releases: None,
     }

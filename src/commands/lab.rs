@@ -53,7 +53,8 @@ fn lab_certificate(path: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The lab takes its subnet from the virtual IP. A host SSH reaches as
+/// The lab takes its subnet from the virtual IP and names every host's
+/// interface as `load_balancer.interface` says. A host SSH reaches as
 /// another user than root comes cloud-like (that user, sudo, no root
 /// login); a host behind a jump is private, and a jump at a lab address no
 /// host has is booted as a bastion.
@@ -69,6 +70,7 @@ fn spec(stack: &Stack, default_release: Debian) -> anyhow::Result<LabSpec> {
                 login: login(&target.user),
                 sudo_password: host.lab.sudo_password,
                 bastion: target.jump.as_ref().and_then(|jump| jump.destination.parse().ok()),
+                interface: load_balancer.interface.value.clone(),
                 ..LabHost::plain(
                     &host.name.value,
                     host.address.value,
@@ -88,7 +90,8 @@ fn spec(stack: &Stack, default_release: Debian) -> anyhow::Result<LabSpec> {
                 "bastion".to_string()
             };
             let user = jump.user.unwrap_or(target.user);
-            hosts.push(LabHost { login: login(&user), ..LabHost::plain(&name, address, default_release) });
+            let interface = load_balancer.interface.value.clone();
+            hosts.push(LabHost { login: login(&user), interface, ..LabHost::plain(&name, address, default_release) });
         }
     }
     Ok(LabSpec::new(load_balancer.virtual_ip.value, hosts, &[load_balancer.virtual_ip.value.addr()])?)
@@ -139,4 +142,40 @@ fn status(format: Format) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::test_support::{VALID, stack};
+
+    /// What the inventory says about SSH is how the lab boots its hosts:
+    /// a user that is not root makes cloud-like hosts, a jump to a lab
+    /// address no host has boots a bastion there, and the hosts behind it
+    /// are private.
+    #[test]
+    fn the_lab_boots_what_the_inventorys_ssh_settings_describe() {
+        let text = format!("ssh: {{user: admin, become: sudo}}\n{VALID}")
+            .replace("    roles: [app]\n", "    roles: [app]\n    ssh: {jump: 10.20.0.5}\n    lab: {sudo: password}\n")
+            .replace("interface: eth0", "interface: ens5")
+            .replace("[10.20.0.254/32]", "[10.20.0.254/32, 10.20.0.5/32]");
+        let spec = spec(&stack(&text), Debian::Trixie).expect("a lab");
+        let host = |name: &str| spec.hosts.iter().find(|host| host.name == name).expect("a lab host");
+        let app = host("app-01");
+        assert_eq!(
+            (app.login.as_deref(), app.sudo_password, app.bastion),
+            (Some("admin"), true, Some("10.20.0.5".parse().expect("ip")))
+        );
+        assert_eq!((host("lb-01").bastion, host("lb-01").sudo_password), (None, false));
+        let bastion = host("bastion");
+        assert_eq!(
+            (bastion.address.to_string().as_str(), bastion.login.as_deref(), bastion.bastion),
+            ("10.20.0.5", Some("admin"), None)
+        );
+        assert!(spec.hosts.iter().all(|host| host.interface == "ens5"));
+        let plain = super::spec(&stack(VALID), Debian::Trixie).expect("a lab");
+        assert!(
+            plain.hosts.iter().all(|host| host.login.is_none() && host.bastion.is_none() && host.interface == "eth0")
+        );
+    }
 }

@@ -337,11 +337,6 @@ pub(crate) fn print_refusals(plan: &crate::plan::Plan) {
     for (host, refusal) in plan.refusals() {
         eprintln!("error: refusing to change `{host}`: {}", crate::sanitize::printable(refusal));
     }
-    if plan.refusals().next().is_some() {
-        eprintln!(
-            "help: add the address infra connects from to `firewall.admin_cidrs` (the lab's is its gateway), or run infra from an admin network"
-        );
-    }
 }
 
 /// Renders with every secret required (the files are what hosts get);

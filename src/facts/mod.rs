@@ -121,9 +121,33 @@ pub struct HostFacts {
     /// The host's Python (`3.13`) and machine (`x86_64`): what wheels fit.
     #[serde(default)]
     pub python: Option<(String, String)>,
+    /// Who listens on the ports this host's services will use: `(port,
+    /// unit, process)`, for plan to refuse a port a service infra does not
+    /// manage holds. Not part of the fingerprint: infra's own services take
+    /// and leave these ports as apply runs.
+    #[serde(default)]
+    pub listeners: Vec<Listening>,
+    /// The process holding dpkg's lock (an unattended-upgrades run on a
+    /// fresh cloud host), which apply's installs wait for. Not part of the
+    /// fingerprint.
+    #[serde(default)]
+    pub dpkg_busy: Option<String>,
+    /// The host's network interfaces, when its configuration names one.
+    /// Not part of the fingerprint.
+    #[serde(default)]
+    pub interfaces: Option<Vec<String>>,
     /// A digest of everything above: a saved plan records it, and apply
     /// refuses when the host no longer matches.
     pub fingerprint: String,
+}
+
+/// A process listening on a port a service of this host will use.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listening {
+    pub port: u16,
+    /// Its systemd unit (`apache2.service`), `-` when it has none.
+    pub unit: String,
+    pub process: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,6 +195,7 @@ use crate::transport::shell_quote as quote;
 /// no path or name needs parsing back.
 pub fn script(host: &HostState) -> String {
     let mut script = SCRIPT_PRELUDE.replace("MAX_DIFF_BYTES", &MAX_DIFF_BYTES.to_string());
+    script.push_str("require_root\n");
     for (index, file) in host.files.iter().enumerate() {
         let send = if file.sensitive { 0 } else { 1 };
         script.push_str(&format!("file {index} {} {} {send}\n", quote(&file.path), sha256_hex(&file.content)));
@@ -195,6 +220,14 @@ pub fn script(host: &HostState) -> String {
         "os() { sed -n \"s/^$1=[\\\"']\\{0,1\\}\\([^\\\"' ]*\\).*/\\1/p\" /etc/os-release 2>/dev/null | head -n 1; }\n\
          echo \"O $(os ID) $(os VERSION_CODENAME)\" | sed 's/ $/ unknown/; s/^O  /O unknown /'\n",
     );
+    if !host.ports.is_empty() {
+        let ports: Vec<String> = host.ports.iter().map(|port| port.port.to_string()).collect();
+        script.push_str(&format!("listeners {}\n", ports.join(" ")));
+    }
+    script.push_str("dpkg_lock\n");
+    if !host.interfaces.is_empty() {
+        script.push_str("interfaces\n");
+    }
     if host.roles.contains(&crate::role::Role::LoadBalancer) {
         script.push_str(crate::catalog::keepalived::ADDRESSES_SCRIPT);
     }
@@ -313,6 +346,19 @@ pub fn parse(host: &HostState, output: &str) -> Result<HostFacts, FactsError> {
             ["B", backup, drill] if facts.backups.is_none() && host.backups.is_some() => {
                 let id = |text: &str| crate::backup::is_id(text).then(|| text.to_string());
                 facts.backups = Some((id(backup), id(drill)));
+            }
+            ["T", port, unit, process] if is_host_word(unit) && is_host_word(process) => {
+                let port = port.parse().map_err(|_| unexpected())?;
+                if !host.ports.iter().any(|wanted| wanted.port == port) {
+                    return Err(unexpected());
+                }
+                facts.listeners.push(Listening { port, unit: unit.to_string(), process: process.to_string() });
+            }
+            ["I", names @ ..] if facts.interfaces.is_none() && names.iter().all(|name| is_host_word(name)) => {
+                facts.interfaces = Some(names.iter().map(|name| name.to_string()).collect());
+            }
+            ["Z", process] if facts.dpkg_busy.is_none() && is_host_word(process) => {
+                facts.dpkg_busy = Some(process.to_string());
             }
             ["L", client, port] if facts.ssh_connection.is_none() => {
                 let client = client.parse().map_err(|_| unexpected())?;
@@ -453,6 +499,12 @@ fn fingerprint(facts: &HostFacts) -> String {
 
 /// `os-release` IDs and codenames are lowercase words; anything else is
 /// not an answer infra understands.
+/// A unit or process name as the host reports it: printable, no spaces
+/// (the script writes them as `_`), at most 128 bytes.
+fn is_host_word(text: &str) -> bool {
+    !text.is_empty() && text.len() <= 128 && text.bytes().all(|byte| byte.is_ascii_graphic())
+}
+
 fn is_os_word(text: &str) -> bool {
     !text.is_empty()
         && text.len() <= 64

@@ -46,6 +46,8 @@ fn host(directory: &std::path::Path) -> HostState {
         }],
         health_checks: vec![],
         ssh_guard: None,
+        ports: Vec::new(),
+        interfaces: Vec::new(),
         backups: None,
         releases: None,
     }
@@ -67,8 +69,11 @@ fn releases_in(directory: &str, link: &str) -> crate::desired::Releases {
     }
 }
 
+/// Runs the facts script here, as whoever runs the tests: the check that
+/// a host's facts are read as root is a host's concern, not this one's.
 fn run_locally(script: &str) -> String {
     use std::io::Write;
+    let script = script.replacen("\nrequire_root\n", "\n", 1);
     let mut child = Command::new("sh").arg("-s").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("sh runs");
     child.stdin.take().expect("stdin").write_all(script.as_bytes()).expect("script sent");
     let output = child.wait_with_output().expect("sh finishes");
@@ -329,4 +334,19 @@ fn os_release_is_read_not_run() {
     let hostile = answer(format!("ID=debian\nVERSION_CODENAME=$(touch {})\n", marker.display()));
     assert!(matches!(hostile, Err(FactsError::UnexpectedLine { .. })), "{hostile:?}");
     assert!(!marker.exists(), "the facts script ran a command from os-release");
+}
+
+#[test]
+fn listeners_on_the_hosts_ports_and_a_busy_dpkg_are_read() {
+    let (mut host, output) = valid_answer();
+    host.ports = vec![crate::desired::Port { port: 80, service: "Nginx".into() }];
+    let answer = output.replace("END\n", "T 80 apache2.service apache2\nZ unattended-upgr\nEND\n");
+    let facts = parse(&host, &answer).unwrap_or_else(|error| panic!("{error}\n{answer}"));
+    assert_eq!(
+        facts.listeners,
+        [crate::facts::Listening { port: 80, unit: "apache2.service".into(), process: "apache2".into() }]
+    );
+    assert_eq!(facts.dpkg_busy.as_deref(), Some("unattended-upgr"));
+    let elsewhere = output.replace("END\n", "T 8080 apache2.service apache2\nEND\n");
+    assert!(matches!(parse(&host, &elsewhere), Err(FactsError::UnexpectedLine { .. })), "a port the host does not use");
 }

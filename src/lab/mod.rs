@@ -53,12 +53,27 @@ pub struct LabHost {
     /// nowhere.
     #[serde(default)]
     pub bastion: Option<IpAddr>,
+    /// The name of its network interface.
+    #[serde(default = "eth0")]
+    pub interface: String,
+}
+
+fn eth0() -> String {
+    "eth0".into()
 }
 
 impl LabHost {
     /// A host as the lab made them before it made cloud-like ones.
     pub fn plain(name: &str, address: IpAddr, release: Debian) -> LabHost {
-        LabHost { name: name.into(), address, release, login: None, sudo_password: false, bastion: None }
+        LabHost {
+            name: name.into(),
+            address,
+            release,
+            login: None,
+            sudo_password: false,
+            bastion: None,
+            interface: eth0(),
+        }
     }
 
     /// Who SSH logs in as.
@@ -236,7 +251,7 @@ pub fn up(spec: &LabSpec) -> Result<UpReport, LabError> {
     let (mut booted, mut already_up) = (Vec::new(), Vec::new());
     for host in &spec.hosts {
         let dirs = MachineDirs::new(&state_dir(), &host.name);
-        network::ensure_host(&host.name, host.address, spec.subnet)?;
+        network::ensure_host(&host.name, host.address, spec.subnet, &host.interface)?;
         if host.bastion.is_some() {
             network::isolate(&host.name, spec.gateway)?;
         }

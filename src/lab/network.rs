@@ -76,18 +76,20 @@ pub fn bridge_mac() -> String {
 }
 
 /// Creates a host's namespace and link with its address, unless they exist.
-pub fn ensure_host(host: &str, address: IpAddr, subnet: IpNet) -> Result<(), SystemError> {
+/// The host's side of the link is named `interface` (`eth0`, or `ens5`
+/// as a cloud names it).
+pub fn ensure_host(host: &str, address: IpAddr, subnet: IpNet, interface: &str) -> Result<(), SystemError> {
     let netns = netns_name(host);
     let veth = veth_name(host);
     if !netns_exists(&netns) {
         system::ip(&["netns", "add", &netns])?;
     }
     if !link_exists(&veth) {
-        system::ip(&["link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &netns])?;
-        system::ip(&["-n", &netns, "addr", "add", &format!("{address}/{}", subnet.prefix_len()), "dev", "eth0"])?;
+        system::ip(&["link", "add", &veth, "type", "veth", "peer", "name", interface, "netns", &netns])?;
+        system::ip(&["-n", &netns, "addr", "add", &format!("{address}/{}", subnet.prefix_len()), "dev", interface])?;
     }
     system::ip(&["link", "set", &veth, "master", &bridge_name(), "up"])?;
-    system::ip(&["-n", &netns, "link", "set", "eth0", "up"])?;
+    system::ip(&["-n", &netns, "link", "set", interface, "up"])?;
     system::ip(&["-n", &netns, "link", "set", "lo", "up"])?;
     Ok(())
 }

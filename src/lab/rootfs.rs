@@ -30,6 +30,9 @@ pub const PACKAGES: [&str; 9] = [
     "mariadb-client",
     "nftables",
 ];
+/// Packages cached for what the cloud-like lab's tests install by hand, to
+/// make a host look reused (apache2 already on :80).
+pub const REUSED_HOST_PACKAGES: [&str; 1] = ["apache2"];
 /// Bumped when the build steps change in a way the inputs do not show.
 const RECIPE_VERSION: u32 = 1;
 
@@ -92,7 +95,12 @@ fn find_mirror(sources: &str) -> Option<String> {
 
 fn key(release: Debian) -> String {
     let mut hasher = Sha256::new();
-    hasher.update(format!("{RECIPE_VERSION}\n{}\n{INCLUDE}\n{}", release.codename(), PACKAGES.join(",")));
+    hasher.update(format!(
+        "{RECIPE_VERSION}\n{}\n{INCLUDE}\n{}\n{}",
+        release.codename(),
+        PACKAGES.join(","),
+        REUSED_HOST_PACKAGES.join(",")
+    ));
     hasher.finalize().iter().take(8).map(|byte| format!("{byte:02x}")).collect()
 }
 
@@ -131,6 +139,7 @@ fn build(root: &Path, mirror: &str, release: Debian) -> Result<(), SystemError> 
     chroot(&["apt-get", "update", "-qq"])?;
     let mut download = vec!["apt-get", "install", "-y", "-qq", "--download-only"];
     download.extend(PACKAGES);
+    download.extend(REUSED_HOST_PACKAGES);
     chroot(&download)?;
     // Each host gets its own SSH host keys and machine id at boot time.
     for entry in std::fs::read_dir(root.join("etc/ssh"))

@@ -33,7 +33,7 @@ pub fn boot_scratch(name: &str, release: Debian) -> Result<Scratch, LabError> {
     spec.hosts.push(LabHost { login: login.clone(), ..LabHost::plain(name, address, release) });
     save_spec(&spec)?;
     let dirs = MachineDirs::new(&state_dir(), name);
-    network::ensure_host(name, address, spec.subnet)?;
+    network::ensure_host(name, address, spec.subnet, "eth0")?;
     machine::ensure_overlay(&dirs, name, &rootfs, false)?;
     let identity = machine::Identity {
         name,

@@ -81,6 +81,16 @@ fn render_host(out: &mut String, host: &HostPlan, palette: Palette) {
         let _ = writeln!(out, "    no changes");
         return;
     }
+    if let Some(process) = &host.dpkg_busy {
+        let _ = writeln!(
+            out,
+            "    {}! dpkg is busy:{} `{}` holds its lock; apply waits for it (up to {} minutes) before installing",
+            palette.yellow,
+            palette.reset,
+            printable(process),
+            crate::debian::DPKG_LOCK_WAIT.as_secs() / 60
+        );
+    }
     for package in &host.install {
         let _ = writeln!(out, "    {}+ install{} {package}", palette.green, palette.reset);
     }

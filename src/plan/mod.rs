@@ -78,6 +78,10 @@ pub struct HostPlan {
     /// cut infra's own SSH connection); plan exits 1 and apply refuses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refusal: Option<String>,
+    /// The process holding dpkg's lock when packages are to be installed:
+    /// apply waits for it (an unattended-upgrades run on a fresh host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpkg_busy: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -185,7 +189,12 @@ pub fn plan_host(host: &HostState, facts: &HostFacts) -> HostPlan {
         })
         .collect();
     carry_over_pending(facts, &mut reload, &mut restart, &mut hooks, &start);
-    let refusal = os_refusal(facts).or_else(|| ssh_refusal(host, facts, &files)).or(release_refusal);
+    let refusal = os_refusal(facts)
+        .or_else(|| interface_refusal(host, facts))
+        .or_else(|| port_refusal(host, facts))
+        .or_else(|| ssh_refusal(host, facts, &files))
+        .or(release_refusal);
+    let dpkg_busy = facts.dpkg_busy.clone().filter(|_| !install.is_empty());
     HostPlan {
         host: host.name.clone(),
         address: host.address.to_string(),
@@ -203,7 +212,46 @@ pub fn plan_host(host: &HostState, facts: &HostFacts) -> HostPlan {
         hooks,
         releases,
         refusal,
+        dpkg_busy,
     }
+}
+
+/// An interface the host's configuration names (keepalived's, which the
+/// virtual IP moves on) that the host does not have: cloud hosts name
+/// theirs `ens5` or `enp1s0`, not `eth0`.
+fn interface_refusal(host: &HostState, facts: &HostFacts) -> Option<String> {
+    let present = facts.interfaces.as_ref()?;
+    let missing = host.interfaces.iter().find(|name| !present.contains(name))?;
+    let others: Vec<String> =
+        present.iter().filter(|name| name.as_str() != "lo").map(|name| format!("`{name}`")).collect();
+    Some(format!(
+        "it has no network interface `{missing}` for keepalived to move the virtual IP on; it has {}: set `load_balancer.interface` to the one on the virtual IP's network",
+        if others.is_empty() { "none but `lo`".to_string() } else { others.join(", ") }
+    ))
+}
+
+/// A port one of the host's services needs that a unit infra does not
+/// manage already holds (apache2 on :80 of a reused host, a MariaDB
+/// installed by hand): the service would fail to start, or worse, the
+/// other one would go on answering.
+fn port_refusal(host: &HostState, facts: &HostFacts) -> Option<String> {
+    let ours = |unit: &str| host.services.iter().any(|service| service.unit_name() == unit);
+    let taken = facts.listeners.iter().find(|listening| !ours(&listening.unit))?;
+    let service =
+        host.ports.iter().find(|port| port.port == taken.port).map_or("infra's service", |port| &port.service);
+    let (unit, process) = (&taken.unit, &taken.process);
+    Some(if unit == "-" {
+        format!(
+            "port {} is already taken by the process `{process}`, which no systemd unit runs, so {service} could not listen there; stop it, then plan again",
+            taken.port
+        )
+    } else {
+        let package = unit.trim_end_matches(".service");
+        format!(
+            "port {} is already taken by `{unit}` (process `{process}`), which infra does not manage, so {service} could not listen there; stop and disable it on the host (`systemctl disable --now {unit}`, or `apt-get purge {package}` if nothing else needs it), then plan again",
+            taken.port
+        )
+    })
 }
 
 /// infra knows the services of the supported Debian releases only: on any
@@ -229,7 +277,11 @@ fn ssh_refusal(host: &HostState, facts: &HostFacts, files: &[FileChange]) -> Opt
         return None;
     }
     match facts.ssh_connection {
-        Some((client, port)) => crate::firewall::ssh_lockout(guard, client, port),
+        Some((client, port)) => crate::firewall::ssh_lockout(guard, client, port).map(|why| {
+            format!(
+                "{why}; add the address infra connects from to `firewall.admin_cidrs` (the lab's is its gateway; behind a bastion, the bastion's), or run infra from an admin network"
+            )
+        }),
         None => Some(
             "the host did not say where infra's SSH connection comes from (no SSH_CONNECTION), so the new firewall cannot be checked against it".into(),
         ),

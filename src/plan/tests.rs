@@ -39,6 +39,8 @@ fn host() -> HostState {
         }],
         health_checks: vec![],
         ssh_guard: None,
+        ports: Vec::new(),
+        interfaces: Vec::new(),
         backups: None,
         releases: None,
     }
@@ -176,7 +178,7 @@ fn a_ruleset_that_would_cut_infras_ssh_connection_is_refused() {
     assert_eq!(
         refused.refusal.as_deref(),
         Some(
-            "infra's SSH connection comes from 10.0.0.254, which the new firewall would refuse (SSH only from 192.0.2.0/24)"
+            "infra's SSH connection comes from 10.0.0.254, which the new firewall would refuse (SSH only from 192.0.2.0/24); add the address infra connects from to `firewall.admin_cidrs` (the lab's is its gateway; behind a bastion, the bastion's), or run infra from an admin network"
         )
     );
     assert_eq!(plan_host(&guarded("10.0.0.0/24"), &facts).refusal, None);
@@ -203,4 +205,57 @@ fn a_host_on_an_unsupported_system_is_refused_and_a_supported_one_shows_its_rele
             "{refusal}"
         );
     }
+}
+
+fn listening(port: u16, unit: &str, process: &str) -> crate::facts::Listening {
+    crate::facts::Listening { port, unit: unit.into(), process: process.into() }
+}
+
+fn nginx_on_80() -> HostState {
+    HostState { ports: vec![crate::desired::Port { port: 80, service: "Nginx".into() }], ..host() }
+}
+
+#[test]
+fn a_port_held_by_a_service_infra_does_not_manage_refuses_the_host() {
+    let mut facts = converged();
+    facts.listeners = vec![listening(80, "apache2.service", "apache2")];
+    let plan = plan_host(&nginx_on_80(), &facts);
+    insta::assert_snapshot!(plan.refusal.expect("refused"), @"port 80 is already taken by `apache2.service` (process `apache2`), which infra does not manage, so Nginx could not listen there; stop and disable it on the host (`systemctl disable --now apache2.service`, or `apt-get purge apache2` if nothing else needs it), then plan again");
+}
+
+#[test]
+fn a_port_held_by_the_hosts_own_service_is_fine() {
+    let mut facts = converged();
+    facts.listeners = vec![listening(80, "nginx.service", "nginx")];
+    assert_eq!(plan_host(&nginx_on_80(), &facts).refusal, None);
+}
+
+#[test]
+fn a_busy_dpkg_is_said_only_when_there_is_something_to_install() {
+    let mut facts = converged();
+    facts.dpkg_busy = Some("unattended-upgr".into());
+    assert_eq!(plan_host(&host(), &facts).dpkg_busy, None, "nothing to install: nothing to wait for");
+    facts.packages.clear();
+    let plan = plan_host(&host(), &facts);
+    assert_eq!(plan.dpkg_busy.as_deref(), Some("unattended-upgr"));
+    let text = render_text(
+        &Plan { version: 1, inventory: None, hosts: vec![plan], unreachable: vec![], warnings: vec![] },
+        Palette::PLAIN,
+    );
+    assert!(
+        text.contains(
+            "! dpkg is busy: `unattended-upgr` holds its lock; apply waits for it (up to 10 minutes) before installing"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_balancer_without_the_named_interface_is_refused_with_the_ones_it_has() {
+    let mut facts = converged();
+    facts.interfaces = Some(vec!["lo".into(), "ens5".into()]);
+    let balancer = HostState { interfaces: vec!["eth0".into()], ..host() };
+    insta::assert_snapshot!(plan_host(&balancer, &facts).refusal.expect("refused"), @"it has no network interface `eth0` for keepalived to move the virtual IP on; it has `ens5`: set `load_balancer.interface` to the one on the virtual IP's network");
+    facts.interfaces = Some(vec!["lo".into(), "eth0".into()]);
+    assert_eq!(plan_host(&balancer, &facts).refusal, None);
 }

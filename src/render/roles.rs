@@ -10,7 +10,7 @@ use minijinja::{Value, context};
 
 use super::{RenderError, Secrets, TemplateRenderer, read_tree};
 use crate::catalog::{self, ConfigFile, Service, Trigger};
-use crate::desired::{Checker, HealthCheck, Hook, HostState, ManagedFile, ManagedService, Origin, Releases};
+use crate::desired::{Checker, HealthCheck, Hook, HostState, ManagedFile, ManagedService, Origin, Port, Releases};
 use crate::firewall::SshGuard;
 use crate::inventory::Host;
 use crate::stack::Stack;
@@ -216,6 +216,13 @@ impl HostContext<'_> {
             hooks: Vec::new(),
             health_checks: Vec::new(),
             ssh_guard: None,
+            ports: self
+                .stack
+                .listeners(self.host)
+                .iter()
+                .map(|listener| Port { port: listener.port, service: listener.service.to_string() })
+                .collect(),
+            interfaces: Vec::new(),
             backups: None,
             releases: None,
         };
@@ -432,6 +439,7 @@ impl HostContext<'_> {
             .map(|(_, address, _)| address.clone())
             .collect();
         let vrrp = &self.host.vrrp;
+        state.interfaces.push(settings.interface.value.clone());
         let context = context! {
             host => self.host_context(),
             backends => self.derived.backends.clone(),

@@ -30,6 +30,33 @@ pub fn check(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
         }
         found.push(warning);
     }
+    bastions_outside_admin(inventory, &networks, found);
+}
+
+/// Hosts behind a bastion see SSH come from the bastion: an admin list
+/// without it is a firewall that locks infra out of them (plan would
+/// refuse it; validate says so first, where the bastion is an address).
+fn bastions_outside_admin(inventory: &Inventory, networks: &[ipnet::IpNet], found: &mut Vec<Diagnostic>) {
+    let mut reported = Vec::new();
+    for host in &inventory.hosts {
+        let Some(jump) = host.ssh.jump.as_ref().or(inventory.ssh.jump.as_ref()) else { continue };
+        let Ok(address) = jump.value.destination.parse::<std::net::IpAddr>() else { continue };
+        if networks.iter().any(|network| network.contains(&address)) || reported.contains(&address) {
+            continue;
+        }
+        reported.push(address);
+        found.push(
+            Diagnostic::error(
+                "bastion-not-admin",
+                format!(
+                    "`{}` is reached through the bastion {address}, which `firewall.admin_cidrs` does not include: once the firewall is up, the host would refuse SSH from it",
+                    host.name.value
+                ),
+            )
+            .at(jump.span, "SSH arrives from here")
+            .help(format!("add `{address}/32` to `firewall.admin_cidrs`")),
+        );
+    }
 }
 
 fn missing_admin_cidr(span: crate::source::Span, label: &str) -> Diagnostic {
@@ -53,6 +80,17 @@ mod tests {
     #[test]
     fn an_empty_admin_list_is_an_error() {
         assert_eq!(codes(&broken("[10.20.0.254/32]", "[]")), ["missing-admin-cidr"]);
+    }
+
+    #[test]
+    fn a_bastion_outside_the_admin_networks_is_an_error() {
+        let behind = broken("    roles: [app]\n", "    roles: [app]\n    ssh: {jump: admin@10.20.0.5}\n");
+        assert_eq!(codes(&behind), ["bastion-not-admin"]);
+        assert!(codes(&behind.replace("[10.20.0.254/32]", "[10.20.0.254/32, 10.20.0.5/32]")).is_empty());
+        assert!(
+            codes(&behind.replace("admin@10.20.0.5", "bastion.example.com")).is_empty(),
+            "a name is checked by plan"
+        );
     }
 
     #[test]

@@ -130,3 +130,123 @@ pub(crate) fn bench_code_only_release_against_the_first() {
     println!("BENCH code-only release (packages hard-linked): {:.2} s", second.as_secs_f64());
     println!("BENCH ratio first / code-only: {:.1}x", first.as_secs_f64() / second.as_secs_f64());
 }
+
+/// `bash bench/bastion.sh`: 50 cloud-like hosts (an `admin` user with sudo,
+/// no root login), all but the balancers behind one bastion on 10.73.0.5.
+/// Ten no-op plans and applies must all pass, each run must open exactly
+/// one connection to the bastion, and the no-op plan is printed against
+/// the floor through the same bastion: one connection to it, then a fresh
+/// SSH to every host over it in parallel, running `true`.
+pub(crate) fn bench_plan_through_a_bastion() {
+    if !lab_available("bench_plan_through_a_bastion") {
+        return;
+    }
+    let count = 50;
+    let (text, hosts) = bastion_inventory(count);
+    let lab = Lab::up_named("infrajump", &text);
+    let started = Instant::now();
+    assert_success(&lab.apply(&lab.inventory, &[]), "first converge through the bastion");
+    println!("BENCH {count} hosts behind a bastion: first converge {:.1} s", started.elapsed().as_secs_f64());
+    let accepted = || {
+        let journal = lab.admin_ssh_ok(BENCH_BASTION, false, "sudo -n journalctl -q --no-pager -u ssh");
+        journal.lines().filter(|line| line.contains("Accepted publickey for admin")).count()
+    };
+    let rounds = 10;
+    let (mut floors, mut plans, mut applies) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        floors.push(floor_through_bastion(&lab, &hosts));
+        let before = accepted();
+        let started = Instant::now();
+        let output = lab.plan(&lab.inventory, &["--detailed-exitcode"]);
+        plans.push(started.elapsed());
+        assert_eq!(output.status.code(), Some(0), "round {round}: no-op plan: {}", stderr(&output));
+        // The journal read itself is one more accepted connection.
+        assert_eq!(accepted() - before, 2, "round {round}: the plan opened more than one connection to the bastion");
+        let started = Instant::now();
+        let output = lab.apply(&lab.inventory, &[]);
+        applies.push(started.elapsed());
+        assert!(stderr(&output).contains("nothing to do"), "round {round}: no-op apply: {}", stderr(&output));
+    }
+    let (floor, plan, apply) = (median(floors), median(plans), median(applies));
+    println!("BENCH {count} hosts behind a bastion: {rounds} of {rounds} plans and applies passed");
+    println!(
+        "BENCH {count} hosts behind a bastion: floor (one bastion connection, then a fresh `ssh true` to every host over it) median {:.0} ms, no-op plan median {:.0} ms, ratio {:.2}; no-op apply median {:.0} ms, ratio {:.2}",
+        floor.as_secs_f64() * 1000.0,
+        plan.as_secs_f64() * 1000.0,
+        plan.as_secs_f64() / floor.as_secs_f64(),
+        apply.as_secs_f64() * 1000.0,
+        apply.as_secs_f64() / floor.as_secs_f64()
+    );
+}
+
+const BENCH_BASTION: &str = "10.73.0.5";
+
+/// `count` hosts like [`bench_inventory`]'s on 10.73.0.0/24, logging in as
+/// `admin` with sudo, every one but the balancers behind the bastion.
+fn bastion_inventory(count: usize) -> (String, Vec<(String, String)>) {
+    let (text, hosts) = bench_inventory(count);
+    let text =
+        text.replace("10.69.0.", "10.73.0.").replace("ssh:\n  user: root\n", "ssh:\n  user: admin\n  become: sudo\n");
+    let text = text
+        .lines()
+        .map(|line| {
+            if line.starts_with("  - {name: ") && !line.contains("load_balancer") {
+                line.replacen("  - {name: ", &format!("  - {{ssh: {{jump: {BENCH_BASTION}}}, name: "), 1)
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let text =
+        text.replace("admin_cidrs: [10.73.0.254/32]", &format!("admin_cidrs: [10.73.0.254/32, {BENCH_BASTION}/32]"));
+    let hosts = hosts.into_iter().map(|(name, address)| (name, address.replace("10.69.0.", "10.73.0."))).collect();
+    (text + "\n", hosts)
+}
+
+/// One connection to the bastion, then a fresh SSH to every host over it,
+/// all at once, running `true`: what infra's own path cannot beat.
+fn floor_through_bastion(lab: &Lab, hosts: &[(String, String)]) -> Duration {
+    let key = lab.state.path().join("id_ed25519");
+    let known_hosts = lab.state.path().join("known_hosts");
+    let socket = lab.state.path().join("bastion.sock");
+    let options = |command: &mut Command| {
+        command
+            .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-i"])
+            .arg(&key)
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", known_hosts.display()));
+    };
+    let started = Instant::now();
+    let mut master = Command::new("ssh");
+    options(&mut master);
+    assert_success(
+        &master
+            .args(["-M", "-f", "-N", "-S"])
+            .arg(&socket)
+            .arg(format!("admin@{BENCH_BASTION}"))
+            .output()
+            .expect("ssh"),
+        "the bastion's master connection",
+    );
+    std::thread::scope(|scope| {
+        for (name, address) in hosts {
+            let (options, socket) = (&options, &socket);
+            scope.spawn(move || {
+                let mut command = Command::new("ssh");
+                options(&mut command);
+                if !name.starts_with("lb-") {
+                    command.arg("-o").arg(format!(
+                        "ProxyCommand=ssh -o BatchMode=yes -S {} -W %h:%p {BENCH_BASTION}",
+                        socket.display()
+                    ));
+                }
+                let output = command.arg(format!("admin@{address}")).arg("true").output().expect("ssh runs");
+                assert_success(&output, "ssh true through the bastion");
+            });
+        }
+    });
+    let elapsed = started.elapsed();
+    let _ = Command::new("ssh").arg("-S").arg(&socket).args(["-O", "exit", BENCH_BASTION]).output();
+    elapsed
+}

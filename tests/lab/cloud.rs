@@ -14,7 +14,7 @@ const PASSWORD_HOST: &str = "  - name: web-02\n    ssh: {jump: 10.72.0.5}\n    a
 impl Lab {
     /// Runs `script` as `admin` on a cloud lab host, through the bastion
     /// when `behind` says so.
-    fn admin_ssh(&self, address: &str, behind: bool, script: &str) -> Output {
+    pub(crate) fn admin_ssh(&self, address: &str, behind: bool, script: &str) -> Output {
         let key = self.state.path().join("id_ed25519");
         let known_hosts = self.state.path().join("known_hosts");
         let options = format!(
@@ -30,7 +30,7 @@ impl Lab {
         command.arg(format!("admin@{address}")).arg(script).output().expect("ssh runs")
     }
 
-    fn admin_ssh_ok(&self, address: &str, behind: bool, script: &str) -> String {
+    pub(crate) fn admin_ssh_ok(&self, address: &str, behind: bool, script: &str) -> String {
         let output = self.admin_ssh(address, behind, script);
         assert_success(&output, &format!("ssh admin@{address} {script}"));
         String::from_utf8_lossy(&output.stdout).into_owned()
@@ -70,6 +70,30 @@ pub(crate) fn a_cloud_like_lab_converges_through_sudo_and_a_bastion() {
         let touched = lab.admin_ssh_ok(&format!("{CLOUD_PREFIX}{host}"), behind, "ls /etc/infra 2>/dev/null | wc -l");
         assert_eq!(touched.trim(), "0", "10.72.0.{host} was changed by a refused apply");
     }
+
+    // The interface keepalived moves the virtual IP on is read from the
+    // hosts: one the balancers do not have is refused by name.
+    let wrong_interface = lab.state.path().join("eth0.yml");
+    let text = std::fs::read_to_string(&inventory).expect("inventory");
+    std::fs::write(&wrong_interface, text.replace("interface: ens5", "interface: eth0")).expect("write");
+    let plan = lab.plan(&wrong_interface, &[]);
+    assert_eq!(plan.status.code(), Some(1), "a balancer without `eth0` must be refused");
+    let said = format!("{}{}", String::from_utf8_lossy(&plan.stdout), stderr(&plan));
+    assert!(
+        said.contains("it has no network interface `eth0` for keepalived to move the virtual IP on; it has `ens5`"),
+        "{said}"
+    );
+
+    // A reused host: apache2 already answers on :80 of web-01. Plan names
+    // it and refuses the host; once it is stopped, apply goes ahead.
+    let web = format!("{CLOUD_PREFIX}21");
+    lab.admin_ssh_ok(&web, true, "sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -q apache2 >/dev/null");
+    let plan = lab.plan(&inventory, &[]);
+    assert_eq!(plan.status.code(), Some(1), "a host with apache2 on :80 must be refused");
+    let said = format!("{}{}", String::from_utf8_lossy(&plan.stdout), stderr(&plan));
+    assert!(said.contains("port 80 is already taken by `apache2.service` (process `apache2`)"), "{said}");
+    assert!(said.contains("systemctl disable --now apache2.service"), "{said}");
+    lab.admin_ssh_ok(&web, true, "sudo -n systemctl disable --now apache2.service 2>/dev/null");
 
     let applied = lab.apply(&inventory, &[]);
     assert_success(&applied, "apply through sudo and the bastion");

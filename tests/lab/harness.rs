@@ -126,7 +126,8 @@ const ALONE_ONCE: [Alone; 4] = [
 ];
 
 /// Benchmarks: only when named or with `--ignored` (bench/*.sh).
-const BENCHMARKS: [Alone; 2] = [
+const BENCHMARKS: [Alone; 3] = [
+    Alone { name: "bench::bench_plan_through_a_bastion", run: super::bench::bench_plan_through_a_bastion },
     Alone { name: "bench::bench_plan_against_the_ssh_floor", run: super::bench::bench_plan_against_the_ssh_floor },
     Alone {
         name: "bench::bench_code_only_release_against_the_first",

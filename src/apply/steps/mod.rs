@@ -28,11 +28,15 @@ pub fn content_changes<'a>(plan: &HostPlan, host: &'a HostState) -> Vec<&'a Mana
         .collect()
 }
 
+/// Installs `packages`, waiting for dpkg's lock as long as
+/// [`crate::debian::DPKG_LOCK_WAIT`]: a fresh cloud host's unattended-upgrades run
+/// holds it for minutes at first boot.
 pub fn install(packages: &[String]) -> String {
     let packages: Vec<String> = packages.iter().map(|package| quote(package)).collect();
     format!(
         "set -e\nexport DEBIAN_FRONTEND=noninteractive\n\
-         apt-get install -y -q -o DPkg::Lock::Timeout=120 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold {}\n",
+         apt-get install -y -q -o DPkg::Lock::Timeout={} -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold {}\n",
+        crate::debian::DPKG_LOCK_WAIT.as_secs(),
         packages.join(" ")
     )
 }

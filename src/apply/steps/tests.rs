@@ -42,6 +42,8 @@ fn host(directory: &std::path::Path) -> HostState {
         hooks: vec![],
         health_checks: vec![],
         ssh_guard: None,
+        ports: Vec::new(),
+        interfaces: Vec::new(),
         backups: None,
         releases: None,
     }
