@@ -7,7 +7,7 @@
 # then a fresh `ssh true` to every host over it, in parallel).
 # Needs root and the lab's tools; takes a few minutes.
 #
-#   bash bench/bastion.sh
+#   bash bench/bastion.sh     (INFRA_BENCH_RELEASE=bookworm: on Debian 12 hosts)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --release --quiet --test lab bench_plan_through_a_bastion -- --ignored --nocapture 2>&1 | grep -E '^BENCH|SKIPPED|panicked|FAILED'

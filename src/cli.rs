@@ -28,6 +28,8 @@ pub enum Command {
     Stages(StagesArgs),
     /// Show exactly what apply would change on the hosts, reading their state over SSH.
     Plan(PlanArgs),
+    /// Check every host for what would stop an apply (sudo, release, ports taken, interfaces, disk, clock, dpkg), each with its fix.
+    Doctor(DoctorArgs),
     /// Converge the hosts: plan, confirm, then change them stage by stage, each host as a transaction.
     Apply(ApplyArgs),
     /// A local lab of real Debian hosts for an inventory (needs root).
@@ -291,6 +293,19 @@ pub struct PlanArgs {
     /// Treat warnings as errors.
     #[arg(long)]
     pub strict: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// Only these hosts or roles (repeatable): a host name or a role name.
+    #[arg(long, value_name = "HOST|ROLE")]
+    pub limit: Vec<String>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 }
 
 #[derive(clap::Args, Debug)]

@@ -13,6 +13,7 @@ pub mod debian;
 pub mod desired;
 pub mod diagnostic;
 pub mod diagram;
+pub mod doctor;
 pub mod facts;
 pub mod firewall;
 pub mod git;

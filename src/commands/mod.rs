@@ -6,6 +6,7 @@ mod apply;
 mod backup;
 mod deploy;
 mod diagram;
+mod doctor;
 mod drill;
 mod hosts;
 mod lab;
@@ -39,6 +40,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Stages(args) => stages::run(&args, style),
         Command::Lab(command) => lab::run(&command, style),
         Command::Plan(args) => plan::run(&args, style),
+        Command::Doctor(args) => doctor::run(&args, style),
         Command::Apply(args) => apply::run(&args, style),
         Command::Deploy(args) => apply::deploy(&args, style),
         Command::Lock(command) => lock::run(&command, style),
@@ -70,6 +72,7 @@ fn wants_json(command: &Command) -> bool {
         Command::Validate(args) => args.format,
         Command::Stages(args) => args.format,
         Command::Plan(args) => args.format,
+        Command::Doctor(args) => args.format,
         Command::Apply(args) => args.converge.format,
         Command::Deploy(args) => args.converge.format,
         Command::Lock(crate::cli::LockCommand::Status(args)) => args.format,

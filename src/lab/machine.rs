@@ -257,29 +257,52 @@ pub fn power_off(host: &str, grace: Duration) -> Result<(), SystemError> {
 
 /// Waits until the host accepts the lab key over SSH with strict host-key
 /// checking, or `timeout` passes.
-pub fn wait_for_ssh(host: &LabHost, bastion_user: &str, key: &Path, known_hosts: &Path, timeout: Duration) -> bool {
+pub fn wait_for_ssh(host: &LabHost, via: Option<&Path>, key: &Path, known_hosts: &Path, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
-    let options = |command: &mut Command| {
-        command
-            .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=2", "-i"])
-            .arg(key)
-            .arg("-o")
-            .arg(format!("UserKnownHostsFile={}", known_hosts.display()));
-    };
     while Instant::now() < deadline {
-        let mut command = Command::new("ssh");
-        options(&mut command);
-        if let Some(bastion) = host.bastion {
-            let mut proxy = Command::new("ssh");
-            options(&mut proxy);
-            let words: Vec<String> = proxy.get_args().map(|word| word.to_string_lossy().into_owned()).collect();
-            command.arg("-o").arg(format!("ProxyCommand=ssh {} -W %h:%p {bastion_user}@{bastion}", words.join(" ")));
+        let mut command = ssh_command(key, known_hosts);
+        // Behind a bastion every try comes from one address, and trixie's
+        // sshd penalises a source whose connections end before they
+        // authenticate (`PerSourcePenalties`): a busy host gets time to
+        // answer, and is not asked again at once.
+        let patience = if via.is_some() { 10 } else { 2 };
+        command.arg("-o").arg(format!("ConnectTimeout={patience}"));
+        if let (Some(socket), Some(bastion)) = (via, host.bastion) {
+            command.arg("-o").arg(format!(
+                "ProxyCommand=ssh -F /dev/null -o BatchMode=yes -S {} -W %h:%p {bastion}",
+                socket.display()
+            ));
         }
         let reachable = system::succeeds(command.arg(format!("{}@{}", host.user(), host.address)).arg("true"));
         if reachable {
             return true;
         }
-        std::thread::sleep(Duration::from_millis(250));
+        std::thread::sleep(if via.is_some() { Duration::from_secs(1) } else { Duration::from_millis(250) });
     }
     false
+}
+
+/// One connection to a bastion (a ControlMaster at `socket`) that the
+/// hosts behind it are reached over while the lab waits for them, as
+/// infra reaches them: dozens of connections at once to one sshd would
+/// trip its `MaxStartups`.
+pub fn open_master(bastion: &LabHost, socket: &Path, key: &Path, known_hosts: &Path) -> Result<(), SystemError> {
+    let mut command = ssh_command(key, known_hosts);
+    command.args(["-o", "ConnectTimeout=5", "-M", "-f", "-N", "-o", "ControlPersist=yes", "-S"]).arg(socket);
+    system::run(command.arg(format!("{}@{}", bastion.user(), bastion.address)))?;
+    Ok(())
+}
+
+pub fn close_master(socket: &Path) {
+    let _ = Command::new("ssh").arg("-S").arg(socket).args(["-O", "exit", "none"]).output();
+}
+
+fn ssh_command(key: &Path, known_hosts: &Path) -> Command {
+    let mut command = Command::new("ssh");
+    command
+        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-i"])
+        .arg(key)
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", known_hosts.display()));
+    command
 }

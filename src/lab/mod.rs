@@ -174,13 +174,6 @@ impl LabSpec {
         })
     }
 
-    /// Who logs in to the bastion in front of `host`: the bastion's own
-    /// login user.
-    fn bastion_user(&self, host: &LabHost) -> &str {
-        let bastion = host.bastion.and_then(|address| self.hosts.iter().find(|other| other.address == address));
-        bastion.map_or("root", LabHost::user)
-    }
-
     fn etc_hosts(&self) -> String {
         let mut text = String::from("127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n");
         for host in &self.hosts {
@@ -311,25 +304,22 @@ fn ensure_key_pair() -> Result<String, LabError> {
     std::fs::read_to_string(&public).map_err(|error| LabError::State { path: public, error })
 }
 
-/// Waits for every named host to answer SSH, in parallel.
+/// Waits for every named host to answer SSH, in parallel: first those
+/// reached directly (bastions among them), then, over one connection to
+/// their bastion, the hosts behind one.
 fn wait_all(spec: &LabSpec, names: &[String]) -> Result<(), LabError> {
-    let (key, known_hosts) = (key_path(), known_hosts_path());
-    let failures: Vec<String> = std::thread::scope(|scope| {
-        let waits: Vec<_> = spec
-            .hosts
-            .iter()
-            .filter(|host| names.contains(&host.name))
-            .map(|host| {
-                let (key, known_hosts) = (&key, &known_hosts);
-                let bastion_user = spec.bastion_user(host);
-                scope.spawn(move || {
-                    let answered = machine::wait_for_ssh(host, bastion_user, key, known_hosts, BOOT_TIMEOUT);
-                    (!answered).then(|| host.name.clone())
-                })
-            })
-            .collect();
-        waits.into_iter().filter_map(|wait| wait.join().ok().flatten()).collect()
-    });
+    let waited: Vec<&LabHost> = spec.hosts.iter().filter(|host| names.contains(&host.name)).collect();
+    let (behind, direct): (Vec<&LabHost>, Vec<&LabHost>) = waited.into_iter().partition(|host| host.bastion.is_some());
+    let mut failures = wait_parallel(&direct, None);
+    let bastions: std::collections::BTreeSet<IpAddr> = behind.iter().filter_map(|host| host.bastion).collect();
+    for address in bastions {
+        let Some(bastion) = spec.hosts.iter().find(|host| host.address == address) else { continue };
+        let socket = state_dir().join(format!("bastion-{address}.sock"));
+        machine::open_master(bastion, &socket, &key_path(), &known_hosts_path())?;
+        let hosts: Vec<&LabHost> = behind.iter().copied().filter(|host| host.bastion == Some(address)).collect();
+        failures.extend(wait_parallel(&hosts, Some(&socket)));
+        machine::close_master(&socket);
+    }
     match failures.first() {
         Some(host) => Err(LabError::SshTimeout {
             host: host.clone(),
@@ -338,6 +328,24 @@ fn wait_all(spec: &LabSpec, names: &[String]) -> Result<(), LabError> {
         }),
         None => Ok(()),
     }
+}
+
+/// The names of the hosts that did not answer within [`BOOT_TIMEOUT`].
+fn wait_parallel(hosts: &[&LabHost], via: Option<&Path>) -> Vec<String> {
+    let (key, known_hosts) = (key_path(), known_hosts_path());
+    std::thread::scope(|scope| {
+        let waits: Vec<_> = hosts
+            .iter()
+            .map(|host| {
+                let (key, known_hosts) = (&key, &known_hosts);
+                scope.spawn(move || {
+                    let answered = machine::wait_for_ssh(host, via, key, known_hosts, BOOT_TIMEOUT);
+                    (!answered).then(|| host.name.clone())
+                })
+            })
+            .collect();
+        waits.into_iter().filter_map(|wait| wait.join().ok().flatten()).collect()
+    })
 }
 
 /// Removes every process, mount, namespace, veth and bridge the lab made,

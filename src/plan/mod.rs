@@ -219,7 +219,7 @@ pub fn plan_host(host: &HostState, facts: &HostFacts) -> HostPlan {
 /// An interface the host's configuration names (keepalived's, which the
 /// virtual IP moves on) that the host does not have: cloud hosts name
 /// theirs `ens5` or `enp1s0`, not `eth0`.
-fn interface_refusal(host: &HostState, facts: &HostFacts) -> Option<String> {
+pub(crate) fn interface_refusal(host: &HostState, facts: &HostFacts) -> Option<String> {
     let present = facts.interfaces.as_ref()?;
     let missing = host.interfaces.iter().find(|name| !present.contains(name))?;
     let others: Vec<String> =
@@ -234,7 +234,7 @@ fn interface_refusal(host: &HostState, facts: &HostFacts) -> Option<String> {
 /// manage already holds (apache2 on :80 of a reused host, a MariaDB
 /// installed by hand): the service would fail to start, or worse, the
 /// other one would go on answering.
-fn port_refusal(host: &HostState, facts: &HostFacts) -> Option<String> {
+pub(crate) fn port_refusal(host: &HostState, facts: &HostFacts) -> Option<String> {
     let ours = |unit: &str| host.services.iter().any(|service| service.unit_name() == unit);
     let taken = facts.listeners.iter().find(|listening| !ours(&listening.unit))?;
     let service =
@@ -256,7 +256,7 @@ fn port_refusal(host: &HostState, facts: &HostFacts) -> Option<String> {
 
 /// infra knows the services of the supported Debian releases only: on any
 /// other system a package or path could differ, so nothing is changed.
-fn os_refusal(facts: &HostFacts) -> Option<String> {
+pub(crate) fn os_refusal(facts: &HostFacts) -> Option<String> {
     let (id, codename) = facts.os.as_ref()?;
     if Debian::from_os_release(id, codename).is_some() {
         return None;

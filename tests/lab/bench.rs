@@ -141,6 +141,12 @@ pub(crate) fn bench_plan_through_a_bastion() {
     if !lab_available("bench_plan_through_a_bastion") {
         return;
     }
+    let release: &'static str = match std::env::var("INFRA_BENCH_RELEASE").as_deref() {
+        Ok("bookworm") => "bookworm",
+        _ => "trixie",
+    };
+    set_release(release);
+    println!("BENCH hosts run {release}");
     let count = 50;
     let (text, hosts) = bastion_inventory(count);
     let lab = Lab::up_named("infrajump", &text);

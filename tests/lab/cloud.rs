@@ -93,6 +93,24 @@ pub(crate) fn a_cloud_like_lab_converges_through_sudo_and_a_bastion() {
     let said = format!("{}{}", String::from_utf8_lossy(&plan.stdout), stderr(&plan));
     assert!(said.contains("port 80 is already taken by `apache2.service` (process `apache2`)"), "{said}");
     assert!(said.contains("systemctl disable --now apache2.service"), "{said}");
+    // doctor lists both blockers, each with its fix, and what is fine.
+    let doctor = lab
+        .command()
+        .args(["doctor", "-i"])
+        .arg(&lab.inventory)
+        .env("INFRA_VRRP_SECRET", VRRP_SECRET)
+        .env("INFRA_DB_PASSWORD", DB_PASSWORD)
+        .output()
+        .expect("infra runs");
+    assert_eq!(doctor.status.code(), Some(1), "doctor must report the blockers");
+    let report = String::from_utf8_lossy(&doctor.stdout);
+    assert!(report.contains("blocker connection sudo asks `admin` for a password on `web-02`"), "{report}");
+    assert!(report.contains("blocker ports      port 80 is already taken by `apache2.service`"), "{report}");
+    assert!(report.contains("ok      connection as `admin` through 10.72.0.5, root through `sudo -n`"), "{report}");
+    assert!(
+        report.contains("ok      release    Debian 13") || report.contains("ok      release    Debian 12"),
+        "{report}"
+    );
     lab.admin_ssh_ok(&web, true, "sudo -n systemctl disable --now apache2.service 2>/dev/null");
 
     let applied = lab.apply(&inventory, &[]);
