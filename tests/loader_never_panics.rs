@@ -70,3 +70,15 @@ fn alias_bombs_are_refused_not_expanded() {
         inventory::parse(SourceFile::new("bomb.yml", text), infra::source::LocalFiles::confined(Path::new("."), &[]));
     assert!(loaded.diagnostics.iter().any(|d| d.is_error()));
 }
+
+/// Found by `mutated_inventories_never_panic`: `web:` with no value (here
+/// an anchor on nothing) is no section, so web hosts get its defaults, as
+/// when the key is absent, instead of passing the rules without one.
+#[test]
+fn an_empty_web_section_is_the_defaults() {
+    let start = VALID.find("web:\n").expect("a web section") + "web:\n".len();
+    let end = VALID[start..].find("\n\n").expect("its end") + start;
+    let mut text = VALID.to_string();
+    text.replace_range(start..end, " &static");
+    load_everything(text);
+}

@@ -286,9 +286,12 @@ impl<'n> Fields<'n> {
         self.what = what;
     }
 
-    /// Whether the mapping has `key`, even with a value that failed to decode.
+    /// Whether the mapping has `key`, even with a value that failed to
+    /// decode; a key with no value (`web:`) is absent, as to [`Self::optional`].
     pub fn has(&self, key: &str) -> bool {
-        self.entries.iter().any(|(name, _)| matches!(&name.value, Value::String(text) if text == key))
+        self.entries.iter().any(|(name, value)| {
+            matches!(&name.value, Value::String(text) if text == key) && !matches!(value.value, Value::Null)
+        })
     }
 
     /// Where to point for a problem with the mapping as a whole: its first key.

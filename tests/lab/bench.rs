@@ -42,6 +42,17 @@ fn ssh_floor(lab: &Lab, hosts: &[(String, String)]) -> Duration {
     started.elapsed()
 }
 
+/// The release the benchmarks' labs boot: trixie, or Debian 12 with
+/// `INFRA_BENCH_RELEASE=bookworm`.
+fn use_bench_release() {
+    let release: &'static str = match std::env::var("INFRA_BENCH_RELEASE").as_deref() {
+        Ok("bookworm") => "bookworm",
+        _ => "trixie",
+    };
+    set_release(release);
+    println!("BENCH hosts run {release}");
+}
+
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
@@ -53,13 +64,7 @@ pub(crate) fn bench_plan_against_the_ssh_floor() {
     if !lab_available("bench_plan_against_the_ssh_floor") {
         return;
     }
-    // `INFRA_BENCH_RELEASE=bookworm` measures on Debian 12 hosts.
-    let release: &'static str = match std::env::var("INFRA_BENCH_RELEASE").as_deref() {
-        Ok("bookworm") => "bookworm",
-        _ => "trixie",
-    };
-    set_release(release);
-    println!("BENCH hosts run {release}");
+    use_bench_release();
     let rounds = 7;
     for count in [5, 50] {
         let (text, hosts) = bench_inventory(count);
@@ -141,12 +146,7 @@ pub(crate) fn bench_plan_through_a_bastion() {
     if !lab_available("bench_plan_through_a_bastion") {
         return;
     }
-    let release: &'static str = match std::env::var("INFRA_BENCH_RELEASE").as_deref() {
-        Ok("bookworm") => "bookworm",
-        _ => "trixie",
-    };
-    set_release(release);
-    println!("BENCH hosts run {release}");
+    use_bench_release();
     let count = 50;
     let (text, hosts) = bastion_inventory(count);
     let lab = Lab::up_named("infrajump", &text);
