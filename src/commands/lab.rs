@@ -61,27 +61,23 @@ fn lab_certificate(path: &std::path::Path) -> anyhow::Result<()> {
 fn spec(stack: &Stack, default_release: Debian) -> anyhow::Result<LabSpec> {
     let load_balancer = &stack.load_balancer;
     let login = |user: &str| (user != "root").then(|| user.to_string());
-    let mut hosts: Vec<LabHost> = stack
-        .hosts
+    let targets: Vec<_> = stack.hosts.iter().map(|host| (host, topology::ssh_target(stack, host))).collect();
+    let mut hosts: Vec<LabHost> = targets
         .iter()
-        .map(|host| {
-            let target = topology::ssh_target(stack, host);
-            LabHost {
-                login: login(&target.user),
-                sudo_password: host.lab.sudo_password,
-                bastion: target.jump.as_ref().and_then(|jump| jump.destination.parse().ok()),
-                interface: load_balancer.interface.value.clone(),
-                ..LabHost::plain(
-                    &host.name.value,
-                    host.address.value,
-                    host.lab.release.as_ref().map_or(default_release, |release| release.value),
-                )
-            }
+        .map(|(host, target)| LabHost {
+            login: login(&target.user),
+            sudo_password: host.lab.sudo_password,
+            bastion: target.jump.as_ref().and_then(|jump| jump.destination.parse().ok()),
+            interface: load_balancer.interface.value.clone(),
+            ..LabHost::plain(
+                &host.name.value,
+                host.address.value,
+                host.lab.release.as_ref().map_or(default_release, |release| release.value),
+            )
         })
         .collect();
-    for host in &stack.hosts {
-        let target = topology::ssh_target(stack, host);
-        let Some(jump) = target.jump else { continue };
+    for (_, target) in &targets {
+        let Some(jump) = &target.jump else { continue };
         let Ok(address) = jump.destination.parse() else { continue };
         if hosts.iter().all(|known| known.address != address) {
             let name = if hosts.iter().any(|known| known.name == "bastion") {
@@ -89,9 +85,9 @@ fn spec(stack: &Stack, default_release: Debian) -> anyhow::Result<LabSpec> {
             } else {
                 "bastion".to_string()
             };
-            let user = jump.user.unwrap_or(target.user);
+            let user = jump.user.as_deref().unwrap_or(&target.user);
             let interface = load_balancer.interface.value.clone();
-            hosts.push(LabHost { login: login(&user), interface, ..LabHost::plain(&name, address, default_release) });
+            hosts.push(LabHost { login: login(user), interface, ..LabHost::plain(&name, address, default_release) });
         }
     }
     Ok(LabSpec::new(load_balancer.virtual_ip.value, hosts, &[load_balancer.virtual_ip.value.addr()])?)

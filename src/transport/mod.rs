@@ -371,16 +371,12 @@ impl Connection {
             stdin.write_all(read.as_bytes()).await.map_err(|error| run_error(from_host, ChannelError::Send(error)))?;
             stdin.shutdown().await.map_err(|error| run_error(from_host, ChannelError::Send(error)))?;
         }
-        let mut writer = match to.target.privilege {
-            Privilege::Login => Session::to_command(Arc::clone(&to.session), "sh"),
-            Privilege::Sudo => Session::to_command(Arc::clone(&to.session), "sudo"),
+        let (program, options): (&str, &[&str]) = match to.target.privilege {
+            Privilege::Login => ("sh", &["-c"]),
+            Privilege::Sudo => ("sudo", &sudo::SH_C),
         };
-        if to.target.privilege == Privilege::Sudo {
-            writer.args(sudo::SH_C);
-        } else {
-            writer.arg("-c");
-        }
-        let mut writer = writer
+        let mut writer = Session::to_command(Arc::clone(&to.session), program)
+            .args(options)
             .arg(write)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
