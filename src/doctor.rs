@@ -119,8 +119,7 @@ pub fn unreachable(error: &str) -> Vec<Check> {
 }
 
 fn release_name(facts: &HostFacts) -> String {
-    let debian = facts.os.as_ref().and_then(|(id, codename)| crate::debian::Debian::from_os_release(id, codename));
-    debian.map_or_else(|| "unknown".to_string(), |debian| debian.to_string())
+    facts.debian().map_or_else(|| "unknown".to_string(), |debian| debian.to_string())
 }
 
 fn port_list(host: &HostState) -> String {

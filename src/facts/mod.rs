@@ -141,6 +141,14 @@ pub struct HostFacts {
     pub fingerprint: String,
 }
 
+impl HostFacts {
+    /// The supported Debian release the host says it runs, if it is one.
+    pub fn debian(&self) -> Option<crate::debian::Debian> {
+        let (id, codename) = self.os.as_ref()?;
+        crate::debian::Debian::from_os_release(id, codename)
+    }
+}
+
 /// A process listening on a port a service of this host will use.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Listening {

@@ -200,7 +200,7 @@ pub fn plan_host(host: &HostState, facts: &HostFacts) -> HostPlan {
         address: host.address.to_string(),
         roles: host.roles.iter().map(|role| role.name().to_string()).collect(),
         stage: host.stage.name().to_string(),
-        debian: facts.os.as_ref().and_then(|(id, codename)| Debian::from_os_release(id, codename)),
+        debian: facts.debian(),
         fingerprint: facts.fingerprint.clone(),
         desired: desired_fingerprint(host),
         install,
@@ -258,7 +258,7 @@ pub(crate) fn port_refusal(host: &HostState, facts: &HostFacts) -> Option<String
 /// other system a package or path could differ, so nothing is changed.
 pub(crate) fn os_refusal(facts: &HostFacts) -> Option<String> {
     let (id, codename) = facts.os.as_ref()?;
-    if Debian::from_os_release(id, codename).is_some() {
+    if facts.debian().is_some() {
         return None;
     }
     let supported: Vec<String> = Debian::ALL.iter().map(ToString::to_string).collect();
