@@ -46,9 +46,9 @@ pub struct HostState {
     /// The TCP ports this host's services listen on: plan refuses one that
     /// something infra does not manage already holds.
     pub ports: Vec<Port>,
-    /// The network interfaces its configuration names (keepalived's):
-    /// plan refuses a host that has none of that name.
-    pub interfaces: Vec<String>,
+    /// The network interfaces its configuration names (keepalived's, and
+    /// each network's): plan refuses a host that has none of that name.
+    pub interfaces: Vec<Interface>,
     /// The database host's backups: where facts look for the newest, and
     /// whether apply takes one before a risky change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -57,6 +57,17 @@ pub struct HostState {
     /// the `current` link that picks one, and how many are kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub releases: Option<Releases>,
+}
+
+/// An interface a host's configuration names, what for, and the setting
+/// that names it (for the refusal's fix).
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Interface {
+    pub name: String,
+    /// `the private network`, `keepalived to move the virtual IP on`.
+    pub purpose: &'static str,
+    /// `networks.private.interface`, `load_balancer.interface`.
+    pub setting: &'static str,
 }
 
 /// A port a service of the host listens on, and how an operator names it.

@@ -28,6 +28,8 @@ pub struct Allowance {
     pub tcp_ports: Vec<u16>,
     /// `None`: from anywhere.
     pub from: Option<Vec<IpAddr>>,
+    /// The interface it arrives on, with two networks; `None`: any.
+    pub interface: Option<String>,
 }
 
 /// What plan needs to know to refuse a ruleset that would cut its own SSH

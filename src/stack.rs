@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::inventory::{
-    AppSettings, DatabaseSettings, FirewallSettings, Host, Inventory, LoadBalancerSettings, SshSettings, WebSettings,
+    AppSettings, DatabaseSettings, FirewallSettings, Host, Inventory, LoadBalancerSettings, Networks, SshSettings,
+    WebSettings,
 };
 use crate::role::{Role, role_order};
 use crate::source::{LocalFiles, Span, Spanned};
@@ -32,6 +33,7 @@ pub struct Stack {
     pub app: AppSettings,
     pub database: DatabaseSettings,
     pub firewall: FirewallSettings,
+    pub networks: Option<Networks>,
     /// Each host's stage and listeners, by host name.
     derived: BTreeMap<String, Derived>,
 }
@@ -78,6 +80,7 @@ impl Stack {
             app: inventory.app.ok_or(NotAStack::MissingSection("app"))?,
             database: inventory.database.ok_or(NotAStack::MissingSection("database"))?,
             firewall: inventory.firewall.ok_or(NotAStack::MissingSection("firewall"))?,
+            networks: inventory.networks,
             files: inventory.files,
             ssh: inventory.ssh,
             templates: inventory.templates,

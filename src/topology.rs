@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 
+use crate::desired::Interface;
 use crate::firewall::Allowance;
 use crate::inventory::Host;
 use crate::source::Span;
@@ -90,7 +91,7 @@ pub fn ssh_target(stack: &Stack, host: &Host) -> Target {
     Target {
         name: host.name.value.clone(),
         address: host.address.value,
-        destination: own.host.as_ref().map_or_else(|| host.address.value.to_string(), |host| host.value.clone()),
+        destination: own.host.as_ref().map_or_else(|| ssh_address(host).to_string(), |host| host.value.clone()),
         user: own.user.as_ref().map_or_else(|| shared.user_or_default().to_string(), |user| user.value.clone()),
         port: ssh_port(shared, host),
         identity: path(&own.identity, &shared.identity),
@@ -105,6 +106,58 @@ pub fn ssh_target(stack: &Stack, host: &Host) -> Target {
     }
 }
 
+/// Where SSH dials a host without `ssh.host`: its public address when it
+/// has one (the private network is reached through a bastion, or not at all).
+fn ssh_address(host: &Host) -> IpAddr {
+    host.public_address.as_ref().map_or(host.address.value, |public| public.value)
+}
+
+/// The interface keepalived moves the virtual IP on: with two networks,
+/// the interface of the network the virtual IP is in.
+pub fn vrrp_interface(stack: &Stack) -> &str {
+    let vip = stack.load_balancer.virtual_ip.value.addr();
+    let network = stack.networks.as_ref().and_then(|networks| networks.containing(vip));
+    network.map_or(&stack.load_balancer.interface.value, |network| &network.interface.value)
+}
+
+/// A balancer's address on the virtual IP's network, which its VRRP
+/// adverts come from: its public address when the virtual IP is public.
+pub fn vrrp_address(stack: &Stack, host: &Host) -> IpAddr {
+    host.address_facing(stack.networks.as_ref(), stack.load_balancer.virtual_ip.value.addr()).value
+}
+
+/// The interfaces `host` must have for its configuration to work (plan
+/// refuses a host without one): with two networks the private one and,
+/// where it has a public address, the public one (keepalived's is one of
+/// them); else a balancer's `load_balancer.interface`.
+pub fn interfaces(stack: &Stack, host: &Host) -> Vec<Interface> {
+    let named = |network: &crate::inventory::Network, purpose, setting| Interface {
+        name: network.interface.value.clone(),
+        purpose,
+        setting,
+    };
+    match &stack.networks {
+        Some(networks) => {
+            let mut needed = vec![named(&networks.private, "the private network", "networks.private.interface")];
+            if host.public_address.is_some() {
+                needed.push(named(&networks.public, "the public network", "networks.public.interface"));
+            }
+            needed
+        }
+        None if host.has_role(Role::LoadBalancer) => vec![Interface {
+            name: stack.load_balancer.interface.value.clone(),
+            purpose: "keepalived to move the virtual IP on",
+            setting: "load_balancer.interface",
+        }],
+        None => Vec::new(),
+    }
+}
+
+/// The interface tier traffic arrives on, with two networks; `None`: any.
+fn private_interface(stack: &Stack) -> Option<String> {
+    stack.networks.as_ref().map(|networks| networks.private.interface.value.clone())
+}
+
 /// The networks SSH is accepted from, on every host.
 pub fn admin_networks(stack: &Stack) -> Vec<IpNet> {
     stack.firewall.admin_cidrs.value.iter().map(|cidr| cidr.value).collect()
@@ -114,6 +167,9 @@ pub fn admin_networks(stack: &Stack) -> Vec<IpNet> {
 /// listeners, from exactly the hosts of the tier in front of it.
 pub fn allowances(stack: &Stack, host: &Host) -> Vec<Allowance> {
     let addresses = |role| stack.hosts_with(role).map(|host| host.address.value).collect::<Vec<_>>();
+    let tiers = private_interface(stack);
+    // Clients and VRRP arrive on the virtual IP's network.
+    let front = stack.networks.as_ref().map(|_| vrrp_interface(stack).to_string());
     let ports = |role| -> Vec<u16> {
         stack.listeners(host).iter().filter(|listener| listener.role == role).map(|listener| listener.port).collect()
     };
@@ -123,14 +179,19 @@ pub fn allowances(stack: &Stack, host: &Host) -> Vec<Allowance> {
             comment: "Clients reach the load balancers".into(),
             tcp_ports: ports(Role::LoadBalancer),
             from: None,
+            interface: front.clone(),
         });
-        let peers: Vec<IpAddr> =
-            addresses(Role::LoadBalancer).into_iter().filter(|address| *address != host.address.value).collect();
+        let peers: Vec<IpAddr> = stack
+            .hosts_with(Role::LoadBalancer)
+            .filter(|peer| peer.name.value != host.name.value)
+            .map(|peer| vrrp_address(stack, peer))
+            .collect();
         if !peers.is_empty() {
             allowances.push(Allowance {
                 comment: "VRRP adverts from the other load balancers".into(),
                 tcp_ports: Vec::new(),
                 from: Some(peers),
+                interface: front,
             });
         }
     }
@@ -142,6 +203,7 @@ pub fn allowances(stack: &Stack, host: &Host) -> Vec<Allowance> {
             comment: "HTTP from the load balancers only".into(),
             tcp_ports: ports(Role::Web),
             from: Some(from),
+            interface: tiers.clone(),
         });
     }
     if host.has_role(Role::App) {
@@ -149,6 +211,7 @@ pub fn allowances(stack: &Stack, host: &Host) -> Vec<Allowance> {
             comment: "Gunicorn from the web servers only".into(),
             tcp_ports: ports(Role::App),
             from: Some(addresses(Role::Web)),
+            interface: tiers.clone(),
         });
     }
     if host.has_role(Role::Database) {
@@ -156,6 +219,7 @@ pub fn allowances(stack: &Stack, host: &Host) -> Vec<Allowance> {
             comment: "The database from the app servers only".into(),
             tcp_ports: ports(Role::Database),
             from: Some(database_clients(stack)),
+            interface: tiers.clone(),
         });
     }
     allowances

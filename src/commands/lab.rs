@@ -53,44 +53,117 @@ fn lab_certificate(path: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The lab takes its subnet from the virtual IP and names every host's
-/// interface as `load_balancer.interface` says. A host SSH reaches as
-/// another user than root comes cloud-like (that user, sudo, no root
-/// login); a host behind a jump is private, and a jump at a lab address no
-/// host has is booted as a bastion.
+/// The lab takes its subnet from the virtual IP (or, with two networks,
+/// makes both) and names every host's interfaces as the inventory says. A
+/// host SSH reaches as another user than root comes cloud-like (that user,
+/// sudo, no root login); a host behind a jump is private, and a jump at a
+/// lab address no host has is booted as a bastion (with two networks, on
+/// both, at the same host number on the private one).
 fn spec(stack: &Stack, default_release: Debian) -> anyhow::Result<LabSpec> {
     let load_balancer = &stack.load_balancer;
+    let networks = stack.networks.as_ref();
     let login = |user: &str| (user != "root").then(|| user.to_string());
     let targets: Vec<_> = stack.hosts.iter().map(|host| (host, topology::ssh_target(stack, host))).collect();
     let mut hosts: Vec<LabHost> = targets
         .iter()
-        .map(|(host, target)| LabHost {
-            login: login(&target.user),
-            sudo_password: host.lab.sudo_password,
-            bastion: target.jump.as_ref().and_then(|jump| jump.destination.parse().ok()),
-            interface: load_balancer.interface.value.clone(),
-            ..LabHost::plain(
-                &host.name.value,
-                host.address.value,
-                host.lab.release.as_ref().map_or(default_release, |release| release.value),
-            )
+        .map(|(host, target)| {
+            let (address, interface, private_link) = links(stack, host);
+            LabHost {
+                login: login(&target.user),
+                sudo_password: host.lab.sudo_password,
+                preinstalled: host.lab.preinstalled.clone(),
+                bastion: target.jump.as_ref().and_then(|jump| jump.destination.parse().ok()),
+                interface,
+                private_link,
+                ..LabHost::plain(
+                    &host.name.value,
+                    address,
+                    host.lab.release.as_ref().map_or(default_release, |release| release.value),
+                )
+            }
         })
         .collect();
     for (_, target) in &targets {
         let Some(jump) = &target.jump else { continue };
         let Ok(address) = jump.destination.parse() else { continue };
         if hosts.iter().all(|known| known.address != address) {
-            let name = if hosts.iter().any(|known| known.name == "bastion") {
-                format!("bastion-{}", hosts.len())
-            } else {
-                "bastion".to_string()
-            };
             let user = jump.user.as_deref().unwrap_or(&target.user);
-            let interface = load_balancer.interface.value.clone();
-            hosts.push(LabHost { login: login(user), interface, ..LabHost::plain(&name, address, default_release) });
+            let bastion = bastion(stack, &hosts, address, user, default_release)?;
+            hosts.push(bastion);
         }
     }
-    Ok(LabSpec::new(load_balancer.virtual_ip.value, hosts, &[load_balancer.virtual_ip.value.addr()])?)
+    let (subnet, private) = match networks {
+        Some(networks) => (networks.public.cidr.value, Some(networks.private.cidr.value)),
+        None => (load_balancer.virtual_ip.value, None),
+    };
+    Ok(LabSpec::new(subnet, private, hosts, &[load_balancer.virtual_ip.value.addr()])?)
+}
+
+/// A host's first link (where SSH reaches it) and, with two networks and a
+/// public address, its private one.
+fn links(stack: &Stack, host: &crate::inventory::Host) -> (std::net::IpAddr, String, Option<lab::LabLink>) {
+    let Some(networks) = &stack.networks else {
+        return (host.address.value, stack.load_balancer.interface.value.clone(), None);
+    };
+    let private = networks.private.interface.value.clone();
+    match &host.public_address {
+        Some(public) => (
+            public.value,
+            networks.public.interface.value.clone(),
+            Some(lab::LabLink { address: host.address.value, interface: private }),
+        ),
+        None => (host.address.value, private, None),
+    }
+}
+
+/// The bastion the lab boots at a jump's `address`: on the public network
+/// and, with two, on the private one at the same host number (the
+/// address SSH reaches the private hosts from).
+fn bastion(
+    stack: &Stack,
+    hosts: &[LabHost],
+    address: std::net::IpAddr,
+    user: &str,
+    release: Debian,
+) -> anyhow::Result<LabHost> {
+    let name = if hosts.iter().any(|known| known.name == "bastion") {
+        format!("bastion-{}", hosts.len())
+    } else {
+        "bastion".to_string()
+    };
+    let plain = LabHost {
+        login: (user != "root").then(|| user.to_string()),
+        interface: stack.load_balancer.interface.value.clone(),
+        ..LabHost::plain(&name, address, release)
+    };
+    let Some(networks) = stack.networks.as_ref().filter(|networks| networks.public.cidr.value.contains(&address))
+    else {
+        return Ok(plain);
+    };
+    let private = networks.private.cidr.value;
+    let taken = |candidate: &std::net::IpAddr| {
+        hosts.iter().any(|host| {
+            host.address == *candidate || host.private_link.as_ref().is_some_and(|link| link.address == *candidate)
+        })
+    };
+    let on_private = same_host_part(address, networks.public.cidr.value, private)
+        .filter(|candidate| !taken(candidate))
+        .with_context(|| format!("the lab's bastion at {address} needs the same host number free on {private}"))?;
+    Ok(LabHost {
+        interface: networks.public.interface.value.clone(),
+        private_link: Some(lab::LabLink { address: on_private, interface: networks.private.interface.value.clone() }),
+        ..plain
+    })
+}
+
+/// `10.21.0.5` on `10.21.0.0/24` is `10.21.1.5` on `10.21.1.0/24`.
+fn same_host_part(address: std::net::IpAddr, from: ipnet::IpNet, to: ipnet::IpNet) -> Option<std::net::IpAddr> {
+    let (std::net::IpAddr::V4(address), ipnet::IpNet::V4(from), ipnet::IpNet::V4(to)) = (address, from, to) else {
+        return None;
+    };
+    let host = u32::from(address) - u32::from(from.network());
+    let moved = std::net::Ipv4Addr::from(u32::from(to.network()).checked_add(host)?);
+    to.contains(&moved).then_some(std::net::IpAddr::V4(moved))
 }
 
 fn up(stack: &Stack, default_release: Debian) -> anyhow::Result<()> {

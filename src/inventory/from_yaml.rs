@@ -38,6 +38,7 @@ pub fn inventory(decoder: &mut Decoder, root: &Node, files: crate::source::Local
     let app = fields.optional("app").and_then(|node| app(decoder, node));
     let database = fields.optional("database").and_then(|node| database(decoder, node));
     let firewall = fields.optional("firewall").and_then(|node| firewall(decoder, node));
+    let networks = fields.optional("networks").and_then(|node| networks(decoder, node));
     let hosts_span = hosts_node.map_or_else(|| fields.anchor(), |node| node.span);
     let declared_sections: Vec<&'static str> =
         ["load_balancer", "web", "app", "database"].into_iter().filter(|key| fields.has(key)).collect();
@@ -59,6 +60,7 @@ pub fn inventory(decoder: &mut Decoder, root: &Node, files: crate::source::Local
         app,
         database,
         firewall,
+        networks,
         declared_sections,
         incomplete: decoder.diagnostics.iter().any(Diagnostic::is_error),
     })
@@ -120,6 +122,8 @@ fn host(decoder: &mut Decoder, node: &Node, index: usize) -> Option<Host> {
     fields.rename(label.clone());
     let address =
         fields.required(decoder, "address").and_then(|node| decoder.ipv4(node, &format!("`address` of {label}")));
+    let public_address =
+        fields.optional("public_address").and_then(|node| decoder.ipv4(node, &format!("`public_address` of {label}")));
     let roles = fields.required(decoder, "roles").map(|node| roles(decoder, node, &label)).unwrap_or_default();
     let ssh = fields
         .optional("ssh")
@@ -127,7 +131,7 @@ fn host(decoder: &mut Decoder, node: &Node, index: usize) -> Option<Host> {
     let vrrp = fields.optional("vrrp").map(|node| host_vrrp(decoder, node, &label)).unwrap_or_default();
     let lab = fields.optional("lab").map(|node| host_lab(decoder, node, &label)).unwrap_or_default();
     fields.finish(decoder);
-    Some(Host { name: name?, address: address?, roles, ssh, vrrp, lab })
+    Some(Host { name: name?, address: address?, public_address, roles, ssh, vrrp, lab })
 }
 
 /// `lab: {release: trixie, sudo: password}`: how the lab boots the host.
@@ -154,8 +158,27 @@ fn host_lab(decoder: &mut Decoder, node: &Node, label: &str) -> HostLab {
             }
         })
     });
+    let preinstalled = fields.optional("preinstalled").and_then(|node| {
+        let items = decoder.sequence(node, &format!("`preinstalled` of {what}"))?;
+        let known = LAB_PREINSTALLABLE;
+        let expected = format!("one of {}", quoted_list(&known));
+        let parsed: Vec<_> = items
+            .iter()
+            .filter_map(|item| {
+                decoder.parsed(item, "a preinstalled package", &expected, "unknown-lab-package", |text| {
+                    known.contains(&text).then(|| text.to_string())
+                })
+            })
+            .map(|package| package.value)
+            .collect();
+        Some(parsed)
+    });
     fields.finish(decoder);
-    HostLab { release, sudo_password: sudo_password.is_some_and(|sudo| sudo.value) }
+    HostLab {
+        release,
+        sudo_password: sudo_password.is_some_and(|sudo| sudo.value),
+        preinstalled: preinstalled.unwrap_or_default(),
+    }
 }
 
 fn roles(decoder: &mut Decoder, node: &Node, label: &str) -> Vec<Spanned<Role>> {
@@ -251,6 +274,7 @@ fn load_balancer(decoder: &mut Decoder, node: &Node) -> Option<LoadBalancerSetti
     let settings = LoadBalancerSettings {
         span: node.span,
         interface: or_default(interface, interface_node.is_some(), "eth0".to_string(), &fields)?,
+        interface_declared: interface_node.is_some(),
         frontend_port: or_default(frontend_port, port_node.is_some(), 80, &fields)?,
         balance: or_default(balance, balance_node.is_some(), Balance::RoundRobin, &fields)?,
         virtual_ip: virtual_ip?,
@@ -298,6 +322,25 @@ fn firewall(decoder: &mut Decoder, node: &Node) -> Option<FirewallSettings> {
     });
     fields.finish(decoder);
     Some(FirewallSettings { span: node.span, admin_cidrs: admin_cidrs? })
+}
+
+/// `networks: {public: {cidr, interface}, private: {cidr, interface}}`.
+fn networks(decoder: &mut Decoder, node: &Node) -> Option<Networks> {
+    let mut fields = decoder.fields(node, "`networks`")?;
+    let mut one = |key: &'static str| {
+        let node = fields.required(decoder, key)?;
+        let what = format!("`networks.{key}`");
+        let mut inner = decoder.fields(node, &what)?;
+        let cidr = inner.required(decoder, "cidr").and_then(|node| decoder.network(node, &format!("`cidr` of {what}")));
+        let interface = inner.required(decoder, "interface").and_then(|node| {
+            decoder.grammar(node, &format!("`interface` of {what}"), "invalid-interface", grammar::interface)
+        });
+        inner.finish(decoder);
+        Some(Network { cidr: cidr?, interface: interface? })
+    };
+    let (public, private) = (one("public"), one("private"));
+    fields.finish(decoder);
+    Some(Networks { span: node.span, public: public?, private: private? })
 }
 
 fn web(decoder: &mut Decoder, node: &Node) -> Option<WebSettings> {

@@ -28,6 +28,8 @@ pub struct Inventory {
     pub app: Option<AppSettings>,
     pub database: Option<DatabaseSettings>,
     pub firewall: Option<FirewallSettings>,
+    /// `networks: {public: …, private: …}`: hosts with two interfaces.
+    pub networks: Option<Networks>,
     /// The role sections the file has, including ones that failed to decode.
     pub declared_sections: Vec<&'static str>,
     /// True when decoding reported errors: rules that reason about what is
@@ -71,7 +73,11 @@ impl SshSettings {
 #[derive(Clone, Debug)]
 pub struct Host {
     pub name: Spanned<String>,
+    /// The address the tiers use (on the private network, when there are two).
     pub address: Spanned<IpAddr>,
+    /// The host's address on the public network, when `networks` has one:
+    /// where clients and SSH reach it.
+    pub public_address: Option<Spanned<IpAddr>>,
     pub roles: Vec<Spanned<Role>>,
     pub ssh: SshSettings,
     pub vrrp: HostVrrp,
@@ -88,11 +94,34 @@ pub struct HostLab {
     /// `sudo: password`: the login user's sudo asks for a password, as on
     /// a host whose sudoers lack `NOPASSWD` (for the refusal's test).
     pub sudo_password: bool,
+    /// `preinstalled: [apache2]`: installed at first boot, so the host
+    /// looks reused (one of [`LAB_PREINSTALLABLE`]).
+    pub preinstalled: Vec<String>,
 }
+
+/// What `lab.preinstalled` may name: the lab caches these in its root
+/// filesystem, as lab hosts have no network to fetch anything else.
+pub const LAB_PREINSTALLABLE: [&str; 1] = ["apache2"];
 
 impl Host {
     pub fn has_role(&self, role: Role) -> bool {
         self.roles.iter().any(|candidate| candidate.value == role)
+    }
+
+    /// The host's address on the network `peer` is in: its public address
+    /// when `peer` is on the public network, else `address`. A balancer
+    /// speaks VRRP from the address facing the virtual IP.
+    pub fn address_facing(&self, networks: Option<&Networks>, peer: IpAddr) -> &Spanned<IpAddr> {
+        let public = networks.is_some_and(|networks| networks.public.cidr.value.contains(&peer));
+        match &self.public_address {
+            Some(address) if public => address,
+            _ => &self.address,
+        }
+    }
+
+    /// Every address the host has in the inventory, private first.
+    pub fn addresses(&self) -> impl Iterator<Item = &Spanned<IpAddr>> {
+        std::iter::once(&self.address).chain(self.public_address.as_ref())
     }
 }
 
@@ -135,6 +164,9 @@ pub struct LoadBalancerSettings {
     /// The virtual IP with its prefix length, e.g. `10.20.0.10/24`.
     pub virtual_ip: Spanned<IpNet>,
     pub interface: Spanned<String>,
+    /// Whether `interface` was written (or is the `eth0` default): with
+    /// `networks`, the virtual IP's network names the interface instead.
+    pub interface_declared: bool,
     pub virtual_router_id: Spanned<u8>,
     pub vrrp_secret: SecretRef,
     pub frontend_port: Spanned<u16>,
@@ -314,6 +346,30 @@ pub struct BackupDestination {
     pub host: Spanned<String>,
     /// A directory on that host (normalised, outside system directories).
     pub directory: Spanned<String>,
+}
+
+/// Two networks: the public one (clients, SSH, the virtual IP) and the
+/// private one every host's `address` is on (tier traffic). Which port
+/// opens on which interface follows from them (`topology::allowances`).
+#[derive(Clone, Debug)]
+pub struct Networks {
+    pub span: Span,
+    pub public: Network,
+    pub private: Network,
+}
+
+/// One network: its addresses, and the interface hosts have on it.
+#[derive(Clone, Debug)]
+pub struct Network {
+    pub cidr: Spanned<IpNet>,
+    pub interface: Spanned<String>,
+}
+
+impl Networks {
+    /// The network `address` is on, if either.
+    pub fn containing(&self, address: IpAddr) -> Option<&Network> {
+        [&self.public, &self.private].into_iter().find(|network| network.cidr.value.contains(&address))
+    }
 }
 
 /// The tier firewall's inputs that the topology cannot supply.

@@ -110,7 +110,14 @@ pub struct Identity<'a> {
     /// The cloud-image user SSH logs in as instead of root, if any.
     pub login: Option<&'a str>,
     pub sudo_password: bool,
+    /// Whether first boot is a cloud's: unattended-upgrades holding dpkg's
+    /// lock while it installs these packages (a reused host's apache2).
+    pub first_boot: Option<&'a [String]>,
 }
+
+/// The lab's stand-in for unattended-upgrades (its header says how it behaves).
+const UNATTENDED_UPGRADES: &str = include_str!("files/unattended-upgrades");
+const UNATTENDED_UPGRADES_PATH: &str = "usr/local/lib/infra-lab/unattended-upgrades";
 
 pub fn write_identity(dirs: &MachineDirs, identity: &Identity) -> Result<String, SystemError> {
     let root = dirs.root();
@@ -123,6 +130,9 @@ pub fn write_identity(dirs: &MachineDirs, identity: &Identity) -> Result<String,
         None => system::write(root.join("root/.ssh/authorized_keys"), identity.authorized_key)?,
         Some(user) => cloud_login(&root, user, identity)?,
     }
+    if let Some(packages) = identity.first_boot {
+        first_boot_upgrades(&root, packages)?;
+    }
     let host_key = root.join("etc/ssh/ssh_host_ed25519_key");
     if !host_key.exists() {
         system::run(
@@ -134,6 +144,30 @@ pub fn write_identity(dirs: &MachineDirs, identity: &Identity) -> Result<String,
     let public = host_key.with_extension("pub");
     let line = std::fs::read_to_string(&public).map_err(|error| SystemError::Write { path: public, error })?;
     Ok(line.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+}
+
+/// A unit that runs the unattended-upgrades stand-in once, at the host's
+/// first boot, in the background (SSH answers meanwhile, as on a cloud).
+fn first_boot_upgrades(root: &Path, packages: &[String]) -> Result<(), SystemError> {
+    let script = root.join(UNATTENDED_UPGRADES_PATH);
+    system::write(&script, UNATTENDED_UPGRADES)?;
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .map_err(|error| SystemError::Write { path: script.clone(), error })?;
+    let unit = format!(
+        "[Unit]\nDescription=unattended-upgrades at first boot (the lab's stand-in)\nConditionPathExists=!/var/lib/infra-lab/first-boot-done\n\n\
+         [Service]\nExecStart=/{UNATTENDED_UPGRADES_PATH}{}\nExecStopPost=/bin/sh -c 'mkdir -p /var/lib/infra-lab && touch /var/lib/infra-lab/first-boot-done'\n\n\
+         [Install]\nWantedBy=multi-user.target\n",
+        packages.iter().map(|package| format!(" {package}")).collect::<String>()
+    );
+    let units = root.join("etc/systemd/system");
+    system::write(units.join("lab-first-boot.service"), unit)?;
+    let wants = units.join("multi-user.target.wants/lab-first-boot.service");
+    if !wants.exists() {
+        std::fs::create_dir_all(units.join("multi-user.target.wants"))
+            .and_then(|()| std::os::unix::fs::symlink("/etc/systemd/system/lab-first-boot.service", &wants))
+            .map_err(|error| SystemError::Write { path: wants, error })?;
+    }
+    Ok(())
 }
 
 /// Makes the host come the way Debian's cloud images do: `user` with the
@@ -273,7 +307,9 @@ pub fn wait_for_ssh(host: &LabHost, via: Option<&Path>, key: &Path, known_hosts:
                 socket.display()
             ));
         }
-        let reachable = system::succeeds(command.arg(format!("{}@{}", host.user(), host.address)).arg("true"));
+        // A host that comes reused is ready once its packages are in.
+        let ready = if host.preinstalled.is_empty() { "true" } else { "test -e /var/lib/infra-lab/preinstalled" };
+        let reachable = system::succeeds(command.arg(format!("{}@{}", host.user(), host.address)).arg(ready));
         if reachable {
             return true;
         }

@@ -49,12 +49,26 @@ pub struct LabHost {
     /// The login user's sudo asks for a password.
     #[serde(default)]
     pub sudo_password: bool,
+    /// Packages installed at first boot, to make the host look reused.
+    #[serde(default)]
+    pub preinstalled: Vec<String>,
     /// Reached only through `bastion`: this machine's packets to it go
     /// nowhere.
     #[serde(default)]
     pub bastion: Option<IpAddr>,
     /// The name of its network interface.
     #[serde(default = "eth0")]
+    pub interface: String,
+    /// Its second link, on the private network, when `address` is on the
+    /// public one (a balancer's, a bastion's).
+    #[serde(default)]
+    pub private_link: Option<LabLink>,
+}
+
+/// One more network link of a lab host: its address and interface name.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LabLink {
+    pub address: IpAddr,
     pub interface: String,
 }
 
@@ -71,8 +85,10 @@ impl LabHost {
             release,
             login: None,
             sudo_password: false,
+            preinstalled: Vec::new(),
             bastion: None,
             interface: eth0(),
+            private_link: None,
         }
     }
 
@@ -91,6 +107,10 @@ fn bookworm() -> Debian {
 pub struct LabSpec {
     pub subnet: IpNet,
     pub gateway: IpAddr,
+    /// The private network of a lab of two, on a bridge of its own that
+    /// this machine has no address on.
+    #[serde(default)]
+    pub private: Option<IpNet>,
     pub hosts: Vec<LabHost>,
     /// Addresses of the subnet no lab host may take (the virtual IP).
     #[serde(default)]
@@ -106,7 +126,7 @@ pub enum LabError {
     #[error(transparent)]
     System(#[from] SystemError),
     #[error(
-        "host `{host}` ({address}) is outside the lab subnet {subnet}; every lab host must be on the load balancers' subnet"
+        "host `{host}` ({address}) is outside the lab subnet {subnet}; every lab host must be on the load balancers' subnet (or the private network)"
     )]
     OutsideSubnet { host: String, address: IpAddr, subnet: IpNet },
     #[error("the subnet {subnet} has no free address left for the lab's gateway")]
@@ -152,19 +172,28 @@ fn spec_path() -> PathBuf {
 }
 
 impl LabSpec {
-    /// The lab for an inventory: every host on `subnet`, the gateway on the
-    /// highest free address.
-    pub fn new(subnet: IpNet, hosts: Vec<LabHost>, reserved: &[IpAddr]) -> Result<LabSpec, LabError> {
+    /// The lab for an inventory: every host on `subnet` (or only on the
+    /// `private` network), the gateway on the highest free address of `subnet`.
+    pub fn new(
+        subnet: IpNet,
+        private: Option<IpNet>,
+        hosts: Vec<LabHost>,
+        reserved: &[IpAddr],
+    ) -> Result<LabSpec, LabError> {
         let subnet = subnet.trunc();
+        let private = private.map(|network| network.trunc());
+        let on_private = |address: &IpAddr| private.is_some_and(|network| network.contains(address));
         for host in &hosts {
-            if !subnet.contains(&host.address) {
-                return Err(LabError::OutsideSubnet { host: host.name.clone(), address: host.address, subnet });
+            let links = std::iter::once((host.address, subnet.contains(&host.address) || on_private(&host.address)));
+            let second = host.private_link.iter().map(|link| (link.address, on_private(&link.address)));
+            if let Some((address, _)) = links.chain(second).find(|(_, inside)| !inside) {
+                return Err(LabError::OutsideSubnet { host: host.name.clone(), address, subnet });
             }
         }
         let taken = |address: &IpAddr| hosts.iter().any(|host| host.address == *address) || reserved.contains(address);
         let gateway = subnet.hosts().collect::<Vec<_>>().into_iter().rev().find(|address| !taken(address));
         let gateway = gateway.ok_or(LabError::NoGateway { subnet })?;
-        Ok(LabSpec { subnet, gateway, hosts, reserved: reserved.to_vec() })
+        Ok(LabSpec { subnet, gateway, private, hosts, reserved: reserved.to_vec() })
     }
 
     fn host(&self, name: &str) -> Result<&LabHost, LabError> {
@@ -220,6 +249,9 @@ pub fn preflight(subnet: IpNet) -> Result<(), LabError> {
 pub fn up(spec: &LabSpec) -> Result<UpReport, LabError> {
     let started = Instant::now();
     preflight(spec.subnet)?;
+    if let Some(private) = spec.private {
+        preflight::require_free_subnet(private, &network::private_bridge_name())?;
+    }
     if let Some(existing) = load_spec()?
         && existing.subnet != spec.subnet
         && existing.hosts.iter().any(|host| network::netns_exists(&network::netns_name(&host.name)))
@@ -239,15 +271,15 @@ pub fn up(spec: &LabSpec) -> Result<UpReport, LabError> {
     let rootfs_seconds = started.elapsed().as_secs_f64();
     let authorized_key = ensure_key_pair()?;
     network::ensure_bridge(spec.subnet, spec.gateway)?;
+    if spec.private.is_some() {
+        network::ensure_private_bridge()?;
+    }
     save_spec(spec)?;
     let mut known_hosts = String::new();
     let (mut booted, mut already_up) = (Vec::new(), Vec::new());
     for host in &spec.hosts {
         let dirs = MachineDirs::new(&state_dir(), &host.name);
-        network::ensure_host(&host.name, host.address, spec.subnet, &host.interface)?;
-        if host.bastion.is_some() {
-            network::isolate(&host.name, spec.gateway)?;
-        }
+        connect(spec, host)?;
         let running = machine::running_pid(&host.name).is_some();
         machine::ensure_overlay(&dirs, &host.name, &rootfs_of[&host.release], running)?;
         let identity = machine::Identity {
@@ -256,6 +288,7 @@ pub fn up(spec: &LabSpec) -> Result<UpReport, LabError> {
             authorized_key: &authorized_key,
             login: host.login.as_deref(),
             sudo_password: host.sudo_password,
+            first_boot: (host.login.is_some() || !host.preinstalled.is_empty()).then_some(host.preinstalled.as_slice()),
         };
         let host_key = if running { read_host_key(&dirs)? } else { machine::write_identity(&dirs, &identity)? };
         known_hosts.push_str(&format!("{},{} {host_key}\n", host.address, host.name));
@@ -269,6 +302,25 @@ pub fn up(spec: &LabSpec) -> Result<UpReport, LabError> {
     system::write(known_hosts_path(), known_hosts)?;
     wait_all(spec, &booted)?;
     Ok(UpReport { rootfs_built, rootfs_seconds, booted, already_up, seconds: started.elapsed().as_secs_f64() })
+}
+
+/// Joins `host` to its networks. A host behind a bastion on the gateway's
+/// network is cut off from this machine by a route; one only on the
+/// private network is cut off by having no route at all.
+fn connect(spec: &LabSpec, host: &LabHost) -> Result<(), LabError> {
+    match spec.private.filter(|private| private.contains(&host.address)) {
+        Some(private) => network::ensure_host(&host.name, host.address, private, &host.interface, true)?,
+        None => {
+            network::ensure_host(&host.name, host.address, spec.subnet, &host.interface, false)?;
+            if host.bastion.is_some() {
+                network::isolate(&host.name, spec.gateway)?;
+            }
+        }
+    }
+    if let (Some(link), Some(private)) = (&host.private_link, spec.private) {
+        network::ensure_private_link(&host.name, link.address, private, &link.interface)?;
+    }
+    Ok(())
 }
 
 /// Each container's systemd holds several inotify instances; the kernel's
@@ -467,7 +519,7 @@ mod tests {
     #[test]
     fn the_gateway_takes_the_highest_free_address() {
         let subnet: IpNet = "10.1.0.10/24".parse().expect("subnet");
-        let spec = LabSpec::new(subnet, vec![host("a", "10.1.0.254")], &[]).expect("spec");
+        let spec = LabSpec::new(subnet, None, vec![host("a", "10.1.0.254")], &[]).expect("spec");
         assert_eq!(spec.subnet.to_string(), "10.1.0.0/24");
         assert_eq!(spec.gateway.to_string(), "10.1.0.253");
     }
@@ -475,7 +527,7 @@ mod tests {
     #[test]
     fn hosts_outside_the_subnet_are_refused() {
         let subnet: IpNet = "10.1.0.0/24".parse().expect("subnet");
-        let error = LabSpec::new(subnet, vec![host("a", "10.2.0.1")], &[]).expect_err("outside");
+        let error = LabSpec::new(subnet, None, vec![host("a", "10.2.0.1")], &[]).expect_err("outside");
         assert!(error.to_string().starts_with("host `a` (10.2.0.1) is outside the lab subnet 10.1.0.0/24"));
     }
 }

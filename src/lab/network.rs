@@ -1,7 +1,9 @@
 //! The lab's network: one bridge with the gateway address, and per host a
-//! network namespace joined to it by a veth pair (`eth0` inside).
+//! network namespace joined to it by a veth pair (`eth0` inside). A lab of
+//! two networks has a second, private bridge that this machine has no
+//! address on: hosts only there are reached through a bastion or not at all.
 //!
-//! Hosts get only their subnet route: no default route, so nothing in the
+//! Hosts get only their subnet routes: no default route, so nothing in the
 //! lab can send to any address outside the lab.
 
 use std::net::IpAddr;
@@ -24,6 +26,11 @@ pub fn bridge_name() -> String {
     format!("{}0", lab_name())
 }
 
+/// The private network's bridge, when the lab has two.
+pub fn private_bridge_name() -> String {
+    format!("{}1", lab_name())
+}
+
 fn netns_prefix() -> String {
     format!("{}-", lab_name())
 }
@@ -35,7 +42,16 @@ pub fn netns_name(host: &str) -> String {
 /// The bridge-side veth name: interface names have at most 15 bytes, host
 /// names may be longer, so it is a short hash of the lab and host names.
 pub fn veth_name(host: &str) -> String {
-    let digest = Sha256::digest(format!("{}/{host}", lab_name()).as_bytes());
+    hashed_veth(host)
+}
+
+/// The bridge-side name of a host's second link, on the private bridge.
+fn private_veth_name(host: &str) -> String {
+    hashed_veth(&format!("{host}/private"))
+}
+
+fn hashed_veth(link: &str) -> String {
+    let digest = Sha256::digest(format!("{}/{link}", lab_name()).as_bytes());
     let hex: String = digest.iter().take(5).map(|byte| format!("{byte:02x}")).collect();
     format!("il{hex}")
 }
@@ -63,14 +79,24 @@ pub fn ensure_bridge(subnet: IpNet, gateway: IpAddr) -> Result<(), SystemError> 
         let gateway = format!("{gateway}/{}", subnet.prefix_len());
         system::ip(&["addr", "add", &gateway, "dev", &bridge])?;
     }
-    system::ip(&["link", "set", &bridge, "address", &bridge_mac(), "up"])?;
+    system::ip(&["link", "set", &bridge, "address", &bridge_mac(&bridge), "up"])?;
     Ok(())
 }
 
-/// A locally administered unicast MAC address derived from the lab's name,
-/// so two labs on one machine differ and one lab keeps its own across runs.
-pub fn bridge_mac() -> String {
-    let digest = Sha256::digest(format!("{}/bridge", lab_name()).as_bytes());
+/// Creates the private bridge, with no address of this machine on it.
+pub fn ensure_private_bridge() -> Result<(), SystemError> {
+    let bridge = private_bridge_name();
+    if !link_exists(&bridge) {
+        system::ip(&["link", "add", &bridge, "type", "bridge"])?;
+    }
+    system::ip(&["link", "set", &bridge, "address", &bridge_mac(&bridge), "up"])?;
+    Ok(())
+}
+
+/// A locally administered unicast MAC address derived from the bridge's
+/// name, so two labs on one machine differ and one lab keeps its own across runs.
+pub fn bridge_mac(bridge: &str) -> String {
+    let digest = Sha256::digest(format!("{bridge}/bridge").as_bytes());
     let octets: Vec<String> = digest.iter().take(5).map(|byte| format!("{byte:02x}")).collect();
     format!("02:{}", octets.join(":"))
 }
@@ -78,19 +104,43 @@ pub fn bridge_mac() -> String {
 /// Creates a host's namespace and link with its address, unless they exist.
 /// The host's side of the link is named `interface` (`eth0`, or `ens5`
 /// as a cloud names it).
-pub fn ensure_host(host: &str, address: IpAddr, subnet: IpNet, interface: &str) -> Result<(), SystemError> {
+/// `private`: the link is on the private bridge.
+pub fn ensure_host(
+    host: &str,
+    address: IpAddr,
+    subnet: IpNet,
+    interface: &str,
+    private: bool,
+) -> Result<(), SystemError> {
     let netns = netns_name(host);
-    let veth = veth_name(host);
     if !netns_exists(&netns) {
         system::ip(&["netns", "add", &netns])?;
     }
-    if !link_exists(&veth) {
-        system::ip(&["link", "add", &veth, "type", "veth", "peer", "name", interface, "netns", &netns])?;
-        system::ip(&["-n", &netns, "addr", "add", &format!("{address}/{}", subnet.prefix_len()), "dev", interface])?;
-    }
-    system::ip(&["link", "set", &veth, "master", &bridge_name(), "up"])?;
-    system::ip(&["-n", &netns, "link", "set", interface, "up"])?;
+    let bridge = if private { private_bridge_name() } else { bridge_name() };
+    ensure_link(&netns, &veth_name(host), &bridge, (address, subnet), interface)?;
     system::ip(&["-n", &netns, "link", "set", "lo", "up"])?;
+    Ok(())
+}
+
+/// Gives a host (its namespace made by [`ensure_host`]) a second link, on
+/// the private bridge.
+pub fn ensure_private_link(host: &str, address: IpAddr, subnet: IpNet, interface: &str) -> Result<(), SystemError> {
+    ensure_link(&netns_name(host), &private_veth_name(host), &private_bridge_name(), (address, subnet), interface)
+}
+
+fn ensure_link(
+    netns: &str,
+    veth: &str,
+    bridge: &str,
+    (address, subnet): (IpAddr, IpNet),
+    interface: &str,
+) -> Result<(), SystemError> {
+    if !link_exists(veth) {
+        system::ip(&["link", "add", veth, "type", "veth", "peer", "name", interface, "netns", netns])?;
+        system::ip(&["-n", netns, "addr", "add", &format!("{address}/{}", subnet.prefix_len()), "dev", interface])?;
+    }
+    system::ip(&["link", "set", veth, "master", bridge, "up"])?;
+    system::ip(&["-n", netns, "link", "set", interface, "up"])?;
     Ok(())
 }
 
@@ -103,8 +153,13 @@ pub fn isolate(host: &str, gateway: IpAddr) -> Result<(), SystemError> {
 }
 
 /// Takes a host's link down (`cut`) or up (`heal`), like pulling its cable.
+/// Both of its links, with two networks.
 pub fn set_link(host: &str, up: bool) -> Result<(), SystemError> {
     system::ip(&["link", "set", &veth_name(host), if up { "up" } else { "down" }])?;
+    let private = private_veth_name(host);
+    if link_exists(&private) {
+        system::ip(&["link", "set", &private, if up { "up" } else { "down" }])?;
+    }
     Ok(())
 }
 
@@ -122,20 +177,23 @@ pub fn remove_host(host: &str) -> Result<(), SystemError> {
     if netns_exists(&netns) {
         system::ip(&["netns", "del", &netns])?;
     }
-    let veth = veth_name(host);
-    if link_exists(&veth)
-        && let Err(error) = system::ip(&["link", "del", &veth])
-        && link_exists(&veth)
-    {
-        return Err(error);
+    for veth in [veth_name(host), private_veth_name(host)] {
+        if link_exists(&veth)
+            && let Err(error) = system::ip(&["link", "del", &veth])
+            && link_exists(&veth)
+        {
+            return Err(error);
+        }
     }
     Ok(())
 }
 
+/// Removes both bridges.
 pub fn remove_bridge() -> Result<(), SystemError> {
-    let bridge = bridge_name();
-    if link_exists(&bridge) {
-        system::ip(&["link", "del", &bridge])?;
+    for bridge in [bridge_name(), private_bridge_name()] {
+        if link_exists(&bridge) {
+            system::ip(&["link", "del", &bridge])?;
+        }
     }
     Ok(())
 }
@@ -160,7 +218,7 @@ mod tests {
 
     #[test]
     fn the_bridge_mac_is_a_locally_administered_unicast_address() {
-        let mac = bridge_mac();
+        let mac = bridge_mac(&bridge_name());
         let octets: Vec<u8> = mac.split(':').map(|octet| u8::from_str_radix(octet, 16).expect("hex")).collect();
         assert_eq!(octets.len(), 6, "{mac}");
         assert_eq!(octets[0] & 0b11, 0b10, "locally administered, unicast: {mac}");

@@ -30,9 +30,9 @@ pub const PACKAGES: [&str; 9] = [
     "mariadb-client",
     "nftables",
 ];
-/// Packages cached for what the cloud-like lab's tests install by hand, to
-/// make a host look reused (apache2 already on :80).
-pub const REUSED_HOST_PACKAGES: [&str; 1] = ["apache2"];
+/// Packages cached to make a host look reused (`lab.preinstalled`:
+/// apache2 already on :80).
+pub const REUSED_HOST_PACKAGES: [&str; 1] = crate::inventory::LAB_PREINSTALLABLE;
 /// Bumped when the build steps change in a way the inputs do not show.
 const RECIPE_VERSION: u32 = 1;
 

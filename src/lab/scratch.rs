@@ -33,7 +33,7 @@ pub fn boot_scratch(name: &str, release: Debian) -> Result<Scratch, LabError> {
     spec.hosts.push(LabHost { login: login.clone(), ..LabHost::plain(name, address, release) });
     save_spec(&spec)?;
     let dirs = MachineDirs::new(&state_dir(), name);
-    network::ensure_host(name, address, spec.subnet, "eth0")?;
+    network::ensure_host(name, address, spec.subnet, "eth0", false)?;
     machine::ensure_overlay(&dirs, name, &rootfs, false)?;
     let identity = machine::Identity {
         name,
@@ -41,6 +41,7 @@ pub fn boot_scratch(name: &str, release: Debian) -> Result<Scratch, LabError> {
         authorized_key: &authorized_key,
         login: login.as_deref(),
         sudo_password: false,
+        first_boot: None,
     };
     let host_key = machine::write_identity(&dirs, &identity)?;
     let mut known_hosts = std::fs::read_to_string(known_hosts_path()).unwrap_or_default();

@@ -221,12 +221,15 @@ pub fn plan_host(host: &HostState, facts: &HostFacts) -> HostPlan {
 /// theirs `ens5` or `enp1s0`, not `eth0`.
 pub(crate) fn interface_refusal(host: &HostState, facts: &HostFacts) -> Option<String> {
     let present = facts.interfaces.as_ref()?;
-    let missing = host.interfaces.iter().find(|name| !present.contains(name))?;
+    let missing = host.interfaces.iter().find(|needed| !present.contains(&needed.name))?;
     let others: Vec<String> =
         present.iter().filter(|name| name.as_str() != "lo").map(|name| format!("`{name}`")).collect();
     Some(format!(
-        "it has no network interface `{missing}` for keepalived to move the virtual IP on; it has {}: set `load_balancer.interface` to the one on the virtual IP's network",
-        if others.is_empty() { "none but `lo`".to_string() } else { others.join(", ") }
+        "it has no network interface `{}` for {}; it has {}: set `{}` to the name this host gives it",
+        missing.name,
+        missing.purpose,
+        if others.is_empty() { "none but `lo`".to_string() } else { others.join(", ") },
+        missing.setting,
     ))
 }
 

@@ -254,8 +254,13 @@ fn a_busy_dpkg_is_said_only_when_there_is_something_to_install() {
 fn a_balancer_without_the_named_interface_is_refused_with_the_ones_it_has() {
     let mut facts = converged();
     facts.interfaces = Some(vec!["lo".into(), "ens5".into()]);
-    let balancer = HostState { interfaces: vec!["eth0".into()], ..host() };
-    insta::assert_snapshot!(plan_host(&balancer, &facts).refusal.expect("refused"), @"it has no network interface `eth0` for keepalived to move the virtual IP on; it has `ens5`: set `load_balancer.interface` to the one on the virtual IP's network");
+    let eth0 = crate::desired::Interface {
+        name: "eth0".into(),
+        purpose: "keepalived to move the virtual IP on",
+        setting: "load_balancer.interface",
+    };
+    let balancer = HostState { interfaces: vec![eth0], ..host() };
+    insta::assert_snapshot!(plan_host(&balancer, &facts).refusal.expect("refused"), @"it has no network interface `eth0` for keepalived to move the virtual IP on; it has `ens5`: set `load_balancer.interface` to the name this host gives it");
     facts.interfaces = Some(vec!["lo".into(), "eth0".into()]);
     assert_eq!(plan_host(&balancer, &facts).refusal, None);
 }

@@ -153,7 +153,9 @@ impl Derived {
             ),
             balancers: topology::vrrp_priorities(&balancers)
                 .into_iter()
-                .map(|(priority, _, host)| (host.name.value.clone(), host.address.value.to_string(), priority))
+                .map(|(priority, _, host)| {
+                    (host.name.value.clone(), topology::vrrp_address(stack, host).to_string(), priority)
+                })
                 .collect(),
             database_address: Value::from(database_address),
         }
@@ -222,7 +224,7 @@ impl HostContext<'_> {
                 .iter()
                 .map(|listener| Port { port: listener.port, service: listener.service.to_string() })
                 .collect(),
-            interfaces: Vec::new(),
+            interfaces: topology::interfaces(self.stack, self.host),
             backups: None,
             releases: None,
         };
@@ -417,6 +419,9 @@ impl HostContext<'_> {
             upstreams => self.derived.upstreams.clone(),
             proxies => self.derived.proxy_addresses.clone(),
             web => context! { port => web.port.value, server_name => web.server_name.value.clone(), static_root => web.static_root.value.clone() },
+            // With two networks, Nginx answers on the private address (and
+            // loopback, for its probes), never on a public one.
+            listen => self.stack.networks.as_ref().map(|_| [self.host.address.value.to_string(), "127.0.0.1".to_string()]),
         };
         self.install(state, &catalog::NGINX, None, || context.clone())?;
         if let Some(source) = &web.static_source {
@@ -439,7 +444,6 @@ impl HostContext<'_> {
             .map(|(_, address, _)| address.clone())
             .collect();
         let vrrp = &self.host.vrrp;
-        state.interfaces.push(settings.interface.value.clone());
         let context = context! {
             host => self.host_context(),
             backends => self.derived.backends.clone(),
@@ -450,7 +454,8 @@ impl HostContext<'_> {
                 certificate => crate::tls::CERTIFICATE_PATH,
             }),
             vrrp => context! {
-                interface => settings.interface.value.clone(),
+                interface => topology::vrrp_interface(self.stack),
+                source => topology::vrrp_address(self.stack, self.host).to_string(),
                 virtual_router_id => vrrp.virtual_router_id.as_ref().unwrap_or(&settings.virtual_router_id).value,
                 priority => priority,
                 peers => peers,
@@ -532,6 +537,7 @@ impl HostContext<'_> {
                 context! {
                     comment => allowance.comment, tcp_ports => allowance.tcp_ports,
                     anywhere => allowance.from.is_none(), from_v4 => from_v4, from_v6 => from_v6,
+                    interface => allowance.interface,
                 }
             })
             .collect();

@@ -41,7 +41,11 @@ fn bastions_outside_admin(inventory: &Inventory, networks: &[ipnet::IpNet], foun
     for host in &inventory.hosts {
         let Some(jump) = host.ssh.jump.as_ref().or(inventory.ssh.jump.as_ref()) else { continue };
         let Ok(address) = jump.value.destination.parse::<std::net::IpAddr>() else { continue };
-        if networks.iter().any(|network| network.contains(&address)) || reported.contains(&address) {
+        // A bastion dialled on the public network reaches the host from
+        // its private address, which the inventory does not know: plan's
+        // lockout check, which reads where SSH really comes from, decides.
+        let public = inventory.networks.as_ref().is_some_and(|two| !two.private.cidr.value.contains(&address));
+        if public || networks.iter().any(|network| network.contains(&address)) || reported.contains(&address) {
             continue;
         }
         reported.push(address);

@@ -37,17 +37,19 @@ fn unique_names(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
 fn unique_addresses(inventory: &Inventory, found: &mut Vec<Diagnostic>) {
     let mut first_seen: HashMap<IpAddr, (Span, &str)> = HashMap::new();
     for host in &inventory.hosts {
-        if let Some((first, other)) = first_seen.get(&host.address.value) {
-            found.push(
-                Diagnostic::error(
-                    "duplicate-address",
-                    format!("hosts `{}` and `{}` have the same address {}", other, host.name, host.address),
-                )
-                .at(host.address.span, "used again here")
-                .also(*first, "first used here"),
-            );
-        } else {
-            first_seen.insert(host.address.value, (host.address.span, &host.name.value));
+        for address in host.addresses() {
+            if let Some((first, other)) = first_seen.get(&address.value) {
+                found.push(
+                    Diagnostic::error(
+                        "duplicate-address",
+                        format!("hosts `{}` and `{}` have the same address {}", other, host.name, address),
+                    )
+                    .at(address.span, "used again here")
+                    .also(*first, "first used here"),
+                );
+            } else {
+                first_seen.insert(address.value, (address.span, &host.name.value));
+            }
         }
     }
 }

@@ -68,32 +68,33 @@ fn virtual_ip(
         );
     }
     for balancer in balancers {
-        if !network.contains(&balancer.address.value) {
+        let address = balancer.address_facing(inventory.networks.as_ref(), vip);
+        if !network.contains(&address.value) {
             found.push(
                 Diagnostic::error(
                     "vip-outside-subnet",
                     format!(
                         "load balancer `{}` ({}) is outside the virtual IP's subnet {}",
                         balancer.name,
-                        balancer.address,
+                        address,
                         network.trunc()
                     ),
                 )
                 .at(span, "virtual IP and prefix")
-                .also(balancer.address.span, "not in that subnet")
+                .also(address.span, "not in that subnet")
                 .help("keepalived can only move the virtual IP between hosts on its subnet"),
             );
         }
     }
     for host in &inventory.hosts {
-        if host.address.value == vip {
+        for address in host.addresses().filter(|address| address.value == vip) {
             found.push(
                 Diagnostic::error(
                     "vip-is-host-address",
                     format!("virtual IP {vip} is also the address of host `{}`", host.name),
                 )
                 .at(span, "virtual IP")
-                .also(host.address.span, "same address")
+                .also(address.span, "same address")
                 .help("the virtual IP must be a free address that only the active load balancer holds"),
             );
         }

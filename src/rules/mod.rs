@@ -11,7 +11,7 @@ mod files;
 mod firewall;
 mod hosts;
 mod load_balancer;
-
+mod networks;
 mod tiers;
 mod tls;
 
@@ -23,6 +23,7 @@ pub fn run(inventory: &Inventory) -> Vec<Diagnostic> {
     let mut found = Vec::new();
     hosts::check(inventory, &mut found);
     load_balancer::check(inventory, &mut found);
+    networks::check(inventory, &mut found);
     tiers::check(inventory, &mut found);
     files::check(inventory, &mut found);
     firewall::check(inventory, &mut found);
