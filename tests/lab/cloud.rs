@@ -193,6 +193,14 @@ pub(crate) fn a_cloud_like_lab_converges_through_sudo_and_a_bastion() {
         .output()
         .expect("infra runs");
     assert_success(&backup, "backup now through sudo");
+    let drill = lab
+        .command()
+        .args(["backup", "verify", "--lab", "-i"])
+        .arg(&inventory)
+        .env("INFRA_DB_PASSWORD", DB_PASSWORD)
+        .output()
+        .expect("infra runs");
+    assert_success(&drill, "a restore drill of the copy behind the bastion");
     let restored = lab
         .command()
         .args(["restore", "--yes", "-i"])
