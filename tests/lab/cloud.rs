@@ -51,15 +51,8 @@ fn cloud_inventory() -> String {
 
 /// The example app as a git repository with two tags, v2 a code change.
 fn app_repository(lab: &Lab) -> PathBuf {
-    let repository = lab.state.path().join("app-repository");
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/app");
-    assert!(Command::new("cp").arg("-rT").arg(&example).arg(&repository).status().expect("cp runs").success());
+    let repository = super::releases::example_repository(lab);
     let git = |args: &[&str]| super::support::git(&repository, args);
-    git(&["init", "-q", "-b", "main"]);
-    std::fs::write(repository.join(".gitignore"), "__pycache__/\n").expect("write");
-    git(&["add", "-A"]);
-    git(&["commit", "-q", "-m", "v1"]);
-    git(&["tag", "v1"]);
     let app = repository.join("app.py");
     let code = std::fs::read_to_string(&app).expect("read");
     std::fs::write(&app, format!("{code}\n# v2\n")).expect("write");

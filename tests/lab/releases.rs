@@ -307,10 +307,8 @@ pub(crate) fn a_killed_deploy_leaves_current_valid_and_the_next_run_completes_it
     assert_success(&lab.apply(&lab.inventory, &[]), "apply back to the example app");
 }
 
-/// A git repository of the example app with two tags: `v1` as it is, and
-/// `v2` with changed code, a PyPI package the app imports and an Alembic
-/// migration.
-fn app_repository(lab: &Lab) -> PathBuf {
+/// The example app as a git repository, its one commit tagged `v1`.
+pub(crate) fn example_repository(lab: &Lab) -> PathBuf {
     let repository = lab.state.path().join("app-repository");
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/app");
     let copied = Command::new("cp").arg("-rT").arg(&example).arg(&repository).status().expect("cp runs");
@@ -321,6 +319,15 @@ fn app_repository(lab: &Lab) -> PathBuf {
     git(&["add", "-A"]);
     git(&["commit", "-q", "-m", "v1"]);
     git(&["tag", "v1"]);
+    repository
+}
+
+/// A git repository of the example app with two tags: `v1` as it is, and
+/// `v2` with changed code, a PyPI package the app imports and an Alembic
+/// migration.
+fn app_repository(lab: &Lab) -> PathBuf {
+    let repository = example_repository(lab);
+    let git = |args: &[&str]| super::support::git(&repository, args);
     let append = |file: &str, text: &str| {
         let path = repository.join(file);
         let before = std::fs::read_to_string(&path).expect("read");
