@@ -3,6 +3,10 @@
 //! concept; `main.rs` only parses arguments and calls in. See
 //! docs/ARCHITECTURE.md for the data flow between the modules.
 
+// First, so every module below can print with its macros.
+#[macro_use]
+pub mod output;
+
 pub mod apply;
 pub mod backup;
 pub mod catalog;

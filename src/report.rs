@@ -50,25 +50,29 @@ impl Reporter for Silent {
     fn failed(&self, _: &str, _: &str, _: &str) {}
 }
 
-/// Lines on stderr; `steps: false` keeps only each host's outcome.
+/// Lines on stderr; `steps: false` keeps only each host's outcome, and
+/// of a failure nothing: reading facts, the command reports the hosts
+/// that did not answer once, after the plan.
 pub struct PlainReporter {
     pub steps: bool,
 }
 
 impl Reporter for PlainReporter {
     fn stage(&self, role: &str, hosts: &[String]) {
-        eprintln!("stage {role}: {}", hosts.join(", "));
+        stderrln!("stage {role}: {}", hosts.join(", "));
     }
     fn step(&self, host: &str, step: &str) {
         if self.steps {
-            eprintln!("  {host}: {step}");
+            stderrln!("  {host}: {step}");
         }
     }
     fn done(&self, host: &str, summary: &str) {
-        eprintln!("  {host}: done ({summary})");
+        stderrln!("  {host}: done ({summary})");
     }
     fn failed(&self, host: &str, step: &str, error: &str) {
-        eprintln!("  {host}: FAILED at {step}: {}", crate::sanitize::multiline(error));
+        if self.steps {
+            stderrln!("  {host}: FAILED at {step}: {}", crate::sanitize::multiline(error));
+        }
     }
 }
 
@@ -77,7 +81,7 @@ pub struct JsonReporter;
 
 impl JsonReporter {
     fn emit(value: serde_json::Value) {
-        println!("{value}");
+        stdoutln!("{value}");
     }
 }
 

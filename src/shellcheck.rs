@@ -47,7 +47,7 @@ pub(crate) fn assert_clean(scripts: &[(String, String)]) {
                 std::env::var_os("INFRA_REQUIRE_SHELLCHECK").is_none(),
                 "shellcheck is required here (INFRA_REQUIRE_SHELLCHECK) but not installed"
             );
-            eprintln!("SKIPPED shellcheck: not installed (apt-get install shellcheck)");
+            stderrln!("SKIPPED shellcheck: not installed (apt-get install shellcheck)");
             return;
         };
         if !found.trim().is_empty() {
@@ -126,7 +126,7 @@ fn every_script_infra_sends_passes_shellcheck() {
     scripts.push(("the restore drill".into(), crate::backup::drill_script("/var/backups/infra", "app")));
     scripts.extend(crate::lock::scripts().into_iter().map(|(what, script)| (what.to_string(), script)));
     for (what, _) in &scripts {
-        eprintln!("checked: {}", what.lines().next().unwrap_or_default());
+        stderrln!("checked: {}", what.lines().next().unwrap_or_default());
     }
     assert_clean(&scripts);
 }

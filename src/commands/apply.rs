@@ -110,21 +110,21 @@ impl Run<'_> {
             bail!("apply changed nothing: a host refused its plan");
         }
         if self.deploy && self.args.converge.format == Format::Text {
-            eprint!("{}", super::deploy::summary(desired, &plan, connected).await);
+            stderr!("{}", super::deploy::summary(desired, &plan, connected).await);
         }
         if !plan.has_changes() {
-            eprintln!("nothing to do: every host already matches the inventory");
+            stderrln!("nothing to do: every host already matches the inventory");
             self.print_stack_urls();
             return Ok(ExitCode::SUCCESS);
         }
         if self.args.converge.format == Format::Text {
             let palette = if self.style == Style::Colored { Palette::COLORED } else { Palette::PLAIN };
-            eprint!("{}", plan::render_text(&plan, palette));
+            stderr!("{}", plan::render_text(&plan, palette));
         }
         // The question and pip below block: the runtime moves its other
         // tasks (the locks' holders) off this thread meanwhile.
         if saved.is_none() && !self.args.converge.yes && !tokio::task::block_in_place(|| confirmed(&plan))? {
-            eprintln!("apply cancelled: nothing was changed");
+            stderrln!("apply cancelled: nothing was changed");
             return Ok(ExitCode::FAILURE);
         }
         let reporter = apply::reporter(self.args.converge.format == Format::Json, !self.args.converge.no_progress);
@@ -152,7 +152,7 @@ impl Run<'_> {
     }
 
     fn print_stack_urls(&self) {
-        eprintln!("the stack answers at {}", stack_urls(&self.stack.load_balancer));
+        stderrln!("the stack answers at {}", stack_urls(&self.stack.load_balancer));
     }
 }
 
@@ -208,7 +208,7 @@ fn confirmed(plan: &Plan) -> anyhow::Result<bool> {
         );
     }
     let changing = plan.hosts.iter().filter(|host| !host.is_empty()).count();
-    eprint!("Apply these changes to {changing} hosts? [y/N] ");
+    stderr!("Apply these changes to {changing} hosts? [y/N] ");
     std::io::stderr().flush().context("cannot write to stderr")?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer).context("cannot read the answer")?;
@@ -219,7 +219,7 @@ fn report(plan: &Plan, outcome: &apply::Outcome, elapsed: Duration) -> anyhow::R
     let summary = plan.summary();
     match outcome.failures.as_slice() {
         [] => {
-            eprintln!(
+            stderrln!(
                 "Applied: {} hosts changed in {:.1} s ({} files created, {} changed, {} packages installed, {} reloads, {} restarts, {} starts)",
                 outcome.changed.len(),
                 elapsed.as_secs_f64(),
@@ -234,14 +234,14 @@ fn report(plan: &Plan, outcome: &apply::Outcome, elapsed: Duration) -> anyhow::R
         }
         failures => {
             for failure in failures {
-                eprintln!("error: apply failed on `{}` at step `{}`:", failure.host, failure.step);
+                stderrln!("error: apply failed on `{}` at step `{}`:", failure.host, failure.step);
                 // The error carries the host's own output (its script's stderr).
                 for line in failure.error.lines() {
-                    eprintln!("  {}", crate::sanitize::multiline(line));
+                    stderrln!("  {}", crate::sanitize::multiline(line));
                 }
             }
             let names: Vec<String> = failures.iter().map(|failure| format!("`{}`", failure.host)).collect();
-            eprintln!(
+            stderrln!(
                 "\n{} {} rolled back to {} previous files and services; {} hosts converged before; later stages were not started",
                 names.join(", "),
                 if failures.len() == 1 { "was" } else { "were" },
@@ -276,7 +276,7 @@ fn fetch_wheelhouses(
         let started = Instant::now();
         let tar = crate::wheels::wheelhouse(&key, &text, python, arch)
             .with_context(|| format!("cannot fetch the wheels `{}` needs", host.host))?;
-        eprintln!(
+        stderrln!(
             "wheels for Python {python} on {arch}: {:.1} MB ready in {:.1} s",
             tar.len() as f64 / 1e6,
             started.elapsed().as_secs_f64()

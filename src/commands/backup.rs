@@ -75,14 +75,14 @@ pub fn now(args: &BackupArgs, style: Style) -> anyhow::Result<ExitCode> {
             let database = store::remote(connections, &stores.database).map_err(explained)?;
             let started = std::time::Instant::now();
             let id = store::run(database, Verb::Now).await.map_err(explained)?.trim().to_string();
-            eprintln!(
+            stderrln!(
                 "backup: `{id}` taken on `{}` in {:.1} s",
                 stores.database.target.name,
                 started.elapsed().as_secs_f64()
             );
             let copied = |id: &str, took: std::time::Duration| {
                 if let Some(destination) = &stores.destination {
-                    eprintln!(
+                    stderrln!(
                         "backup: `{id}` copied to `{}:{}` in {:.1} s",
                         destination.target.name,
                         destination.directory,
@@ -95,8 +95,8 @@ pub fn now(args: &BackupArgs, style: Style) -> anyhow::Result<ExitCode> {
         },
     ))?;
     match args.format {
-        Format::Json => println!("{}", serde_json::json!({"version": 1, "backup": id})),
-        Format::Text => println!("{id}"),
+        Format::Json => stdoutln!("{}", serde_json::json!({"version": 1, "backup": id})),
+        Format::Text => stdoutln!("{id}"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -39,7 +39,7 @@ fn mark_live(picture: &mut Diagram, args: &DiagramArgs, rendered: Rendered) -> a
         live.insert(host.host.clone(), if host.is_empty() { Live::InSync } else { Live::Drifted });
     }
     for unreachable in &plan.unreachable {
-        eprintln!("warning: {}", crate::sanitize::printable(&unreachable.error));
+        stderrln!("warning: {}", crate::sanitize::printable(&unreachable.error));
         live.insert(unreachable.host.clone(), Live::Unreachable);
     }
     let holders: Vec<String> = match rendered.state.virtual_ip {
@@ -52,7 +52,7 @@ fn mark_live(picture: &mut Diagram, args: &DiagramArgs, rendered: Rendered) -> a
         None => Vec::new(),
     };
     if rendered.state.virtual_ip.is_some() && holders.len() != 1 {
-        eprintln!("warning: {} load balancers hold the virtual IP (expected exactly one)", holders.len());
+        stderrln!("warning: {} load balancers hold the virtual IP (expected exactly one)", holders.len());
     }
     picture.mark(holders, &live);
     Ok(())
@@ -66,19 +66,24 @@ fn write(picture: &Diagram, args: &DiagramArgs) -> anyhow::Result<ExitCode> {
     };
     match &args.out {
         Some(path) => std::fs::write(path, text).with_context(|| format!("cannot write `{}`", path.display()))?,
-        None => print!("{text}"),
+        None => stdout!("{text}"),
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// The completion script for `shell`, generated from the parser itself.
 pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
-    clap_complete::generate(shell, &mut Cli::command(), "infra", &mut std::io::stdout());
+    // Into memory first: clap_complete panics on a failed write.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "infra", &mut script);
+    crate::output::write_stdout_bytes(&script);
     Ok(ExitCode::SUCCESS)
 }
 
 /// The man page, generated from the parser itself.
 pub fn man() -> anyhow::Result<ExitCode> {
-    clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()).context("cannot write the man page")?;
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Cli::command()).render(&mut page).context("cannot write the man page")?;
+    crate::output::write_stdout_bytes(&page);
     Ok(ExitCode::SUCCESS)
 }

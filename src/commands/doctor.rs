@@ -13,12 +13,13 @@ use crate::doctor::{self, Check, Extra, Verdict};
 use crate::facts::{self, Connected};
 use crate::report::Silent;
 
-pub fn run(args: &DoctorArgs, style: Style) -> anyhow::Result<ExitCode> {
+/// `style` is stderr's (diagnostics), `stdout_style` the checks' own.
+pub fn run(args: &DoctorArgs, style: Style, stdout_style: Style) -> anyhow::Result<ExitCode> {
     super::with_rendered(&args.inventory.inventory, false, style, |_, rendered| {
         let hosts = super::limited(rendered.state.hosts, &args.limit)?;
         let runtime = super::runtime()?;
         let verdicts = runtime.block_on(examine(&hosts, args));
-        print(&hosts, &verdicts, args.format, style)?;
+        print(&hosts, &verdicts, args.format, stdout_style)?;
         Ok(if doctor::any_blocker(verdicts.values()) { ExitCode::FAILURE } else { ExitCode::SUCCESS })
     })
 }
@@ -63,28 +64,28 @@ fn print(
             .iter()
             .map(|host| serde_json::json!({ "host": host.name, "checks": verdicts.get(&host.name) }))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "version": 1, "hosts": hosts }))?);
+        stdoutln!("{}", serde_json::to_string_pretty(&serde_json::json!({ "version": 1, "hosts": hosts }))?);
         return Ok(());
     }
     let (red, yellow, green, reset) =
         if style == Style::Colored { ("\x1b[31m", "\x1b[33m", "\x1b[32m", "\x1b[0m") } else { ("", "", "", "") };
     for host in hosts {
-        println!("{} ({})", host.name, host.address);
+        stdoutln!("{} ({})", host.name, host.address);
         for check in verdicts.get(&host.name).into_iter().flatten() {
             let (mark, color) = match check.verdict {
                 Verdict::Ok => ("ok", green),
                 Verdict::Warning => ("warning", yellow),
                 Verdict::Blocker => ("blocker", red),
             };
-            println!("  {color}{mark:<8}{reset}{:<11}{}", check.name, crate::sanitize::multiline(&check.detail));
+            stdoutln!("  {color}{mark:<8}{reset}{:<11}{}", check.name, crate::sanitize::multiline(&check.detail));
         }
     }
     let blockers = verdicts.values().flatten().filter(|check| check.verdict == Verdict::Blocker).count();
     let hosts_blocked = verdicts.values().filter(|checks| doctor::any_blocker([*checks])).count();
     if blockers == 0 {
-        eprintln!("doctor: nothing stops an apply on {} hosts", hosts.len());
+        stderrln!("doctor: nothing stops an apply on {} hosts", hosts.len());
     } else {
-        eprintln!("doctor: {blockers} blockers on {hosts_blocked} of {} hosts; each says how to fix it", hosts.len());
+        stderrln!("doctor: {blockers} blockers on {hosts_blocked} of {} hosts; each says how to fix it", hosts.len());
     }
     Ok(())
 }

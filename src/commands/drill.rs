@@ -38,21 +38,23 @@ pub fn verify(args: &VerifyArgs, style: Style) -> anyhow::Result<ExitCode> {
     if args.lab
         && let Err(error) = lab::remove_scratch(SCRATCH_HOST)
     {
-        eprintln!(
+        stderrln!(
             "warning: the scratch host `{SCRATCH_HOST}` could not be removed: {error}; `infra lab down` removes it"
         );
     }
     let record = result?;
     match args.backup.format {
-        Format::Json => println!("{:#}", serde_json::json!({"version": 1, "drill": record})),
-        Format::Text if record.passed => println!(
+        Format::Json => stdoutln!("{:#}", serde_json::json!({"version": 1, "drill": record})),
+        Format::Text if record.passed => stdoutln!(
             "restore drill of `{}` on `{}` passed: loaded in {:.2} s, every table's rows and digest as recorded",
-            record.backup, record.host, record.restore_seconds
+            record.backup,
+            record.host,
+            record.restore_seconds
         ),
         Format::Text => {
-            println!("restore drill of `{}` on `{}` FAILED:", record.backup, record.host);
+            stdoutln!("restore drill of `{}` on `{}` FAILED:", record.backup, record.host);
             for problem in &record.problems {
-                println!("  - {}", crate::sanitize::printable(problem));
+                stdoutln!("  - {}", crate::sanitize::printable(problem));
             }
         }
     }
@@ -65,7 +67,7 @@ fn boot_scratch(stores: &Stores) -> anyhow::Result<Target> {
         .ok()
         .and_then(|hosts| hosts.into_iter().find(|host| host.name == stores.database.target.name))
         .map_or(Debian::CURRENT_STABLE, |host| host.release);
-    eprintln!("drill: booting the temporary lab host `{SCRATCH_HOST}` ({})", release.codename());
+    stderrln!("drill: booting the temporary lab host `{SCRATCH_HOST}` ({})", release.codename());
     let scratch = lab::boot_scratch(SCRATCH_HOST, release).context("cannot boot a lab host for the drill")?;
     let mut target = stores.database.target.clone();
     target.name = scratch.name;
@@ -114,13 +116,13 @@ async fn drill(
     let settings = super::transport_settings(&args.backup.hosts.connection);
     let connected = facts::connect(&targets, settings, 3, &Silent).await;
     if let (Some(script), Some(scratch)) = (prepare, connected.connections.get(&host.name)) {
-        eprintln!("drill: installing MariaDB on `{}`", host.name);
+        stderrln!("drill: installing MariaDB on `{}`", host.name);
         if let Err(error) = scratch.run_script(script).await {
             connected.close().await;
             return Err(anyhow::Error::new(error).context("cannot install MariaDB on the scratch host"));
         }
     }
-    let say = |what: String| eprintln!("drill: {what}");
+    let say = |what: String| stderrln!("drill: {what}");
     let asked = (args.id.as_deref(), database, key);
     let result =
         backup::drill::drill(&connected.connections, stores, &host.name, asked, say).await.map_err(explained_drill);

@@ -77,9 +77,24 @@ fn lock_refusal(command: &str, error: lock::LockError) -> anyhow::Error {
 /// Prints why each host did not answer and says that `command` changed
 /// nothing: the hosts could not be `what` (reached, read).
 pub(crate) fn unreachable(command: &str, what: &str, hosts: &[Unreachable]) -> anyhow::Error {
-    for host in hosts {
-        eprintln!("error: {}", crate::sanitize::multiline(&host.error));
-    }
+    print_unreachable(hosts);
     let count = if hosts.len() == 1 { "1 host".to_string() } else { format!("{} hosts", hosts.len()) };
     anyhow::anyhow!("{count} could not be {what}; {command} changes nothing until every host it would touch answers")
+}
+
+/// One `error:` line per host that did not answer, then each distinct
+/// hint once: five hosts refusing alike get five lines and one hint.
+pub(crate) fn print_unreachable(hosts: &[Unreachable]) {
+    for host in hosts {
+        stderrln!("error: {}", crate::sanitize::multiline(&host.error));
+    }
+    let mut hints: Vec<&str> = Vec::new();
+    for hint in hosts.iter().filter_map(|host| host.hint.as_deref()) {
+        if !hints.contains(&hint) {
+            hints.push(hint);
+        }
+    }
+    for hint in hints {
+        stderrln!("hint: {}", crate::sanitize::multiline(hint));
+    }
 }

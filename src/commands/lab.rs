@@ -25,7 +25,7 @@ pub fn run(command: &LabCommand, style: Style) -> anyhow::Result<ExitCode> {
         }
         LabCommand::Down => {
             let removed = lab::down().context("cannot take the lab down")?;
-            eprintln!("lab down: removed {} hosts, their namespaces, mounts and the lab bridge", removed.len());
+            stderrln!("lab down: removed {} hosts, their namespaces, mounts and the lab bridge", removed.len());
         }
         LabCommand::Status { format } => status(*format)?,
         LabCommand::Stop { host } => lab::stop(host).with_context(|| format!("cannot stop `{host}`"))?,
@@ -44,7 +44,7 @@ fn lab_certificate(path: &std::path::Path) -> anyhow::Result<()> {
         return Ok(());
     };
     if let Some(generated) = lab::certificate::ensure(&inventory).context("cannot make the lab's TLS certificate")? {
-        eprintln!(
+        stderrln!(
             "lab: made a self-signed certificate for {} at `{}` (trust it with `curl --cacert`)",
             generated.names.join(", "),
             generated.certificate.display()
@@ -176,37 +176,37 @@ fn up(stack: &Stack, default_release: Debian) -> anyhow::Result<()> {
             releases.push(format!("{release}: {}", hosts.join(", ")));
         }
     }
-    eprintln!("lab: {} hosts on {} (gateway {}); {}", spec.hosts.len(), spec.subnet, spec.gateway, releases.join("; "));
+    stderrln!("lab: {} hosts on {} (gateway {}); {}", spec.hosts.len(), spec.subnet, spec.gateway, releases.join("; "));
     let report = lab::up(&spec).context("cannot bring the lab up")?;
     if !report.rootfs_built.is_empty() {
         let releases: Vec<String> = report.rootfs_built.iter().map(ToString::to_string).collect();
-        eprintln!(
+        stderrln!(
             "lab: built the root filesystem of {} in {:.0} s (cached for next time)",
             releases.join(" and "),
             report.rootfs_seconds
         );
     }
     if !report.already_up.is_empty() {
-        eprintln!("lab: already up: {}", report.already_up.join(", "));
+        stderrln!("lab: already up: {}", report.already_up.join(", "));
     }
-    eprintln!(
+    stderrln!(
         "lab: booted {} in {:.1} s; every host answers SSH",
         if report.booted.is_empty() { "nothing".into() } else { report.booted.join(", ") },
         report.seconds
     );
-    eprintln!("lab: key `{}`, known hosts `{}`", lab::key_path().display(), lab::known_hosts_path().display());
+    stderrln!("lab: key `{}`, known hosts `{}`", lab::key_path().display(), lab::known_hosts_path().display());
     Ok(())
 }
 
 fn status(format: Format) -> anyhow::Result<()> {
     let hosts = lab::status()?;
     match format {
-        Format::Json => println!("{}", serde_json::json!({ "version": 1, "hosts": hosts })),
+        Format::Json => stdoutln!("{}", serde_json::json!({ "version": 1, "hosts": hosts })),
         Format::Text => {
             for host in hosts {
                 let state = if host.running { "running" } else { "stopped" };
                 let link = if host.link_up { "link up" } else { "link cut" };
-                println!("{:<12} {:<16} {state:<8} {link:<9} {}", host.name, host.address.to_string(), host.release);
+                stdoutln!("{:<12} {:<16} {state:<8} {link:<9} {}", host.name, host.address.to_string(), host.release);
             }
         }
     }

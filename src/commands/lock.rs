@@ -36,13 +36,13 @@ fn status(args: &LockArgs, style: Style) -> anyhow::Result<ExitCode> {
                 Answer::Failed(error) => serde_json::json!({"host": host, "state": "unknown", "error": error}),
             })
             .collect();
-        println!("{:#}", serde_json::json!({ "version": 1, "hosts": hosts }));
+        stdoutln!("{:#}", serde_json::json!({ "version": 1, "hosts": hosts }));
     } else {
         for (host, answer) in &answers {
             match answer {
-                Answer::Free | Answer::Broken => println!("{host:<16} free"),
-                Answer::Held(holder) => println!("{host:<16} held: {holder} (remote pid {})", holder.pid),
-                Answer::Failed(error) => println!("{host:<16} unknown: {}", crate::sanitize::printable(error)),
+                Answer::Free | Answer::Broken => stdoutln!("{host:<16} free"),
+                Answer::Held(holder) => stdoutln!("{host:<16} held: {holder} (remote pid {})", holder.pid),
+                Answer::Failed(error) => stdoutln!("{host:<16} unknown: {}", crate::sanitize::printable(error)),
             }
         }
     }
@@ -57,10 +57,10 @@ fn break_locks(args: &LockArgs, hosts: &[String], style: Style) -> anyhow::Resul
     let mut code = ExitCode::SUCCESS;
     for (host, answer) in &answers {
         match answer {
-            Answer::Broken => eprintln!("{host}: lock broken, free for the next run"),
-            Answer::Free | Answer::Held(_) => eprintln!("{host}: not locked"),
+            Answer::Broken => stderrln!("{host}: lock broken, free for the next run"),
+            Answer::Free | Answer::Held(_) => stderrln!("{host}: not locked"),
             Answer::Failed(error) => {
-                eprintln!("error: {host}: {}", crate::sanitize::printable(&error.to_string()));
+                stderrln!("error: {host}: {}", crate::sanitize::printable(&error.to_string()));
                 code = ExitCode::FAILURE;
             }
         }

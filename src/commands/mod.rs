@@ -31,16 +31,19 @@ use crate::stack::Stack;
 /// Runs a parsed command line and returns the process exit code:
 /// 0 success, 1 failure (clap uses 2 for usage errors).
 pub fn run(cli: Cli) -> ExitCode {
-    init_logging(cli.verbose);
-    let style = style(cli.color);
+    // Each stream is coloured by its own terminal: `infra plan > plan.txt`
+    // from a terminal writes a plain file and still colours the diagnostics.
+    let style = style_for(cli.color, std::io::stderr().is_terminal());
+    let stdout_style = style_for(cli.color, std::io::stdout().is_terminal());
+    init_logging(cli.verbose, style);
     let json = wants_json(&cli.command);
     let result = match cli.command {
         Command::Validate(args) => validate::run(&args, style),
         Command::Render(args) => render::run(&args, style),
         Command::Stages(args) => stages::run(&args, style),
         Command::Lab(command) => lab::run(&command, style),
-        Command::Plan(args) => plan::run(&args, style),
-        Command::Doctor(args) => doctor::run(&args, style),
+        Command::Plan(args) => plan::run(&args, style, stdout_style),
+        Command::Doctor(args) => doctor::run(&args, style, stdout_style),
         Command::Apply(args) => apply::run(&args, style),
         Command::Deploy(args) => apply::deploy(&args, style),
         Command::Lock(command) => lock::run(&command, style),
@@ -94,10 +97,11 @@ fn print_error_json(error: &anyhow::Error) {
         "version": 1,
         "error": { "message": error.to_string(), "causes": causes, "hint": hint },
     });
-    println!("{document:#}");
+    stdoutln!("{document:#}");
 }
 
-fn init_logging(verbose: u8) {
+/// Log lines go to stderr, coloured only when the diagnostics there are.
+fn init_logging(verbose: u8, style: Style) {
     let level = match verbose {
         0 => "warn",
         1 => "info",
@@ -105,14 +109,20 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("INFRA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).without_time().init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(style == Style::Colored)
+        .without_time()
+        .init();
 }
 
-fn style(choice: ColorChoice) -> Style {
+/// The style of a stream that is a terminal or not, under `--color`.
+fn style_for(choice: ColorChoice, terminal: bool) -> Style {
     let colored = match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal(),
+        ColorChoice::Auto => std::env::var_os("NO_COLOR").is_none() && terminal,
     };
     if colored { Style::Colored } else { Style::Plain }
 }
@@ -122,12 +132,12 @@ fn style(choice: ColorChoice) -> Style {
 /// Causes may quote a host or a tool (a script's stderr, git's), so each
 /// is [`crate::sanitize::multiline`]d.
 fn print_error(error: &anyhow::Error) {
-    eprintln!("error: {}", crate::sanitize::multiline(&error.to_string()));
+    stderrln!("error: {}", crate::sanitize::multiline(&error.to_string()));
     for cause in error.chain().skip(1) {
-        eprintln!("  caused by: {}", crate::sanitize::multiline(&cause.to_string()));
+        stderrln!("  caused by: {}", crate::sanitize::multiline(&cause.to_string()));
     }
     if let Some(hinted) = error.downcast_ref::<Hinted>() {
-        eprintln!("\nhint: {}", hinted.hint);
+        stderrln!("\nhint: {}", hinted.hint);
     }
 }
 
@@ -173,7 +183,7 @@ impl Checked {
 
     pub fn print(&self, style: Style) {
         if !self.diagnostics.is_empty() {
-            eprint!("{}", diagnostic::render(&self.diagnostics, &self.source, style));
+            stderr!("{}", diagnostic::render(&self.diagnostics, &self.source, style));
         }
     }
 
@@ -183,7 +193,7 @@ impl Checked {
         self.print(style);
         if self.stack.is_none() {
             let path = self.source.path().display();
-            eprintln!("error: `{path}` has {}", counts(&self.diagnostics));
+            stderrln!("error: `{path}` has {}", counts(&self.diagnostics));
         }
         self.stack.as_ref()
     }
@@ -338,7 +348,7 @@ pub(crate) fn limited(
 /// Says, on stderr, why each refused host must not be changed, and how to fix it.
 pub(crate) fn print_refusals(plan: &crate::plan::Plan) {
     for (host, refusal) in plan.refusals() {
-        eprintln!("error: refusing to change `{host}`: {}", crate::sanitize::printable(refusal));
+        stderrln!("error: refusing to change `{host}`: {}", crate::sanitize::printable(refusal));
     }
 }
 
@@ -353,7 +363,7 @@ pub(crate) fn render_for_hosts(
     let rendered =
         crate::render::render(stack, crate::render::SecretMode::Require).context("cannot render the configuration")?;
     if rendered.diagnostics.iter().any(Diagnostic::is_error) {
-        eprint!("{}", diagnostic::render(&rendered.diagnostics, &checked.source, style));
+        stderr!("{}", diagnostic::render(&rendered.diagnostics, &checked.source, style));
         return Ok(None);
     }
     Ok(Some(rendered))

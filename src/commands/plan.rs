@@ -11,8 +11,11 @@ use crate::diagnostic::Style;
 use crate::plan::{self, Palette};
 use crate::render::Rendered;
 
-pub fn run(args: &PlanArgs, style: Style) -> anyhow::Result<ExitCode> {
-    super::with_rendered(&args.inventory.inventory, args.strict, style, |_, rendered| plan_hosts(args, style, rendered))
+/// `style` is stderr's (diagnostics), `stdout_style` the plan's own.
+pub fn run(args: &PlanArgs, style: Style, stdout_style: Style) -> anyhow::Result<ExitCode> {
+    super::with_rendered(&args.inventory.inventory, args.strict, style, |_, rendered| {
+        plan_hosts(args, stdout_style, rendered)
+    })
 }
 
 fn plan_hosts(args: &PlanArgs, style: Style, rendered: Rendered) -> anyhow::Result<ExitCode> {
@@ -27,18 +30,16 @@ fn plan_hosts(args: &PlanArgs, style: Style, rendered: Rendered) -> anyhow::Resu
         std::fs::write(path, json + "\n").with_context(|| format!("cannot write the plan to `{}`", path.display()))?;
     }
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&plan).context("cannot serialize the plan")?),
-        Format::Text => print!(
+        Format::Json => stdoutln!("{}", serde_json::to_string_pretty(&plan).context("cannot serialize the plan")?),
+        Format::Text => stdout!(
             "{}",
             plan::render_text(&plan, if style == Style::Colored { Palette::COLORED } else { Palette::PLAIN })
         ),
     }
     for warning in &plan.warnings {
-        eprintln!("warning: {warning}");
+        stderrln!("warning: {warning}");
     }
-    for unreachable in &plan.unreachable {
-        eprintln!("error: {}", crate::sanitize::printable(&unreachable.error));
-    }
+    super::hosts::print_unreachable(&plan.unreachable);
     super::print_refusals(&plan);
     Ok(exit_code(&plan, args.detailed_exitcode))
 }

@@ -45,12 +45,12 @@ pub fn list(args: &ReleasesArgs, style: Style) -> anyhow::Result<ExitCode> {
     let desired = crate::desired::DesiredState { hosts: hosts.clone(), virtual_ip: None };
     let gathered = super::gather_facts(&desired, &args.hosts.connection, false)?;
     for unreachable in &gathered.unreachable {
-        eprintln!("error: {}", unreachable.error);
+        stderrln!("error: {}", unreachable.error);
     }
     let listed: Vec<HostReleases> =
         hosts.iter().filter_map(|host| Some(host_releases(host, gathered.facts.get(&host.name)?))).collect();
     match args.format {
-        Format::Json => println!("{:#}", serde_json::json!({"version": 1, "hosts": listed})),
+        Format::Json => stdoutln!("{:#}", serde_json::json!({"version": 1, "hosts": listed})),
         Format::Text => print_releases(&listed),
     }
     Ok(if gathered.unreachable.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
@@ -58,9 +58,9 @@ pub fn list(args: &ReleasesArgs, style: Style) -> anyhow::Result<ExitCode> {
 
 fn print_releases(listed: &[HostReleases]) {
     for host in listed {
-        println!("{}", host.host);
+        stdoutln!("{}", host.host);
         if host.releases.is_empty() {
-            println!("  no releases yet: `infra apply` deploys the first");
+            stdoutln!("  no releases yet: `infra apply` deploys the first");
         }
         for release in &host.releases {
             let mut notes = Vec::new();
@@ -76,7 +76,7 @@ fn print_releases(listed: &[HostReleases]) {
             let notes = if notes.is_empty() { String::new() } else { format!("  ({})", notes.join(", ")) };
             // The record is what the host's `.infra-release` says.
             let origin = crate::sanitize::printable(&origin(release.record.as_ref()));
-            println!("  {}  unpacked {}{origin}{notes}", release.id, release.unpacked);
+            stdoutln!("  {}  unpacked {}{origin}{notes}", release.id, release.unpacked);
         }
     }
 }
@@ -140,12 +140,12 @@ pub fn rollback(args: &RollbackArgs, style: Style) -> anyhow::Result<ExitCode> {
         &targets,
         async |connections| {
             let switched = |host: &str, took: std::time::Duration| {
-                eprintln!("rollback: `{host}` serves release {target} ({:.1} s)", took.as_secs_f64());
+                stderrln!("rollback: `{host}` serves release {target} ({:.1} s)", took.as_secs_f64());
             };
             Ok(crate::releases::roll_back(connections, &hosts, &target, switched).await?)
         },
     ))?;
-    eprintln!(
+    stderrln!(
         "rollback: every app host serves release {target} ({} hosts in {:.1} s)",
         hosts.len(),
         started.elapsed().as_secs_f64()

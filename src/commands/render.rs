@@ -17,7 +17,7 @@ pub fn run(args: &RenderArgs, style: Style) -> anyhow::Result<ExitCode> {
     super::with_rendered(&args.inventory.inventory, args.strict, style, |_, rendered| {
         write_tree(&rendered.state, &args.out)?;
         let files: usize = rendered.state.hosts.iter().map(|host| host.files.len()).sum();
-        eprintln!("rendered {files} files for {} hosts into `{}`", rendered.state.hosts.len(), args.out.display());
+        stderrln!("rendered {files} files for {} hosts into `{}`", rendered.state.hosts.len(), args.out.display());
         Ok(ExitCode::SUCCESS)
     })
 }

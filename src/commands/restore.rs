@@ -41,11 +41,11 @@ pub fn list(args: &BackupArgs, style: Style) -> anyhow::Result<ExitCode> {
     let passed = newest_passed(&held);
     warnings.extend(backup::warnings(newest, passed.as_deref(), OffsetDateTime::now_utc(), &stores.schedule));
     match args.format {
-        Format::Json => println!("{:#}", serde_json::json!({"version": 1, "backups": listed, "warnings": warnings})),
+        Format::Json => stdoutln!("{:#}", serde_json::json!({"version": 1, "backups": listed, "warnings": warnings})),
         Format::Text => print_listing(&listed),
     }
     for warning in &warnings {
-        eprintln!("warning: {warning}");
+        stderrln!("warning: {warning}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -68,10 +68,10 @@ fn print_listing(listed: &[Listed]) {
             crate::sanitize::printable(&item.stores.join(", ")),
             crate::sanitize::printable(&drill),
         );
-        println!("{id}  {age:>9} old  {:>10} bytes  on {stores}  {drill}", item.manifest.size);
+        stdoutln!("{id}  {age:>9} old  {:>10} bytes  on {stores}  {drill}", item.manifest.size);
     }
     if listed.is_empty() {
-        eprintln!("no backups yet: `infra backup now -i INVENTORY` takes one");
+        stderrln!("no backups yet: `infra backup now -i INVENTORY` takes one");
     }
 }
 
@@ -168,10 +168,10 @@ pub fn restore(args: &RestoreArgs, style: Style) -> anyhow::Result<ExitCode> {
         &targets,
         async |connections| {
             let copying = |id: &str, from: &str| {
-                eprintln!("restore: copying `{id}` from `{from}` to `{}`", stores.database.target.name);
+                stderrln!("restore: copying `{id}` from `{from}` to `{}`", stores.database.target.name);
             };
             let id = restore::fetch(connections, &stores, &wanted, key.as_deref(), copying).await.map_err(explained)?;
-            let say = |what: String| eprintln!("restore: {what}");
+            let say = |what: String| stderrln!("restore: {what}");
             restore::load(connections, &stores.database, &probes, (&id, wanted.until.as_deref()), say)
                 .await
                 .map_err(explained)?;
@@ -180,16 +180,16 @@ pub fn restore(args: &RestoreArgs, style: Style) -> anyhow::Result<ExitCode> {
                 // a fresh backup is the start of the next point-in-time restore.
                 let database = store::remote(connections, &stores.database).map_err(explained)?;
                 let fresh = store::run(database, Verb::Now).await.map_err(explained)?;
-                eprintln!("restore: took `{}`, the new starting point for point-in-time restores", fresh.trim());
+                stderrln!("restore: took `{}`, the new starting point for point-in-time restores", fresh.trim());
             }
             Ok(id)
         },
     ))?;
     match &args.to_time {
         Some(until) => {
-            eprintln!("restore: `{restored}` loaded and rolled forward to {until} UTC; the app tier is serving again")
+            stderrln!("restore: `{restored}` loaded and rolled forward to {until} UTC; the app tier is serving again")
         }
-        None => eprintln!("restore: `{restored}` loaded; the app tier is serving again"),
+        None => stderrln!("restore: `{restored}` loaded; the app tier is serving again"),
     }
     Ok(ExitCode::SUCCESS)
 }

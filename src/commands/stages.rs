@@ -13,11 +13,11 @@ pub fn run(args: &StagesArgs, style: Style) -> anyhow::Result<ExitCode> {
     };
     let stages: Vec<_> = topology::stages(stack).into_iter().filter(|stage| !stage.hosts.is_empty()).collect();
     match args.format {
-        Format::Json => println!("{}", serde_json::json!({ "version": 1, "stages": stages })),
+        Format::Json => stdoutln!("{}", serde_json::json!({ "version": 1, "stages": stages })),
         Format::Text => {
             for (index, stage) in stages.iter().enumerate() {
                 let hosts: Vec<&str> = stage.hosts.iter().map(|host| host.name.value.as_str()).collect();
-                println!("{}. {:<14} {}", index + 1, stage.role.name(), hosts.join(", "));
+                stdoutln!("{}. {:<14} {}", index + 1, stage.role.name(), hosts.join(", "));
             }
         }
     }

@@ -97,14 +97,14 @@ fn print_text(checked: &super::Checked, runs: &[CheckerRun], valid: bool, style:
             Outcome::Failed { .. } => "FAILED".to_string(),
             Outcome::Skipped { reason } => format!("skipped: {reason}"),
         };
-        eprintln!("checker {:<16} {:<8} {}: {status}", run.checker.name(), run.host, run.files.join(", "));
+        stderrln!("checker {:<16} {:<8} {}: {status}", run.checker.name(), run.host, run.files.join(", "));
     }
     let path = checked.source.path().display();
     let hosts = checked.hosts;
     if valid {
-        eprintln!("`{path}` is valid: {hosts} hosts, {}", super::counts(&checked.diagnostics));
+        stderrln!("`{path}` is valid: {hosts} hosts, {}", super::counts(&checked.diagnostics));
     } else {
-        eprintln!("error: `{path}` is invalid: {}", super::counts(&checked.diagnostics));
+        stderrln!("error: `{path}` is invalid: {}", super::counts(&checked.diagnostics));
     }
 }
 
@@ -121,7 +121,7 @@ fn print_unreadable_json(path: &std::path::Path, error: &anyhow::Error) {
         "diagnostics": [diagnostic.to_json(&source)],
         "checkers": [],
     });
-    println!("{document:#}");
+    stdoutln!("{document:#}");
 }
 
 fn print_json(checked: &super::Checked, runs: &[CheckerRun], valid: bool) {
@@ -134,5 +134,5 @@ fn print_json(checked: &super::Checked, runs: &[CheckerRun], valid: bool) {
         "checkers": runs,
         "checkers_release": Debian::of_this_machine(),
     });
-    println!("{document:#}");
+    stdoutln!("{document:#}");
 }

@@ -71,9 +71,9 @@ pub async fn connect(targets: &[Target], settings: Settings, parallel: usize, re
             Ok((host, Err(error))) => {
                 let error = crate::diagnostic::error_chain(&error);
                 reporter.failed(&host, "connecting", &error);
-                connected.unreachable.push(Unreachable { host, error })
+                connected.unreachable.push(Unreachable::new(host, &error))
             }
-            Err(error) => connected.unreachable.push(Unreachable { host: "?".into(), error: error.to_string() }),
+            Err(error) => connected.unreachable.push(Unreachable::new("?".into(), &error.to_string())),
         }
     }
     let order = |name: &str| targets.iter().position(|target| target.name == name);
@@ -104,9 +104,7 @@ pub async fn read(hosts: &[HostState], connected: &Connected, parallel: usize, r
             Ok(facts) => {
                 gathered.facts.insert(host, facts);
             }
-            Err(error) => {
-                gathered.unreachable.push(Unreachable { host, error: crate::diagnostic::error_chain(&error) })
-            }
+            Err(error) => gathered.unreachable.push(Unreachable::new(host, &crate::diagnostic::error_chain(&error))),
         }
     }
     sort_by_host_order(&mut gathered.unreachable, hosts);

@@ -24,6 +24,20 @@ use serde::{Deserialize, Serialize};
 pub struct Unreachable {
     pub host: String,
     pub error: String,
+    /// What to check, apart from the error: hosts failing alike share it,
+    /// so a report says it once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl Unreachable {
+    /// Splits `message` at the `hint:` the transport's errors end with.
+    pub fn new(host: String, message: &str) -> Unreachable {
+        match message.split_once("\n\nhint: ") {
+            Some((error, hint)) => Unreachable { host, error: error.to_string(), hint: Some(hint.trim().to_string()) },
+            None => Unreachable { host, error: message.to_string(), hint: None },
+        }
+    }
 }
 use sha2::{Digest, Sha256};
 

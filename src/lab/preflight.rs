@@ -79,7 +79,7 @@ pub fn ensure_programs() -> Result<Vec<&'static str>, PreflightError> {
     if !is_debian_like(&std::fs::read_to_string("/etc/os-release").unwrap_or_default()) {
         return Err(refuse("this machine is not Debian or Ubuntu"));
     }
-    eprintln!("lab: installing what it needs with apt-get: {}", packages.join(" "));
+    stderrln!("lab: installing what it needs with apt-get: {}", packages.join(" "));
     let install = |args: &[&str]| {
         system::run(std::process::Command::new("apt-get").args(args).env("DEBIAN_FRONTEND", "noninteractive"))
     };

@@ -40,27 +40,22 @@ pub fn render_text(plan: &Plan, palette: Palette) -> String {
         }
         render_host(&mut out, host, palette);
     }
-    for unreachable in &plan.unreachable {
-        let _ = writeln!(
-            out,
-            "{}! {} unreachable: {}{}",
-            palette.red,
-            unreachable.host,
-            // The first line says what; the `error:` lines after the plan
-            // carry the whole message with its hint.
-            printable(unreachable.error.lines().next().unwrap_or_default()),
-            palette.reset
-        );
-    }
+    // Which hosts did not answer is in the summary; why is on stderr,
+    // once per host, with the hint.
     let summary = plan.summary();
+    let unreachable: Vec<&str> = plan.unreachable.iter().map(|host| host.host.as_str()).collect();
     let _ = writeln!(
         out,
-        "{}Plan:{} {} hosts ({} changing{}), {} files to create, {} to change, {} packages to install, {} services to reload, {} to restart, {} to start",
+        "{}Plan:{} {} ({} changing{}), {} files to create, {} to change, {} packages to install, {} services to reload, {} to restart, {} to start",
         palette.bold,
         palette.reset,
-        summary.hosts,
+        if summary.hosts == 1 { "1 host".to_string() } else { format!("{} hosts", summary.hosts) },
         summary.hosts_changing,
-        if summary.unreachable > 0 { format!(", {} unreachable", summary.unreachable) } else { String::new() },
+        if unreachable.is_empty() {
+            String::new()
+        } else {
+            format!(", {}{} unreachable: {}{}", palette.red, unreachable.len(), unreachable.join(", "), palette.reset)
+        },
         summary.create,
         summary.update,
         summary.install,

@@ -416,7 +416,8 @@ pub struct Summary {
 impl Plan {
     pub fn summary(&self) -> Summary {
         let mut summary =
-            Summary { hosts: self.hosts.len(), unreachable: self.unreachable.len(), ..Summary::default() };
+            // Every host tried counts, whether it answered or not.
+            Summary { hosts: self.hosts.len() + self.unreachable.len(), unreachable: self.unreachable.len(), ..Summary::default() };
         for host in &self.hosts {
             summary.hosts_changing += usize::from(!host.is_empty());
             summary.create += host.files.iter().filter(|file| file.action == FileAction::Create).count();

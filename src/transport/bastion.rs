@@ -89,7 +89,7 @@ fn bastion_target(target: &Target, jump: &Jump) -> Target {
 
 async fn open_bastion(bastion: &Target, settings: &Settings) -> Result<Bastion, TransportError> {
     let session = super::builder(bastion, settings).connect(&bastion.destination).await;
-    let session = session.map_err(|error| super::connect_error(bastion, error))?;
+    let session = session.map_err(|error| super::connect_error(bastion, settings, error))?;
     let directory = tempfile::Builder::new().prefix("infra-bastion-").tempdir().map_err(TransportError::Local)?;
     let config = directory.path().join("ssh_config");
     std::fs::write(&config, routed_config(session.control_socket(), &bastion.destination))

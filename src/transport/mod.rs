@@ -20,6 +20,7 @@ use tokio::io::AsyncWriteExt;
 use crate::diagnostic::error_chain;
 
 pub mod bastion;
+mod connect_hint;
 #[cfg(test)]
 pub(crate) mod fake;
 mod sudo;
@@ -109,13 +110,9 @@ pub enum TransportError {
     },
     #[error("cannot write this machine's ssh config for a bastion")]
     Local(#[source] std::io::Error),
-    #[error("cannot connect to `{host}` ({address})")]
-    Connect {
-        host: String,
-        address: IpAddr,
-        #[source]
-        source: openssh::Error,
-    },
+    /// ssh's words are the reason, and the hint what they point at.
+    #[error("cannot connect to `{host}` ({address}): {reason}\n\nhint: {hint}")]
+    Connect { host: String, address: IpAddr, reason: String, hint: String },
     #[error("`{host}`: the remote script failed ({status}): {stderr}")]
     Script { host: String, status: String, stderr: String },
     #[error("`{host}`: the SSH connection failed while running a command")]
@@ -268,7 +265,7 @@ impl Connection {
                 (session, Some(bastion))
             }
         };
-        let session = session.map_err(|error| connect_error(target, error))?;
+        let session = session.map_err(|error| connect_error(target, settings, error))?;
         let connection = Connection { target: target.clone(), session: Arc::new(session), _bastion: bastion };
         if target.privilege == Privilege::Sudo {
             connection.check_sudo().await?;
@@ -431,7 +428,7 @@ fn builder(target: &Target, settings: &Settings) -> SessionBuilder {
     builder
 }
 
-fn connect_error(target: &Target, error: openssh::Error) -> TransportError {
+fn connect_error(target: &Target, settings: &Settings, error: openssh::Error) -> TransportError {
     let message = error_chain(&error);
     let host = target.name.clone();
     let (address, known_hosts) = (target.address, target.known_hosts_name());
@@ -450,7 +447,8 @@ fn connect_error(target: &Target, error: openssh::Error) -> TransportError {
             fingerprint: offered_fingerprint(target),
         }
     } else {
-        TransportError::Connect { host, address, source: error }
+        let hint = connect_hint::hint(target, settings.connect_timeout, &message);
+        TransportError::Connect { host, address, reason: message, hint }
     }
 }
 
