@@ -4,9 +4,10 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::engine::ArgValueCandidates;
 
 #[derive(Parser, Debug)]
-#[command(name = "infra", version, about = "Lay out and converge a load-balanced web stack from one YAML inventory")]
+#[command(name = "infra", version = crate::reference::VERSION, about = "Lay out and converge a load-balanced web stack from one YAML inventory")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -20,6 +21,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Write a commented starter inventory (`infra.yml`), with a small app and a static page, that validates as written.
+    Init(InitArgs),
     /// Check an inventory offline: parse, stack rules, render, and the services' own config checkers.
     Validate(ValidateArgs),
     /// Render every host's configuration into a directory, one folder per host, for review.
@@ -49,6 +52,12 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Load a backup (the newest by default) into the database, with the app tier stopped meanwhile.
     Restore(RestoreArgs),
+    /// Open a shell on a host (or run one command there) with the inventory's SSH settings: user, key, known_hosts, bastion.
+    Ssh(SshArgs),
+    /// Print the journal of a host's services (every service of its roles, or one), or of every host of a role.
+    Logs(LogsArgs),
+    /// Run a command as root on a host, or on every host of a role in parallel, one block of output per host.
+    Exec(ExecArgs),
     /// Draw the topology: tiers in stage order, the virtual IP, every flow the firewall allows.
     Diagram(DiagramArgs),
     /// Print a shell completion script (`source <(infra completions bash)`).
@@ -56,8 +65,88 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff): `infra man | man -l -`.
-    Man,
+    /// Print a man page (roff): `infra man plan | man -l -`; `--out DIR` writes every page.
+    Man(ManArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SshArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// The host, by its inventory name.
+    #[arg(value_name = "HOST", add = ArgValueCandidates::new(crate::completion::hosts))]
+    pub host: String,
+    /// A command to run instead of a login shell (after `--`).
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// A host, a role (all its hosts) or `all`.
+    #[arg(value_name = "HOST|ROLE", add = ArgValueCandidates::new(crate::completion::hosts_and_roles))]
+    pub hosts: String,
+    /// One service (`haproxy`, `keepalived`, `nginx`, `gunicorn`, `mariadb`, `backup`, `firewall`); all the host's by default.
+    #[arg(value_name = "SERVICE")]
+    pub service: Option<String>,
+    /// How many of the last lines of each host's journal.
+    #[arg(short = 'n', long, default_value_t = 100, value_name = "N")]
+    pub lines: u32,
+    /// Keep printing new lines as they come, prefixed by host, until interrupted.
+    #[arg(short, long)]
+    pub follow: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// A host, a role (all its hosts) or `all`.
+    #[arg(value_name = "HOST|ROLE", add = ArgValueCandidates::new(crate::completion::hosts_and_roles))]
+    pub hosts: String,
+    /// The command, after `--`; run by the host's `sh` as root, as `ssh HOST COMMAND` would.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ManArgs {
+    /// The subcommand's page (`plan`, `backup now`); `infra`'s own by default.
+    #[arg(value_name = "SUBCOMMAND")]
+    pub command: Vec<String>,
+    /// Write `infra.1` and every subcommand's page (`infra-plan.1`, …) into this directory instead.
+    #[arg(long, value_name = "DIR", conflicts_with = "command")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct InitArgs {
+    /// Where to write the inventory; never over an existing file.
+    #[arg(long, value_name = "FILE", default_value = "infra.yml")]
+    pub out: PathBuf,
+    /// The subnet the hosts are numbered on: balancers from .11, web from .21, app from .31, the database .41, the virtual IP .10.
+    #[arg(long, value_name = "CIDR", default_value = "10.20.0.0/24")]
+    pub subnet: ipnet::Ipv4Net,
+    /// How many load balancers (2 share the virtual IP; 1 works with a warning).
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub load_balancers: u8,
+    /// How many web (Nginx) hosts.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub web: u8,
+    /// How many app (Gunicorn) hosts.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub app: u8,
+    /// SSH settings for hosts `infra lab up` boots (its key pair and known_hosts) instead of production's.
+    #[arg(long)]
+    pub lab: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -171,7 +260,7 @@ pub enum LockCommand {
         #[command(flatten)]
         lock: LockArgs,
         /// The hosts whose lock to break.
-        #[arg(required = true, value_name = "HOST")]
+        #[arg(required = true, value_name = "HOST", add = ArgValueCandidates::new(crate::completion::hosts))]
         hosts: Vec<String>,
     },
 }
@@ -236,9 +325,9 @@ impl From<DebianRelease> for crate::debian::Debian {
 
 #[derive(clap::Args, Debug)]
 pub struct InventoryArg {
-    /// The inventory file.
+    /// The inventory file (default: the one `INFRA_INVENTORY` names, else the nearest `infra.yml` from here up).
     #[arg(short, long, value_name = "FILE")]
-    pub inventory: PathBuf,
+    pub inventory: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -274,8 +363,8 @@ pub struct RenderArgs {
 pub struct PlanArgs {
     #[command(flatten)]
     pub inventory: InventoryArg,
-    /// Only these hosts or roles (repeatable): a host name or a role name.
-    #[arg(long, value_name = "HOST|ROLE")]
+    /// Only these hosts (repeatable): a host name, a role name or `all`.
+    #[arg(long, value_name = "HOST|ROLE", add = ArgValueCandidates::new(crate::completion::hosts_and_roles))]
     pub limit: Vec<String>,
     /// Exit 0 when there are no changes, 2 when changes are pending, 1 on error.
     #[arg(long)]
@@ -299,8 +388,8 @@ pub struct PlanArgs {
 pub struct DoctorArgs {
     #[command(flatten)]
     pub inventory: InventoryArg,
-    /// Only these hosts or roles (repeatable): a host name or a role name.
-    #[arg(long, value_name = "HOST|ROLE")]
+    /// Only these hosts (repeatable): a host name, a role name or `all`.
+    #[arg(long, value_name = "HOST|ROLE", add = ArgValueCandidates::new(crate::completion::hosts_and_roles))]
     pub limit: Vec<String>,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -313,11 +402,11 @@ pub struct ApplyArgs {
     /// A plan saved by `infra plan --out`: applied exactly, refused if any host or the inventory changed since.
     #[arg(value_name = "PLANFILE")]
     pub plan_file: Option<PathBuf>,
-    /// The inventory (for a saved plan, defaults to the one it was made from).
+    /// The inventory (default: a saved plan's own, else `INFRA_INVENTORY`, else the nearest `infra.yml` from here up).
     #[arg(short, long, value_name = "FILE")]
     pub inventory: Option<PathBuf>,
     /// Only these hosts or roles (repeatable).
-    #[arg(long, value_name = "HOST|ROLE")]
+    #[arg(long, value_name = "HOST|ROLE", add = ArgValueCandidates::new(crate::completion::hosts_and_roles))]
     pub limit: Vec<String>,
     #[command(flatten)]
     pub converge: ConvergeArgs,
@@ -325,9 +414,9 @@ pub struct ApplyArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct DeployArgs {
-    /// The inventory.
+    /// The inventory file (default: the one `INFRA_INVENTORY` names, else the nearest `infra.yml` from here up).
     #[arg(short, long, value_name = "FILE")]
-    pub inventory: PathBuf,
+    pub inventory: Option<PathBuf>,
     /// The branch, tag or commit to deploy from the git repository `app.source` names (default: its `ref`).
     #[arg(long, value_name = "REF")]
     pub source: Option<String>,

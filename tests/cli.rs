@@ -293,3 +293,157 @@ fn deploy_from_a_revision_needs_a_git_source() {
     let stderr = String::from_utf8_lossy(&output.expect("infra runs").stderr).into_owned();
     assert!(stderr.contains("is not a branch, tag or commit"), "{stderr}");
 }
+
+#[test]
+fn init_writes_an_inventory_that_validates_without_i() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let init = infra().current_dir(directory.path()).arg("init").output().expect("infra runs");
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let nested = directory.path().join("deploy/notes");
+    std::fs::create_dir_all(&nested).expect("dirs");
+    let validate = infra().current_dir(&nested).args(["validate", "--no-checkers", "--strict"]).output().expect("runs");
+    let stderr = String::from_utf8_lossy(&validate.stderr);
+    assert!(validate.status.success(), "{stderr}");
+    assert!(stderr.starts_with("inventory: ../../infra.yml\n"), "says which file it read:\n{stderr}");
+    assert!(stderr.contains("`../../infra.yml` is valid: 5 hosts, 0 errors, 0 warnings"), "{stderr}");
+
+    // Never over an existing file: a second init writes nothing.
+    let before = std::fs::read_to_string(directory.path().join("infra.yml")).expect("written");
+    std::fs::write(directory.path().join("app/app.py"), "mine").expect("write");
+    let again = transcript(infra().current_dir(directory.path()).args(["init", "--out", "other.yml"]));
+    insta::assert_snapshot!(again, @r"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: `app/app.py` exists, and infra init never overwrites a file: nothing was written
+
+    hint: run it in a new directory, or choose another name with `--out FILE`
+    ");
+    assert!(!directory.path().join("other.yml").exists());
+    assert_eq!(std::fs::read_to_string(directory.path().join("infra.yml")).expect("kept"), before);
+}
+
+#[test]
+fn init_counts_and_subnet_validate_too() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let args = ["init", "--subnet", "192.168.50.0/24", "--load-balancers", "3", "--web", "2", "--app", "4", "--lab"];
+    let init = infra().current_dir(directory.path()).args(args).output().expect("infra runs");
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let validate = infra()
+        .current_dir(directory.path())
+        .args(["validate", "--no-checkers"])
+        .env("INFRA_ALLOW_PATHS", "/var/lib/infra/lab")
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&validate.stderr);
+    assert!(stderr.contains("is valid: 10 hosts, 0 errors, 0 warnings"), "{stderr}");
+    let refused = transcript(infra().current_dir(directory.path()).args(["init", "--web", "12", "--out", "x.yml"]));
+    assert!(refused.contains("`--web 12`: a tier has 1 to 9 hosts"), "{refused}");
+}
+
+#[test]
+fn no_inventory_anywhere_says_every_way_to_name_one() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let output = transcript(infra().current_dir(directory.path()).env_remove("INFRA_INVENTORY").arg("stages"));
+    let output = output.replace(&directory.path().display().to_string(), "[directory]");
+    insta::assert_snapshot!(output, @r"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: no inventory: `-i FILE` was not given, `INFRA_INVENTORY` is not set, and there is no `infra.yml` in `[directory]` or any directory above it
+
+    hint: `infra init` writes a starter `infra.yml` here; or pass `-i FILE`, or `export INFRA_INVENTORY=FILE`
+    ");
+    let named = transcript(infra().current_dir(directory.path()).env("INFRA_INVENTORY", "elsewhere.yml").arg("stages"));
+    assert!(
+        named.contains("inventory: elsewhere.yml (from INFRA_INVENTORY)\nerror: cannot read inventory `elsewhere.yml`"),
+        "{named}"
+    );
+}
+
+/// What bash's completion of `words` offers, through the script
+/// `infra completions bash` prints.
+fn bash_completes(directory: &Path, words: &[&str]) -> Vec<String> {
+    let binary = assert_cmd::cargo::cargo_bin("infra");
+    let quoted: Vec<String> = words.iter().map(|word| format!("'{word}'")).collect();
+    let script = format!(
+        "source <(infra completions bash)\nCOMP_WORDS=({})\nCOMP_CWORD={}\nCOMP_TYPE=9\n_clap_complete_infra infra '{}' x\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+        quoted.join(" "),
+        words.len() - 1,
+        words.last().copied().unwrap_or_default()
+    );
+    let path = format!("{}:/usr/bin:/bin", binary.parent().expect("directory").display());
+    let output = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .current_dir(directory)
+        .env("PATH", path)
+        .env_remove("INFRA_INVENTORY")
+        .output()
+        .expect("bash runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).lines().map(str::to_string).collect()
+}
+
+#[test]
+fn completion_offers_the_inventorys_hosts_for_limit_and_ssh() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let init = infra().current_dir(directory.path()).args(["init", "--web", "2"]).output().expect("infra runs");
+    assert!(init.status.success());
+    assert_eq!(bash_completes(directory.path(), &["infra", "ssh", "web"]), ["web-01", "web-02"]);
+    let limits = bash_completes(directory.path(), &["infra", "plan", "--limit", ""]);
+    assert_eq!(
+        limits,
+        ["lb-01", "lb-02", "web-01", "web-02", "app-01", "db-01", "database", "app", "web", "load_balancer", "all"]
+    );
+    // The inventory `-i` names on the line is the one completed from.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let scaled = root.join("inventories/scaled.yml").display().to_string();
+    let hosts = bash_completes(directory.path(), &["infra", "exec", "-i", &scaled, "app-0"]);
+    assert!(hosts.len() >= 2 && hosts.iter().all(|host| host.starts_with("app-0")), "{hosts:?}");
+}
+
+#[test]
+fn man_pages_per_subcommand_say_exit_status_environment_and_examples() {
+    let page = infra().args(["man", "plan"]).output().expect("infra runs");
+    let page = String::from_utf8_lossy(&page.stdout);
+    for section in
+        [".SH NAME\ninfra\\-plan", ".SH \"EXIT STATUS\"", ".SH ENVIRONMENT", ".SH EXAMPLES", "INFRA_INVENTORY"]
+    {
+        assert!(page.contains(section), "{section} in:\n{page}");
+    }
+    let directory = tempfile::tempdir().expect("tempdir");
+    let written = infra().args(["man", "--out"]).arg(directory.path()).output().expect("runs");
+    assert!(written.status.success());
+    // Every page the main page refers to exists.
+    let main = std::fs::read_to_string(directory.path().join("infra.1")).expect("infra.1");
+    for referred in main.split("infra\\-").skip(1).filter_map(|rest| rest.split('(').next()) {
+        if referred.chars().all(|c| c.is_ascii_lowercase()) {
+            let page = directory.path().join(format!("infra-{referred}.1"));
+            assert!(page.exists(), "infra.1 refers to {}", page.display());
+        }
+    }
+}
+
+#[test]
+fn version_names_the_commit_and_the_build_date() {
+    let output = infra().arg("--version").output().expect("infra runs");
+    let version = String::from_utf8_lossy(&output.stdout);
+    let (_, rest) = version.trim().split_once(" (").expect("infra X.Y.Z (commit date, built date)");
+    let words: Vec<&str> = rest.trim_end_matches(')').split([' ', ',']).filter(|word| !word.is_empty()).collect();
+    assert_eq!(words.len(), 4, "{version}");
+    assert!(words[0] == "unknown" || words[0].len() == 12, "a commit: {version}");
+    assert_eq!(words[2], "built", "{version}");
+    assert_eq!(words[3].len(), 10, "a date: {version}");
+}
+
+#[test]
+fn a_limit_that_selects_nothing_suggests_the_nearest_name() {
+    let output = transcript(
+        infra()
+            .args(["plan", "-i", "inventories/five-server.yml", "--limit", "web-1"])
+            .env("INFRA_VRRP_SECRET", "x")
+            .env("INFRA_DB_PASSWORD", "y"),
+    );
+    assert!(output.contains("(did you mean `web-01`?)"), "{output}");
+}

@@ -15,6 +15,7 @@ pub mod gunicorn;
 pub mod haproxy;
 pub mod keepalived;
 pub mod mariadb;
+pub mod verbs;
 
 pub use checker::{Borrowed, CheckPlan, Part, Rewrite, check_plan};
 
@@ -23,9 +24,14 @@ use crate::desired::Checker;
 /// A service as infra installs and watches it.
 #[derive(Debug)]
 pub struct Service {
+    /// What an operator calls it: `infra logs web-01 nginx`.
+    pub name: &'static str,
     /// The systemd unit (without `.service`; other kinds, such as a
     /// `.timer`, by their full name).
     pub unit: &'static str,
+    /// The units whose journal is this service's log (a timer's is its
+    /// service's: the runs, not the schedule).
+    pub journal: &'static [&'static str],
     /// Debian packages that provide it (and the libraries the shipped
     /// example application imports).
     pub packages: &'static [&'static str],
@@ -133,7 +139,9 @@ pub const BACKUP_TIMER: ConfigFile = config(
 /// Scheduled backups of the app's database: a timer on the database host
 /// starts the backup script (`infra backup now` runs the same script).
 pub const BACKUP: Service = Service {
+    name: "backup",
     unit: "infra-backup.timer",
+    journal: &["infra-backup.service", "infra-backup.timer"],
     packages: &[],
     files: &[BACKUP_SCRIPT, BACKUP_SEALING_KEY, BACKUP_UNIT, BACKUP_TIMER],
     probes: &[Probe::Command {
@@ -143,7 +151,9 @@ pub const BACKUP: Service = Service {
 };
 
 pub const MARIADB: Service = Service {
+    name: "mariadb",
     unit: "mariadb",
+    journal: &["mariadb"],
     packages: &["mariadb-server"],
     files: &[MARIADB_CONFIG, DATABASE_SQL],
     probes: &[Probe::Command { description: "the database answers a query", command: "mariadb --execute 'SELECT 1'" }],
@@ -167,7 +177,9 @@ pub const APP_ENVIRONMENT: ConfigFile = ConfigFile {
 
 /// Gunicorn serving the app; a change to the app's code reloads it too.
 pub const GUNICORN: Service = Service {
+    name: "gunicorn",
     unit: "infra-app",
+    journal: &["infra-app"],
     packages: &["gunicorn", "python3-flask", "python3-pymysql"],
     files: &[GUNICORN_CONFIG, APP_UNIT, APP_ENVIRONMENT],
     probes: &[Probe::Http { description: "Gunicorn answers HTTP", path: "/", on: Listener::OwnAddress, tls: false }],
@@ -181,7 +193,9 @@ pub const NGINX_SITE: ConfigFile =
 pub const NGINX_MIME_TYPES: &str = "/etc/nginx/mime.types";
 
 pub const NGINX: Service = Service {
+    name: "nginx",
     unit: "nginx",
+    journal: &["nginx"],
     packages: &["nginx"],
     files: &[NGINX_MAIN, NGINX_SITE],
     probes: &[
@@ -197,7 +211,9 @@ pub const HAPROXY_CERTS: &str = "/etc/haproxy/certs/";
 
 /// HAProxy; the TLS files (not templates) reload it too.
 pub const HAPROXY: Service = Service {
+    name: "haproxy",
     unit: "haproxy",
+    journal: &["haproxy"],
     packages: &["haproxy"],
     files: &[HAPROXY_CONFIG],
     probes: &[
@@ -217,8 +233,14 @@ pub const KEEPALIVED_CONFIG: ConfigFile = ConfigFile {
     ..config("/etc/keepalived/keepalived.conf", "keepalived.conf.j2", Some(Checker::Keepalived), Trigger::Reload)
 };
 
-pub const KEEPALIVED: Service =
-    Service { unit: "keepalived", packages: &["keepalived"], files: &[KEEPALIVED_CONFIG], probes: &[] };
+pub const KEEPALIVED: Service = Service {
+    name: "keepalived",
+    unit: "keepalived",
+    journal: &["keepalived"],
+    packages: &["keepalived"],
+    files: &[KEEPALIVED_CONFIG],
+    probes: &[],
+};
 
 pub const FIREWALL_RULESET: ConfigFile =
     config("/etc/infra/firewall.nft", "firewall.nft.j2", Some(Checker::Nft), Trigger::Reload);
@@ -231,7 +253,9 @@ pub const FIREWALL_UNIT: ConfigFile = config(
 
 /// The tier firewall: one nftables table, loaded by its own unit.
 pub const FIREWALL: Service = Service {
+    name: "firewall",
     unit: "infra-firewall",
+    journal: &["infra-firewall"],
     packages: &["nftables"],
     files: &[FIREWALL_RULESET, FIREWALL_UNIT],
     probes: &[Probe::Command {

@@ -30,18 +30,19 @@ pub fn run(args: &ApplyArgs, style: Style) -> anyhow::Result<ExitCode> {
 /// `infra deploy`: an apply of the app hosts only, from the revision
 /// `--source` names, that first says what the release changes.
 pub fn deploy(args: &DeployArgs, style: Style) -> anyhow::Result<ExitCode> {
+    let inventory = super::inventory_path(args.inventory.as_deref())?;
     let apply = ApplyArgs {
         plan_file: None,
-        inventory: Some(args.inventory.clone()),
+        inventory: Some(inventory.clone()),
         limit: vec![crate::topology::Role::App.name().to_string()],
         converge: args.converge.clone(),
     };
     let overrides = super::Overrides { revision: args.source.clone() };
-    super::with_rendered_overridden(&args.inventory, args.converge.strict, &overrides, style, |stack, rendered| {
+    super::with_rendered_overridden(&inventory, args.converge.strict, &overrides, style, |stack, rendered| {
         if !rendered.state.hosts.iter().any(|host| host.releases.is_some()) {
             bail!("deploy changed nothing: the inventory has no app hosts");
         }
-        apply_rendered(&apply, style, None, &args.inventory, stack, rendered, true)
+        apply_rendered(&apply, style, None, &inventory, stack, rendered, true)
     })
 }
 
@@ -192,11 +193,12 @@ fn read_plan(path: &PathBuf) -> anyhow::Result<Plan> {
     Ok(plan)
 }
 
+/// `-i`, else the saved plan's own inventory, else discovery's.
 fn inventory_path(args: &ApplyArgs, saved: Option<&Plan>) -> anyhow::Result<PathBuf> {
     match (&args.inventory, saved.and_then(|plan| plan.inventory.as_ref())) {
         (Some(path), _) => Ok(path.clone()),
         (None, Some(path)) => Ok(PathBuf::from(path)),
-        (None, None) => bail!("`infra apply` needs `-i INVENTORY`, or a plan saved by `infra plan --out`"),
+        (None, None) => super::inventory_path(None),
     }
 }
 

@@ -116,11 +116,12 @@ pub async fn under_lock<T>(
 }
 
 pub fn checked(args: &HostsArgs, style: Style) -> anyhow::Result<Option<(String, Stack)>> {
-    let mut checked = super::load_and_check(&args.inventory.inventory, false)?;
+    let inventory = super::inventory_of(&args.inventory)?;
+    let mut checked = super::load_and_check(&inventory, false)?;
     if checked.printed_and_valid(style).is_none() {
         return Ok(None);
     }
-    let path = std::fs::canonicalize(&args.inventory.inventory)
-        .map_or_else(|_| args.inventory.inventory.display().to_string(), |path| path.display().to_string());
+    let path = std::fs::canonicalize(&inventory)
+        .map_or_else(|_| inventory.display().to_string(), |path| path.display().to_string());
     Ok(checked.stack.take().map(|stack| (path, stack)))
 }

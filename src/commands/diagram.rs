@@ -6,23 +6,23 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::CommandFactory;
 
-use crate::cli::{Cli, DiagramArgs, DiagramFormat};
+use crate::cli::{DiagramArgs, DiagramFormat};
 use crate::diagnostic::Style;
 use crate::diagram::{self, Diagram, Live};
 use crate::plan;
 use crate::render::Rendered;
 
 pub fn run(args: &DiagramArgs, style: Style) -> anyhow::Result<ExitCode> {
+    let inventory = super::inventory_of(&args.inventory)?;
     if args.live {
-        return super::with_rendered(&args.inventory.inventory, false, style, |stack, rendered| {
+        return super::with_rendered(&inventory, false, style, |stack, rendered| {
             let mut picture = Diagram::of(stack);
             mark_live(&mut picture, args, rendered)?;
             write(&picture, args)
         });
     }
-    let checked = super::load_and_check(&args.inventory.inventory, false)?;
+    let checked = super::load_and_check(&inventory, false)?;
     let Some(stack) = checked.printed_and_valid(style) else {
         return Ok(ExitCode::FAILURE);
     };
@@ -68,22 +68,5 @@ fn write(picture: &Diagram, args: &DiagramArgs) -> anyhow::Result<ExitCode> {
         Some(path) => std::fs::write(path, text).with_context(|| format!("cannot write `{}`", path.display()))?,
         None => stdout!("{text}"),
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The completion script for `shell`, generated from the parser itself.
-pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
-    // Into memory first: clap_complete panics on a failed write.
-    let mut script = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "infra", &mut script);
-    crate::output::write_stdout_bytes(&script);
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The man page, generated from the parser itself.
-pub fn man() -> anyhow::Result<ExitCode> {
-    let mut page = Vec::new();
-    clap_mangen::Man::new(Cli::command()).render(&mut page).context("cannot write the man page")?;
-    crate::output::write_stdout_bytes(&page);
     Ok(ExitCode::SUCCESS)
 }

@@ -15,7 +15,7 @@ use crate::report::Silent;
 
 /// `style` is stderr's (diagnostics), `stdout_style` the checks' own.
 pub fn run(args: &DoctorArgs, style: Style, stdout_style: Style) -> anyhow::Result<ExitCode> {
-    super::with_rendered(&args.inventory.inventory, false, style, |_, rendered| {
+    super::with_rendered(&super::inventory_of(&args.inventory)?, false, style, |_, rendered| {
         let hosts = super::limited(rendered.state.hosts, &args.limit)?;
         let runtime = super::runtime()?;
         let verdicts = runtime.block_on(examine(&hosts, args));

@@ -15,9 +15,9 @@ use crate::topology;
 pub fn run(command: &LabCommand, style: Style) -> anyhow::Result<ExitCode> {
     match command {
         LabCommand::Up(args) => {
-            let path = &args.inventory.inventory;
-            lab_certificate(path)?;
-            let checked = super::load_and_check(path, false)?;
+            let path = super::inventory_of(&args.inventory)?;
+            lab_certificate(&path)?;
+            let checked = super::load_and_check(&path, false)?;
             let Some(stack) = checked.printed_and_valid(style) else {
                 return Ok(ExitCode::FAILURE);
             };

@@ -76,7 +76,7 @@ fn ask(
     script: &str,
     style: Style,
 ) -> anyhow::Result<Option<Vec<(String, Answer)>>> {
-    let checked = super::load_and_check(&args.inventory.inventory, false)?;
+    let checked = super::load_and_check(&super::inventory_of(&args.inventory)?, false)?;
     let Some(stack) = checked.printed_and_valid(style) else { return Ok(None) };
     let mut targets: Vec<Target> = stack.hosts.iter().map(|host| crate::topology::ssh_target(stack, host)).collect();
     if let Some(names) = only {

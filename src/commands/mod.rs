@@ -9,10 +9,13 @@ mod diagram;
 mod doctor;
 mod drill;
 mod hosts;
+mod init;
 mod lab;
 mod lock;
+mod manual;
 mod plan;
 mod releases;
+mod remote;
 mod render;
 mod restore;
 mod stages;
@@ -38,6 +41,7 @@ pub fn run(cli: Cli) -> ExitCode {
     init_logging(cli.verbose, style);
     let json = wants_json(&cli.command);
     let result = match cli.command {
+        Command::Init(args) => init::run(&args),
         Command::Validate(args) => validate::run(&args, style),
         Command::Render(args) => render::run(&args, style),
         Command::Stages(args) => stages::run(&args, style),
@@ -53,9 +57,12 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Restore(args) => restore::restore(&args, style),
         Command::Releases(args) => releases::list(&args, style),
         Command::Rollback(args) => releases::rollback(&args, style),
+        Command::Ssh(args) => remote::ssh(&args, style),
+        Command::Logs(args) => remote::logs(&args, style),
+        Command::Exec(args) => remote::exec(&args, style),
         Command::Diagram(args) => diagram::run(&args, style),
-        Command::Completions { shell } => diagram::completions(shell),
-        Command::Man => diagram::man(),
+        Command::Completions { shell } => manual::completions(shell),
+        Command::Man(args) => manual::man(&args),
     };
     match result {
         Ok(code) => code,
@@ -199,6 +206,25 @@ impl Checked {
     }
 }
 
+/// The inventory `-i` names, else the one `INFRA_INVENTORY` names, else the
+/// nearest `infra.yml` from the working directory up; a file the command
+/// line did not name is announced on stderr, so the operator sees which.
+pub(crate) fn inventory_path(given: Option<&Path>) -> anyhow::Result<std::path::PathBuf> {
+    use anyhow::Context;
+    let environment = std::env::var_os(inventory::discovery::ENVIRONMENT).map(std::path::PathBuf::from);
+    let start = std::env::current_dir().context("cannot read the working directory")?;
+    let chosen = inventory::discovery::choose(given, environment.as_deref(), &start)?;
+    if let Some(line) = chosen.announcement() {
+        stderrln!("{line}");
+    }
+    Ok(chosen.path)
+}
+
+/// [`inventory_path`] of an `-i` flag.
+pub(crate) fn inventory_of(arg: &crate::cli::InventoryArg) -> anyhow::Result<std::path::PathBuf> {
+    inventory_path(arg.inventory.as_deref())
+}
+
 /// Loads an inventory and runs the stack rules; `strict` makes warnings errors.
 pub(crate) fn load_and_check(path: &Path, strict: bool) -> anyhow::Result<Checked> {
     load_and_check_with(path, strict, &Overrides::default())
@@ -333,16 +359,15 @@ pub(crate) fn limited(
     hosts: Vec<crate::desired::HostState>,
     limits: &[String],
 ) -> anyhow::Result<Vec<crate::desired::HostState>> {
-    let matches = |host: &crate::desired::HostState, limit: &String| {
-        host.name == *limit || host.roles.iter().any(|role| role.name() == limit)
-    };
-    if let Some(unknown) = limits.iter().find(|limit| !hosts.iter().any(|host| matches(host, limit))) {
-        anyhow::bail!("`--limit {unknown}` matches no host name or role in the inventory");
+    use crate::selection;
+    if let Some(unknown) = limits.iter().find(|limit| !hosts.iter().any(|host| selection::matches(host, limit))) {
+        let error = selection::no_match(&hosts, unknown);
+        return Err(anyhow::Error::new(error).context(format!("`--limit {unknown}` selects nothing")));
     }
     if limits.is_empty() {
         return Ok(hosts);
     }
-    Ok(hosts.into_iter().filter(|host| limits.iter().any(|limit| matches(host, limit))).collect())
+    Ok(hosts.into_iter().filter(|host| limits.iter().any(|limit| selection::matches(host, limit))).collect())
 }
 
 /// Says, on stderr, why each refused host must not be changed, and how to fix it.

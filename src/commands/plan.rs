@@ -2,6 +2,7 @@
 //! round trip each, and print what apply would change. The plan goes to
 //! stdout (text or JSON); progress and errors to stderr.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -13,18 +14,19 @@ use crate::render::Rendered;
 
 /// `style` is stderr's (diagnostics), `stdout_style` the plan's own.
 pub fn run(args: &PlanArgs, style: Style, stdout_style: Style) -> anyhow::Result<ExitCode> {
-    super::with_rendered(&args.inventory.inventory, args.strict, style, |_, rendered| {
-        plan_hosts(args, stdout_style, rendered)
+    let inventory = super::inventory_of(&args.inventory)?;
+    super::with_rendered(&inventory, args.strict, style, |_, rendered| {
+        plan_hosts(args, &inventory, stdout_style, rendered)
     })
 }
 
-fn plan_hosts(args: &PlanArgs, style: Style, rendered: Rendered) -> anyhow::Result<ExitCode> {
+fn plan_hosts(args: &PlanArgs, inventory: &Path, style: Style, rendered: Rendered) -> anyhow::Result<ExitCode> {
     let hosts = super::limited(rendered.state.hosts, &args.limit)?;
     let desired = crate::desired::DesiredState { hosts, virtual_ip: rendered.state.virtual_ip };
     let gathered = super::gather_facts(&desired, &args.connection, !args.no_progress)?;
     let mut plan = plan::plan(&desired, &gathered.facts, gathered.unreachable);
     plan.warnings = plan::backup_warnings(&desired, &gathered.facts, time::OffsetDateTime::now_utc());
-    plan.inventory = std::fs::canonicalize(&args.inventory.inventory).ok().map(|path| path.display().to_string());
+    plan.inventory = std::fs::canonicalize(inventory).ok().map(|path| path.display().to_string());
     if let Some(path) = &args.out {
         let json = serde_json::to_string_pretty(&plan).context("cannot serialize the plan")?;
         std::fs::write(path, json + "\n").with_context(|| format!("cannot write the plan to `{}`", path.display()))?;

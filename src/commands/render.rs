@@ -14,7 +14,7 @@ use crate::desired::{DesiredState, HostState};
 use crate::diagnostic::Style;
 
 pub fn run(args: &RenderArgs, style: Style) -> anyhow::Result<ExitCode> {
-    super::with_rendered(&args.inventory.inventory, args.strict, style, |_, rendered| {
+    super::with_rendered(&super::inventory_of(&args.inventory)?, args.strict, style, |_, rendered| {
         write_tree(&rendered.state, &args.out)?;
         let files: usize = rendered.state.hosts.iter().map(|host| host.files.len()).sum();
         stderrln!("rendered {files} files for {} hosts into `{}`", rendered.state.hosts.len(), args.out.display());

@@ -7,7 +7,7 @@ use crate::diagnostic::Style;
 use crate::topology;
 
 pub fn run(args: &StagesArgs, style: Style) -> anyhow::Result<ExitCode> {
-    let checked = super::load_and_check(&args.inventory.inventory, false)?;
+    let checked = super::load_and_check(&super::inventory_of(&args.inventory)?, false)?;
     let Some(stack) = checked.printed_and_valid(style) else {
         return Ok(ExitCode::FAILURE);
     };

@@ -19,10 +19,11 @@ use crate::render::{self, SecretMode};
 const JSON_VERSION: u32 = 1;
 
 pub fn run(args: &ValidateArgs, style: Style) -> anyhow::Result<ExitCode> {
-    let mut checked = match super::load_and_check(&args.inventory.inventory, args.strict) {
+    let inventory = super::inventory_of(&args.inventory)?;
+    let mut checked = match super::load_and_check(&inventory, args.strict) {
         Ok(checked) => checked,
         Err(error) if args.format == Format::Json => {
-            print_unreadable_json(&args.inventory.inventory, &error);
+            print_unreadable_json(&inventory, &error);
             return Ok(ExitCode::FAILURE);
         }
         Err(error) => return Err(error),

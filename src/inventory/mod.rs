@@ -4,6 +4,7 @@
 //! `from_yaml`) and the resulting model (`model`). It never talks to hosts.
 
 mod decode;
+pub mod discovery;
 mod from_yaml;
 pub mod grammar;
 mod model;

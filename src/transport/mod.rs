@@ -23,6 +23,7 @@ pub mod bastion;
 mod connect_hint;
 #[cfg(test)]
 pub(crate) mod fake;
+pub mod interactive;
 mod sudo;
 
 pub use sudo::{SudoProblem, SudoRefused};
@@ -31,6 +32,22 @@ pub use sudo::{SudoProblem, SudoRefused};
 /// is built with this, so no value can end its word.
 pub fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// How a script run with [`Connection::run`] ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finished {
+    /// The exit code; `None` when a signal ended it.
+    pub status: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Finished {
+    /// `exit status: 3`, or what ended it when no code did.
+    pub fn status_text(&self) -> String {
+        self.status.map_or_else(|| "ended by a signal".to_string(), |code| format!("exit status: {code}"))
+    }
 }
 
 /// How to reach one host.
@@ -301,6 +318,21 @@ impl Connection {
 
     /// Runs a POSIX sh script sent over stdin; returns its stdout.
     pub async fn run_script(&self, script: &str) -> Result<String, TransportError> {
+        let finished = self.run(script).await?;
+        if finished.status != Some(0) {
+            let tail: Vec<&str> = finished.stderr.lines().rev().take(10).collect();
+            return Err(TransportError::Script {
+                host: self.target.name.clone(),
+                status: finished.status_text(),
+                stderr: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+            });
+        }
+        Ok(finished.stdout)
+    }
+
+    /// Runs a POSIX sh script sent over stdin and returns how it ended,
+    /// whatever its exit status: `infra exec` shows a failing command's output.
+    pub async fn run(&self, script: &str) -> Result<Finished, TransportError> {
         let host = &self.target.name;
         let run_error = |source: ChannelError| TransportError::Run { host: host.clone(), source };
         let mut child = self.spawn_sh(Stdio::piped()).await.map_err(|error| run_error(error.into()))?;
@@ -309,16 +341,35 @@ impl Connection {
             stdin.shutdown().await.map_err(|error| run_error(ChannelError::Send(error)))?;
         }
         let output = child.wait_with_output().await.map_err(|error| run_error(error.into()))?;
-        if !output.status.success() {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            let tail: Vec<&str> = stderr.lines().rev().take(10).collect();
-            return Err(TransportError::Script {
-                host: host.clone(),
-                status: output.status.to_string(),
-                stderr: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
-            });
+        Ok(Finished {
+            status: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
+    }
+
+    /// Runs a POSIX sh script and hands each line of its stdout to
+    /// `each_line` as it comes (`infra logs --follow`), until it ends.
+    pub async fn follow(&self, script: &str, mut each_line: impl FnMut(&str)) -> Result<Finished, TransportError> {
+        use tokio::io::AsyncBufReadExt;
+        let host = &self.target.name;
+        let run_error = |source: ChannelError| TransportError::Run { host: host.clone(), source };
+        let mut child = self.spawn_sh(Stdio::piped()).await.map_err(|error| run_error(error.into()))?;
+        if let Some(mut stdin) = child.stdin().take() {
+            stdin.write_all(script.as_bytes()).await.map_err(|error| run_error(ChannelError::Send(error)))?;
+            stdin.shutdown().await.map_err(|error| run_error(ChannelError::Send(error)))?;
         }
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        let stdout = child.stdout().take().ok_or_else(|| run_error(ChannelError::NoPipe("stdout")))?;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        while let Some(line) = lines.next_line().await.map_err(|error| run_error(ChannelError::Receive(error)))? {
+            each_line(&line);
+        }
+        let output = child.wait_with_output().await.map_err(|error| run_error(error.into()))?;
+        Ok(Finished {
+            status: output.status.code(),
+            stdout: String::new(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
     }
 
     /// Starts a POSIX sh script (over stdin) that prints `ready_line` once

@@ -83,6 +83,7 @@ const SUITE: [&[Shared]; 2] = [
         apply_refuses_without_a_terminal_or_yes,
         a_killed_apply_converges_on_the_next_run,
         plan_limit_and_saved_plan,
+        ssh_logs_and_exec_reach_hosts_by_name_and_role,
         plan_refuses_unknown_and_changed_host_keys,
         plan_reports_unreachable_and_garbled_hosts,
         vrrp_moves_the_virtual_ip_when_the_holder_stops,

@@ -19,6 +19,7 @@ mod cloud;
 mod harness;
 mod isolation;
 mod lock;
+mod operate;
 mod plan;
 mod releases;
 #[path = "../support/git.rs"]
@@ -29,6 +30,7 @@ use backup::*;
 use cloud::*;
 use isolation::*;
 use lock::*;
+use operate::*;
 use plan::*;
 use releases::*;
 

@@ -183,6 +183,8 @@ pub(crate) fn plan_reports_unreachable_and_garbled_hosts(lab: &Lab) {
     let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert_eq!(output.status.code(), Some(1), "an unreachable host is an error:\n{stdout}{stderr}");
     assert!(stderr.contains(&format!("cannot connect to `web-01` ({})", address("web-01"))), "{stderr}");
+    assert_eq!(stderr.matches("`web-01`").count(), 1, "reported once:\n{stderr}");
+    assert!(stderr.contains("retraces the connection with ssh's own account"), "with a hint:\n{stderr}");
     assert!(
         stdout.contains("db-01") && stdout.contains("lb-02") && stdout.contains("1 unreachable"),
         "the others are still planned:\n{stdout}"

@@ -1,0 +1,138 @@
+//! Which hosts a word on the command line means: a host's name, a role
+//! name for all its hosts, or `all` (`--limit`, `infra ssh`, `logs`, `exec`, `lock
+//! break`); and, when it means none, the error that suggests the nearest
+//! name, so `web-1` finds `web-01`.
+
+use crate::inventory::{did_you_mean, quoted_list};
+use crate::role::Role;
+
+/// A host as selection sees it: its name and roles.
+pub trait Selectable {
+    fn name(&self) -> &str;
+    fn has_role(&self, role: Role) -> bool;
+}
+
+/// A word that selects no host.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum NoMatch {
+    #[error("`{asked}` is neither a host nor a role of the inventory{}; its hosts are {hosts}", suggestion.as_ref().map_or_else(String::new, |name| format!(" (did you mean `{name}`?)")))]
+    Unknown {
+        asked: String,
+        suggestion: Option<String>,
+        /// Every host name, quoted, for the message.
+        hosts: String,
+    },
+    #[error("no host of the inventory has the role `{0}`")]
+    EmptyRole(&'static str),
+}
+
+impl NoMatch {
+    /// The nearest name, when there is one.
+    pub fn suggestion(&self) -> Option<&str> {
+        match self {
+            NoMatch::Unknown { suggestion, .. } => suggestion.as_deref(),
+            NoMatch::EmptyRole(_) => None,
+        }
+    }
+}
+
+/// The word for every host (a host named `all` would be selected by its
+/// name first).
+pub const ALL: &str = "all";
+
+/// The hosts `asked` names, in their order: the host of that name, else
+/// every host of that role, else every host for [`ALL`].
+pub fn select<'a, T: Selectable>(hosts: &'a [T], asked: &str) -> Result<Vec<&'a T>, NoMatch> {
+    if let Some(host) = hosts.iter().find(|host| host.name() == asked) {
+        return Ok(vec![host]);
+    }
+    if asked == ALL {
+        return Ok(hosts.iter().collect());
+    }
+    if let Some(role) = Role::from_name(asked) {
+        let of_role: Vec<&T> = hosts.iter().filter(|host| host.has_role(role)).collect();
+        if !of_role.is_empty() {
+            return Ok(of_role);
+        }
+    }
+    Err(no_match(hosts, asked))
+}
+
+/// Whether `host` is one that `asked` names.
+pub fn matches<T: Selectable>(host: &T, asked: &str) -> bool {
+    host.name() == asked || asked == ALL || Role::from_name(asked).is_some_and(|role| host.has_role(role))
+}
+
+/// The error for a word no host or role matches, with the nearest name.
+pub fn no_match<T: Selectable>(hosts: &[T], asked: &str) -> NoMatch {
+    if let Some(role) = Role::from_name(asked) {
+        return NoMatch::EmptyRole(role.name());
+    }
+    let names: Vec<&str> = hosts.iter().map(Selectable::name).collect();
+    let mut candidates = names.clone();
+    candidates.extend(Role::ALL.iter().map(|role| role.name()));
+    candidates.push(ALL);
+    NoMatch::Unknown {
+        asked: asked.to_string(),
+        suggestion: did_you_mean(asked, &candidates).map(str::to_string),
+        hosts: quoted_list(&names),
+    }
+}
+
+impl Selectable for crate::inventory::Host {
+    fn name(&self) -> &str {
+        &self.name.value
+    }
+    fn has_role(&self, role: Role) -> bool {
+        self.roles.iter().any(|own| own.value == role)
+    }
+}
+
+impl Selectable for crate::desired::HostState {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Named(&'static str, Role);
+
+    impl Selectable for Named {
+        fn name(&self) -> &str {
+            self.0
+        }
+        fn has_role(&self, role: Role) -> bool {
+            self.1 == role
+        }
+    }
+
+    const HOSTS: [Named; 3] =
+        [Named("lb-01", Role::LoadBalancer), Named("lb-02", Role::LoadBalancer), Named("web-01", Role::Web)];
+
+    #[test]
+    fn a_host_name_or_a_role_selects() {
+        let names = |asked| select(&HOSTS, asked).expect("selected").iter().map(|host| host.0).collect::<Vec<_>>();
+        assert_eq!(names("web-01"), ["web-01"]);
+        assert_eq!(names("load_balancer"), ["lb-01", "lb-02"]);
+        assert_eq!(names("all"), ["lb-01", "lb-02", "web-01"]);
+    }
+
+    #[test]
+    fn a_near_miss_is_suggested() {
+        let error = select(&HOSTS, "web-1").expect_err("no such host");
+        assert_eq!(
+            error.to_string(),
+            "`web-1` is neither a host nor a role of the inventory (did you mean `web-01`?); its hosts are `lb-01`, `lb-02`, `web-01`"
+        );
+        let empty = select(&HOSTS, "database").expect_err("no host has it");
+        assert_eq!(empty.to_string(), "no host of the inventory has the role `database`");
+        assert_eq!(select(&HOSTS, "loadbalancer").expect_err("typo").suggestion(), Some("load_balancer"));
+    }
+}
