@@ -80,7 +80,8 @@ fn files_by_checker(host: &HostState) -> BTreeMap<Checker, Vec<String>> {
 fn missing_program(plan: &CheckPlan) -> Option<String> {
     let needed = plan.programs().chain(plan.local_wrapper.first().copied());
     let missing: Vec<&str> = needed.filter(|program| find_program(program).is_none()).collect();
-    (!missing.is_empty()).then(|| format!("`{}` is not installed", missing.join("`, `")))
+    let verb = if missing.len() == 1 { "is" } else { "are" };
+    (!missing.is_empty()).then(|| format!("`{}` {verb} not installed", missing.join("`, `")))
 }
 
 fn find_program(name: &str) -> Option<PathBuf> {

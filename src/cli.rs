@@ -174,6 +174,12 @@ pub struct RollbackArgs {
     /// The release to go back to (`infra releases` lists them); the one before the current by default.
     #[arg(long, value_name = "ID")]
     pub to: Option<String>,
+    /// Roll back without asking (needed when stdin is not a terminal).
+    #[arg(long)]
+    pub yes: bool,
+    /// `text`, or `json`: one document on stdout with the release and each host's switch.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 #[derive(clap::Args, Debug)]
@@ -222,7 +228,7 @@ pub struct RestoreArgs {
     /// (`database.backup.binlogs: true`); the backup is the newest taken before it unless `--backup` says.
     #[arg(long, value_name = "TIME", value_parser = parse_utc_time)]
     pub to_time: Option<String>,
-    /// Restore without asking: it replaces the database's tables.
+    /// Restore without asking (needed when stdin is not a terminal): it replaces the database's tables.
     #[arg(long)]
     pub yes: bool,
 }
@@ -259,8 +265,8 @@ pub enum LockCommand {
     Break {
         #[command(flatten)]
         lock: LockArgs,
-        /// The hosts whose lock to break.
-        #[arg(required = true, value_name = "HOST", add = ArgValueCandidates::new(crate::completion::hosts))]
+        /// The hosts whose lock to break (host names, role names or `all`).
+        #[arg(required = true, value_name = "HOST|ROLE", add = ArgValueCandidates::new(crate::completion::hosts_and_roles))]
         hosts: Vec<String>,
     },
 }

@@ -213,6 +213,8 @@ pub struct ManagedFile {
     /// Shared, not copied: 10,000 web hosts hold one Nginx site.
     #[serde(skip)]
     pub content: Arc<[u8]>,
+    /// Written in octal (`"0644"`) wherever infra shows it, JSON included.
+    #[serde(serialize_with = "octal")]
     pub mode: u32,
     pub owner: String,
     pub group: String,
@@ -249,8 +251,8 @@ pub struct HealthCheck {
 }
 
 /// A service's own configuration checker, able to judge a whole config tree.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// Named by its program everywhere (text and JSON alike): [`Checker::name`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Checker {
     Haproxy,
     Nginx,
@@ -278,6 +280,16 @@ impl Checker {
             Checker::Shell => "bash",
         }
     }
+}
+
+impl Serialize for Checker {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+fn octal<S: serde::Serializer>(mode: &u32, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&format!("{mode:04o}"))
 }
 
 impl ManagedService {

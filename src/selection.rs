@@ -69,12 +69,13 @@ pub fn no_match<T: Selectable>(hosts: &[T], asked: &str) -> NoMatch {
         return NoMatch::EmptyRole(role.name());
     }
     let names: Vec<&str> = hosts.iter().map(Selectable::name).collect();
-    let mut candidates = names.clone();
-    candidates.extend(Role::ALL.iter().map(|role| role.name()));
-    candidates.push(ALL);
+    let mut words: Vec<&str> = Role::ALL.iter().map(|role| role.name()).collect();
+    words.push(ALL);
+    // A host's name first: `web-99` means a host, not the role `web`.
+    let suggestion = did_you_mean(asked, &names).or_else(|| did_you_mean(asked, &words));
     NoMatch::Unknown {
         asked: asked.to_string(),
-        suggestion: did_you_mean(asked, &candidates).map(str::to_string),
+        suggestion: suggestion.map(str::to_string),
         hosts: quoted_list(&names),
     }
 }

@@ -90,6 +90,10 @@ fn sensitive_files_are_written_private() {
     assert_eq!(mode("app-01/etc/infra/app.env"), 0o600);
     assert_eq!(mode("lb-01/etc/keepalived/keepalived.conf"), 0o600);
     assert_eq!(mode("lb-01/etc/haproxy/haproxy.cfg"), 0o644);
+    // The mode the manifest says, the host gets, and render writes.
+    assert_eq!(mode("db-01/usr/local/sbin/infra-backup"), 0o755);
+    let manifest = std::fs::read_to_string(tree.join("db-01/host.json")).expect("host.json");
+    assert!(manifest.contains("\"path\": \"/usr/local/sbin/infra-backup\",\n      \"mode\": \"0755\""), "{manifest}");
 }
 
 #[test]
@@ -446,4 +450,28 @@ fn a_limit_that_selects_nothing_suggests_the_nearest_name() {
             .env("INFRA_DB_PASSWORD", "y"),
     );
     assert!(output.contains("(did you mean `web-01`?)"), "{output}");
+}
+
+#[test]
+fn destructive_commands_refuse_without_a_terminal_or_yes() {
+    let output = transcript(
+        infra()
+            .args(["restore", "-i", "inventories/five-server.yml"])
+            .env("INFRA_VRRP_SECRET", "x")
+            .env("INFRA_DB_PASSWORD", "y")
+            .stdin(std::process::Stdio::null()),
+    );
+    assert!(output.contains("error: refusing to restore without confirmation: stdin is not a terminal"), "{output}");
+    assert!(output.contains("hint: run again with `--yes`"), "{output}");
+}
+
+#[test]
+fn lock_break_of_an_unknown_host_suggests_one() {
+    let output = transcript(infra().args(["lock", "break", "-i", "inventories/five-server.yml", "web-99"]));
+    insta::assert_snapshot!(output, @r"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: `web-99` is neither a host nor a role of the inventory (did you mean `web-01`?); its hosts are `lb-01`, `lb-02`, `web-01`, `app-01`, `db-01`
+    ");
 }

@@ -72,10 +72,12 @@ fn bash_completion_loads() {
     assert!(output.status.success() && shown.contains("complete") && shown.trim_end().ends_with(" infra"), "{shown}");
 }
 
+/// zsh and fish register the same dynamic completer: the shell asks infra.
 #[test]
 fn zsh_and_fish_completions_are_generated() {
     assert!(stdout_of(infra().args(["completions", "zsh"])).starts_with("#compdef infra"));
-    assert!(stdout_of(infra().args(["completions", "fish"])).contains("complete -c infra"));
+    let fish = stdout_of(infra().args(["completions", "fish"]));
+    assert!(fish.contains("complete --keep-order --exclusive --command infra") && fish.contains("INFRA_COMPLETE=fish"));
 }
 
 #[test]

@@ -2,7 +2,6 @@
 //! exactly that plan and refuses, naming the host, when any host's facts or
 //! the desired state changed since the plan was made.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -124,7 +123,7 @@ impl Run<'_> {
         }
         // The question and pip below block: the runtime moves its other
         // tasks (the locks' holders) off this thread meanwhile.
-        if saved.is_none() && !self.args.converge.yes && !tokio::task::block_in_place(|| confirmed(&plan))? {
+        if saved.is_none() && !tokio::task::block_in_place(|| confirmed(&plan, self.args.converge.yes))? {
             stderrln!("apply cancelled: nothing was changed");
             return Ok(ExitCode::FAILURE);
         }
@@ -203,18 +202,15 @@ fn inventory_path(args: &ApplyArgs, saved: Option<&Plan>) -> anyhow::Result<Path
 }
 
 /// Asks on a terminal; refuses without one.
-fn confirmed(plan: &Plan) -> anyhow::Result<bool> {
-    if !std::io::stdin().is_terminal() {
-        bail!(
-            "refusing to apply without confirmation: stdin is not a terminal\n\nhint: review the plan, then run again with `--yes`, or apply a saved plan (`infra plan --out FILE`, `infra apply FILE`)"
-        );
-    }
+fn confirmed(plan: &Plan, yes: bool) -> anyhow::Result<bool> {
     let changing = plan.hosts.iter().filter(|host| !host.is_empty()).count();
-    stderr!("Apply these changes to {changing} hosts? [y/N] ");
-    std::io::stderr().flush().context("cannot write to stderr")?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer).context("cannot read the answer")?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+    let hosts = if changing == 1 { "1 host".to_string() } else { format!("{changing} hosts") };
+    super::confirmed(
+        yes,
+        &format!("Apply these changes to {hosts}?"),
+        "apply",
+        "review the plan, then run again with `--yes`, or apply a saved plan (`infra plan --out FILE`, `infra apply FILE`)",
+    )
 }
 
 fn report(plan: &Plan, outcome: &apply::Outcome, elapsed: Duration) -> anyhow::Result<ExitCode> {

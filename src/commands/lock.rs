@@ -78,13 +78,15 @@ fn ask(
 ) -> anyhow::Result<Option<Vec<(String, Answer)>>> {
     let checked = super::load_and_check(&super::inventory_of(&args.inventory)?, false)?;
     let Some(stack) = checked.printed_and_valid(style) else { return Ok(None) };
-    let mut targets: Vec<Target> = stack.hosts.iter().map(|host| crate::topology::ssh_target(stack, host)).collect();
+    let mut hosts: Vec<&crate::inventory::Host> = stack.hosts.iter().collect();
     if let Some(names) = only {
-        if let Some(unknown) = names.iter().find(|name| !targets.iter().any(|target| &target.name == *name)) {
-            anyhow::bail!("`{unknown}` is not a host of the inventory");
+        let mut chosen = Vec::new();
+        for name in names {
+            chosen.extend(crate::selection::select(&stack.hosts, name)?);
         }
-        targets.retain(|target| names.contains(&target.name));
+        hosts.retain(|host| chosen.iter().any(|chosen| std::ptr::eq(*chosen, *host)));
     }
+    let targets: Vec<Target> = hosts.iter().map(|host| crate::topology::ssh_target(stack, host)).collect();
     let settings = super::transport_settings(&args.connection);
     let runtime = super::runtime()?;
     let answers = runtime.block_on(async {

@@ -89,6 +89,7 @@ fn wants_json(command: &Command) -> bool {
         Command::Backup(crate::cli::BackupCommand::Now(args) | crate::cli::BackupCommand::List(args)) => args.format,
         Command::Backup(crate::cli::BackupCommand::Verify(args)) => args.backup.format,
         Command::Releases(args) => args.format,
+        Command::Rollback(args) => args.format,
         Command::Lab(crate::cli::LabCommand::Status { format }) => *format,
         _ => Format::Text,
     };
@@ -392,6 +393,27 @@ pub(crate) fn render_for_hosts(
         return Ok(None);
     }
     Ok(Some(rendered))
+}
+
+/// The question apply, rollback and restore ask before they change hosts:
+/// `--yes` answers it; on a terminal it is asked on stderr; without one
+/// the command refuses (`what` is the refusal, `hint` how to proceed).
+pub(crate) fn confirmed(yes: bool, question: &str, what: &str, hint: &str) -> anyhow::Result<bool> {
+    use std::io::{BufRead, Write};
+    if yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("refusing to {what} without confirmation: stdin is not a terminal\n\nhint: {hint}");
+    }
+    stderr!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|error| anyhow::anyhow!("cannot read the answer: {error}"))?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
 /// `N errors, M warnings` for summary lines.

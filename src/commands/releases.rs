@@ -125,12 +125,20 @@ pub fn rollback(args: &RollbackArgs, style: Style) -> anyhow::Result<ExitCode> {
     let hosts = app_hosts(&stack)?;
     let desired = crate::desired::DesiredState { hosts: hosts.clone(), virtual_ip: None };
     let gathered = super::gather_facts(&desired, &args.hosts.connection, false)?;
-    if let Some(unreachable) = gathered.unreachable.first() {
-        bail!("rollback changed nothing: {}", unreachable.error);
+    if !gathered.unreachable.is_empty() {
+        return Err(super::hosts::unreachable("rollback", "read", &gathered.unreachable));
     }
     let target = crate::releases::rollback_target(&hosts, &gathered.facts, args.to.as_deref())?;
+    let names: Vec<&str> = hosts.iter().map(|host| host.name.as_str()).collect();
+    let question = format!("Switch {} back to release {target}, one host at a time?", names.join(", "));
+    let hint = "run again with `--yes`; `infra releases` lists the releases each host keeps";
+    if !super::confirmed(args.yes, &question, "roll back", hint)? {
+        stderrln!("rollback cancelled: nothing was changed");
+        return Ok(ExitCode::FAILURE);
+    }
     let targets: Vec<Target> = hosts.iter().map(|host| host.target.clone()).collect();
     let started = Instant::now();
+    let switches = std::sync::Mutex::new(Vec::new());
     let runtime = super::runtime()?;
     runtime.block_on(under_lock(
         &args.hosts,
@@ -140,15 +148,25 @@ pub fn rollback(args: &RollbackArgs, style: Style) -> anyhow::Result<ExitCode> {
         &targets,
         async |connections| {
             let switched = |host: &str, took: std::time::Duration| {
-                stderrln!("rollback: `{host}` serves release {target} ({:.1} s)", took.as_secs_f64());
+                if args.format == Format::Text {
+                    stderrln!("rollback: `{host}` serves release {target} ({:.1} s)", took.as_secs_f64());
+                }
+                let mut switches = switches.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                switches.push(serde_json::json!({"host": host, "seconds": took.as_secs_f64()}));
             };
             Ok(crate::releases::roll_back(connections, &hosts, &target, switched).await?)
         },
     ))?;
-    stderrln!(
-        "rollback: every app host serves release {target} ({} hosts in {:.1} s)",
-        hosts.len(),
-        started.elapsed().as_secs_f64()
-    );
+    let seconds = started.elapsed().as_secs_f64();
+    match args.format {
+        Format::Json => {
+            let switches = switches.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let document = serde_json::json!({"version": 1, "rollback": {"release": target, "hosts": switches, "seconds": seconds}});
+            stdoutln!("{document:#}");
+        }
+        Format::Text => {
+            stderrln!("rollback: every app host serves release {target} ({} hosts in {seconds:.1} s)", hosts.len())
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

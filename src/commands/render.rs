@@ -74,7 +74,9 @@ fn write_host(host: &HostState, root: &Path) -> anyhow::Result<()> {
         Ok(root.join(relative))
     };
     for file in &host.files {
-        let mode = if file.sensitive { 0o600 } else { 0o644 };
+        // The mode the host gets (the backup script's 0755), but a secret
+        // stays readable by its owner only, even where the host lets a group read it.
+        let mode = if file.sensitive { file.mode & 0o700 } else { file.mode };
         write_new(&inside(&file.path)?, &file.content, mode)?;
     }
     // The app's release, where apply unpacks it.

@@ -131,12 +131,14 @@ pub fn restore(args: &RestoreArgs, style: Style) -> anyhow::Result<ExitCode> {
     let stores = stores_of(&stack)?;
     let database = stores.database.target.clone();
     let apps: Vec<&crate::inventory::Host> = stack.hosts_with(Role::App).collect();
-    if !args.yes {
-        bail!(
-            "refusing to restore without `--yes`: it replaces the tables of `{}` on `{}`, with the app tier stopped while it loads",
-            stack.database.name.value,
-            database.name
-        );
+    let question = format!(
+        "Replace the tables of `{}` on `{}` with the backup, the app tier stopped while it loads?",
+        stack.database.name.value, database.name
+    );
+    let hint = "run again with `--yes` when you mean it: `infra backup list` shows what each backup holds";
+    if !super::confirmed(args.yes, &question, "restore", hint)? {
+        stderrln!("restore cancelled: nothing was changed");
+        return Ok(ExitCode::FAILURE);
     }
     let probes: Vec<App> = apps
         .iter()

@@ -35,9 +35,13 @@ impl Decoder {
     /// Opens a mapping for keyed reads; `what` names it in messages.
     pub fn fields<'n>(&mut self, node: &'n Node, what: &str) -> Option<Fields<'n>> {
         match &node.value {
-            Value::Mapping(entries) => {
-                Some(Fields { span: node.span, entries, asked: Vec::new(), what: what.to_string() })
-            }
+            Value::Mapping(entries) => Some(Fields {
+                span: node.span,
+                entries,
+                asked: Vec::new(),
+                reported: Vec::new(),
+                what: what.to_string(),
+            }),
             _ => {
                 self.wrong_type(node, what, "a mapping");
                 None
@@ -255,6 +259,8 @@ pub struct Fields<'n> {
     pub span: Span,
     entries: &'n [(Node, Node)],
     asked: Vec<&'static str>,
+    /// Keys already reported as a typo of a required key.
+    reported: Vec<Span>,
     what: String,
 }
 
@@ -270,15 +276,45 @@ impl<'n> Fields<'n> {
     }
 
     /// The value of `key`, reporting its absence.
+    /// A key spelt nearly like `key` (`adress`) is the one error, with
+    /// the suggestion, not also a missing `key`: reported here, since a
+    /// caller may stop at the missing value before [`Self::finish`].
     pub fn required(&mut self, decoder: &mut Decoder, key: &'static str) -> Option<&'n Node> {
         let value = self.optional(key);
-        if value.is_none() {
+        if value.is_some() {
+            return value;
+        }
+        if let Some((typo, span)) = self.misspelling_of(key) {
+            decoder.report(
+                Diagnostic::error("unknown-key", format!("unknown key `{typo}` in {}", self.what))
+                    .at(span, "unknown key")
+                    .help(format!("did you mean `{key}`? (it is required)")),
+            );
+            self.reported.push(span);
+        } else {
             decoder.report(
                 Diagnostic::error("missing-key", format!("{} has no `{key}`", self.what))
                     .at(self.anchor(), format!("`{key}` is required here")),
             );
         }
         value
+    }
+
+    /// Another key of the mapping that is a typo of `key`: one edit away
+    /// (two for a long key). Closer than [`did_you_mean`]'s likeness, so a
+    /// valid sibling (`virtual_ip` beside a missing `virtual_router_id`) is
+    /// never taken for one.
+    fn misspelling_of(&self, key: &str) -> Option<(&'n str, Span)> {
+        let near = |text: &str| {
+            let edits = strsim::damerau_levenshtein(text, key);
+            edits == 1 || (edits == 2 && key.len() >= 6)
+        };
+        self.entries.iter().find_map(|(name, _)| match &name.value {
+            Value::String(text) if !self.asked.contains(&text.as_str()) && near(text) => {
+                Some((text.as_str(), name.span))
+            }
+            _ => None,
+        })
     }
 
     /// Renames the mapping in messages, once it is known (a host by its name).
@@ -312,7 +348,7 @@ impl<'n> Fields<'n> {
                 );
                 continue;
             };
-            if self.asked.contains(&name.as_str()) {
+            if self.asked.contains(&name.as_str()) || self.reported.contains(&key.span) {
                 continue;
             }
             let mut diagnostic = Diagnostic::error("unknown-key", format!("unknown key `{name}` in {}", self.what))

@@ -9,6 +9,7 @@ mod from_yaml;
 pub mod grammar;
 mod model;
 pub mod yaml;
+mod yaml_hint;
 
 use std::path::{Path, PathBuf};
 
@@ -50,8 +51,8 @@ pub fn load(path: &Path, also_allowed: &[PathBuf]) -> Result<Loaded, ReadError> 
 pub fn parse(source: SourceFile, files: LocalFiles) -> Loaded {
     let root = match yaml::parse(&source) {
         Ok(root) => root,
-        Err(diagnostic) => {
-            return Loaded { source, inventory: None, diagnostics: vec![diagnostic] };
+        Err(diagnostics) => {
+            return Loaded { source, inventory: None, diagnostics };
         }
     };
     let mut decoder = decode::Decoder::default();

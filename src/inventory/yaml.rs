@@ -49,19 +49,27 @@ impl Value {
     }
 }
 
-/// Parses YAML text into a [`Node`] tree, or a diagnostic at the syntax error.
-pub fn parse(source: &SourceFile) -> Result<Node, Diagnostic> {
+/// Parses YAML text into a [`Node`] tree, or the diagnostics that stop
+/// it: every tab in an indentation, the syntax error, a tag, or every key
+/// written twice. Duplicates pass through the parser so both places can be shown.
+pub fn parse(source: &SourceFile) -> Result<Node, Vec<Diagnostic>> {
+    let tabs = super::yaml_hint::tabs(source);
+    if !tabs.is_empty() {
+        return Err(tabs);
+    }
     let options = serde_saphyr::options! {
-        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::PassThrough,
     };
     let root = match serde_saphyr::from_str_with_options::<serde_saphyr::Spanned<RawValue>>(&source.text, options) {
         Ok(root) => root,
-        Err(error) => return Err(syntax_diagnostic(&error, source)),
+        Err(error) => return Err(vec![syntax_diagnostic(&error, source)]),
     };
-    match first_tag(source) {
-        Some(diagnostic) => Err(diagnostic),
-        None => Ok(into_node(root, source)),
+    if let Some(diagnostic) = first_tag(source) {
+        return Err(vec![diagnostic]);
     }
+    let root = into_node(root, source);
+    let duplicates = super::yaml_hint::duplicate_keys(&root);
+    if duplicates.is_empty() { Ok(root) } else { Err(duplicates) }
 }
 
 /// The first explicit tag in the document, as a diagnostic. serde decodes
@@ -98,7 +106,11 @@ fn syntax_diagnostic(error: &serde_saphyr::Error, source: &SourceFile) -> Diagno
     match error.location() {
         Some(location) if location != Location::UNKNOWN => {
             let span = span_of(&location, source);
-            diagnostic.at(span, "here")
+            let diagnostic = diagnostic.at(span, "here");
+            match super::yaml_hint::syntax_help(&message, span.start, source) {
+                Some(help) => diagnostic.help(help),
+                None => diagnostic,
+            }
         }
         _ => diagnostic,
     }
@@ -269,7 +281,7 @@ mod tests {
     use super::*;
 
     fn parse_text(text: &str) -> Result<Node, Diagnostic> {
-        parse(&SourceFile::new("t.yml", text))
+        parse(&SourceFile::new("t.yml", text)).map_err(|mut diagnostics| diagnostics.remove(0))
     }
 
     #[test]
@@ -302,6 +314,6 @@ mod tests {
     #[test]
     fn duplicate_keys_are_errors() {
         let diagnostic = parse_text("a: 1\na: 2\n").expect_err("duplicate key");
-        assert!(diagnostic.message.contains("duplicate"), "{}", diagnostic.message);
+        assert_eq!(diagnostic.code, "duplicate-key");
     }
 }

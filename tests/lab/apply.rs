@@ -120,7 +120,7 @@ pub(crate) fn apply_under_load(lab: &Lab, inventory: &Path, what: &str) -> Outpu
 /// `infra rollback` while a load runs through the virtual IP; asserts no request failed.
 pub(crate) fn rollback_under_load(lab: &Lab) -> Output {
     under_load(lab, "rollback", || {
-        lab.command().args(["rollback", "-i"]).arg(&lab.inventory).output().expect("infra runs")
+        lab.command().args(["rollback", "--yes", "-i"]).arg(&lab.inventory).output().expect("infra runs")
     })
 }
 

@@ -173,7 +173,7 @@ pub(crate) fn a_cloud_like_lab_converges_through_sudo_and_a_bastion() {
     assert_success(&lab.deploy(&inventory, &["--source", "v2"]), "deploy of v2 through sudo and the bastion");
     let v2 = current_release(&lab, &inventory);
     assert_ne!(v1, v2, "deploy switched the release");
-    let rollback = lab.command().args(["rollback", "-i"]).arg(&inventory).output().expect("infra runs");
+    let rollback = lab.command().args(["rollback", "--yes", "-i"]).arg(&inventory).output().expect("infra runs");
     assert_success(&rollback, "rollback through sudo and the bastion");
     assert_eq!(current_release(&lab, &inventory), v1, "rollback went back to v1");
     assert_eq!(super::apply::http_get(&lab.vip, "/").map(|(status, _)| status).ok(), Some(200));

@@ -57,7 +57,8 @@ pub(crate) fn ssh_logs_and_exec_reach_hosts_by_name_and_role(lab: &Lab) {
         "{}",
         text(&output).1
     );
-    // --follow prints lines as they come: a request made after it started shows up.
+    // --follow prints lines as they come: a reload made after it started shows up
+    // (systemd writes it into nginx's journal).
     let mut follow = lab
         .command()
         .args(["logs", "-i", &inventory, "web-01", "nginx", "-n", "0", "--follow"])
@@ -65,8 +66,8 @@ pub(crate) fn ssh_logs_and_exec_reach_hosts_by_name_and_role(lab: &Lab) {
         .spawn()
         .expect("infra logs --follow runs");
     std::thread::sleep(Duration::from_secs(2));
-    lab.ssh_ok(&address("web-01"), "logger -t nginx infra-follow-marker");
-    let seen = read_until(follow.stdout.take().expect("stdout"), "infra-follow-marker", Duration::from_secs(20));
+    lab.ssh_ok(&address("web-01"), "systemctl reload nginx");
+    let seen = read_until(follow.stdout.take().expect("stdout"), "Reload", Duration::from_secs(20));
     let _ = follow.kill();
     let _ = follow.wait();
     assert!(seen, "the new line arrived while following");

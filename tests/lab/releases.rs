@@ -448,6 +448,6 @@ pub(crate) fn a_git_deploy_of_code_a_package_and_a_migration_then_a_rollback(lab
 /// `infra rollback -i inventory` under load.
 fn under_load_rollback(lab: &Lab, inventory: &Path) -> Output {
     under_load(lab, "rollback of two app hosts", || {
-        lab.command().args(["rollback", "-i"]).arg(inventory).output().expect("infra runs")
+        lab.command().args(["rollback", "--yes", "-i"]).arg(inventory).output().expect("infra runs")
     })
 }
