@@ -2,8 +2,8 @@
 //! `--limit`, `ssh`, `logs`, `exec` and `lock break`, read from the
 //! inventory the command line names (`-i`) or discovery finds, through
 //! clap_complete's dynamic engine (`source <(infra completions bash)`
-//! registers it). Completion must never print or fail: an unreadable
-//! inventory completes nothing.
+//! registers it; `commands::answer_completion_if_asked` answers). Completion
+//! must never print or fail: an unreadable inventory completes nothing.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -15,13 +15,6 @@ use crate::role::Role;
 
 /// The variable that asks `infra` for completions instead of running.
 pub const ENVIRONMENT: &str = "INFRA_COMPLETE";
-
-/// Answers a completion request and exits, when the shell made one; a
-/// normal run returns at once.
-pub fn answer_if_asked() {
-    use clap::CommandFactory;
-    clap_complete::CompleteEnv::with_factory(crate::cli::Cli::command).var(ENVIRONMENT).complete();
-}
 
 /// The registration script for `shell`: what `infra completions SHELL` prints.
 pub fn registration(shell: clap_complete::Shell) -> std::io::Result<Vec<u8>> {

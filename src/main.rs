@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    infra::completion::answer_if_asked();
+    infra::commands::answer_completion_if_asked();
     let cli = infra::cli::Cli::parse();
     infra::commands::run(cli)
 }

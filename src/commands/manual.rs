@@ -11,6 +11,12 @@ use clap::CommandFactory;
 
 use crate::cli::{Cli, ManArgs};
 
+/// Answers a completion request and exits, when the shell made one
+/// ([`crate::completion::ENVIRONMENT`] set); a normal run returns at once.
+pub fn answer_completion_if_asked() {
+    clap_complete::CompleteEnv::with_factory(Cli::command).var(crate::completion::ENVIRONMENT).complete();
+}
+
 /// The script that registers `infra`'s completion with `shell`: the
 /// shell then asks `infra` itself, which knows the inventory's hosts.
 pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {

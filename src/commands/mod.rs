@@ -25,6 +25,8 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
+pub use manual::answer_completion_if_asked;
+
 use crate::cli::{Cli, ColorChoice, Command, Format};
 use crate::diagnostic::{self, Diagnostic, Severity, Style};
 use crate::inventory::{self, Inventory};
