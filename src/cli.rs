@@ -60,6 +60,8 @@ pub enum Command {
     Exec(ExecArgs),
     /// Draw the topology: tiers in stage order, the virtual IP, every flow the firewall allows.
     Diagram(DiagramArgs),
+    /// Print the inventory's JSON schema, for editors: `# yaml-language-server: $schema=infra.schema.json`.
+    Schema,
     /// Print a shell completion script (`source <(infra completions bash)`).
     Completions {
         #[arg(value_enum)]

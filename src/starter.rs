@@ -1,7 +1,8 @@
 //! What `infra init` writes: a commented inventory of the seeds' topology
 //! (two balancers, web, app and database hosts, counts per tier chosen),
 //! numbered on one subnet the way the example inventories are, with a
-//! small app and a static page beside it so the file validates, and
+//! small app and a static page beside it so the file validates, the
+//! schema its first line points editors at, and
 //! converges on a lab, exactly as written. The text is built here, not
 //! read from a template file, because its host list is a loop over counts.
 
@@ -61,7 +62,16 @@ pub fn files(choices: &Choices, inventory: PathBuf) -> Result<Vec<StarterFile>, 
         StarterFile { path: inventory, content: inventory_text(choices) },
         StarterFile { path: PathBuf::from("app/app.py"), content: APP.to_string() },
         StarterFile { path: PathBuf::from("static/index.html"), content: INDEX.to_string() },
+        StarterFile { path: PathBuf::from(SCHEMA_FILE), content: schema_text() },
     ])
+}
+
+/// The schema file the inventory's first line points editors at.
+pub const SCHEMA_FILE: &str = "infra.schema.json";
+
+fn schema_text() -> String {
+    let document = crate::inventory::schema::document();
+    serde_json::to_string_pretty(&document).map_or_else(|_| "{}".to_string(), |text| text + "\n")
 }
 
 fn check(choices: &Choices) -> Result<(), ChoiceError> {
@@ -133,6 +143,8 @@ fn hosts_section(out: &mut String, choices: &Choices) {
 }
 
 const HEADER: &str = "\
+# yaml-language-server: $schema=infra.schema.json
+#
 # The inventory of one web stack, written by `infra init`: two HAProxy load
 # balancers sharing a virtual IP (keepalived), Nginx web servers, Gunicorn
 # app servers and a MariaDB database. Every key: docs/inventory.md.

@@ -475,3 +475,51 @@ fn lock_break_of_an_unknown_host_suggests_one() {
     error: `web-99` is neither a host nor a role of the inventory (did you mean `web-01`?); its hosts are `lb-01`, `lb-02`, `web-01`, `app-01`, `db-01`
     ");
 }
+
+/// A validator as an editor runs one, over the schema `infra schema` prints.
+struct SchemaCheck {
+    schemas: boon::Schemas,
+    index: boon::SchemaIndex,
+}
+
+impl SchemaCheck {
+    fn new() -> SchemaCheck {
+        let printed = infra().arg("schema").output().expect("infra runs");
+        assert!(printed.status.success());
+        let schema: serde_json::Value = serde_json::from_slice(&printed.stdout).expect("the schema is JSON");
+        let mut compiler = boon::Compiler::new();
+        compiler.add_resource("file:///infra.schema.json", schema).expect("a resource");
+        let mut schemas = boon::Schemas::new();
+        let index = compiler.compile("file:///infra.schema.json", &mut schemas).expect("a valid JSON schema");
+        SchemaCheck { schemas, index }
+    }
+
+    fn errors(&self, yaml: &str) -> Option<String> {
+        let document: serde_json::Value = serde_saphyr::from_str(yaml).expect("YAML");
+        self.schemas.validate(&document, self.index).err().map(|error| format!("{error:#}"))
+    }
+}
+
+#[test]
+fn every_example_inventory_validates_against_the_schema_and_a_typo_does_not() {
+    let check = SchemaCheck::new();
+    let mut inventories: Vec<std::path::PathBuf> = files_under(Path::new("inventories"))
+        .into_iter()
+        .filter(|path| path.extension().is_some_and(|e| e == "yml"))
+        .collect();
+    inventories.extend(["tests/fixtures/minimal.yml", "tests/fixtures/every-key.yml"].map(Into::into));
+    let directory = tempfile::tempdir().expect("tempdir");
+    assert!(infra().current_dir(directory.path()).args(["init", "--lab"]).status().expect("runs").success());
+    inventories.push(directory.path().join("infra.yml"));
+    for path in &inventories {
+        let text = std::fs::read_to_string(path).expect("readable");
+        assert_eq!(check.errors(&text), None, "{} against the schema", path.display());
+    }
+    let text = std::fs::read_to_string("inventories/five-server.yml").expect("readable");
+    let typo = check.errors(&text.replacen("    address: 10.20.0.21", "    adress: 10.20.0.21", 1));
+    assert!(typo.is_some_and(|errors| errors.contains("adress")), "a misspelt key fails");
+    let unknown = check.errors(&format!("{text}\nloadbalancer: {{}}\n"));
+    assert!(unknown.is_some_and(|errors| errors.contains("loadbalancer")), "an unknown section fails");
+    let wrong = check.errors(&text.replacen("frontend_port: 80", "frontend_port: eighty", 1));
+    assert!(wrong.is_some(), "a string where a port goes fails");
+}

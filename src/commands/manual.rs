@@ -25,6 +25,13 @@ pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The inventory's JSON schema on stdout.
+pub fn schema() -> anyhow::Result<ExitCode> {
+    let document = serde_json::to_string_pretty(&crate::inventory::schema::document())?;
+    crate::output::write_stdout_bytes(format!("{document}\n").as_bytes());
+    Ok(ExitCode::SUCCESS)
+}
+
 /// One page on stdout, or every page into `--out DIR`.
 pub fn man(args: &ManArgs) -> anyhow::Result<ExitCode> {
     let mut root = Cli::command().disable_help_subcommand(true);

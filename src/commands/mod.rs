@@ -65,6 +65,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Diagram(args) => diagram::run(&args, style),
         Command::Completions { shell } => manual::completions(shell),
         Command::Man(args) => manual::man(&args),
+        Command::Schema => manual::schema(),
     };
     match result {
         Ok(code) => code,

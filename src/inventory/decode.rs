@@ -254,6 +254,13 @@ fn ipv6_unsupported(what: &str, span: Span) -> Diagnostic {
         .help("give the hosts, the virtual IP and the service addresses IPv4 addresses; `firewall.admin_cidrs` may list IPv6 networks")
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Every key the decoder asked for on this thread: the schema test's
+    /// record of what the decoder reads.
+    pub static ASKED: std::cell::RefCell<std::collections::BTreeSet<&'static str>> = Default::default();
+}
+
 /// The keys of one mapping, read one by one.
 pub struct Fields<'n> {
     pub span: Span,
@@ -268,6 +275,8 @@ impl<'n> Fields<'n> {
     /// The value of `key`, or `None` when it is absent or explicitly empty.
     pub fn optional(&mut self, key: &'static str) -> Option<&'n Node> {
         self.asked.push(key);
+        #[cfg(test)]
+        ASKED.with(|asked| asked.borrow_mut().insert(key));
         self.entries
             .iter()
             .find(|(name, _)| matches!(&name.value, Value::String(text) if text == key))

@@ -8,6 +8,7 @@ pub mod discovery;
 mod from_yaml;
 pub mod grammar;
 mod model;
+pub mod schema;
 pub mod yaml;
 mod yaml_hint;
 
