@@ -1,9 +1,16 @@
 //! `infra diagram`, completions and the man page, through the binary: no
-//! host needed (the live diagram is in the lab suite).
+//! host needed (the live diagram is in the lab suite; here, only hosts
+//! that refuse at once on loopback).
 
 use std::process::Command;
 
 use assert_cmd::cargo::CommandCargoExt;
+
+#[path = "support/git.rs"]
+#[allow(dead_code)]
+mod support;
+#[path = "support/cli.rs"]
+mod support_cli;
 
 fn infra() -> Command {
     let mut command = Command::cargo_bin("infra").expect("the infra binary is built");
@@ -97,4 +104,33 @@ fn the_readme_shows_the_current_diagram() {
     let block = readme.split("```mermaid\n").nth(1).and_then(|rest| rest.split("```").next()).expect("a mermaid block");
     let drawn = stdout_of(infra().args(["diagram", "-i", "inventories/five-server.yml", "--format", "mermaid"]));
     assert_eq!(block, drawn, "update the README's diagram");
+}
+
+/// `--live` with no host answering still draws the inventory, marks every
+/// host unreachable, says the balancers' state is unknown, and exits 1.
+#[test]
+fn live_with_no_host_answering_fails_and_says_unknown() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let inventory = support_cli::five_server_copy(directory.path(), |text| {
+        text.replace("  port: 22\n", "  port: 1\n").replace("    roles: [", "    ssh: {host: 127.0.0.1}\n    roles: [")
+    });
+    let output = infra()
+        .args(["diagram", "--live", "--format", "mermaid", "-i"])
+        .arg(&inventory)
+        .env("INFRA_VRRP_SECRET", "x")
+        .env("INFRA_DB_PASSWORD", "y")
+        .output()
+        .expect("infra runs");
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stdout.contains("unknown (unreachable), priority 150") && !stdout.contains("does not hold it"), "{stdout}");
+    assert!(stderr.ends_with("error: no host answered, so nothing in the picture is live\n"), "{stderr}");
+}
+
+/// The SVG scales to the window instead of a fixed width of points.
+#[test]
+fn the_svg_scales_to_the_window() {
+    let svg = stdout_of(infra().args(["diagram", "-i", "inventories/scaled.yml"]));
+    let tag = svg.split("<svg ").nth(1).and_then(|rest| rest.split('>').next()).expect("an svg tag");
+    assert!(tag.starts_with("width=\"100%\" style=\"max-width: ") && !tag.contains("height="), "{tag}");
 }

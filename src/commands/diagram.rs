@@ -18,8 +18,14 @@ pub fn run(args: &DiagramArgs, style: Style) -> anyhow::Result<ExitCode> {
     if args.live {
         return super::with_rendered(&inventory, false, style, |stack, rendered| {
             let mut picture = Diagram::of(stack);
-            mark_live(&mut picture, args, rendered)?;
-            write(&picture, args)
+            let answered = mark_live(&mut picture, args, rendered)?;
+            let written = write(&picture, args)?;
+            if answered == 0 {
+                // The picture is the inventory's alone: nothing live in it.
+                stderrln!("error: no host answered, so nothing in the picture is live");
+                return Ok(ExitCode::FAILURE);
+            }
+            Ok(written)
         });
     }
     let checked = super::load_and_check(&inventory, false)?;
@@ -31,15 +37,16 @@ pub fn run(args: &DiagramArgs, style: Style) -> anyhow::Result<ExitCode> {
 
 /// Reads every host's facts, as plan does, and marks the picture: the
 /// balancers holding the virtual IP, hosts unreachable or drifted.
-fn mark_live(picture: &mut Diagram, args: &DiagramArgs, rendered: Rendered) -> anyhow::Result<()> {
+/// Returns how many hosts answered.
+fn mark_live(picture: &mut Diagram, args: &DiagramArgs, rendered: Rendered) -> anyhow::Result<usize> {
     let gathered = super::gather_facts(&rendered.state, &args.connection, true)?;
     let plan = plan::plan(&rendered.state, &gathered.facts, gathered.unreachable);
     let mut live: BTreeMap<String, Live> = BTreeMap::new();
     for host in &plan.hosts {
         live.insert(host.host.clone(), if host.is_empty() { Live::InSync } else { Live::Drifted });
     }
+    super::hosts::print_unreachable_as("warning", &plan.unreachable);
     for unreachable in &plan.unreachable {
-        stderrln!("warning: {}", crate::sanitize::printable(&unreachable.error));
         live.insert(unreachable.host.clone(), Live::Unreachable);
     }
     let holders: Vec<String> = match rendered.state.virtual_ip {
@@ -51,11 +58,11 @@ fn mark_live(picture: &mut Diagram, args: &DiagramArgs, rendered: Rendered) -> a
             .collect(),
         None => Vec::new(),
     };
-    if rendered.state.virtual_ip.is_some() && holders.len() != 1 {
+    if rendered.state.virtual_ip.is_some() && holders.len() != 1 && !gathered.facts.is_empty() {
         stderrln!("warning: {} load balancers hold the virtual IP (expected exactly one)", holders.len());
     }
     picture.mark(holders, &live);
-    Ok(())
+    Ok(gathered.facts.len())
 }
 
 fn write(picture: &Diagram, args: &DiagramArgs) -> anyhow::Result<ExitCode> {

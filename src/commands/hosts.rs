@@ -85,8 +85,14 @@ pub(crate) fn unreachable(command: &str, what: &str, hosts: &[Unreachable]) -> a
 /// One `error:` line per host that did not answer, then each distinct
 /// hint once: five hosts refusing alike get five lines and one hint.
 pub(crate) fn print_unreachable(hosts: &[Unreachable]) {
+    print_unreachable_as("error", hosts);
+}
+
+/// [`print_unreachable`] with another word than `error` (`warning` where
+/// the command goes on without the host).
+pub(crate) fn print_unreachable_as(severity: &str, hosts: &[Unreachable]) {
     for host in hosts {
-        stderrln!("error: {}", crate::sanitize::multiline(&host.error));
+        stderrln!("{severity}: {}", crate::sanitize::multiline(&host.error));
     }
     let mut hints: Vec<&str> = Vec::new();
     for hint in hosts.iter().filter_map(|host| host.hint.as_deref()) {

@@ -2,8 +2,9 @@
 //!
 //! Graphviz does the layout (ranks, clusters, edge routing) that hand-placed
 //! boxes get wrong as soon as a tier grows; Debian packages it and its SVG
-//! is self-contained (no fonts or scripts fetched). Right to left, so the
-//! tiers read left to right in stage order while arrows follow requests.
+//! is self-contained (no fonts or scripts fetched). Left to right from the
+//! clients inward, as the seeds draw it: every arrow is a request's way,
+//! the database last. The SVG scales to the window it is shown in.
 
 use std::fmt::Write;
 use std::io::Write as _;
@@ -28,7 +29,7 @@ fn quoted(text: &str) -> String {
 
 pub fn write(diagram: &Diagram) -> String {
     let mut out = String::from("digraph infra {\n");
-    out.push_str("  rankdir=RL; compound=true; newrank=true; nodesep=0.3; ranksep=1.1; fontname=\"sans-serif\";\n");
+    out.push_str("  rankdir=LR; compound=true; newrank=true; nodesep=0.25; ranksep=0.7; fontname=\"sans-serif\";\n");
     out.push_str(
         "  node [shape=box, style=\"rounded,filled\", fillcolor=\"#f4f6f8\", fontname=\"sans-serif\", fontsize=11];\n",
     );
@@ -48,8 +49,13 @@ pub fn write(diagram: &Diagram) -> String {
     if !diagram.admin.is_empty() {
         let label = format!("admin\n{}", diagram.admin.join("\n"));
         let _ = writeln!(out, "  admin [shape=parallelogram, fillcolor=\"#ede7f6\", label={}];", quoted(&label));
+        if diagram.virtual_ip.is_some() {
+            // Beside the clients: both come from outside.
+            out.push_str("  { rank=same; clients; admin; }\n");
+        }
     }
-    for tier in &diagram.tiers {
+    // From the clients inward: the balancers first, the database last.
+    for tier in diagram.tiers.iter().rev() {
         let _ = writeln!(out, "  subgraph cluster_{} {{", tier.role.name());
         let _ = writeln!(out, "    label={}; style=\"rounded,dashed\"; color=\"#9e9e9e\";", quoted(tier.role.name()));
         for node in &tier.hosts {
@@ -60,12 +66,20 @@ pub fn write(diagram: &Diagram) -> String {
             let style = node_style(diagram, &node.name, node.live);
             let _ = writeln!(out, "    {} [label={}{style}];", id(&End::Host(node.name.clone())), quoted(&label));
         }
+        // One column per tier: a host no drawn arrow reaches (an arrow
+        // between tiers ends at the first host) stays with its tier.
+        let members: Vec<String> = tier.hosts.iter().map(|node| id(&End::Host(node.name.clone()))).collect();
+        let _ = writeln!(out, "    {{ rank=same; {}; }}", members.join("; "));
         out.push_str("  }\n");
     }
-    for flow in &diagram.flows {
+    for flow in &diagram.drawn_flows() {
         let (ends, mut extra) = edge_ends(diagram, &flow.from, &flow.to);
         if flow.both_ways {
-            extra.push_str(", dir=both, style=dashed");
+            // Within one tier: no rank between the pair.
+            extra.push_str(", dir=both, style=dashed, constraint=false");
+        }
+        if flow.from == End::Admin {
+            extra.push_str(", style=dotted, color=\"#7e57c2\", fontcolor=\"#7e57c2\"");
         }
         let _ = writeln!(out, "  {ends} [label={}{extra}];", quoted(&flow.label));
     }
@@ -74,8 +88,8 @@ pub fn write(diagram: &Diagram) -> String {
     out
 }
 
-/// `a -> b` and extra attributes: an edge to a whole tier goes to its
-/// first host, clipped at the tier's box (`lhead`).
+/// `a -> b` and extra attributes: an end that is a whole tier is its
+/// first host, the edge clipped at the tier's box (`ltail`, `lhead`).
 fn edge_ends(diagram: &Diagram, from: &End, to: &End) -> (String, String) {
     let resolve = |end: &End| match end {
         End::Tier(role) => {
@@ -86,11 +100,15 @@ fn edge_ends(diagram: &Diagram, from: &End, to: &End) -> (String, String) {
         }
         other => (id(other), None),
     };
-    let (tail, _) = resolve(from);
-    let (head, cluster) = resolve(to);
-    let extra = cluster.map_or_else(String::new, |cluster| {
-        format!(", lhead={cluster}, style=dotted, color=\"#7e57c2\", fontcolor=\"#7e57c2\"")
-    });
+    let (tail, tail_cluster) = resolve(from);
+    let (head, head_cluster) = resolve(to);
+    let mut extra = String::new();
+    if let Some(cluster) = tail_cluster {
+        extra.push_str(&format!(", ltail={cluster}"));
+    }
+    if let Some(cluster) = head_cluster {
+        extra.push_str(&format!(", lhead={cluster}"));
+    }
     (format!("{tail} -> {head}"), extra)
 }
 
@@ -114,6 +132,16 @@ fn write_vip_edges(diagram: &Diagram, out: &mut String) {
         let target = id(&End::Host(edge.balancer.to_string()));
         let _ = writeln!(out, "  vip -> {target} [label={}, {style}];", quoted(&edge.label));
     }
+}
+
+#[cfg(test)]
+#[test]
+fn the_svg_scales_to_its_window() {
+    let svg = "<?xml?>\n<svg width=\"1515pt\" height=\"324pt\"\n viewBox=\"0 0 1515 324\" xmlns=\"x\">\n<g/></svg>\n";
+    assert_eq!(
+        scalable(svg),
+        "<?xml?>\n<svg width=\"100%\" style=\"max-width: 1515pt\"\n viewBox=\"0 0 1515 324\" xmlns=\"x\">\n<g/></svg>\n"
+    );
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -149,10 +177,35 @@ pub fn svg(dot_text: &str) -> Result<String, SvgError> {
     let svg = String::from_utf8(output.stdout).map_err(|_| SvgError::Failed("its output is not UTF-8".into()))?;
     // The DOCTYPE names a DTD on the web; nothing needs it, and a viewer
     // that resolves it would fetch it.
-    Ok(svg
+    let svg = svg
         .lines()
         .filter(|line| !line.starts_with("<!DOCTYPE") && !line.contains("svg11.dtd"))
         .collect::<Vec<_>>()
         .join("\n")
-        + "\n")
+        + "\n";
+    Ok(scalable(&svg))
+}
+
+/// Graphviz fixes the picture's size in points; a window narrower than
+/// that clips it. With `width="100%"` and no height the viewBox scales it
+/// to the window, never beyond its natural size (`max-width`).
+fn scalable(svg: &str) -> String {
+    let Some(start) = svg.find("<svg ") else { return svg.to_string() };
+    let Some(end) = svg[start..].find('>').map(|end| start + end) else { return svg.to_string() };
+    let tag = &svg[start..end];
+    let attribute = |name: &str| {
+        let from = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+        let to = tag[from..].find('"')? + from;
+        Some((from - name.len() - 3, to + 1, tag[from..to].to_string()))
+    };
+    let (Some((width_start, width_end, width)), Some((height_start, height_end, _))) =
+        (attribute("width"), attribute("height"))
+    else {
+        return svg.to_string();
+    };
+    let mut new_tag = tag.to_string();
+    // Height first: it comes after width, so width's offsets stay valid.
+    new_tag.replace_range(height_start..height_end, "");
+    new_tag.replace_range(width_start..width_end, &format!(" width=\"100%\" style=\"max-width: {width}\""));
+    format!("{}{new_tag}{}", &svg[..start], &svg[end..])
 }

@@ -1,7 +1,7 @@
 //! Mermaid flowchart text, for a README or a pull request.
 //!
-//! Right to left, so the tiers read left to right in stage order (database
-//! first) while every arrow points the way requests travel. Labels are
+//! Left to right from the clients inward, every arrow the way requests
+//! travel, the database last; flows between whole tiers are one arrow. Labels are
 //! quoted and `"` is written as Mermaid's `#quot;`: every name reaching
 //! here passed the inventory grammar, and escaping keeps it so.
 
@@ -14,7 +14,7 @@ fn quoted(text: &str) -> String {
 }
 
 pub fn write(diagram: &Diagram) -> String {
-    let mut out = String::from("flowchart RL\n");
+    let mut out = String::from("flowchart LR\n");
     if let Some(vip) = &diagram.virtual_ip {
         let _ = writeln!(out, "  clients([{}])", quoted("clients"));
         let _ = writeln!(out, "  vip{{{{{}}}}}", quoted(&format!("virtual IP<br/>{}", vip.address)));
@@ -22,7 +22,8 @@ pub fn write(diagram: &Diagram) -> String {
     if !diagram.admin.is_empty() {
         let _ = writeln!(out, "  admin[/{}/]", quoted(&format!("admin<br/>{}", diagram.admin.join("<br/>"))));
     }
-    for tier in &diagram.tiers {
+    // From the clients inward: the balancers first, the database last.
+    for tier in diagram.tiers.iter().rev() {
         let _ = writeln!(out, "  subgraph {}[{}]", id(&End::Tier(tier.role)), quoted(tier.role.name()));
         for node in &tier.hosts {
             let mut label = format!("{}<br/>{}<br/>{}", node.name, node.address, role_names(&node.roles));
@@ -33,7 +34,7 @@ pub fn write(diagram: &Diagram) -> String {
         }
         out.push_str("  end\n");
     }
-    for flow in &diagram.flows {
+    for flow in &diagram.drawn_flows() {
         let arrow = if flow.both_ways { "<-->" } else { "-->" };
         let _ = writeln!(out, "  {} {arrow}|{}| {}", id(&flow.from), quoted(&flow.label), id(&flow.to));
     }

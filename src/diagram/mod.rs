@@ -158,8 +158,11 @@ impl Diagram {
             .enumerate()
             .map(|(index, (name, priority))| {
                 let holds = vip.holders.as_ref().map_or(index == 0, |holders| holders.contains(name));
+                let unreachable = self.node(name).is_some_and(|node| node.live == Some(Live::Unreachable));
                 let words = match (&vip.holders, holds) {
                     (Some(_), true) => "holds it now",
+                    // A balancer that did not answer may hold it or not.
+                    (Some(_), false) if unreachable => "unknown (unreachable)",
                     (Some(_), false) => "does not hold it",
                     (None, true) => "expected holder",
                     (None, false) => "backup",
@@ -167,6 +170,50 @@ impl Diagram {
                 VipEdge { balancer: name, holds, label: format!("{words}, priority {priority}") }
             })
             .collect()
+    }
+
+    fn node(&self, name: &str) -> Option<&Node> {
+        self.tiers.iter().flat_map(|tier| &tier.hosts).find(|node| node.name == name)
+    }
+
+    /// The tier a host is drawn in.
+    fn tier_of(&self, end: &End) -> Option<&Tier> {
+        let End::Host(name) = end else { return None };
+        self.tiers.iter().find(|tier| tier.hosts.iter().any(|node| node.name == *name))
+    }
+
+    /// The flows as drawn: where every host of one tier reaches every host
+    /// of another on the same ports, one arrow between the two tiers
+    /// instead of one per pair (on `scaled.yml`, one `tcp :8000` where
+    /// there were four, crossing). Any other flow is drawn host to host.
+    pub fn drawn_flows(&self) -> Vec<Flow> {
+        let mut drawn: Vec<Flow> = Vec::new();
+        let mut grouped: BTreeSet<(Role, Role, String)> = BTreeSet::new();
+        for flow in &self.flows {
+            let tiers = (self.tier_of(&flow.from), self.tier_of(&flow.to));
+            let (Some(from), Some(to)) = tiers else {
+                drawn.push(flow.clone());
+                continue;
+            };
+            let key = (from.role, to.role, flow.label.clone());
+            if grouped.contains(&key) {
+                continue;
+            }
+            let pairs = self.flows.iter().filter(|other| {
+                other.label == flow.label
+                    && other.both_ways == flow.both_ways
+                    && self.tier_of(&other.from).is_some_and(|tier| tier.role == from.role)
+                    && self.tier_of(&other.to).is_some_and(|tier| tier.role == to.role)
+            });
+            let every_pair = from.hosts.len() * to.hosts.len();
+            if from.role != to.role && every_pair > 1 && pairs.count() == every_pair {
+                grouped.insert(key);
+                drawn.push(Flow { from: End::Tier(from.role), to: End::Tier(to.role), ..flow.clone() });
+            } else {
+                drawn.push(flow.clone());
+            }
+        }
+        drawn
     }
 
     /// The balancer expected to hold the virtual IP: the highest priority.

@@ -59,6 +59,9 @@ fn live_marks_show_the_holder_and_unreachable_hosts() {
     assert!(text.contains(&format!("class {} holder", id(&End::Host(backup.clone())))), "{text}");
     assert!(text.contains(&format!("class {} unreachable", id(&End::Host(expected.clone())))), "{text}");
     assert!(text.contains("holds it now"), "{text}");
+    // The unreachable balancer may hold it or not: its edge says so.
+    assert!(text.contains("unknown (unreachable), priority"), "{text}");
+    assert!(!text.contains("does not hold it"), "{text}");
     let dot_text = dot::write(&picture);
     assert!(dot_text.contains("unreachable"), "{dot_text}");
 }
@@ -69,4 +72,26 @@ fn quotes_cannot_end_a_label() {
     picture.admin = vec!["a\"] --> x[\"b".into()];
     assert!(mermaid::write(&picture).contains("a#quot;] --> x[#quot;b"));
     assert!(dot::write(&picture).contains("a\\\"] --> x[\\\"b"));
+}
+
+/// Where every host of a tier reaches every host of the next one, one
+/// arrow: scaled.yml's two web and two app hosts draw one `tcp :8000`.
+#[test]
+fn whole_tier_flows_are_one_arrow() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/inventories/scaled.yml")).expect("scaled");
+    let text = text.replace("../examples", concat!(env!("CARGO_MANIFEST_DIR"), "/examples"));
+    let picture = Diagram::of(&stack(&text));
+    let drawn = picture.drawn_flows();
+    let app_port: Vec<&Flow> = drawn.iter().filter(|flow| flow.label == "tcp :8000").collect();
+    assert_eq!(app_port.len(), 1, "{app_port:?}");
+    assert_eq!((&app_port[0].from, &app_port[0].to), (&End::Tier(Role::Web), &End::Tier(Role::App)));
+    // The picture's data keeps every pair: the firewall test reads it.
+    assert_eq!(picture.flows.iter().filter(|flow| flow.label == "tcp :8000").count(), 4);
+    let mermaid = mermaid::write(&picture);
+    assert!(
+        mermaid.starts_with("flowchart LR\n") && mermaid.contains("tier_web -->|\"tcp :8000\"| tier_app"),
+        "{mermaid}"
+    );
+    let dot_text = dot::write(&picture);
+    assert!(dot_text.contains("rankdir=LR") && dot_text.contains("ltail=cluster_web, lhead=cluster_app"), "{dot_text}");
 }
