@@ -80,6 +80,11 @@ fn files_by_checker(host: &HostState) -> BTreeMap<Checker, Vec<String>> {
 fn missing_program(plan: &CheckPlan) -> Option<String> {
     let needed = plan.programs().chain(plan.local_wrapper.first().copied());
     let missing: Vec<&str> = needed.filter(|program| find_program(program).is_none()).collect();
+    not_installed(&missing)
+}
+
+/// "`gunicorn` is not installed", "`gunicorn`, `nft` are not installed".
+fn not_installed(missing: &[&str]) -> Option<String> {
     let verb = if missing.len() == 1 { "is" } else { "are" };
     (!missing.is_empty()).then(|| format!("`{}` {verb} not installed", missing.join("`, `")))
 }
@@ -148,4 +153,14 @@ fn check(plan: &CheckPlan, host: &HostState) -> Result<Outcome, PrepareError> {
     let stdout = if plan.quiet_stdout { String::new() } else { String::from_utf8_lossy(&output.stdout).into_owned() };
     let text = format!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
     Ok(Outcome::Failed { output: text.replace(&format!("{}/", root.display()), "").trim().to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn several_missing_programs_are_named_in_one_sentence() {
+        assert_eq!(super::not_installed(&["gunicorn"]).as_deref(), Some("`gunicorn` is not installed"));
+        assert_eq!(super::not_installed(&["gunicorn", "nft"]).as_deref(), Some("`gunicorn`, `nft` are not installed"));
+        assert_eq!(super::not_installed(&[]), None);
+    }
 }

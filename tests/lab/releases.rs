@@ -420,6 +420,9 @@ pub(crate) fn a_git_deploy_of_code_a_package_and_a_migration_then_a_rollback(lab
     let seconds = started.elapsed().as_secs_f64();
     eprintln!("rollback of two app hosts from v2 to v1: {seconds:.1} s under load");
     assert!(!String::from_utf8_lossy(&rollback.stderr).contains("install"));
+    let document: serde_json::Value = serde_json::from_slice(&rollback.stdout).expect("rollback's JSON");
+    assert_eq!(document["rollback"]["release"], v1_id.as_str(), "{document}");
+    assert_eq!(document["rollback"]["hosts"].as_array().map(Vec::len), Some(2), "a switch per app host: {document}");
     let back = current_releases(lab, &inventory);
     assert!(back.iter().all(|(_, id)| *id == v1_id), "every app host is back on v1: {back:?}");
     let after: Vec<String> = back.iter().map(|(host, _)| packages_of_v1(host)).collect();
@@ -448,6 +451,6 @@ pub(crate) fn a_git_deploy_of_code_a_package_and_a_migration_then_a_rollback(lab
 /// `infra rollback -i inventory` under load.
 fn under_load_rollback(lab: &Lab, inventory: &Path) -> Output {
     under_load(lab, "rollback of two app hosts", || {
-        lab.command().args(["rollback", "--yes", "-i"]).arg(inventory).output().expect("infra runs")
+        lab.command().args(["rollback", "--yes", "--format", "json", "-i"]).arg(inventory).output().expect("infra runs")
     })
 }
