@@ -333,14 +333,8 @@ impl Connection {
     /// Runs a POSIX sh script sent over stdin and returns how it ended,
     /// whatever its exit status: `infra exec` shows a failing command's output.
     pub async fn run(&self, script: &str) -> Result<Finished, TransportError> {
-        let host = &self.target.name;
-        let run_error = |source: ChannelError| TransportError::Run { host: host.clone(), source };
-        let mut child = self.spawn_sh(Stdio::piped()).await.map_err(|error| run_error(error.into()))?;
-        if let Some(mut stdin) = child.stdin().take() {
-            stdin.write_all(script.as_bytes()).await.map_err(|error| run_error(ChannelError::Send(error)))?;
-            stdin.shutdown().await.map_err(|error| run_error(ChannelError::Send(error)))?;
-        }
-        let output = child.wait_with_output().await.map_err(|error| run_error(error.into()))?;
+        let child = self.start_script(script).await?;
+        let output = child.wait_with_output().await.map_err(|error| self.run_error(error.into()))?;
         Ok(Finished {
             status: output.status.code(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -348,17 +342,27 @@ impl Connection {
         })
     }
 
+    /// `sh -s` on the host, its script sent and stdin closed: what `run`
+    /// and `follow` read the output of.
+    async fn start_script(&self, script: &str) -> Result<openssh::Child<Arc<Session>>, TransportError> {
+        let mut child = self.spawn_sh(Stdio::piped()).await.map_err(|error| self.run_error(error.into()))?;
+        if let Some(mut stdin) = child.stdin().take() {
+            stdin.write_all(script.as_bytes()).await.map_err(|error| self.run_error(ChannelError::Send(error)))?;
+            stdin.shutdown().await.map_err(|error| self.run_error(ChannelError::Send(error)))?;
+        }
+        Ok(child)
+    }
+
+    fn run_error(&self, source: ChannelError) -> TransportError {
+        TransportError::Run { host: self.target.name.clone(), source }
+    }
+
     /// Runs a POSIX sh script and hands each line of its stdout to
     /// `each_line` as it comes (`infra logs --follow`), until it ends.
     pub async fn follow(&self, script: &str, mut each_line: impl FnMut(&str)) -> Result<Finished, TransportError> {
         use tokio::io::AsyncBufReadExt;
-        let host = &self.target.name;
-        let run_error = |source: ChannelError| TransportError::Run { host: host.clone(), source };
-        let mut child = self.spawn_sh(Stdio::piped()).await.map_err(|error| run_error(error.into()))?;
-        if let Some(mut stdin) = child.stdin().take() {
-            stdin.write_all(script.as_bytes()).await.map_err(|error| run_error(ChannelError::Send(error)))?;
-            stdin.shutdown().await.map_err(|error| run_error(ChannelError::Send(error)))?;
-        }
+        let run_error = |source: ChannelError| self.run_error(source);
+        let mut child = self.start_script(script).await?;
         let stdout = child.stdout().take().ok_or_else(|| run_error(ChannelError::NoPipe("stdout")))?;
         let mut lines = tokio::io::BufReader::new(stdout).lines();
         while let Some(line) = lines.next_line().await.map_err(|error| run_error(ChannelError::Receive(error)))? {
