@@ -168,6 +168,21 @@ pub(crate) fn a_cloud_like_lab_converges_through_sudo_and_a_bastion() {
     let listening = lab.admin_ssh_ok(&web, true, "sudo -n ss -Hltn 'sport = :80'");
     assert!(listening.contains("10.72.1.21:80") && !listening.contains("0.0.0.0:80"), "{listening}");
 
+    // The daily commands through the bastion: ssh logs in as the
+    // inventory's user; exec and logs run as root through sudo.
+    let ssh = lab.command().args(["ssh", "-i"]).arg(&inventory).args(["web-01", "--", "hostname; id -un"]).output();
+    let ssh = ssh.expect("infra runs");
+    assert_success(&ssh, "infra ssh through the bastion");
+    assert_eq!(String::from_utf8_lossy(&ssh.stdout), "web-01\nadmin\n");
+    let exec = lab.command().args(["exec", "-i"]).arg(&inventory).args(["load_balancer", "--", "id -un"]).output();
+    let exec = exec.expect("infra runs");
+    assert_success(&exec, "infra exec on both balancers through sudo");
+    assert_eq!(String::from_utf8_lossy(&exec.stdout), "lb-01: root\nlb-02: root\n");
+    let logs = lab.command().args(["logs", "-i"]).arg(&inventory).args(["db-01", "mariadb", "-n", "5"]).output();
+    let logs = logs.expect("infra runs");
+    assert_success(&logs, "infra logs behind the bastion");
+    assert!(String::from_utf8_lossy(&logs.stdout).contains("db-01"), "{}", String::from_utf8_lossy(&logs.stdout));
+
     // Releases through the bastion: deploy v2, roll back to v1.
     let v1 = current_release(&lab, &inventory);
     assert_success(&lab.deploy(&inventory, &["--source", "v2"]), "deploy of v2 through sudo and the bastion");
