@@ -1,7 +1,8 @@
 //! Which inventory file a command reads when `-i` does not say: the one
 //! `INFRA_INVENTORY` names, else the nearest `infra.yml` in the working
-//! directory or one of its parents, as cargo finds `Cargo.toml`. Kept apart
-//! from loading so the rule is one function, tested without a terminal.
+//! directory or one of its parents, as cargo finds `Cargo.toml`, owned by
+//! this user or root. Kept apart from loading so the rule is one function,
+//! tested without a terminal.
 
 use std::path::{Path, PathBuf};
 
@@ -60,9 +61,19 @@ pub fn choose(given: Option<&Path>, environment: Option<&Path>, start: &Path) ->
     if let Some(path) = environment.filter(|path| !path.as_os_str().is_empty()) {
         return Ok(Chosen { path: path.to_path_buf(), origin: Origin::Environment });
     }
-    let found = start.ancestors().map(|directory| directory.join(FILE_NAME)).find(|path| path.is_file());
+    let found = start.ancestors().map(|directory| directory.join(FILE_NAME)).find(|path| trusted(path));
     let path = found.ok_or_else(|| NotFound { start: start.to_path_buf() })?;
     Ok(Chosen { path: relative_to(&path, start), origin: Origin::Discovered })
+}
+
+/// A regular file owned by this user or root: on a shared machine, an
+/// `infra.yml` another user left in `/tmp` or `/home` is never read
+/// unless named with `-i`.
+fn trusted(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(metadata) = std::fs::metadata(path) else { return false };
+    let owner = metadata.uid();
+    metadata.is_file() && (owner == 0 || owner == rustix::process::getuid().as_raw())
 }
 
 /// `path` as the operator would type it from `start`: `infra.yml`,
@@ -96,6 +107,18 @@ mod tests {
 
         std::fs::write(nested.join(FILE_NAME), "").expect("write");
         assert_eq!(choose(None, None, &nested).expect("chosen").path, PathBuf::from("infra.yml"));
+    }
+
+    #[test]
+    fn a_file_another_user_owns_is_not_discovered() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let planted = root.path().join(FILE_NAME);
+        std::fs::write(&planted, "").expect("write");
+        if rustix::process::getuid().is_root() {
+            std::os::unix::fs::chown(&planted, Some(65534), None).expect("chown to nobody");
+            assert!(choose(None, None, root.path()).is_err(), "nobody's infra.yml is not read");
+        }
+        assert_eq!(choose(Some(&planted), None, root.path()).expect("named").origin, Origin::Given);
     }
 
     #[test]
