@@ -390,6 +390,9 @@ pub struct PlanArgs {
     /// Treat warnings as errors.
     #[arg(long)]
     pub strict: bool,
+    /// Say where the time went, on stderr: each phase here, and each host's steps (docs/plan.md).
+    #[arg(long)]
+    pub timings: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -458,6 +461,9 @@ pub struct ConvergeArgs {
     /// Treat warnings as errors.
     #[arg(long)]
     pub strict: bool,
+    /// Say where the time went, on stderr: each phase here, and each host's steps (docs/plan.md).
+    #[arg(long)]
+    pub timings: bool,
 }
 
 #[derive(clap::Args, Debug, Clone)]

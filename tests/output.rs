@@ -134,3 +134,23 @@ fn color_never_also_keeps_log_lines_plain() {
     assert!(!plain.contains('\x1b'), "no escape with --color never: {plain:?}");
     assert!(plan("auto").contains('\x1b'), "a terminal gets colour by default");
 }
+
+#[test]
+fn timings_break_a_plan_down_by_phase_and_host() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let inventory = refusing_inventory(directory.path());
+    let output = with_secrets(infra().args(["plan", "--timings", "--no-progress", "-i"]).arg(&inventory))
+        .output()
+        .expect("infra runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let timings = stderr.split("timings: ").nth(1).expect("a breakdown after the plan");
+    for phase in ["s in all\n", "\n  load, check and render ", "\n  connect and read facts ", "\n  plan "] {
+        assert!(timings.contains(phase), "{phase:?} in:\n{timings}");
+    }
+    assert!(timings.contains("\n  host (s)         connecting\n"), "one column per step:\n{timings}");
+    for host in ["db-01", "app-01", "web-01", "lb-01", "lb-02", "slowest"] {
+        assert!(timings.lines().any(|line| line.trim_start().starts_with(host)), "{host} in:\n{timings}");
+    }
+    let plain = with_secrets(infra().args(["plan", "--no-progress", "-i"]).arg(&inventory)).output().expect("runs");
+    assert!(!String::from_utf8_lossy(&plain.stderr).contains("timings:"), "only when asked");
+}

@@ -16,14 +16,25 @@ use crate::facts;
 use crate::lock;
 use crate::plan::{self, Palette, Plan};
 use crate::stack::Stack;
+use crate::timings::Timings;
 use crate::transport::{Settings, Ssh};
 
 pub fn run(args: &ApplyArgs, style: Style) -> anyhow::Result<ExitCode> {
+    let timings = Timings::default();
     let saved = args.plan_file.as_ref().map(read_plan).transpose()?;
     let inventory_path = inventory_path(args, saved.as_ref())?;
-    super::with_rendered(&inventory_path, args.converge.strict, style, |stack, rendered| {
-        apply_rendered(args, style, saved.as_ref(), &inventory_path, stack, rendered, false)
-    })
+    let code = super::with_rendered(&inventory_path, args.converge.strict, style, |stack, rendered| {
+        timings.record("load, check and render", timings.elapsed());
+        apply_rendered(args, style, saved.as_ref(), &inventory_path, stack, rendered, false, &timings)
+    });
+    print_timings(args, &timings);
+    code
+}
+
+fn print_timings(args: &ApplyArgs, timings: &Timings) {
+    if args.converge.timings {
+        stderr!("{}", crate::timings::render_text(&timings.report()));
+    }
 }
 
 /// `infra deploy`: an apply of the app hosts only, from the revision
@@ -37,15 +48,21 @@ pub fn deploy(args: &DeployArgs, style: Style) -> anyhow::Result<ExitCode> {
         converge: args.converge.clone(),
     };
     let overrides = super::Overrides { revision: args.source.clone() };
-    super::with_rendered_overridden(&inventory, args.converge.strict, &overrides, style, |stack, rendered| {
-        if !rendered.state.hosts.iter().any(|host| host.releases.is_some()) {
-            bail!("deploy changed nothing: the inventory has no app hosts");
-        }
-        apply_rendered(&apply, style, None, &inventory, stack, rendered, true)
-    })
+    let timings = Timings::default();
+    let code =
+        super::with_rendered_overridden(&inventory, args.converge.strict, &overrides, style, |stack, rendered| {
+            if !rendered.state.hosts.iter().any(|host| host.releases.is_some()) {
+                bail!("deploy changed nothing: the inventory has no app hosts");
+            }
+            timings.record("load, check and render", timings.elapsed());
+            apply_rendered(&apply, style, None, &inventory, stack, rendered, true, &timings)
+        });
+    print_timings(&apply, &timings);
+    code
 }
 
 /// Everything after the shared prologue: connect, lock, then converge.
+#[allow(clippy::too_many_arguments)] // the prologue's results, passed on once
 fn apply_rendered(
     args: &ApplyArgs,
     style: Style,
@@ -54,6 +71,7 @@ fn apply_rendered(
     stack: &Stack,
     rendered: crate::render::Rendered,
     deploy: bool,
+    timings: &Timings,
 ) -> anyhow::Result<ExitCode> {
     let limits: Vec<String> = match saved {
         Some(saved) => saved.hosts.iter().map(|host| host.host.clone()).collect(),
@@ -61,7 +79,8 @@ fn apply_rendered(
     };
     let desired =
         DesiredState { hosts: super::limited(rendered.state.hosts, &limits)?, virtual_ip: rendered.state.virtual_ip };
-    let run = Run { args, style, stack, transport: super::transport_settings(&args.converge.connection), deploy };
+    let transport = super::transport_settings(&args.converge.connection);
+    let run = Run { args, style, stack, transport, deploy, timings };
     let inventory = canonical_display(inventory_path);
     let hosts = super::hosts::Run {
         connection: &args.converge.connection,
@@ -71,7 +90,9 @@ fn apply_rendered(
     };
     let targets = facts::targets_of(&desired.hosts);
     let runtime = super::runtime()?;
+    let connecting = Instant::now();
     runtime.block_on(super::hosts::under_lock(hosts, &targets, &targets, async |connected| {
+        timings.record("connect and lock", connecting.elapsed());
         run.converge(&desired, saved, connected).await
     }))
 }
@@ -84,6 +105,7 @@ struct Run<'a> {
     transport: Settings,
     /// `infra deploy`: say what the release changes before the plan.
     deploy: bool,
+    timings: &'a Timings,
 }
 
 impl Run<'_> {
@@ -97,11 +119,14 @@ impl Run<'_> {
         connected: &facts::Connected,
     ) -> anyhow::Result<ExitCode> {
         let parallel = self.args.converge.connection.parallel;
-        let gathered = facts::read(&desired.hosts, connected, parallel, &crate::report::Silent).await;
+        let timed = crate::timings::Timed { inner: &crate::report::Silent, timings: self.timings };
+        let reading = Instant::now();
+        let gathered = facts::read(&desired.hosts, connected, parallel, &timed).await;
+        self.timings.record("read facts", reading.elapsed());
         if !gathered.unreachable.is_empty() {
             return Err(super::hosts::unreachable("apply", "read", &gathered.unreachable));
         }
-        let plan = plan::plan(desired, &gathered.facts, Vec::new());
+        let plan = self.timings.phase("plan", || plan::plan(desired, &gathered.facts, Vec::new()));
         if let Some(saved) = saved {
             plan::drift(saved, &plan)?;
         }
@@ -131,18 +156,21 @@ impl Run<'_> {
         let settings =
             ApplySettings { serial: self.args.converge.serial, health_seconds: self.args.converge.health_timeout };
         let connector = Ssh(self.transport.clone());
-        let wheelhouses = tokio::task::block_in_place(|| fetch_wheelhouses(&plan, desired))?;
+        let wheelhouses =
+            tokio::task::block_in_place(|| self.timings.phase("fetch wheels", || fetch_wheelhouses(&plan, desired)))?;
+        let timed = crate::timings::Timed { inner: reporter.as_ref(), timings: self.timings };
         let context = apply::Context {
             desired,
             connector: &connector,
             settings,
-            reporter: reporter.as_ref(),
+            reporter: &timed,
             wheelhouses: &wheelhouses,
             migrated: Default::default(),
             operator: lock::operator(),
         };
         let started = Instant::now();
         let outcome = apply::apply(&plan, &context).await;
+        self.timings.record("converge", started.elapsed());
         reporter.finish();
         let code = report(&plan, &outcome, started.elapsed())?;
         if outcome.failures.is_empty() {

@@ -16,6 +16,8 @@ pub fn run(command: &LabCommand, style: Style) -> anyhow::Result<ExitCode> {
     match command {
         LabCommand::Up(args) => {
             let path = super::inventory_of(&args.inventory)?;
+            // Before anything is written: the certificate lands in root's state directory.
+            lab::require_root()?;
             lab_certificate(&path)?;
             let checked = super::load_and_check(&path, false)?;
             let Some(stack) = checked.printed_and_valid(style) else {

@@ -338,11 +338,21 @@ pub(crate) fn gather_facts(
     connection: &crate::cli::ConnectionArgs,
     progress: bool,
 ) -> anyhow::Result<crate::facts::Gathered> {
+    gather_facts_timed(desired, connection, progress, &crate::timings::Timings::default())
+}
+
+/// [`gather_facts`], each host's steps marked in `timings`.
+pub(crate) fn gather_facts_timed(
+    desired: &crate::desired::DesiredState,
+    connection: &crate::cli::ConnectionArgs,
+    progress: bool,
+    timings: &crate::timings::Timings,
+) -> anyhow::Result<crate::facts::Gathered> {
     let runtime = runtime()?;
     let reporter = crate::report::facts_reporter(progress);
+    let timed = crate::timings::Timed { inner: reporter.as_ref(), timings };
     let settings = transport_settings(connection);
-    let gathered =
-        runtime.block_on(crate::facts::gather(&desired.hosts, settings, connection.parallel, reporter.as_ref()));
+    let gathered = runtime.block_on(crate::facts::gather(&desired.hosts, settings, connection.parallel, &timed));
     reporter.finish();
     Ok(gathered)
 }

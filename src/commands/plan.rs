@@ -11,20 +11,36 @@ use crate::cli::{Format, PlanArgs};
 use crate::diagnostic::Style;
 use crate::plan::{self, Palette};
 use crate::render::Rendered;
+use crate::timings::Timings;
 
 /// `style` is stderr's (diagnostics), `stdout_style` the plan's own.
 pub fn run(args: &PlanArgs, style: Style, stdout_style: Style) -> anyhow::Result<ExitCode> {
+    let timings = Timings::default();
     let inventory = super::inventory_of(&args.inventory)?;
-    super::with_rendered(&inventory, args.strict, style, |_, rendered| {
-        plan_hosts(args, &inventory, stdout_style, rendered)
-    })
+    let started = std::time::Instant::now();
+    let code = super::with_rendered(&inventory, args.strict, style, |_, rendered| {
+        timings.record("load, check and render", started.elapsed());
+        plan_hosts(args, &inventory, stdout_style, rendered, &timings)
+    });
+    if args.timings {
+        stderr!("{}", crate::timings::render_text(&timings.report()));
+    }
+    code
 }
 
-fn plan_hosts(args: &PlanArgs, inventory: &Path, style: Style, rendered: Rendered) -> anyhow::Result<ExitCode> {
+fn plan_hosts(
+    args: &PlanArgs,
+    inventory: &Path,
+    style: Style,
+    rendered: Rendered,
+    timings: &Timings,
+) -> anyhow::Result<ExitCode> {
     let hosts = super::limited(rendered.state.hosts, &args.limit)?;
     let desired = crate::desired::DesiredState { hosts, virtual_ip: rendered.state.virtual_ip };
-    let gathered = super::gather_facts(&desired, &args.connection, !args.no_progress)?;
-    let mut plan = plan::plan(&desired, &gathered.facts, gathered.unreachable);
+    let gathered = timings.phase("connect and read facts", || {
+        super::gather_facts_timed(&desired, &args.connection, !args.no_progress, timings)
+    })?;
+    let mut plan = timings.phase("plan", || plan::plan(&desired, &gathered.facts, gathered.unreachable));
     plan.warnings = plan::backup_warnings(&desired, &gathered.facts, time::OffsetDateTime::now_utc());
     plan.inventory = std::fs::canonicalize(inventory).ok().map(|path| path.display().to_string());
     if let Some(path) = &args.out {

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-pub use preflight::PreflightError;
+pub use preflight::{PreflightError, require_root};
 pub use rootfs::{PACKAGES, RootfsError};
 pub use scratch::{Scratch, boot_scratch, remove_scratch};
 pub use system::SystemError;
