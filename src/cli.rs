@@ -21,7 +21,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Write a commented starter inventory (`infra.yml`), with a small app and a static page, that validates as written.
+    /// Write a commented starter inventory (`infra.yml`), a small app, a static page and the schema: it validates as written.
     Init(InitArgs),
     /// Check an inventory offline: parse, stack rules, render, and the services' own config checkers.
     Validate(ValidateArgs),
@@ -58,7 +58,7 @@ pub enum Command {
     Logs(LogsArgs),
     /// Run a command as root on a host, or on every host of a role in parallel, one block of output per host.
     Exec(ExecArgs),
-    /// Draw the topology: tiers in stage order, the virtual IP, every flow the firewall allows.
+    /// Draw the topology from the clients inward: the virtual IP, each tier, every flow the firewall allows.
     Diagram(DiagramArgs),
     /// Print the inventory's JSON schema, for editors: `# yaml-language-server: $schema=infra.schema.json`.
     Schema,
