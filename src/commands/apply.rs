@@ -232,10 +232,9 @@ fn inventory_path(args: &ApplyArgs, saved: Option<&Plan>) -> anyhow::Result<Path
 /// Asks on a terminal; refuses without one.
 fn confirmed(plan: &Plan, yes: bool) -> anyhow::Result<bool> {
     let changing = plan.hosts.iter().filter(|host| !host.is_empty()).count();
-    let hosts = if changing == 1 { "1 host".to_string() } else { format!("{changing} hosts") };
     super::confirmed(
         yes,
-        &format!("Apply these changes to {hosts}?"),
+        &format!("Apply these changes to {}?", super::plural(changing, "host")),
         "apply",
         "review the plan, then run again with `--yes`, or apply a saved plan (`infra plan --out FILE`, `infra apply FILE`)",
     )

@@ -61,7 +61,7 @@ pub fn explained(error: impl Into<RestoreError>) -> anyhow::Error {
 }
 
 pub fn now(args: &BackupArgs, style: Style) -> anyhow::Result<ExitCode> {
-    let Some((inventory_path, stack)) = checked(&args.hosts, style)? else { return Ok(ExitCode::FAILURE) };
+    let Some((inventory_path, stack)) = checked(&args.hosts.inventory, style)? else { return Ok(ExitCode::FAILURE) };
     let stores = stores_of(&stack)?;
     let runtime = super::runtime()?;
     let locked = [stores.database.target.clone()];
@@ -115,8 +115,10 @@ pub async fn under_lock<T>(
     super::hosts::under_lock(run, locked, targets, async |connected| body(&connected.connections).await).await
 }
 
-pub fn checked(args: &HostsArgs, style: Style) -> anyhow::Result<Option<(String, Stack)>> {
-    let inventory = super::inventory_of(&args.inventory)?;
+/// The inventory's path (canonical, for the lock) and its stack; `None`
+/// when it has errors (printed).
+pub fn checked(inventory: &crate::cli::InventoryArg, style: Style) -> anyhow::Result<Option<(String, Stack)>> {
+    let inventory = super::inventory_of(inventory)?;
     let mut checked = super::load_and_check(&inventory, false)?;
     if checked.printed_and_valid(style).is_none() {
         return Ok(None);

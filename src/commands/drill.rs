@@ -26,7 +26,7 @@ use crate::transport::Target;
 const SCRATCH_HOST: &str = "drill";
 
 pub fn verify(args: &VerifyArgs, style: Style) -> anyhow::Result<ExitCode> {
-    let Some((_, stack)) = checked(&args.backup.hosts, style)? else { return Ok(ExitCode::FAILURE) };
+    let Some((_, stack)) = checked(&args.backup.hosts.inventory, style)? else { return Ok(ExitCode::FAILURE) };
     let stores = stores_of(&stack)?;
     let key = super::backup::sealing_key(&stack);
     let database_name = stack.database.name.value.clone();

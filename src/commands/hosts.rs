@@ -78,7 +78,7 @@ fn lock_refusal(command: &str, error: lock::LockError) -> anyhow::Error {
 /// nothing: the hosts could not be `what` (reached, read).
 pub(crate) fn unreachable(command: &str, what: &str, hosts: &[Unreachable]) -> anyhow::Error {
     print_unreachable(hosts);
-    let count = if hosts.len() == 1 { "1 host".to_string() } else { format!("{} hosts", hosts.len()) };
+    let count = super::plural(hosts.len(), "host");
     anyhow::anyhow!("{count} could not be {what}; {command} changes nothing until every host it would touch answers")
 }
 

@@ -432,6 +432,10 @@ pub(crate) fn confirmed(yes: bool, question: &str, what: &str, hint: &str) -> an
 /// `N errors, M warnings` for summary lines.
 pub(crate) fn counts(diagnostics: &[Diagnostic]) -> String {
     let (errors, warnings) = diagnostic::summary(diagnostics);
-    let plural = |count: usize, word: &str| format!("{count} {word}{}", if count == 1 { "" } else { "s" });
     format!("{}, {}", plural(errors, "error"), plural(warnings, "warning"))
+}
+
+/// `1 host`, `5 hosts`: a count and its noun, for summary lines.
+pub(crate) fn plural(count: usize, word: &str) -> String {
+    format!("{count} {word}{}", if count == 1 { "" } else { "s" })
 }

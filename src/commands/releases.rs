@@ -40,7 +40,7 @@ struct Unpacked {
 }
 
 pub fn list(args: &ReleasesArgs, style: Style) -> anyhow::Result<ExitCode> {
-    let Some((_, stack)) = checked(&args.hosts, style)? else { return Ok(ExitCode::FAILURE) };
+    let Some((_, stack)) = checked(&args.hosts.inventory, style)? else { return Ok(ExitCode::FAILURE) };
     let hosts = app_hosts(&stack)?;
     let desired = crate::desired::DesiredState { hosts: hosts.clone(), virtual_ip: None };
     let gathered = super::gather_facts(&desired, &args.hosts.connection, false)?;
@@ -121,7 +121,7 @@ fn app_hosts(stack: &Stack) -> anyhow::Result<Vec<HostState>> {
 }
 
 pub fn rollback(args: &RollbackArgs, style: Style) -> anyhow::Result<ExitCode> {
-    let Some((inventory_path, stack)) = checked(&args.hosts, style)? else { return Ok(ExitCode::FAILURE) };
+    let Some((inventory_path, stack)) = checked(&args.hosts.inventory, style)? else { return Ok(ExitCode::FAILURE) };
     let hosts = app_hosts(&stack)?;
     let desired = crate::desired::DesiredState { hosts: hosts.clone(), virtual_ip: None };
     let gathered = super::gather_facts(&desired, &args.hosts.connection, false)?;

@@ -7,8 +7,6 @@ use std::io::IsTerminal;
 use std::os::unix::process::CommandExt;
 use std::process::ExitCode;
 
-use anyhow::Context;
-
 use crate::catalog::verbs::{self, LogWindow};
 use crate::cli::{ExecArgs, LogsArgs, SshArgs};
 use crate::diagnostic::Style;
@@ -62,10 +60,12 @@ fn services_to_read(
     asked: Option<&str>,
 ) -> anyhow::Result<Vec<&'static crate::catalog::Service>> {
     let Some(asked) = asked else { return Ok(runs) };
-    let names: Vec<&str> = runs.iter().map(|service| service.name).collect();
-    match runs.iter().find(|service| verbs::service_named(asked).is_some_and(|named| named.name == service.name)) {
-        Some(service) => Ok(vec![*service]),
-        None => anyhow::bail!("`{host}` runs no service `{asked}`; it runs {}", crate::inventory::quoted_list(&names)),
+    match verbs::service_named(asked).filter(|named| runs.iter().any(|service| service.name == named.name)) {
+        Some(service) => Ok(vec![service]),
+        None => {
+            let names: Vec<&str> = runs.iter().map(|service| service.name).collect();
+            anyhow::bail!("`{host}` runs no service `{asked}`; it runs {}", crate::inventory::quoted_list(&names))
+        }
     }
 }
 
@@ -131,8 +131,7 @@ fn summary(tried: usize, failed: &[String], unreachable: usize) -> anyhow::Resul
     if unreachable > 0 {
         problems.push(format!("{unreachable} did not answer"));
     }
-    let hosts = if tried == 1 { "1 host".to_string() } else { format!("{tried} hosts") };
-    stderrln!("error: of {hosts}, {}", problems.join("; "));
+    stderrln!("error: of {}, {}", super::plural(tried, "host"), problems.join("; "));
     Ok(ExitCode::FAILURE)
 }
 
@@ -161,9 +160,5 @@ fn print_line(prefix: Option<&String>, line: &str) {
 }
 
 fn valid_stack(inventory: &crate::cli::InventoryArg, style: Style) -> anyhow::Result<Option<Stack>> {
-    let mut checked = super::load_and_check(&super::inventory_of(inventory)?, false)?;
-    if checked.printed_and_valid(style).is_none() {
-        return Ok(None);
-    }
-    checked.stack.take().context("the inventory has no stack").map(Some)
+    Ok(super::backup::checked(inventory, style)?.map(|(_, stack)| stack))
 }

@@ -32,7 +32,7 @@ struct Listed<'a> {
 }
 
 pub fn list(args: &BackupArgs, style: Style) -> anyhow::Result<ExitCode> {
-    let Some((_, stack)) = checked(&args.hosts, style)? else { return Ok(ExitCode::FAILURE) };
+    let Some((_, stack)) = checked(&args.hosts.inventory, style)? else { return Ok(ExitCode::FAILURE) };
     let stores = stores_of(&stack)?;
     let runtime = super::runtime()?;
     let (held, mut warnings) = runtime.block_on(read_all(&args.hosts, &stores))?;
@@ -127,7 +127,7 @@ fn newest_passed(held: &BTreeMap<String, Holdings>) -> Option<String> {
 }
 
 pub fn restore(args: &RestoreArgs, style: Style) -> anyhow::Result<ExitCode> {
-    let Some((inventory_path, stack)) = checked(&args.hosts, style)? else { return Ok(ExitCode::FAILURE) };
+    let Some((inventory_path, stack)) = checked(&args.hosts.inventory, style)? else { return Ok(ExitCode::FAILURE) };
     let stores = stores_of(&stack)?;
     let database = stores.database.target.clone();
     let apps: Vec<&crate::inventory::Host> = stack.hosts_with(Role::App).collect();
