@@ -342,8 +342,8 @@ impl Connection {
         })
     }
 
-    /// `sh -s` on the host, its script sent and stdin closed: what `run`
-    /// and `follow` read the output of.
+    /// `sh -s` on the host, its script sent and stdin closed: what `run`,
+    /// `follow` and `stream_to` read the output of.
     async fn start_script(&self, script: &str) -> Result<openssh::Child<Arc<Session>>, TransportError> {
         let mut child = self.spawn_sh(Stdio::piped()).await.map_err(|error| self.run_error(error.into()))?;
         if let Some(mut stdin) = child.stdin().take() {
@@ -418,11 +418,7 @@ impl Connection {
     pub async fn stream_to(&self, read: &str, to: &Connection, write: &str) -> Result<u64, TransportError> {
         let (from_host, to_host) = (&self.target.name, &to.target.name);
         let run_error = |host: &String, source: ChannelError| TransportError::Run { host: host.clone(), source };
-        let mut reader = self.spawn_sh(Stdio::piped()).await.map_err(|error| run_error(from_host, error.into()))?;
-        if let Some(mut stdin) = reader.stdin().take() {
-            stdin.write_all(read.as_bytes()).await.map_err(|error| run_error(from_host, ChannelError::Send(error)))?;
-            stdin.shutdown().await.map_err(|error| run_error(from_host, ChannelError::Send(error)))?;
-        }
+        let mut reader = self.start_script(read).await?;
         let (program, options): (&str, &[&str]) = match to.target.privilege {
             Privilege::Login => ("sh", &["-c"]),
             Privilege::Sudo => ("sudo", &sudo::SH_C),
