@@ -218,10 +218,7 @@ use crate::transport::shell_quote as quote;
 pub fn script(host: &HostState) -> String {
     let mut script = SCRIPT_PRELUDE.replace("MAX_DIFF_BYTES", &MAX_DIFF_BYTES.to_string());
     script.push_str("require_root\n");
-    for (index, file) in host.files.iter().enumerate() {
-        let send = if file.sensitive { 0 } else { 1 };
-        script.push_str(&format!("file {index} {} {} {send}\n", quote(&file.path), sha256_hex(&file.content)));
-    }
+    script.push_str(&files_script(&host.files));
     // One dpkg-query and one systemctl for all items: on a host each process
     // costs milliseconds, and with many hosts on few cores that adds up.
     // Neither may run without names: they would list every package or
@@ -238,10 +235,7 @@ pub fn script(host: &HostState) -> String {
     script.push_str("# shellcheck disable=SC2086 # split into its four words\nset -- ${SSH_CONNECTION:-}\n[ $# -eq 4 ] && echo \"L $1 $4\"\n");
     // Read, never sourced: os-release is a file on the host, not a script
     // for infra to run. Values may be quoted; `parse` checks the words.
-    script.push_str(
-        "os() { sed -n \"s/^$1=[\\\"']\\{0,1\\}\\([^\\\"' ]*\\).*/\\1/p\" /etc/os-release 2>/dev/null | head -n 1; }\n\
-         echo \"O $(os ID) $(os VERSION_CODENAME)\" | sed 's/ $/ unknown/; s/^O  /O unknown /'\n",
-    );
+    script.push_str("os_release\n");
     if !host.ports.is_empty() {
         let ports: Vec<String> = host.ports.iter().map(|port| port.port.to_string()).collect();
         script.push_str(&format!("listeners {}\n", ports.join(" ")));
@@ -263,37 +257,63 @@ pub fn script(host: &HostState) -> String {
     script
 }
 
+/// The managed files: one digest for all of them first (`D` when the
+/// tree is exactly as desired, the usual answer of a converged host), and
+/// only when it differs a line per file, with the content for a diff.
+fn files_script(files: &[crate::desired::ManagedFile]) -> String {
+    if files.is_empty() {
+        return String::new();
+    }
+    let paths: Vec<String> = files.iter().map(|file| quote(&file.path)).collect();
+    let mut script = format!("if files_unchanged {} {}; then echo D; else\n", tree_digest(files), paths.join(" "));
+    for (index, file) in files.iter().enumerate() {
+        let send = if file.sensitive { 0 } else { 1 };
+        script.push_str(&format!("file {index} {} {} {send}\n", paths[index], sha256_hex(&file.content)));
+    }
+    script.push_str("fi\n");
+    script
+}
+
+/// What `files_unchanged` on the host digests when every file is as
+/// desired: `stat -c '%F %a %U %G %s'` of each, then their contents.
+pub fn tree_digest(files: &[crate::desired::ManagedFile]) -> String {
+    let mut digest = Sha256::new();
+    for file in files {
+        let kind = if file.content.is_empty() { "regular empty file" } else { "regular file" };
+        digest.update(format!(
+            "{kind} {:o} {} {} {}\n",
+            file.mode & 0o7777,
+            file.owner,
+            file.group,
+            file.content.len()
+        ));
+    }
+    for file in files {
+        digest.update(&file.content);
+    }
+    digest.finalize().iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
 /// `K TARGET` (`K -` for no link, `K !` for something else there), one
 /// `R ID MTIME VENV MIGRATED HEALTHY` per complete release directory
 /// (`VENV`: the digest of the requirements its `.venv` holds, `-` for none;
 /// `MIGRATED`: whether its migration ran; `HEALTHY`: whether it passed its
 /// health checks here), `M ID JSON` with its `.infra-release` when it has
-/// one, and `Y VERSION ARCH`
-/// of the host's Python (what wheels must be built for).
+/// one, and `Y VERSION ARCH` of the host's Python (what wheels must be
+/// built for).
 fn release_facts(releases: &crate::desired::Releases) -> String {
     use crate::desired::release_marks::{COMPLETE, HEALTHY, MIGRATED, PACKAGES, RECORD};
     let (link, dir) = (quote(&releases.link), quote(&releases.directory));
     format!(
         "if [ -L {link} ]; then echo \"K $(readlink {link})\"; elif [ -e {link} ]; then echo 'K !'; else echo 'K -'; fi\n\
-         for d in {dir}/*/; do d=${{d%/}}; [ -e \"$d/{COMPLETE}\" ] && \
-         echo \"R ${{d##*/}} $(stat -c %Y \"$d\") $(cat \"$d/{PACKAGES}\" 2>/dev/null || echo -) \
-         $([ -e \"$d/{MIGRATED}\" ] && echo migrated || echo -) \
-         $([ -e \"$d/{HEALTHY}\" ] && echo healthy || echo -)\" && \
-         {{ [ ! -s \"$d/{RECORD}\" ] || echo \"M ${{d##*/}} $(head -c 4096 \"$d/{RECORD}\" | tr -d '\\n')\"; }}; done\n\
-         p=$(readlink -f /usr/bin/python3 2>/dev/null); echo \"Y ${{p##*/python}} $(uname -m)\"\n"
+         releases {dir} {COMPLETE} {PACKAGES} {MIGRATED} {HEALTHY} {RECORD}\n\
+         python_facts\n"
     )
 }
 
-/// `B NEWEST_BACKUP NEWEST_PASSED_DRILL`, `-` for none: the newest complete
-/// manifest's id (ids sort as times), and the latest `at` among drills that
-/// passed.
+/// `B NEWEST_BACKUP NEWEST_PASSED_DRILL` (see `backups` in prelude.sh).
 fn backup_facts(directory: &str) -> String {
-    let dir = quote(directory);
-    format!(
-        "newest=-\nfor m in {dir}/*.json; do [ -e \"$m\" ] && [ -e \"${{m%.json}}.sql.gz\" ] && newest=${{m##*/}}; done\n\
-         drill=$(cat {dir}/*.drill 2>/dev/null | grep '\"passed\":true' | sed -n 's/.*\"at\":\"\\([0-9TZ]*\\)\".*/\\1/p' | sort | tail -n 1)\n\
-         echo \"B ${{newest%.json}} ${{drill:--}}\"\n"
-    )
+    format!("backups {}\n", quote(directory))
 }
 
 /// The functions the facts script calls, from `prelude.sh`: kept a file of
@@ -385,6 +405,20 @@ pub fn parse(host: &HostState, output: &str) -> Result<HostFacts, FactsError> {
             ["L", client, port] if facts.ssh_connection.is_none() => {
                 let client = client.parse().map_err(|_| unexpected())?;
                 facts.ssh_connection = Some((client, port.parse().map_err(|_| unexpected())?));
+            }
+            // The host proved the whole tree is as desired: each file is
+            // what infra would write (a second report of any is an error).
+            ["D"] if !host.files.is_empty() => {
+                for (index, file) in host.files.iter().enumerate() {
+                    let fact = FileFact::Present {
+                        sha256: sha256_hex(&file.content),
+                        mode: file.mode & 0o7777,
+                        owner: file.owner.clone(),
+                        group: file.group.clone(),
+                        content: None,
+                    };
+                    insert_file(&mut facts, host, &index.to_string(), fact).ok_or_else(unexpected)??;
+                }
             }
             ["A", index] => insert_file(&mut facts, host, index, FileFact::Absent).ok_or_else(unexpected)??,
             ["N", index, kind] => {

@@ -1,16 +1,39 @@
 # The facts script's functions, sent before the lines that call them
-# (src/facts/mod.rs writes those): `file INDEX PATH SHA256 SEND`,
-# `packages NAME...`, `services UNIT...`. MAX_DIFF_BYTES is replaced with
-# the largest file whose content is sent for a diff.
+# (src/facts/mod.rs writes those): `files_unchanged DIGEST PATH...`,
+# `file INDEX PATH SHA256 SEND`, `packages NAME...`, `services UNIT...`,
+# and the rest below. MAX_DIFF_BYTES is replaced with the largest file
+# whose content is sent for a diff.
+#
+# Every process started here costs a host milliseconds (and a lab of many
+# hosts on a few cores far more), so what the shell can read by itself is
+# read with builtins; each program left runs once for all items.
 set -u
 export LC_ALL=C
 # Facts read as another user than root would be wrong (private files look
 # unreadable), and what follows them could not be applied.
 require_root() {
-  if [ "$(id -u)" != 0 ]; then
+  euid=
+  if [ -r /proc/self/status ]; then
+    while read -r key _ effective _; do
+      [ "$key" = Uid: ] && euid=$effective && break
+    done < /proc/self/status
+  else
+    euid=$(id -u)
+  fi
+  if [ "$euid" != 0 ]; then
     echo "infra runs as root on every host, and \`$(id -un)\` is not root: log in as root, or set \`ssh.become: sudo\` for a user with passwordless sudo" >&2
     exit 1
   fi
+}
+# Whether every managed file is exactly as desired: type, mode, owner,
+# group, size and content of all of them in one digest, from one stat, one
+# cat and one sha256sum, against the digest infra computed from what it
+# would write. Sizes delimit the contents, so no two trees share a digest.
+# When it differs, each file is read on its own (`file`), for the diff.
+files_unchanged() {
+  expected=$1
+  shift
+  [ "$({ stat -c '%F %a %U %G %s' -- "$@" && cat -- "$@"; } 2>/dev/null | sha256sum)" = "$expected  -" ]
 }
 file() {
   if [ -L "$2" ] || { [ -e "$2" ] && [ ! -f "$2" ]; }; then
@@ -62,32 +85,147 @@ services() {
     while [ "$i" -lt "$#" ]; do state; done
   }
 }
+# The command name of process $1, spaces as `_`, in `$name`; $2 when the
+# process is gone.
+process_name() {
+  name=
+  { IFS= read -r name < "/proc/$1/comm"; } 2>/dev/null
+  case $name in *' '*) name=$(printf '%s' "$name" | tr ' ' _) ;; esac
+  [ -n "$name" ] || name=$2
+}
 # `T PORT UNIT PROCESS` for each listener on one of the given TCP ports:
 # what else may already hold a port infra's services need.
 listeners() {
   ss -Hltnp 2>/dev/null | while read -r _ _ _ local _ users; do
     port=${local##*:}
     for wanted in "$@"; do
-      [ "$port" = "$wanted" ] || continue
-      pid=$(echo "$users" | sed -n 's/.*pid=\([0-9]*\).*/\1/p')
-      unit=$(sed -n 's#^0::.*/\([^/]*\)$#\1#p' "/proc/$pid/cgroup" 2>/dev/null)
-      comm=$(tr ' ' _ < "/proc/$pid/comm" 2>/dev/null)
-      echo "T $port ${unit:--} ${comm:--}"
+      [ "$port" = "$wanted" ] && listener "$port" "$users"
     done
   done
 }
+# One listener: ss's `users:(("name",pid=N,fd=M))` names the process, its
+# cgroup the unit.
+listener() {
+  pid=${2##*pid=}
+  pid=${pid%%[!0-9]*}
+  unit=- name=-
+  if [ -n "$pid" ]; then
+    { while IFS= read -r line; do
+        case $line in 0::*/*) unit=${line##*/} ;; esac
+      done < "/proc/$pid/cgroup"; } 2>/dev/null
+    [ -n "$unit" ] || unit=-
+    process_name "$pid" -
+  fi
+  printf 'T %s %s %s\n' "$1" "$unit" "$name"
+}
 # `Z PROCESS` when a process holds dpkg's lock: apt takes it with fcntl,
-# which /proc/locks lists by inode.
+# which /proc/locks lists by inode and pid. Open file description locks
+# (pid -1, systemd's own) are not apt's; without a process lock no program
+# runs.
 dpkg_lock() {
+  [ -e /var/lib/dpkg/lock-frontend ] && [ -r /proc/locks ] || return 0
+  locks=
+  while read -r _ kind _ _ pid file _; do
+    case $kind:$pid in '->:'* | *:-* | *:) continue ;; esac
+    locks="$locks $pid:${file##*:}"
+  done < /proc/locks
+  [ -n "$locks" ] || return 0
   inode=$(stat -c %i /var/lib/dpkg/lock-frontend 2>/dev/null) || return 0
-  pid=$(awk -v inode=":$inode" '$6 ~ inode"$" { print $5; exit }' /proc/locks 2>/dev/null)
-  [ -n "$pid" ] || return 0
-  echo "Z $(tr ' ' _ < "/proc/$pid/comm" 2>/dev/null || echo "pid_$pid")"
+  for lock in $locks; do
+    [ "${lock#*:}" = "$inode" ] || continue
+    process_name "${lock%%:*}" "pid_${lock%%:*}"
+    echo "Z $name"
+    return 0
+  done
 }
 # `I NAME...`: the host's network interfaces, from `ip` rather than
 # /sys/class/net, which in a container may be the machine's.
 interfaces() {
   command -v ip >/dev/null || return 0
-  names=$(ip -o link show | sed 's/^[0-9]*: \([^:@]*\).*/\1/' | tr '\n' ' ')
-  echo "I ${names% }"
+  ip -o link show | {
+    names=
+    while read -r _ name _; do
+      name=${name%:}
+      names="$names ${name%%@*}"
+    done
+    echo "I$names"
+  }
+}
+# `O ID CODENAME` from os-release, read (never sourced): each value up to
+# its first quote or space, `unknown` when there is none.
+os_release() {
+  id='' codename=''
+  if [ -r /etc/os-release ]; then
+    while IFS='=' read -r key value; do
+      value=${value#[\"\']}
+      value=${value%%[\"\' ]*}
+      case $key in
+        ID) [ -n "$id" ] || id=$value ;;
+        VERSION_CODENAME) [ -n "$codename" ] || codename=$value ;;
+      esac
+    done < /etc/os-release
+  fi
+  printf 'O %s %s\n' "${id:-unknown}" "${codename:-unknown}"
+}
+# `R ID MTIME VENV MIGRATED HEALTHY` and `M ID RECORD` for each complete
+# release in $1 (see release_facts in mod.rs), with one stat for all.
+releases() {
+  complete=''
+  for d in "$1"/*/; do
+    d=${d%/}
+    id=${d##*/}
+    case $id in *[!0-9a-f]*) continue ;; esac
+    [ ${#id} -eq 12 ] && [ -e "$d/$2" ] && complete="$complete $d"
+  done
+  [ -n "$complete" ] || return 0
+  # shellcheck disable=SC2086 # release paths: the directory and hex ids
+  stat -c '%Y %n' -- $complete | while read -r mtime d; do
+    id=${d##*/}
+    venv=-
+    [ -r "$d/$3" ] && { IFS= read -r venv < "$d/$3" || :; }
+    migrated=- healthy=-
+    [ -e "$d/$4" ] && migrated=migrated
+    [ -e "$d/$5" ] && healthy=healthy
+    printf 'R %s %s %s %s %s\n' "$id" "$mtime" "${venv:--}" "$migrated" "$healthy"
+    [ -s "$d/$6" ] && release_record "$id" "$d/$6"
+  done
+}
+# `M ID RECORD`: the record's lines joined, read up to about 4 KiB.
+release_record() {
+  record=''
+  while IFS= read -r line || [ -n "$line" ]; do
+    record=$record$line
+    [ ${#record} -le 4096 ] || break
+  done < "$2"
+  printf 'M %s %s\n' "$1" "$record"
+}
+# `Y VERSION ARCH`: the host's Python and machine, what wheels must fit.
+python_facts() {
+  p=$(readlink -f /usr/bin/python3 2>/dev/null)
+  arch=''
+  [ -r /proc/sys/kernel/arch ] && read -r arch < /proc/sys/kernel/arch
+  [ -n "$arch" ] || arch=$(uname -m)
+  echo "Y ${p##*/python} $arch"
+}
+# `B NEWEST_BACKUP NEWEST_PASSED_DRILL`, `-` for none: the newest complete
+# manifest's id (ids sort as times) and the latest `at` of a passed drill.
+backups() {
+  newest=-
+  for m in "$1"/*.json; do
+    [ -e "$m" ] && [ -e "${m%.json}.sql.gz" ] && newest=${m##*/}
+  done
+  drill=- latest=0
+  for f in "$1"/*.drill; do
+    [ -f "$f" ] || continue
+    while IFS= read -r line || [ -n "$line" ]; do
+      case $line in *'"passed":true'*) ;; *) continue ;; esac
+      at=${line##*\"at\":\"}
+      at=${at%%\"*}
+      case $at in [0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z) ;; *) continue ;; esac
+      moment=${at%Z}
+      moment=${moment%T*}${moment#*T}
+      [ "$moment" -gt "$latest" ] && latest=$moment drill=$at
+    done < "$f"
+  done
+  echo "B ${newest%.json} $drill"
 }

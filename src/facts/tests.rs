@@ -350,3 +350,73 @@ fn listeners_on_the_hosts_ports_and_a_busy_dpkg_are_read() {
     let elsewhere = output.replace("END\n", "T 8080 apache2.service apache2\nEND\n");
     assert!(matches!(parse(&host, &elsewhere), Err(FactsError::UnexpectedLine { .. })), "a port the host does not use");
 }
+
+/// Issue 28: a converged host proves its whole tree unchanged in one line
+/// (`D`), and then reads exactly as file by file would; a file edited by
+/// hand (even to the same size), re-moded, replaced by a link, emptied or
+/// removed is still seen, file by file.
+#[test]
+fn an_unchanged_tree_answers_in_one_line_and_every_change_is_still_seen() {
+    use std::os::unix::fs::PermissionsExt;
+    let directory = tempfile::tempdir().expect("temp dir");
+    let id = |flag: &str| {
+        let output = Command::new("id").arg(flag).output().expect("id runs");
+        String::from_utf8(output.stdout).expect("a name").trim().to_string()
+    };
+    let mut host = host(directory.path());
+    let at = |name: &str| directory.path().join(name);
+    let specs = [("one", "one\n", 0o644, false), ("empty", "", 0o600, false), ("secret", "s3cret\n", 0o640, true)];
+    host.files = specs
+        .iter()
+        .map(|(name, content, mode, sensitive)| ManagedFile {
+            mode: *mode,
+            owner: id("-un"),
+            group: id("-gn"),
+            ..file(at(name).display().to_string(), content, *sensitive)
+        })
+        .collect();
+    let converge = || {
+        for (name, content, mode, _) in specs {
+            let _ = std::fs::remove_file(at(name));
+            std::fs::write(at(name), content).expect("write");
+            std::fs::set_permissions(at(name), std::fs::Permissions::from_mode(mode)).expect("chmod");
+        }
+    };
+    let answer = |script: &str| {
+        let output = run_locally(script);
+        (
+            output.lines().any(|line| line == "D"),
+            parse(&host, &output).unwrap_or_else(|error| panic!("{error}\n{output}")),
+        )
+    };
+    converge();
+    let (proved, fast) = answer(&script(&host));
+    assert!(proved, "a converged tree answers in one line");
+    let (_, slow) = answer(&script(&host).replace("if files_unchanged ", "if false && files_unchanged "));
+    assert_eq!(fast, slow, "the one line reads exactly as every file read on its own");
+    type Change = fn(&std::path::Path);
+    let changes: [(&str, Change); 5] = [
+        ("an edit to the same size", |dir| std::fs::write(dir.join("one"), "eno\n").expect("edit")),
+        ("a mode", |dir| {
+            std::fs::set_permissions(dir.join("secret"), std::fs::Permissions::from_mode(0o644)).expect("chmod")
+        }),
+        ("a link in its place", |dir| {
+            std::fs::remove_file(dir.join("one")).expect("rm");
+            std::os::unix::fs::symlink(dir.join("secret"), dir.join("one")).expect("ln");
+        }),
+        ("content in an empty file", |dir| std::fs::write(dir.join("empty"), "x").expect("write")),
+        ("a removal", |dir| std::fs::remove_file(dir.join("secret")).expect("rm")),
+    ];
+    for (change, make) in changes {
+        converge();
+        make(directory.path());
+        let (proved, facts) = answer(&script(&host));
+        assert!(!proved, "{change}: the tree was proved unchanged");
+        assert_ne!(facts.files, fast.files, "{change}: not seen");
+    }
+    if id("-u") == "0" {
+        converge();
+        std::os::unix::fs::chown(at("one"), Some(65534), None).expect("chown");
+        assert!(!answer(&script(&host)).0, "an owner: the tree was proved unchanged");
+    }
+}

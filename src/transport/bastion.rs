@@ -88,7 +88,7 @@ fn bastion_target(target: &Target, jump: &Jump) -> Target {
 }
 
 async fn open_bastion(bastion: &Target, settings: &Settings) -> Result<Bastion, TransportError> {
-    let session = super::builder(bastion, settings).connect(&bastion.destination).await;
+    let session = super::builder(bastion, settings).connect_mux(&bastion.destination).await;
     let session = session.map_err(|error| super::connect_error(bastion, settings, error))?;
     let directory = tempfile::Builder::new().prefix("infra-bastion-").tempdir().map_err(TransportError::Local)?;
     let config = directory.path().join("ssh_config");

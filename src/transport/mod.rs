@@ -270,14 +270,14 @@ impl Connection {
             });
         }
         let (session, bastion) = match &target.jump {
-            None => (builder(target, settings).connect(&target.destination).await, None),
+            None => (builder(target, settings).connect_mux(&target.destination).await, None),
             Some(jump) => {
                 let bastion = settings.jumps.of(target, jump, settings).await.map_err(|source| {
                     TransportError::Bastion { host: target.name.clone(), bastion: jump.destination.clone(), source }
                 })?;
                 let admitted = bastion.admission.acquire().await;
                 let session =
-                    builder(target, settings).config_file(bastion.config()).connect(&target.destination).await;
+                    builder(target, settings).config_file(bastion.config()).connect_mux(&target.destination).await;
                 drop(admitted);
                 (session, Some(bastion))
             }
