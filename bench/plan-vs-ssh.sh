@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Benchmark: a no-op `infra plan` and a no-op `infra apply` (goals 1.5x
-# and 2x) against the physical floor, a
+# Benchmark: a no-op `infra plan` and a no-op `infra apply` (goals 1.1x
+# and 1.2x) against the physical floor, a
 # fresh SSH connection to every host in parallel running `true`, both
 # measured in the same run on lab hosts, for 5 and for 50 hosts.
 # Needs root and the lab's tools; takes a few minutes (it converges the

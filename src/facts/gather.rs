@@ -2,9 +2,10 @@
 //! per host, at most `parallel` hosts in flight. A host that cannot be
 //! reached or answers garbage is reported by name; the others still count.
 //!
-//! Connecting and reading are separate steps so apply can take its host
-//! locks between them, over the same connections: the facts a plan is made
-//! from are then read under the lock, at no extra round trip.
+//! Plan reads each host as soon as it is connected. Apply connects every
+//! host first ([`connect`], then [`read`]) so it can take its host locks in
+//! between, over the same connections: the facts its plan is made from are
+//! then read under the lock, at no extra round trip.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -34,11 +35,40 @@ impl Connected {
     }
 }
 
-/// Gathers the facts of every host in `hosts`.
+/// Gathers the facts of every host in `hosts`, each host read as soon as
+/// it is connected: a plan takes no lock, so no host waits for the slowest
+/// handshake before its script starts.
 pub async fn gather(hosts: &[HostState], settings: Settings, parallel: usize, reporter: &dyn Reporter) -> Gathered {
-    let connected = connect(&targets_of(hosts), settings, parallel, reporter).await;
-    let gathered = read(hosts, &connected, parallel, reporter).await;
-    connected.close().await;
+    let permits = Semaphore::new(parallel.max(1));
+    let each = hosts.iter().map(|host| {
+        let (permits, settings) = (&permits, &settings);
+        async move {
+            let _permit = permits.acquire().await;
+            reporter.step(&host.name, "connecting");
+            tracing::info!(host = %host.name, "connecting");
+            let connection = match Connection::open(&host.target, settings).await {
+                Ok(connection) => connection,
+                Err(error) => {
+                    let error = crate::diagnostic::error_chain(&error);
+                    reporter.failed(&host.name, "connecting", &error);
+                    return Err(Unreachable::new(host.name.clone(), &error));
+                }
+            };
+            reporter.step(&host.name, "connected");
+            let facts = read_one(host, &connection, reporter).await;
+            connection.close().await;
+            facts.map(|facts| (host.name.clone(), facts))
+        }
+    });
+    let mut gathered = Gathered { facts: BTreeMap::new(), unreachable: Vec::new() };
+    for result in futures_util::future::join_all(each).await {
+        match result {
+            Ok((host, facts)) => {
+                gathered.facts.insert(host, facts);
+            }
+            Err(unreachable) => gathered.unreachable.push(unreachable),
+        }
+    }
     gathered
 }
 
@@ -89,13 +119,7 @@ pub async fn read(hosts: &[HostState], connected: &Connected, parallel: usize, r
         let permits = &permits;
         Some(async move {
             let _permit = permits.acquire().await;
-            reporter.step(&host.name, "reading facts");
-            let facts = facts_of(host, connection).await;
-            match &facts {
-                Ok(_) => reporter.done(&host.name, "facts read"),
-                Err(error) => reporter.failed(&host.name, "reading facts", &crate::diagnostic::error_chain(error)),
-            }
-            (host.name.clone(), facts)
+            (host.name.clone(), read_one(host, connection, reporter).await)
         })
     });
     let mut gathered = Gathered { facts: BTreeMap::new(), unreachable: connected.unreachable.clone() };
@@ -104,11 +128,31 @@ pub async fn read(hosts: &[HostState], connected: &Connected, parallel: usize, r
             Ok(facts) => {
                 gathered.facts.insert(host, facts);
             }
-            Err(error) => gathered.unreachable.push(Unreachable::new(host, &crate::diagnostic::error_chain(&error))),
+            Err(unreachable) => gathered.unreachable.push(unreachable),
         }
     }
     sort_by_host_order(&mut gathered.unreachable, hosts);
     gathered
+}
+
+/// One connected host's facts, reported as they are read.
+async fn read_one(
+    host: &HostState,
+    connection: &Connection,
+    reporter: &dyn Reporter,
+) -> Result<HostFacts, Unreachable> {
+    reporter.step(&host.name, "reading facts");
+    match facts_of(host, connection).await {
+        Ok(facts) => {
+            reporter.done(&host.name, "facts read");
+            Ok(facts)
+        }
+        Err(error) => {
+            let error = crate::diagnostic::error_chain(&error);
+            reporter.failed(&host.name, "reading facts", &error);
+            Err(Unreachable::new(host.name.clone(), &error))
+        }
+    }
 }
 
 fn sort_by_host_order(unreachable: &mut [Unreachable], hosts: &[HostState]) {

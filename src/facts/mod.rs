@@ -7,7 +7,9 @@
 //! so plan can show a diff without a second round trip; for every package
 //! its installed version; for every service whether it is active and
 //! enabled. It needs only sh, coreutils, dpkg-query and systemctl, and
-//! starts each of the last two once, whatever the number of items.
+//! starts each program once, whatever the number of items: a converged
+//! host proves its whole managed tree unchanged with one digest (`D`), and
+//! only a tree that differs is read file by file.
 //!
 //! The output is parsed strictly: a line that does not fit, a missing or
 //! repeated item, or a missing end marker is an error naming the host, never
@@ -409,6 +411,7 @@ pub fn parse(host: &HostState, output: &str) -> Result<HostFacts, FactsError> {
             // The host proved the whole tree is as desired: each file is
             // what infra would write (a second report of any is an error).
             ["D"] if !host.files.is_empty() => {
+                tracing::debug!(host = %name, files = host.files.len(), "managed files proved unchanged by one digest");
                 for (index, file) in host.files.iter().enumerate() {
                     let fact = FileFact::Present {
                         sha256: sha256_hex(&file.content),

@@ -73,6 +73,7 @@ const SUITE: [&[Shared]; 2] = [
         a_ruleset_that_would_cut_ssh_is_refused_before_it_is_sent,
         plans_and_saved_plans_hold_no_secret,
         plan_of_a_converged_lab_is_empty_and_touches_nothing,
+        plan_sees_a_hand_edit_and_a_removed_package_after_the_fast_path,
         plan_of_one_changed_setting_touches_only_what_follows,
         a_load_balancer_change_applies_with_zero_failed_requests,
         two_simultaneous_applies_never_both_change_hosts,

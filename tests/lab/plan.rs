@@ -64,6 +64,36 @@ pub(crate) fn plan_of_a_converged_lab_is_empty_and_touches_nothing(lab: &Lab) {
     assert_eq!(managed_state(lab), before, "plan changed a host");
 }
 
+/// Issue 28: a converged host proves its managed files unchanged with one
+/// digest; a file edited by hand to the same size, and a package removed by
+/// hand, are still in the next plan, with the diff. Apply puts both back.
+pub(crate) fn plan_sees_a_hand_edit_and_a_removed_package_after_the_fast_path(lab: &Lab) {
+    let output = lab.plan(&lab.inventory, &["--detailed-exitcode", "-vv"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let proved = stderr(&output).lines().filter(|line| line.contains("proved unchanged by one digest")).count();
+    assert_eq!(proved, 5, "every converged host answers with the digest:\n{}", stderr(&output));
+    lab.ssh_ok(&address("web-01"), "sed -i '1s/^./X/' /var/www/infra/index.html");
+    lab.ssh_ok(&address("app-01"), "dpkg -r python3-pymysql >/dev/null");
+    let output = lab.plan(&lab.inventory, &["--detailed-exitcode", "--format", "json"]);
+    assert_eq!(output.status.code(), Some(2), "the hand changes are seen: {}", stderr(&output));
+    let json = plan_json(&output);
+    let host = |name: &str| {
+        json["hosts"].as_array().expect("hosts").iter().find(|host| host["host"] == name).cloned().expect("host")
+    };
+    let web = host("web-01");
+    assert_eq!(web["files"][0]["path"], "/var/www/infra/index.html", "{web}");
+    assert!(web["files"][0]["diff"].as_str().is_some_and(|diff| diff.contains("-X")), "{web}");
+    let app = host("app-01");
+    assert!(app["install"].as_array().expect("install").iter().any(|package| package == "python3-pymysql"), "{app}");
+    for untouched in ["db-01", "lb-01", "lb-02"] {
+        let host = host(untouched);
+        assert!(host["files"].as_array().expect("files").is_empty(), "{host}");
+    }
+    assert_success(&lab.apply(&lab.inventory, &[]), "apply puts the hand changes back");
+    let output = lab.plan(&lab.inventory, &["--detailed-exitcode"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+}
+
 pub(crate) fn plan_of_one_changed_setting_touches_only_what_follows(lab: &Lab) {
     let changed = lab.inventory_with("leastconn.yml", "balance: roundrobin", "balance: leastconn");
     let output = lab.plan(&changed, &["--detailed-exitcode", "--format", "json"]);
