@@ -46,15 +46,8 @@ pub async fn gather(hosts: &[HostState], settings: Settings, parallel: usize, re
             let _permit = permits.acquire().await;
             reporter.step(&host.name, "connecting");
             tracing::info!(host = %host.name, "connecting");
-            let connection = match Connection::open(&host.target, settings).await {
-                Ok(connection) => connection,
-                Err(error) => {
-                    let error = crate::diagnostic::error_chain(&error);
-                    reporter.failed(&host.name, "connecting", &error);
-                    return Err(Unreachable::new(host.name.clone(), &error));
-                }
-            };
-            reporter.step(&host.name, "connected");
+            let opened = Connection::open(&host.target, settings).await;
+            let connection = connected_or_unreachable(&host.name, opened, reporter)?;
             let facts = read_one(host, &connection, reporter).await;
             connection.close().await;
             facts.map(|facts| (host.name.clone(), facts))
@@ -94,15 +87,12 @@ pub async fn connect(targets: &[Target], settings: Settings, parallel: usize, re
     let mut connected = Connected { connections: BTreeMap::new(), unreachable: Vec::new() };
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok((host, Ok(connection))) => {
-                reporter.step(&host, "connected");
-                connected.connections.insert(host, connection);
-            }
-            Ok((host, Err(error))) => {
-                let error = crate::diagnostic::error_chain(&error);
-                reporter.failed(&host, "connecting", &error);
-                connected.unreachable.push(Unreachable::new(host, &error))
-            }
+            Ok((host, opened)) => match connected_or_unreachable(&host, opened, reporter) {
+                Ok(connection) => {
+                    connected.connections.insert(host, connection);
+                }
+                Err(unreachable) => connected.unreachable.push(unreachable),
+            },
             Err(error) => connected.unreachable.push(Unreachable::new("?".into(), &error.to_string())),
         }
     }
@@ -133,6 +123,26 @@ pub async fn read(hosts: &[HostState], connected: &Connected, parallel: usize, r
     }
     sort_by_host_order(&mut gathered.unreachable, hosts);
     gathered
+}
+
+/// Reports how connecting to `host` went; a failure becomes its
+/// [`Unreachable`].
+fn connected_or_unreachable(
+    host: &str,
+    opened: Result<Connection, TransportError>,
+    reporter: &dyn Reporter,
+) -> Result<Connection, Unreachable> {
+    match opened {
+        Ok(connection) => {
+            reporter.step(host, "connected");
+            Ok(connection)
+        }
+        Err(error) => {
+            let error = crate::diagnostic::error_chain(&error);
+            reporter.failed(host, "connecting", &error);
+            Err(Unreachable::new(host.to_string(), &error))
+        }
+    }
 }
 
 /// One connected host's facts, reported as they are read.

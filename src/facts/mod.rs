@@ -210,7 +210,11 @@ pub enum FactsError {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 use crate::transport::shell_quote as quote;
@@ -293,7 +297,7 @@ pub fn tree_digest(files: &[crate::desired::ManagedFile]) -> String {
     for file in files {
         digest.update(&file.content);
     }
-    digest.finalize().iter().map(|byte| format!("{byte:02x}")).collect()
+    hex(&digest.finalize())
 }
 
 /// `K TARGET` (`K -` for no link, `K !` for something else there), one
