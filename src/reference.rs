@@ -62,6 +62,14 @@ pub const ENVIRONMENT: &[Variable] = &[
         meaning: "The Debian mirror the lab's root filesystems are built from (default: the first in this machine's apt sources).",
     },
     Variable {
+        name: "INFRA_SSH_PERSIST",
+        meaning: "Set to `0`: no warm connections (plan, releases and `diagram --live` leave each host's SSH master listening for 60 s, in a directory only this user can enter, and the next run in that minute uses it instead of a handshake).",
+    },
+    Variable {
+        name: "XDG_RUNTIME_DIR",
+        meaning: "Where warm SSH masters' sockets are kept (`$XDG_RUNTIME_DIR/infra-ssh`; default `/run/user/UID/infra-ssh`, else `infra-ssh-UID` in the temporary directory).",
+    },
+    Variable {
         name: "XDG_CACHE_HOME",
         meaning: "Where the app's downloaded wheels are cached (`$XDG_CACHE_HOME/infra/wheels`, default `~/.cache`).",
     },

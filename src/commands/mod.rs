@@ -351,7 +351,9 @@ pub(crate) fn gather_facts_timed(
     let runtime = runtime()?;
     let reporter = crate::report::facts_reporter(progress);
     let timed = crate::timings::Timed { inner: reporter.as_ref(), timings };
-    let settings = transport_settings(connection);
+    // Reading changes nothing, so the masters stay warm for what follows
+    // (the apply after a plan).
+    let settings = crate::transport::Settings { park: true, ..transport_settings(connection) };
     let gathered = runtime.block_on(crate::facts::gather(&desired.hosts, settings, connection.parallel, &timed));
     reporter.finish();
     Ok(gathered)

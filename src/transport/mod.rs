@@ -25,6 +25,7 @@ mod connect_hint;
 pub(crate) mod fake;
 pub mod interactive;
 mod sudo;
+pub mod warm;
 
 pub use sudo::{SudoProblem, SudoRefused};
 
@@ -93,11 +94,22 @@ pub struct Settings {
     pub connect_timeout: Duration,
     /// The run's bastion connections, shared by every host behind them.
     pub jumps: Arc<bastion::Bastions>,
+    /// Where warm masters wait between runs, unless they are turned off.
+    pub warm: Option<Arc<warm::Pool>>,
+    /// Whether this run leaves its fresh masters warm for the next one
+    /// (plan does: the apply that follows it needs no handshake).
+    pub park: bool,
 }
 
 impl Settings {
     pub fn new(accept_new_host_keys: bool, connect_timeout: Duration) -> Settings {
-        Settings { accept_new_host_keys, connect_timeout, jumps: Arc::default() }
+        Settings {
+            accept_new_host_keys,
+            connect_timeout,
+            jumps: Arc::default(),
+            warm: warm::Pool::from_env(),
+            park: false,
+        }
     }
 }
 
@@ -228,6 +240,19 @@ pub struct Connection {
     session: Arc<Session>,
     /// The bastion this connection rides, kept open while it does.
     _bastion: Option<Arc<bastion::Bastion>>,
+    /// What [`Connection::close`] does with the master.
+    ending: Ending,
+}
+
+/// How a connection ends.
+enum Ending {
+    /// Shut the master down.
+    Close,
+    /// Leave the master warm for the next run.
+    Park(Arc<warm::Pool>),
+    /// A warm master this run resumed: let go of it, leaving it warm. The
+    /// session that keeps it busy ends with the connection.
+    Release(Box<openssh::Child<Arc<Session>>>),
 }
 
 /// A remote process that runs as long as infra holds its stdin open: what
@@ -269,8 +294,28 @@ impl Connection {
                 path: path.clone(),
             });
         }
+        let started = std::time::Instant::now();
+        if let Some(pool) = &settings.warm
+            && let Some(resumed) = pool.resume(target, settings.connect_timeout).await
+        {
+            let connection = Connection {
+                target: target.clone(),
+                session: resumed.session,
+                _bastion: None,
+                ending: Ending::Release(Box::new(resumed.pin)),
+            };
+            if target.privilege == Privilege::Sudo {
+                connection.check_sudo().await?;
+            }
+            return Ok(connection);
+        }
+        // A warm master that never answered spent part of the host's
+        // connect timeout: an unreachable host still fails within it.
+        let spent = Duration::from_secs(started.elapsed().as_secs());
+        let connect_timeout = settings.connect_timeout.saturating_sub(spent).max(Duration::from_secs(1));
+        let dial = &Settings { connect_timeout, ..settings.clone() };
         let (session, bastion) = match &target.jump {
-            None => (builder(target, settings).connect_mux(&target.destination).await, None),
+            None => (builder(target, dial).connect_mux(&target.destination).await, None),
             Some(jump) => {
                 let bastion = settings.jumps.of(target, jump, settings).await.map_err(|source| {
                     TransportError::Bastion { host: target.name.clone(), bastion: jump.destination.clone(), source }
@@ -283,7 +328,11 @@ impl Connection {
             }
         };
         let session = session.map_err(|error| connect_error(target, settings, error))?;
-        let connection = Connection { target: target.clone(), session: Arc::new(session), _bastion: bastion };
+        let ending = match &settings.warm {
+            Some(pool) if settings.park && target.jump.is_none() => Ending::Park(Arc::clone(pool)),
+            _ => Ending::Close,
+        };
+        let connection = Connection { target: target.clone(), session: Arc::new(session), _bastion: bastion, ending };
         if target.privilege == Privilege::Sudo {
             connection.check_sudo().await?;
         }
@@ -453,8 +502,18 @@ impl Connection {
     }
 
     pub async fn close(self) {
-        if let Ok(session) = Arc::try_unwrap(self.session) {
-            let _ = session.close().await;
+        match self.ending {
+            Ending::Release(pin) => drop(pin),
+            Ending::Park(pool) => {
+                if let Ok(session) = Arc::try_unwrap(self.session) {
+                    pool.park(&self.target, session).await;
+                }
+            }
+            Ending::Close => {
+                if let Ok(session) = Arc::try_unwrap(self.session) {
+                    let _ = session.close().await;
+                }
+            }
         }
     }
 }
@@ -468,8 +527,16 @@ fn builder(target: &Target, settings: &Settings) -> SessionBuilder {
         .port(target.port)
         .connect_timeout(settings.connect_timeout)
         .server_alive_interval(Duration::from_secs(15))
-        .control_directory(std::env::temp_dir())
+        .control_directory(
+            settings.warm.as_ref().map_or_else(std::env::temp_dir, |pool| pool.directory().to_path_buf()),
+        )
         .known_hosts_check(if settings.accept_new_host_keys { KnownHosts::Add } else { KnownHosts::Strict });
+    if settings.park && settings.warm.is_some() && target.jump.is_none() {
+        // A parked master ends by itself once no run has used it for a while.
+        let seconds =
+            std::num::NonZeroUsize::new(warm::LIFETIME.as_secs() as usize).unwrap_or(std::num::NonZeroUsize::MIN);
+        builder.control_persist(openssh::ControlPersist::IdleFor(seconds));
+    }
     if let Some(identity) = &target.identity {
         builder.keyfile(identity);
     }

@@ -74,6 +74,7 @@ const SUITE: [&[Shared]; 2] = [
         plans_and_saved_plans_hold_no_secret,
         plan_of_a_converged_lab_is_empty_and_touches_nothing,
         plan_sees_a_hand_edit_and_a_removed_package_after_the_fast_path,
+        apply_after_plan_rides_the_plans_warm_connections,
         plan_of_one_changed_setting_touches_only_what_follows,
         a_load_balancer_change_applies_with_zero_failed_requests,
         two_simultaneous_applies_never_both_change_hosts,

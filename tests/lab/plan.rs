@@ -94,6 +94,46 @@ pub(crate) fn plan_sees_a_hand_edit_and_a_removed_package_after_the_fast_path(la
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
 }
 
+/// What `-vv` says about how each host was reached.
+fn reached(output: &Output, how: &str) -> Vec<String> {
+    let mut hosts: Vec<String> = stderr(output)
+        .lines()
+        .filter(|line| line.contains(how))
+        .filter_map(|line| line.split("host=").nth(1))
+        .map(|host| host.trim().to_string())
+        .collect();
+    hosts.sort();
+    hosts
+}
+
+pub(crate) fn apply_after_plan_rides_the_plans_warm_connections(lab: &Lab) {
+    let every = ["app-01", "db-01", "lb-01", "lb-02", "web-01"];
+    let output = lab.plan(&lab.inventory, &["--detailed-exitcode", "-vv"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let output = lab.apply(&lab.inventory, &["-vv"]);
+    assert_success(&output, "apply after plan");
+    assert_eq!(reached(&output, "over a warm connection"), every, "{}", stderr(&output));
+    // A host that rebooted lost the master's connection: the next run
+    // notices before using it and connects afresh, the others stay warm.
+    assert_success(&lab.infra(&["lab", "stop", "web-01"], None), "lab stop web-01");
+    assert_success(&lab.infra(&["lab", "start", "web-01"], None), "lab start web-01");
+    let output = lab.plan(&lab.inventory, &["--detailed-exitcode", "-vv"]);
+    assert_eq!(output.status.code(), Some(0), "the rebooted host is read afresh: {}", stderr(&output));
+    assert_eq!(
+        reached(&output, "over a warm connection"),
+        ["app-01", "db-01", "lb-01", "lb-02"],
+        "{}",
+        stderr(&output)
+    );
+    // Turned off, nothing is resumed.
+    let mut command = lab.command();
+    command.env("INFRA_SSH_PERSIST", "0").env("INFRA_VRRP_SECRET", VRRP_SECRET).env("INFRA_DB_PASSWORD", DB_PASSWORD);
+    command.args(["plan", "--detailed-exitcode", "-vv", "--no-progress", "-i"]);
+    let output = command.arg(&lab.inventory).output().expect("infra runs");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(reached(&output, "warm connection").is_empty(), "{}", stderr(&output));
+}
+
 pub(crate) fn plan_of_one_changed_setting_touches_only_what_follows(lab: &Lab) {
     let changed = lab.inventory_with("leastconn.yml", "balance: roundrobin", "balance: leastconn");
     let output = lab.plan(&changed, &["--detailed-exitcode", "--format", "json"]);
