@@ -89,6 +89,15 @@ pub struct Releases {
     pub link: String,
     /// The release this host should serve.
     pub id: String,
+    /// The release the inventory itself names: `id`, unless `infra deploy
+    /// --source` asked for another revision. Recorded with a deploy's
+    /// choice, so apply keeps the deployed release until this changes.
+    pub inventory_id: String,
+    /// Set when the run is an operator's explicit choice of release
+    /// (`infra deploy --source v4`): it switches whatever release an
+    /// earlier choice keeps, and records its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<String>,
     /// How many releases stay on the host (the current one always does).
     pub keep: u32,
     /// The release's Python requirements, installed in its own `.venv`.
@@ -152,9 +161,36 @@ pub struct ReleaseRecord {
     pub by: String,
 }
 
+/// An operator's choice of release, which a plain `apply` keeps: `infra
+/// deploy --source` or `infra rollback` made `release` current while the
+/// inventory named `inventory`. Apply keeps it until the inventory names
+/// another release (its source changed), and says so in plan; one line of
+/// JSON in [`release_marks::CHOICE`] on each app host.
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ReleaseChoice {
+    pub release: String,
+    pub inventory: String,
+    /// What made the choice, as the operator typed it: `infra deploy
+    /// --source v4`, `infra rollback`.
+    pub command: String,
+    /// Who, and when (UTC, like a backup id); filled in by the run that
+    /// writes it.
+    #[serde(default)]
+    pub by: String,
+    #[serde(default)]
+    pub at: String,
+}
+
 /// The files in a release directory that say what happened to it on the
-/// host: apply writes them, facts read them.
+/// host, and the two host-wide records beside them: apply writes them,
+/// facts read them.
 pub mod release_marks {
+    /// The releases whose migration ran anywhere in the fleet, one id per
+    /// line: every app host that switches to a release appends what the
+    /// fleet knows, so the record survives pruning and any one host.
+    pub const MIGRATION_LEDGER: &str = "/var/lib/infra/migrated";
+    /// The [`super::ReleaseChoice`] a plain apply keeps.
+    pub const CHOICE: &str = "/var/lib/infra/release-choice";
     /// Unpacked whole: a directory without it is not a release.
     pub const COMPLETE: &str = ".infra-complete";
     /// Its migration ran: it never runs again for this release.

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::catalog;
-use crate::desired::{HostState, release_marks};
+use crate::desired::{HostState, ReleaseChoice, release_marks};
 use crate::facts::{HostFacts, LinkFact, is_release_id, newest_first};
 use crate::transport::{Remote, TransportError, shell_quote};
 
@@ -92,18 +92,36 @@ fn previous_healthy(facts: &HostFacts) -> Result<String, RollbackError> {
 /// Switches every app host to release `id`, one at a time, each healthy
 /// before the next; stops at the first that is not (switched back).
 /// `switched(host, took)` hears of each host done.
+/// Each host healthy on `id` records `choice` as its release choice (a
+/// plain apply keeps the release then), or forgets its choice when `id` is
+/// the inventory's own release (`None`).
 pub async fn roll_back<R: Remote>(
     remotes: &BTreeMap<String, R>,
     hosts: &[HostState],
     id: &str,
+    choice: Option<&ReleaseChoice>,
     switched: impl Fn(&str, Duration),
 ) -> Result<(), RollbackError> {
     for host in hosts {
         let remote = remotes.get(&host.name).ok_or_else(|| RollbackError::NoConnection(host.name.clone()))?;
         let took = switch(remote, host, id).await?;
+        remote.run_script(&crate::apply::choice_script(choice)).await?;
         switched(&host.name, took);
     }
     Ok(())
+}
+
+/// What `infra rollback` to `id` records on each app host: the choice a
+/// plain apply keeps, unless `id` is the release the inventory names.
+pub fn rollback_choice(
+    hosts: &[HostState],
+    id: &str,
+    command: String,
+    by: String,
+    at: String,
+) -> Option<ReleaseChoice> {
+    let inventory = hosts.first()?.releases.as_ref()?.inventory_id.clone();
+    (inventory != id).then(|| ReleaseChoice { release: id.to_string(), inventory, command, by, at })
 }
 
 /// One host: the link renamed onto release `id` and Gunicorn reloaded

@@ -97,6 +97,7 @@ fn converge_scripts(
         wheelhouses: &BTreeMap::new(),
         migrated: Default::default(),
         operator: "tester@here".into(),
+        started: "20261203T070000Z".into(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     runtime.block_on(crate::apply::apply(&plan, &context));

@@ -14,7 +14,7 @@
 
 mod steps;
 
-pub use steps::switch_link;
+pub use steps::{choice_script, switch_link};
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -67,6 +67,9 @@ pub struct Context<'a, C: Connector> {
     /// Who runs this apply (`user@machine`), recorded with each release it
     /// unpacks.
     pub operator: String,
+    /// When it started (UTC, like a backup id), recorded with a release
+    /// choice.
+    pub started: String,
 }
 
 pub async fn apply<C: Connector>(plan: &Plan, context: &Context<'_, C>) -> Outcome {
@@ -94,7 +97,7 @@ pub async fn apply<C: Connector>(plan: &Plan, context: &Context<'_, C>) -> Outco
             Role::Web | Role::App => context.settings.serial.max(1),
             Role::Database => hosts.len(),
         };
-        for chunk in hosts.chunks(serial) {
+        for chunk in migrating_alone(&mut hosts, serial) {
             let results =
                 futures_util::future::join_all(chunk.iter().map(|(plan, host)| converge_host(plan, host, context)))
                     .await;
@@ -116,6 +119,20 @@ pub async fn apply<C: Connector>(plan: &Plan, context: &Context<'_, C>) -> Outco
         }
     }
     outcome
+}
+
+/// The stage's hosts in chunks of `serial`, except that a host that runs
+/// a migration goes first and alone: no host may switch to a release
+/// before its migration is done.
+fn migrating_alone<'a, 'h>(
+    hosts: &'a mut [(&'h HostPlan, &'h HostState)],
+    serial: usize,
+) -> impl Iterator<Item = &'a [(&'h HostPlan, &'h HostState)]> {
+    let migrates = |plan: &HostPlan| plan.releases.as_ref().is_some_and(|release| release.migrate.is_some());
+    hosts.sort_by_key(|(plan, _)| !migrates(plan));
+    let alone = usize::from(hosts.first().is_some_and(|(plan, _)| migrates(plan)));
+    let (first, rest) = hosts.split_at(alone.min(hosts.len()));
+    (!first.is_empty()).then_some(first).into_iter().chain(rest.chunks(serial))
 }
 
 fn balancers<'a, C: Connector>(context: &'a Context<'_, C>) -> Vec<&'a HostState> {
@@ -286,7 +303,11 @@ async fn run_steps<C: Connector>(
         if let Some(script) = steps::health(host, context.settings.health_seconds) {
             step("health checks", script).await?;
         }
-        step("committing", steps::commit(plan, &files)).await
+        let mut commit = steps::commit(plan, &files);
+        if let Some(release) = &plan.releases {
+            commit.push_str(&steps::settle_choice(release, &context.operator, &context.started));
+        }
+        step("committing", commit).await
     }
     .await;
     if let Err(error) = swapped {

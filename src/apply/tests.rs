@@ -118,6 +118,7 @@ fn run_from(
         wheelhouses: &std::collections::BTreeMap::new(),
         migrated: Default::default(),
         operator: "tester@here".into(),
+        started: "20261203T070000Z".into(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let outcome = runtime.block_on(apply(&plan, &context));

@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 
 use crate::apply::{self, ApplySettings};
 use crate::cli::{ApplyArgs, DeployArgs, Format};
-use crate::desired::DesiredState;
+use crate::desired::{DesiredState, HostState};
 use crate::diagnostic::Style;
 use crate::facts;
 use crate::lock;
@@ -50,9 +50,18 @@ pub fn deploy(args: &DeployArgs, style: Style) -> anyhow::Result<ExitCode> {
     let overrides = super::Overrides { revision: args.source.clone() };
     let timings = Timings::default();
     let code =
-        super::with_rendered_overridden(&inventory, args.converge.strict, &overrides, style, |stack, rendered| {
+        super::with_rendered_overridden(&inventory, args.converge.strict, &overrides, style, |stack, mut rendered| {
             if !rendered.state.hosts.iter().any(|host| host.releases.is_some()) {
                 bail!("deploy changed nothing: the inventory has no app hosts");
+            }
+            // An explicit choice: it switches whatever release an earlier
+            // one keeps, and a plain apply keeps it in turn.
+            let command = match &args.source {
+                Some(revision) => format!("infra deploy --source {revision}"),
+                None => "infra deploy".to_string(),
+            };
+            for releases in rendered.state.hosts.iter_mut().filter_map(|host| host.releases.as_mut()) {
+                releases.deploy = Some(command.clone());
             }
             timings.record("load, check and render", timings.elapsed());
             apply_rendered(&apply, style, None, &inventory, stack, rendered, true, &timings)
@@ -77,10 +86,11 @@ fn apply_rendered(
         Some(saved) => saved.hosts.iter().map(|host| host.host.clone()).collect(),
         None => args.limit.clone(),
     };
-    let desired =
-        DesiredState { hosts: super::limited(rendered.state.hosts, &limits)?, virtual_ip: rendered.state.virtual_ip };
+    let (hosts, witnesses) = super::limited_with_witnesses(rendered.state.hosts, &limits)?;
+    let desired = DesiredState { hosts, virtual_ip: rendered.state.virtual_ip };
+    let read: Vec<HostState> = desired.hosts.iter().chain(&witnesses).cloned().collect();
     let transport = super::transport_settings(&args.converge.connection);
-    let run = Run { args, style, stack, transport, deploy, timings };
+    let run = Run { args, style, stack, transport, deploy, timings, read: &read };
     let inventory = canonical_display(inventory_path);
     let hosts = super::hosts::Run {
         connection: &args.converge.connection,
@@ -88,7 +98,7 @@ fn apply_rendered(
         command: if deploy { "deploy" } else { "apply" },
         inventory: &inventory,
     };
-    let targets = facts::targets_of(&desired.hosts);
+    let targets = facts::targets_of(&read);
     let runtime = super::runtime()?;
     let connecting = Instant::now();
     runtime.block_on(super::hosts::under_lock(hosts, &targets, &targets, async |connected| {
@@ -106,6 +116,9 @@ struct Run<'a> {
     /// `infra deploy`: say what the release changes before the plan.
     deploy: bool,
     timings: &'a Timings,
+    /// The hosts whose facts are read: those changed, and the app hosts a
+    /// `--limit` leaves out (their record of migrated releases).
+    read: &'a [HostState],
 }
 
 impl Run<'_> {
@@ -121,7 +134,7 @@ impl Run<'_> {
         let parallel = self.args.converge.connection.parallel;
         let timed = crate::timings::Timed { inner: &crate::report::Silent, timings: self.timings };
         let reading = Instant::now();
-        let gathered = facts::read(&desired.hosts, connected, parallel, &timed).await;
+        let gathered = facts::read(self.read, connected, parallel, &timed).await;
         self.timings.record("read facts", reading.elapsed());
         if !gathered.unreachable.is_empty() {
             return Err(super::hosts::unreachable("apply", "read", &gathered.unreachable));
@@ -136,6 +149,9 @@ impl Run<'_> {
         }
         if self.deploy && self.args.converge.format == Format::Text {
             stderr!("{}", super::deploy::summary(desired, &plan, connected).await);
+        }
+        for warning in &plan.warnings {
+            stderrln!("warning: {warning}");
         }
         if !plan.has_changes() {
             stderrln!("nothing to do: every host already matches the inventory");
@@ -167,6 +183,7 @@ impl Run<'_> {
             wheelhouses: &wheelhouses,
             migrated: Default::default(),
             operator: lock::operator(),
+            started: crate::backup::format_id(time::OffsetDateTime::now_utc()),
         };
         let started = Instant::now();
         let outcome = apply::apply(&plan, &context).await;

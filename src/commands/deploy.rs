@@ -14,17 +14,18 @@ pub(crate) async fn summary(desired: &DesiredState, plan: &Plan, connected: &Con
         desired.hosts.iter().filter_map(|host| Some((host.name.as_str(), host.releases.as_ref()?))).collect();
     let Some((_, releases)) = app_hosts.first() else { return String::new() };
     let mut text = format!("deploy: release {} {}\n", releases.id, releases.origin);
-    if let Some(requirements) = &releases.requirements {
+    let switches =
+        plan.hosts.iter().any(|host| host.releases.as_ref().is_some_and(|release| release.switch_to.is_some()));
+    // A release already served changes no package: there is nothing to compare.
+    if let Some(requirements) = releases.requirements.as_ref().filter(|_| switches) {
         let new = String::from_utf8_lossy(releases.file(&requirements.file).unwrap_or_default()).into_owned();
         let old = serving_requirements(plan, connected, releases, &requirements.file).await;
         text.push_str(&requirements_line(&requirements.file, old.as_deref(), &new));
     }
-    // Apply migrates on the first host that switches, once.
-    let mut migration_shown = false;
     for (host, _) in &app_hosts {
         let release =
             plan.hosts.iter().find(|planned| planned.host == *host).and_then(|planned| planned.releases.as_ref());
-        text.push_str(&format!("  {host}: {}\n", host_line(release, &releases.id, &mut migration_shown)));
+        text.push_str(&format!("  {host}: {}\n", host_line(release, &releases.id)));
     }
     text.push('\n');
     text
@@ -40,7 +41,7 @@ fn requirements_line(file: &str, old: Option<&str>, new: &str) -> String {
     format!("  {file}: {}\n", shown.join(", "))
 }
 
-fn host_line(release: Option<&ReleasePlan>, id: &str, migration_shown: &mut bool) -> String {
+fn host_line(release: Option<&ReleasePlan>, id: &str) -> String {
     let Some(release) = release.filter(|release| release.switch_to.is_some()) else {
         return format!("serves release {id} already");
     };
@@ -53,9 +54,9 @@ fn host_line(release: Option<&ReleasePlan>, id: &str, migration_shown: &mut bool
         Some(PackagesPlan::Reuse { from, .. }) => steps.push(format!("link the packages of {from}")),
         None => {}
     }
-    if release.migrate.is_some() && !*migration_shown {
+    // The plan gives the migration to one host, once for the fleet.
+    if release.migrate.is_some() {
         steps.push("migrate".into());
-        *migration_shown = true;
     }
     steps.push("switch".into());
     let from =

@@ -261,7 +261,7 @@ impl Overrides {
                 ),
             }));
         };
-        asked.value = revision;
+        app.inventory_revision = Some(std::mem::replace(&mut asked.value, revision));
         Ok(())
     }
 }
@@ -338,12 +338,12 @@ pub(crate) fn gather_facts(
     connection: &crate::cli::ConnectionArgs,
     progress: bool,
 ) -> anyhow::Result<crate::facts::Gathered> {
-    gather_facts_timed(desired, connection, progress, &crate::timings::Timings::default())
+    gather_facts_timed(&desired.hosts, connection, progress, &crate::timings::Timings::default())
 }
 
 /// [`gather_facts`], each host's steps marked in `timings`.
 pub(crate) fn gather_facts_timed(
-    desired: &crate::desired::DesiredState,
+    hosts: &[crate::desired::HostState],
     connection: &crate::cli::ConnectionArgs,
     progress: bool,
     timings: &crate::timings::Timings,
@@ -354,7 +354,7 @@ pub(crate) fn gather_facts_timed(
     // Reading changes nothing, so the masters stay warm for what follows
     // (the apply after a plan).
     let settings = crate::transport::Settings { park: true, ..transport_settings(connection) };
-    let gathered = runtime.block_on(crate::facts::gather(&desired.hosts, settings, connection.parallel, &timed));
+    let gathered = runtime.block_on(crate::facts::gather(hosts, settings, connection.parallel, &timed));
     reporter.finish();
     Ok(gathered)
 }
@@ -368,6 +368,25 @@ pub(crate) fn transport_settings(args: &crate::cli::ConnectionArgs) -> crate::tr
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     use anyhow::Context;
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+/// [`limited`], and the app hosts it leaves out when it keeps any. A
+/// release migrates once for the fleet, as the union of every app host's
+/// record says (docs/releases.md): a run limited to one app host reads the
+/// others' records too (and takes their locks), or a host new to the fleet
+/// would migrate a release the database is already past.
+pub(crate) fn limited_with_witnesses(
+    hosts: Vec<crate::desired::HostState>,
+    limits: &[String],
+) -> anyhow::Result<(Vec<crate::desired::HostState>, Vec<crate::desired::HostState>)> {
+    let app_hosts: Vec<crate::desired::HostState> =
+        hosts.iter().filter(|host| host.releases.is_some()).cloned().collect();
+    let kept = limited(hosts, limits)?;
+    if !kept.iter().any(|host| host.releases.is_some()) {
+        return Ok((kept, Vec::new()));
+    }
+    let witnesses = app_hosts.into_iter().filter(|host| !kept.iter().any(|kept| kept.name == host.name)).collect();
+    Ok((kept, witnesses))
 }
 
 /// The hosts named by `--limit` (host names or role names), or all.

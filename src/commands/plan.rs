@@ -35,13 +35,14 @@ fn plan_hosts(
     rendered: Rendered,
     timings: &Timings,
 ) -> anyhow::Result<ExitCode> {
-    let hosts = super::limited(rendered.state.hosts, &args.limit)?;
+    let (hosts, witnesses) = super::limited_with_witnesses(rendered.state.hosts, &args.limit)?;
     let desired = crate::desired::DesiredState { hosts, virtual_ip: rendered.state.virtual_ip };
+    let read: Vec<_> = desired.hosts.iter().chain(&witnesses).cloned().collect();
     let gathered = timings.phase("connect and read facts", || {
-        super::gather_facts_timed(&desired, &args.connection, !args.no_progress, timings)
+        super::gather_facts_timed(&read, &args.connection, !args.no_progress, timings)
     })?;
     let mut plan = timings.phase("plan", || plan::plan(&desired, &gathered.facts, gathered.unreachable));
-    plan.warnings = plan::backup_warnings(&desired, &gathered.facts, time::OffsetDateTime::now_utc());
+    plan.warnings.extend(plan::backup_warnings(&desired, &gathered.facts, time::OffsetDateTime::now_utc()));
     plan.inventory = std::fs::canonicalize(inventory).ok().map(|path| path.display().to_string());
     if let Some(path) = &args.out {
         let json = serde_json::to_string_pretty(&plan).context("cannot serialize the plan")?;

@@ -23,6 +23,10 @@ struct HostReleases {
     current: Option<String>,
     /// The release the inventory's source makes, which apply deploys.
     inventory: String,
+    /// The operator's choice a plain apply keeps instead of the
+    /// inventory's release (`infra deploy --source`, `infra rollback`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kept: Option<crate::desired::ReleaseChoice>,
     releases: Vec<Unpacked>,
 }
 
@@ -65,15 +69,19 @@ fn print_releases(listed: &[HostReleases]) {
         for release in &host.releases {
             let mut notes = Vec::new();
             if host.current.as_deref() == Some(release.id.as_str()) {
-                notes.push("current");
+                notes.push("current".to_string());
             }
             if release.id == host.inventory {
-                notes.push("the inventory's");
+                notes.push("the inventory's".to_string());
+            }
+            if let Some(kept) = host.kept.as_ref().filter(|kept| kept.release == release.id) {
+                notes.push(format!("apply keeps it: `{}` chose it", kept.command));
             }
             if !release.healthy {
-                notes.push("never healthy here");
+                notes.push("never healthy here".to_string());
             }
             let notes = if notes.is_empty() { String::new() } else { format!("  ({})", notes.join(", ")) };
+            let notes = crate::sanitize::printable(&notes);
             // The record is what the host's `.infra-release` says.
             let origin = crate::sanitize::printable(&origin(release.record.as_ref()));
             stdoutln!("  {}  unpacked {}{origin}{notes}", release.id, release.unpacked);
@@ -95,6 +103,7 @@ fn host_releases(host: &HostState, facts: &HostFacts) -> HostReleases {
         host: host.name.clone(),
         current: crate::releases::current(facts),
         inventory: host.releases.as_ref().map_or_else(String::new, |releases| releases.id.clone()),
+        kept: host.releases.as_ref().and_then(|releases| crate::plan::kept_choice(releases, facts)).cloned(),
         releases: releases
             .into_iter()
             .map(|(id, unpacked)| Unpacked {
@@ -136,6 +145,12 @@ pub fn rollback(args: &RollbackArgs, style: Style) -> anyhow::Result<ExitCode> {
         stderrln!("rollback cancelled: nothing was changed");
         return Ok(ExitCode::FAILURE);
     }
+    let command = match &args.to {
+        Some(id) => format!("infra rollback --to {id}"),
+        None => "infra rollback".to_string(),
+    };
+    let at = crate::backup::format_id(time::OffsetDateTime::now_utc());
+    let choice = crate::releases::rollback_choice(&hosts, &target, command, crate::lock::operator(), at);
     let targets: Vec<Target> = hosts.iter().map(|host| host.target.clone()).collect();
     let started = Instant::now();
     let switches = std::sync::Mutex::new(Vec::new());
@@ -154,7 +169,7 @@ pub fn rollback(args: &RollbackArgs, style: Style) -> anyhow::Result<ExitCode> {
                 let mut switches = switches.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 switches.push(serde_json::json!({"host": host, "seconds": took.as_secs_f64()}));
             };
-            Ok(crate::releases::roll_back(connections, &hosts, &target, switched).await?)
+            Ok(crate::releases::roll_back(connections, &hosts, &target, choice.as_ref(), switched).await?)
         },
     ))?;
     let seconds = started.elapsed().as_secs_f64();
@@ -165,7 +180,13 @@ pub fn rollback(args: &RollbackArgs, style: Style) -> anyhow::Result<ExitCode> {
             stdoutln!("{document:#}");
         }
         Format::Text => {
-            stderrln!("rollback: every app host serves release {target} ({} hosts in {seconds:.1} s)", hosts.len())
+            let count = if hosts.len() == 1 { "1 host".to_string() } else { format!("{} hosts", hosts.len()) };
+            stderrln!("rollback: every app host serves release {target} ({count} in {seconds:.1} s)");
+            if choice.is_some() {
+                stderrln!(
+                    "apply keeps release {target} until the inventory's `app.source` changes; `infra deploy` goes back to the inventory's release"
+                );
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

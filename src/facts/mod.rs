@@ -120,10 +120,17 @@ pub struct HostFacts {
     /// For each release with installed packages, their requirements' digest.
     #[serde(default)]
     pub venvs: BTreeMap<String, String>,
-    /// The releases whose migration ran (`.infra-migrated`): a release goes
-    /// through its migration once, not again when switched back to.
+    /// The releases whose migration ran, as this host knows: its
+    /// migration ledger (every release the fleet migrated by the time the
+    /// host last switched) and the `.infra-migrated` marks of its releases.
+    /// Plan takes the union over the app hosts: a release goes through its
+    /// migration once for the fleet, never again when switched back to.
     #[serde(default)]
     pub migrated: std::collections::BTreeSet<String>,
+    /// The release an operator chose (`infra deploy --source`, `infra
+    /// rollback`), which a plain apply keeps.
+    #[serde(default)]
+    pub choice: Option<crate::desired::ReleaseChoice>,
     /// The releases that passed their health checks on the host
     /// (`.infra-healthy`): what a rollback goes back to, and what pruning
     /// keeps one of.
@@ -305,14 +312,16 @@ pub fn tree_digest(files: &[crate::desired::ManagedFile]) -> String {
 /// (`VENV`: the digest of the requirements its `.venv` holds, `-` for none;
 /// `MIGRATED`: whether its migration ran; `HEALTHY`: whether it passed its
 /// health checks here), `M ID JSON` with its `.infra-release` when it has
-/// one, and `Y VERSION ARCH` of the host's Python (what wheels must be
-/// built for).
+/// one, `G ID` for each release the host's migration ledger names, `H
+/// JSON` with the operator's release choice, and `Y VERSION ARCH` of the
+/// host's Python (what wheels must be built for).
 fn release_facts(releases: &crate::desired::Releases) -> String {
-    use crate::desired::release_marks::{COMPLETE, HEALTHY, MIGRATED, PACKAGES, RECORD};
+    use crate::desired::release_marks::{CHOICE, COMPLETE, HEALTHY, MIGRATED, MIGRATION_LEDGER, PACKAGES, RECORD};
     let (link, dir) = (quote(&releases.link), quote(&releases.directory));
     format!(
         "if [ -L {link} ]; then echo \"K $(readlink {link})\"; elif [ -e {link} ]; then echo 'K !'; else echo 'K -'; fi\n\
          releases {dir} {COMPLETE} {PACKAGES} {MIGRATED} {HEALTHY} {RECORD}\n\
+         release_ledgers {MIGRATION_LEDGER} {CHOICE}\n\
          python_facts\n"
     )
 }
@@ -387,6 +396,16 @@ pub fn parse(host: &HostState, output: &str) -> Result<HostFacts, FactsError> {
                 if let Ok(record) = serde_json::from_str(record) {
                     facts.records.insert(id.to_string(), record);
                 }
+            }
+            ["G", id] if host.releases.is_some() && is_release_id(id) => {
+                facts.migrated.insert(id.to_string());
+            }
+            ["H", ..] if host.releases.is_some() && facts.choice.is_none() => {
+                // Garbage only loses the choice: apply then deploys what
+                // the inventory names, and plan says so.
+                let choice = serde_json::from_str::<crate::desired::ReleaseChoice>(line.get(2..).unwrap_or_default());
+                facts.choice =
+                    choice.ok().filter(|choice| is_release_id(&choice.release) && is_release_id(&choice.inventory));
             }
             ["Y", version, arch] if host.releases.is_some() && facts.python.is_none() => {
                 facts.python = is_python(version, arch).then(|| (version.to_string(), arch.to_string()));
@@ -553,6 +572,14 @@ fn fingerprint(facts: &HostFacts) -> String {
     }
     if let Some((version, arch)) = &facts.python {
         text.push_str(&format!("python {version} {arch}\n"));
+    }
+    // What decides a release plan: a migration recorded since, or a
+    // choice made since, is not the host the plan was made for.
+    for id in &facts.migrated {
+        text.push_str(&format!("migrated {id}\n"));
+    }
+    if let Some(choice) = &facts.choice {
+        text.push_str(&format!("chosen {} over {}\n", choice.release, choice.inventory));
     }
     if let Some((id, codename)) = &facts.os {
         text.push_str(&format!("os {id} {codename}\n"));

@@ -187,17 +187,28 @@ releases() {
     [ -e "$d/$4" ] && migrated=migrated
     [ -e "$d/$5" ] && healthy=healthy
     printf 'R %s %s %s %s %s\n' "$id" "$mtime" "${venv:--}" "$migrated" "$healthy"
-    [ -s "$d/$6" ] && release_record "$id" "$d/$6"
+    [ -s "$d/$6" ] && release_record "M $id" "$d/$6"
   done
 }
-# `M ID RECORD`: the record's lines joined, read up to about 4 KiB.
+# `G ID` for each release the fleet's migration ledger $1 names, and `H
+# CHOICE` with the release choice $2 (about 4 KiB at most), when there is one.
+release_ledgers() {
+  if [ -r "$1" ]; then
+    while read -r id _; do
+      case $id in *[!0-9a-f]*) ;; ????????????) echo "G $id" ;; esac
+    done < "$1"
+  fi
+  [ -s "$2" ] && release_record H "$2"
+  return 0
+}
+# `$1 RECORD`: the lines of the record $2 joined, read up to about 4 KiB.
 release_record() {
   record=''
   while IFS= read -r line || [ -n "$line" ]; do
     record=$record$line
     [ ${#record} -le 4096 ] || break
   done < "$2"
-  printf 'M %s %s\n' "$1" "$record"
+  printf '%s %s\n' "$1" "$record"
 }
 # `Y VERSION ARCH`: the host's Python and machine, what wheels must fit.
 python_facts() {

@@ -59,6 +59,8 @@ fn releases_in(directory: &str, link: &str) -> crate::desired::Releases {
         directory: directory.into(),
         link: link.into(),
         id: "aaaaaaaaaaaa".into(),
+        inventory_id: "aaaaaaaaaaaa".into(),
+        deploy: None,
         keep: 5,
         requirements: None,
         module: "app".into(),

@@ -430,6 +430,7 @@ fn app(decoder: &mut Decoder, node: &Node) -> Option<AppSettings> {
         module: module?,
         source: source?,
         revision,
+        inventory_revision: None,
     };
     fields.finish(decoder);
     Some(settings)

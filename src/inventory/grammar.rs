@@ -137,14 +137,24 @@ const RESERVED_ENV_PREFIXES: [&str; 4] = ["DATABASE_", "LD_", "PYTHON", "INFRA_"
 
 /// A name in `app.env`: an environment variable's, uppercase, and not one
 /// infra writes itself or one that changes what runs ([`RESERVED_ENV_NAMES`]).
+/// Each refusal says which rule it is: a reserved name is spelled right.
 pub fn env_name(text: &str) -> Result<String, &'static str> {
-    const EXPECTED: &str = "an environment variable name of `A-Z`, `0-9` and `_` (like `SECRET_KEY`), not starting with a digit, not `GUNICORN_CMD_ARGS`, `PATH`, `HOME`, `SHELL` or `IFS`, not starting with `DATABASE_`, `LD_`, `PYTHON` or `INFRA_`";
+    const EXPECTED: &str = "an environment variable name of `A-Z`, `0-9` and `_` (like `SECRET_KEY`), not starting with a digit, at most 64 characters";
+    const DATABASE: &str = "a name `app.env` may set: infra writes every `DATABASE_*` name itself, from the `database` section (`DATABASE_HOST`, `DATABASE_PORT`, `DATABASE_NAME`, `DATABASE_USER`, `DATABASE_PASSWORD`, and `DATABASE_URL` as `mysql://USER:PASSWORD@HOST:PORT/NAME`): read those in the app";
+    const RUNTIME: &str = "a name `app.env` may set: `GUNICORN_CMD_ARGS`, `PATH`, `HOME`, `SHELL`, `IFS` and the `LD_*`, `PYTHON*` and `INFRA_*` names would change what runs, past the checked Gunicorn config and the release's own `.venv`";
     let valid = (1..=64).contains(&text.len())
         && text.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-        && !text.starts_with(|c: char| c.is_ascii_digit())
-        && !RESERVED_ENV_NAMES.contains(&text)
-        && !RESERVED_ENV_PREFIXES.iter().any(|prefix| text.starts_with(prefix));
-    if valid { Ok(text.to_string()) } else { Err(EXPECTED) }
+        && !text.starts_with(|c: char| c.is_ascii_digit());
+    if !valid {
+        Err(EXPECTED)
+    } else if text.starts_with("DATABASE_") {
+        Err(DATABASE)
+    } else if RESERVED_ENV_NAMES.contains(&text) || RESERVED_ENV_PREFIXES.iter().any(|prefix| text.starts_with(prefix))
+    {
+        Err(RUNTIME)
+    } else {
+        Ok(text.to_string())
+    }
 }
 
 /// One word of `app.migrate`: printable ASCII without quotes or `\`, at

@@ -287,6 +287,11 @@ pub struct AppSettings {
     /// repository (grammar-checked), overridden by `infra deploy --source`.
     #[schemars(skip)]
     pub revision: Option<Spanned<String>>,
+    /// The `ref` the inventory itself names, when `infra deploy --source`
+    /// replaced `revision` for this run: apply keeps a deployed release
+    /// until the inventory names another one.
+    #[schemars(skip)]
+    pub inventory_revision: Option<String>,
     /// Where releases live on the app hosts (default `/srv/app`).
     #[schemars(with = "Option::<String>")]
     pub directory: Spanned<String>,

@@ -2,11 +2,12 @@
 //! the desired release, and which old releases are removed once the host
 //! is healthy. Pure, like the rest of the plan.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::desired::{HostState, Releases};
+use super::HostPlan;
+use crate::desired::{DesiredState, HostState, ReleaseChoice, Releases};
 use crate::facts::{HostFacts, LinkFact, newest_first};
 
 /// What apply does with an app host's releases.
@@ -41,6 +42,48 @@ pub struct ReleasePlan {
     /// How the release gets its Python packages, when it has none yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub packages: Option<PackagesPlan>,
+    /// The releases to add to the host's migration ledger once it
+    /// switches: those the fleet migrated (this release among them, when
+    /// it migrates) that the host has no record of.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub record_migrations: Vec<String>,
+    /// What apply does with the host's release choice once it is healthy.
+    #[serde(default, skip_serializing_if = "ChoicePlan::is_keep")]
+    pub choice: ChoicePlan,
+    /// In plain words, where the running release's code came from and
+    /// where the new one's comes from, when the link switches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<ReleaseChange>,
+}
+
+/// What apply does with the host's [`ReleaseChoice`].
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ChoicePlan {
+    /// Left as it is.
+    #[default]
+    Keep,
+    /// An explicit deploy of a release the inventory does not name:
+    /// recorded, so a plain apply keeps it.
+    Record(ReleaseChoice),
+    /// The inventory names another release since (or a deploy goes to the
+    /// inventory's): forgotten.
+    Forget,
+}
+
+impl ChoicePlan {
+    fn is_keep(&self) -> bool {
+        *self == ChoicePlan::Keep
+    }
+}
+
+/// The running release and the next, described for a reader of the plan.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReleaseChange {
+    /// `from ../app at v4 (commit 3f2a9c1e0b7d), which `infra deploy --source v4` put there`.
+    pub from: String,
+    /// `from ../app at v1 (commit 0a1b2c3d4e5f), the inventory's `app.source``.
+    pub to: String,
 }
 
 /// How a release's `.venv` is made.
@@ -84,6 +127,9 @@ pub fn plan_releases(host: &HostState, facts: &HostFacts) -> (Option<ReleasePlan
         return (None, Some(refusal));
     }
     let current = facts.release_link.as_ref().and_then(LinkFact::release);
+    if let Some(kept) = kept_choice(releases, facts) {
+        return (kept_release(releases, facts, &kept.release), None);
+    }
     let switch_to = (current.as_deref() != Some(releases.id.as_str())).then(|| releases.id.clone());
     let prune = prunable(&facts.releases, &releases.id, current.as_deref(), &facts.healthy, releases.keep);
     let packages = match packages_plan(releases, facts) {
@@ -91,7 +137,8 @@ pub fn plan_releases(host: &HostState, facts: &HostFacts) -> (Option<ReleasePlan
         Err(refusal) => return (None, Some(refusal)),
     };
     let new = !facts.releases.iter().any(|(id, _)| *id == releases.id);
-    if switch_to.is_none() && prune.is_empty() && packages.is_none() && !new {
+    let choice = choice_plan(releases, facts);
+    if switch_to.is_none() && prune.is_empty() && packages.is_none() && !new && choice.is_keep() {
         return (None, None);
     }
     let plan = ReleasePlan {
@@ -101,12 +148,150 @@ pub fn plan_releases(host: &HostState, facts: &HostFacts) -> (Option<ReleasePlan
         new,
         files: releases.files.len(),
         migrate: releases.migrate.clone().filter(|_| switch_to.is_some() && !facts.migrated.contains(&releases.id)),
+        change: switch_to.as_ref().map(|_| release_change(releases, facts, current.as_deref())),
         current,
         switch_to,
         prune,
         packages,
+        record_migrations: Vec::new(),
+        choice,
     };
     (Some(plan), None)
+}
+
+/// The operator's choice a plain apply keeps instead of the inventory's
+/// release: it made the current release current, and the inventory names
+/// the release it named then (its source has not changed since).
+pub fn kept_choice<'a>(releases: &Releases, facts: &'a HostFacts) -> Option<&'a ReleaseChoice> {
+    let choice = facts.choice.as_ref()?;
+    let current = facts.release_link.as_ref().and_then(LinkFact::release)?;
+    let kept = releases.deploy.is_none()
+        && choice.release == current
+        && choice.inventory == releases.inventory_id
+        && choice.release != releases.id;
+    kept.then_some(choice)
+}
+
+/// A kept release changes nothing but what pruning removes around it.
+fn kept_release(releases: &Releases, facts: &HostFacts, kept: &str) -> Option<ReleasePlan> {
+    let prune = prunable(&facts.releases, kept, Some(kept), &facts.healthy, releases.keep);
+    (!prune.is_empty()).then(|| ReleasePlan {
+        directory: releases.directory.clone(),
+        link: releases.link.clone(),
+        current: Some(kept.to_string()),
+        switch_to: None,
+        target: releases.target(kept),
+        prune,
+        new: false,
+        files: 0,
+        migrate: None,
+        packages: None,
+        record_migrations: Vec::new(),
+        choice: ChoicePlan::Keep,
+        change: None,
+    })
+}
+
+/// An explicit deploy records its choice when it deploys a release the
+/// inventory does not name, and forgets an earlier one when it deploys
+/// the inventory's; a plain apply that does not keep a choice forgets it
+/// (else the choice would come back to life when the inventory named its
+/// old release again).
+fn choice_plan(releases: &Releases, facts: &HostFacts) -> ChoicePlan {
+    let recorded = facts.choice.as_ref().map(|choice| (choice.release.as_str(), choice.inventory.as_str()));
+    let Some(command) = &releases.deploy else {
+        return if recorded.is_some() { ChoicePlan::Forget } else { ChoicePlan::Keep };
+    };
+    if releases.id == releases.inventory_id {
+        return if recorded.is_some() { ChoicePlan::Forget } else { ChoicePlan::Keep };
+    }
+    if recorded == Some((releases.id.as_str(), releases.inventory_id.as_str())) {
+        return ChoicePlan::Keep;
+    }
+    ChoicePlan::Record(ReleaseChoice {
+        release: releases.id.clone(),
+        inventory: releases.inventory_id.clone(),
+        command: command.clone(),
+        by: String::new(),
+        at: String::new(),
+    })
+}
+
+/// Where the running release came from (its record on the host, and the
+/// command that chose it) and where the next one comes from.
+fn release_change(releases: &Releases, facts: &HostFacts, current: Option<&str>) -> ReleaseChange {
+    let from = match current {
+        None => "nothing (the host serves no release yet)".to_string(),
+        Some(id) => {
+            let origin = facts.records.get(id).map_or_else(
+                || "code whose origin the host does not record".to_string(),
+                |record| record.origin.to_string(),
+            );
+            let chosen = facts.choice.as_ref().filter(|choice| choice.release == id);
+            let chosen = chosen.map_or_else(String::new, |choice| format!(", which `{}` put there", choice.command));
+            crate::sanitize::printable(&format!("{origin}{chosen}"))
+        }
+    };
+    let why = match &releases.deploy {
+        Some(command) => format!("what `{command}` asks for"),
+        None => "what the inventory's `app.source` names".to_string(),
+    };
+    ReleaseChange { from, to: format!("{}, {why}", releases.origin) }
+}
+
+/// Migrations as the fleet knows them: the union of every app host's
+/// record decides, so a release migrates once for the fleet, on the first
+/// host (in apply's order) that switches to it, and never when a host goes
+/// back to it. Every host that switches adds what it lacks of the record
+/// to its own ledger, so the record outlives any one host.
+pub(super) fn reconcile_migrations(hosts: &mut [HostPlan], facts: &BTreeMap<String, HostFacts>) {
+    let fleet: BTreeSet<&String> = facts.values().flat_map(|facts| &facts.migrated).collect();
+    let mut migrating: BTreeSet<String> = BTreeSet::new();
+    for host in hosts.iter_mut() {
+        let Some(release) = host.releases.as_mut() else { continue };
+        let Some(id) = release.switch_to.clone() else { continue };
+        if fleet.contains(&id) || migrating.contains(&id) {
+            release.migrate = None;
+        } else if release.migrate.is_some() {
+            migrating.insert(id.clone());
+        }
+        // The host that migrates records its release as the migration
+        // passes (a later failure does not undo the database's change).
+        let migrates_here = release.migrate.is_some().then_some(id.as_str());
+        let own = facts.get(&host.host).map(|facts| &facts.migrated);
+        let known = fleet.iter().map(|id| id.as_str()).chain(migrating.get(&id).map(String::as_str));
+        release.record_migrations = known
+            .filter(|known| Some(*known) != migrates_here && !own.is_some_and(|own| own.contains(*known)))
+            .map(String::from)
+            .collect();
+        release.record_migrations.sort();
+        release.record_migrations.dedup();
+    }
+}
+
+/// Plan's words for app hosts that keep an operator's choice instead of
+/// the inventory's release: one line per choice, naming its hosts.
+pub(super) fn kept_warnings(desired: &DesiredState, facts: &BTreeMap<String, HostFacts>) -> Vec<String> {
+    let mut kept: BTreeMap<(&ReleaseChoice, &str), Vec<&str>> = BTreeMap::new();
+    for host in &desired.hosts {
+        let (Some(releases), Some(facts)) = (&host.releases, facts.get(&host.name)) else { continue };
+        if let Some(choice) = kept_choice(releases, facts) {
+            kept.entry((choice, releases.id.as_str())).or_default().push(&host.name);
+        }
+    }
+    kept.into_iter()
+        .map(|((choice, inventory), hosts)| {
+            let who = [&choice.by, &choice.at].iter().filter(|part| !part.is_empty()).map(|part| part.as_str()).collect::<Vec<_>>();
+            let who = if who.is_empty() { String::new() } else { format!(" ({})", who.join(", ")) };
+            crate::sanitize::printable(&format!(
+                "{} {} release {}, which `{}` put there{who}; the inventory names release {inventory}, and its `app.source` has not changed since: `infra deploy` switches to the inventory's release, and so does apply once `app.source` changes",
+                hosts.join(", "),
+                if hosts.len() == 1 { "keeps" } else { "keep" },
+                choice.release,
+                choice.command,
+            ))
+        })
+        .collect()
 }
 
 /// Why the host's Python cannot run the app (`app.python`), if it cannot.
@@ -170,6 +355,139 @@ fn prunable(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const V1: &str = "111111111111";
+    const V2: &str = "222222222222";
+    const V4: &str = "444444444444";
+
+    /// An app host whose inventory names `inventory`, this run deploying `id`.
+    fn app_host(name: &str, id: &str, inventory: &str, deploy: Option<&str>) -> HostState {
+        let releases = Releases {
+            directory: "/srv/app/releases".into(),
+            link: "/srv/app/current".into(),
+            id: id.into(),
+            inventory_id: inventory.into(),
+            deploy: deploy.map(String::from),
+            keep: 5,
+            requirements: None,
+            module: "app".into(),
+            migrate: Some(vec!["flask".into(), "db".into(), "upgrade".into()]),
+            python: None,
+            origin: crate::desired::Origin { source: "../app".into(), revision: Some("v1".into()), commit: None },
+            files: vec![],
+        };
+        let address = "10.0.0.31".parse().expect("address");
+        HostState {
+            name: name.into(),
+            address,
+            target: crate::transport::Target::with_defaults(name, address),
+            roles: vec![crate::topology::Role::App],
+            stage: crate::topology::Role::App,
+            packages: vec![],
+            files: vec![],
+            services: vec![],
+            hooks: vec![],
+            health_checks: vec![],
+            ssh_guard: None,
+            ports: Vec::new(),
+            interfaces: Vec::new(),
+            backups: None,
+            releases: Some(releases),
+        }
+    }
+
+    /// Facts of an app host serving `current`, with `unpacked` releases of
+    /// which `migrated` ran their migration as it knows.
+    fn serving(current: &str, unpacked: &[&str], migrated: &[&str]) -> HostFacts {
+        HostFacts {
+            release_link: Some(LinkFact::Link(format!("releases/{current}"))),
+            releases: unpacked.iter().enumerate().map(|(time, id)| (id.to_string(), time as i64)).collect(),
+            healthy: unpacked.iter().map(|id| id.to_string()).collect(),
+            migrated: migrated.iter().map(|id| id.to_string()).collect(),
+            ..HostFacts::default()
+        }
+    }
+
+    fn planned(hosts: &[HostState], facts: &BTreeMap<String, HostFacts>) -> Vec<HostPlan> {
+        let desired = DesiredState { hosts: hosts.to_vec(), virtual_ip: None };
+        super::super::plan(&desired, facts, Vec::new()).hosts
+    }
+
+    fn release(plan: &HostPlan) -> &ReleasePlan {
+        plan.releases.as_ref().expect("a release plan")
+    }
+
+    #[test]
+    fn a_release_migrates_once_for_the_fleet_and_every_switching_host_records_it() {
+        let hosts = [app_host("app-01", V2, V2, None), app_host("app-02", V2, V2, None)];
+        let facts = BTreeMap::from([
+            ("app-01".to_string(), serving(V1, &[V1], &[])),
+            ("app-02".to_string(), serving(V1, &[V1], &[V1])),
+        ]);
+        let plans = planned(&hosts, &facts);
+        assert!(release(&plans[0]).migrate.is_some(), "the first host to switch migrates");
+        assert_eq!(release(&plans[1]).migrate, None, "and no other");
+        assert_eq!(release(&plans[0]).record_migrations, [V1], "what app-02 knew reaches app-01 (V2 as it migrates)");
+        assert_eq!(release(&plans[1]).record_migrations, [V2]);
+    }
+
+    /// The sequence that left a fleet on two versions: app-01 migrated v1,
+    /// app-02 never did itself; going back to v1 must not migrate anywhere.
+    #[test]
+    fn going_back_to_a_release_any_host_migrated_never_migrates() {
+        let hosts = [app_host("app-01", V1, V1, None), app_host("app-02", V1, V1, None)];
+        let facts = BTreeMap::from([
+            ("app-01".to_string(), serving(V4, &[V1, V2, V4], &[V1, V2, V4])),
+            ("app-02".to_string(), serving(V4, &[V1, V2, V4], &[V4])),
+        ]);
+        let plans = planned(&hosts, &facts);
+        assert!(plans.iter().all(|plan| release(plan).migrate.is_none()), "{plans:?}");
+        assert_eq!(release(&plans[1]).record_migrations, [V1, V2]);
+    }
+
+    #[test]
+    fn a_plain_apply_keeps_a_deployed_release_until_the_inventory_names_another() {
+        let choice = ReleaseChoice {
+            release: V4.into(),
+            inventory: V1.into(),
+            command: "infra deploy --source v4".into(),
+            by: "ana@laptop".into(),
+            at: "20261203T070000Z".into(),
+        };
+        let facts = HostFacts { choice: Some(choice.clone()), ..serving(V4, &[V1, V4], &[V1, V4]) };
+        let unchanged = app_host("app-01", V1, V1, None);
+        assert_eq!(plan_releases(&unchanged, &facts), (None, None), "nothing switches back");
+        let desired = DesiredState { hosts: vec![unchanged], virtual_ip: None };
+        let warnings = kept_warnings(&desired, &BTreeMap::from([("app-01".to_string(), facts.clone())]));
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].starts_with("app-01 keeps release 444444444444, which `infra deploy --source v4` put there (ana@laptop, 20261203T070000Z); the inventory names release 111111111111"), "{}", warnings[0]);
+
+        let changed = app_host("app-01", V2, V2, None);
+        let (plan, _) = plan_releases(&changed, &facts);
+        let plan = plan.expect("a switch");
+        assert_eq!(plan.switch_to.as_deref(), Some(V2), "the inventory changed since the deploy");
+        assert_eq!(plan.choice, ChoicePlan::Forget);
+        let change = plan.change.expect("words for the switch");
+        assert!(change.from.ends_with("which `infra deploy --source v4` put there"), "{change:?}");
+        assert!(change.to.ends_with("what the inventory's `app.source` names"), "{change:?}");
+    }
+
+    #[test]
+    fn a_deploy_records_its_choice_and_one_of_the_inventorys_release_forgets_it() {
+        let deploying = app_host("app-01", V4, V1, Some("infra deploy --source v4"));
+        let (plan, _) = plan_releases(&deploying, &serving(V1, &[V1], &[V1]));
+        let plan = plan.expect("a deploy");
+        assert!(matches!(&plan.choice, ChoicePlan::Record(choice) if choice.release == V4 && choice.inventory == V1));
+        assert!(plan.change.expect("words").to.ends_with("what `infra deploy --source v4` asks for"));
+
+        let chosen = ReleaseChoice { release: V4.into(), inventory: V1.into(), ..ReleaseChoice::default() };
+        let facts = HostFacts { choice: Some(chosen), ..serving(V4, &[V1, V4], &[V1, V4]) };
+        let (plan, _) = plan_releases(&app_host("app-01", V1, V1, Some("infra deploy")), &facts);
+        let plan = plan.expect("a deploy of the inventory's release");
+        assert_eq!(plan.switch_to.as_deref(), Some(V1), "a deploy switches whatever a choice keeps");
+        assert_eq!(plan.choice, ChoicePlan::Forget);
+        assert_eq!(plan.migrate, None, "v1 migrated before");
+    }
 
     fn present(ids: &[(&str, i64)]) -> Vec<(String, i64)> {
         ids.iter().map(|(id, time)| (id.to_string(), *time)).collect()

@@ -140,19 +140,52 @@ fn render_host(out: &mut String, host: &HostPlan, palette: Palette) {
         if let Some(migrate) = &releases.migrate {
             let _ = writeln!(
                 out,
-                "    {}▸ migrate{} `{}` before any host switches",
+                "    {}▸ migrate{} `{}` here, once for the fleet, before any host switches",
                 palette.cyan,
                 palette.reset,
-                migrate.join(" ")
+                printable(&migrate.join(" "))
             );
         }
         if let Some(to) = &releases.switch_to {
-            let from = releases.current.as_deref().unwrap_or("nothing");
+            let from = releases.current.as_ref().map_or_else(|| "no release".to_string(), |id| format!("release {id}"));
             let _ = writeln!(
                 out,
-                "    {}⇄ switch{} {} from release {from} to {to}",
+                "    {}⇄ switch{} {} from {from} to release {to}",
                 palette.cyan, palette.reset, releases.link
             );
+            if let Some(change) = &releases.change {
+                let _ = writeln!(out, "      the running app changes: now {}", printable(&change.from));
+                let _ = writeln!(out, "      next {}", printable(&change.to));
+            }
+        }
+        if !releases.record_migrations.is_empty() {
+            let _ = writeln!(
+                out,
+                "    {}✎ record{} that release {} migrated, as another app host knows",
+                palette.cyan,
+                palette.reset,
+                releases.record_migrations.join(", ")
+            );
+        }
+        match &releases.choice {
+            crate::plan::ChoicePlan::Record(choice) => {
+                let _ = writeln!(
+                    out,
+                    "    {}✎ record{} that `{}` chose release {}: apply keeps it until the inventory's `app.source` changes",
+                    palette.cyan,
+                    palette.reset,
+                    printable(&choice.command),
+                    choice.release
+                );
+            }
+            crate::plan::ChoicePlan::Forget => {
+                let _ = writeln!(
+                    out,
+                    "    {}✎ forget{} the earlier release choice: the inventory's release is the one to serve",
+                    palette.cyan, palette.reset
+                );
+            }
+            crate::plan::ChoicePlan::Keep => {}
         }
         for id in &releases.prune {
             let _ = writeln!(

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use app_release::plan_releases;
-pub use app_release::{PackagesPlan, ReleasePlan};
+pub use app_release::{ChoicePlan, PackagesPlan, ReleaseChange, ReleasePlan, kept_choice};
 pub use display::{Palette, render_text};
 
 use crate::debian::Debian;
@@ -141,10 +141,14 @@ impl Plan {
 
 /// The whole plan: every desired host with facts is planned, in the desired
 /// state's (stage) order; hosts without facts are listed as unreachable.
+/// What concerns the fleet rather than one host comes last: which host
+/// migrates a release, and the app hosts that keep an operator's choice.
 pub fn plan(desired: &DesiredState, facts: &BTreeMap<String, HostFacts>, unreachable: Vec<Unreachable>) -> Plan {
-    let hosts =
+    let mut hosts: Vec<HostPlan> =
         desired.hosts.iter().filter_map(|host| facts.get(&host.name).map(|facts| plan_host(host, facts))).collect();
-    Plan { version: SCHEMA_VERSION, inventory: None, hosts, unreachable, warnings: Vec::new() }
+    app_release::reconcile_migrations(&mut hosts, facts);
+    let warnings = app_release::kept_warnings(desired, facts);
+    Plan { version: SCHEMA_VERSION, inventory: None, hosts, unreachable, warnings }
 }
 
 pub fn plan_host(host: &HostState, facts: &HostFacts) -> HostPlan {

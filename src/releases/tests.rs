@@ -85,7 +85,7 @@ fn roll_back_on_fake(fails: &'static str) -> Ran {
     let remotes: BTreeMap<String, _> = hosts.iter().map(|host| (host.name.clone(), fake.remote(&host.name))).collect();
     let switched = Mutex::new(Vec::new());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let outcome = runtime.block_on(roll_back(&remotes, &hosts, OLD, |host, _| {
+    let outcome = runtime.block_on(roll_back(&remotes, &hosts, OLD, None, |host, _| {
         switched.lock().expect("switched").push(host.to_string());
     }));
     (outcome, fake.scripts(), switched.into_inner().expect("switched"))
@@ -98,8 +98,10 @@ fn hosts_switch_one_at_a_time_each_healthy_before_the_next() {
     assert_eq!(switched, ["app-01", "app-02"]);
     let steps: Vec<(&str, bool)> =
         scripts.iter().map(|(host, script)| (host.as_str(), script.contains(&format!("releases/{OLD}")))).collect();
-    // app-01: switch, wait; then app-02: switch, wait.
-    assert_eq!(steps.iter().map(|(host, _)| *host).collect::<Vec<_>>(), ["app-01", "app-01", "app-02", "app-02"]);
+    // app-01: switch, wait, settle its choice; then app-02 the same.
+    let hosts: Vec<&str> = steps.iter().map(|(host, _)| *host).collect();
+    assert_eq!(hosts, ["app-01", "app-01", "app-01", "app-02", "app-02", "app-02"]);
+    assert!(scripts[2].1.contains(crate::desired::release_marks::CHOICE), "the choice is settled: {}", scripts[2].1);
     let switch = &scripts[0].1;
     assert!(switch.contains(&format!("releases/{OLD}")) && switch.contains("systemctl reload infra-app"), "{switch}");
     assert!(scripts[1].1.contains(&format!("/{OLD}/.infra-healthy")), "the mark goes on the release: {}", scripts[1].1);

@@ -21,16 +21,19 @@ pub(crate) struct Sources {
     app: Vec<(String, super::Content)>,
     /// Where the app's code came from, recorded with each release.
     origin: Option<Origin>,
+    /// The release the inventory's own `ref` makes, when `infra deploy
+    /// --source` deploys another.
+    inventory_id: Option<String>,
     static_site: Vec<(String, super::Content)>,
 }
 
 impl Sources {
     pub(crate) fn read(stack: &Stack) -> Result<Sources, RenderError> {
-        let (app, origin) = if stack.hosts_with(Role::App).next().is_some() {
+        let (app, origin, inventory_id) = if stack.hosts_with(Role::App).next().is_some() {
             let (files, origin) = read_app(stack, &stack.app)?;
-            (files, Some(origin))
+            (files, Some(origin), inventory_release(stack)?)
         } else {
-            (Vec::new(), None)
+            (Vec::new(), None, None)
         };
         let static_site = match &stack.web.static_source {
             Some(source) if stack.hosts_with(Role::Web).next().is_some() => read_tree(
@@ -41,7 +44,7 @@ impl Sources {
             )?,
             _ => Vec::new(),
         };
-        Ok(Sources { app, origin, static_site })
+        Ok(Sources { app, origin, inventory_id, static_site })
     }
 
     /// The requirements file `file` of the app's source, parsed.
@@ -111,6 +114,21 @@ fn read_app(
     }
 }
 
+/// The id of the release the inventory's own `ref` names, when `infra
+/// deploy --source` replaced it for this run; `None` when they are one.
+fn inventory_release(stack: &Stack) -> Result<Option<String>, RenderError> {
+    let app = &stack.app;
+    let Some(revision) = &app.inventory_revision else { return Ok(None) };
+    let path = stack
+        .files
+        .resolve(&app.source.value)
+        .map_err(|error| RenderError::ReadSource { path: app.source.value.clone(), error })?;
+    let read = crate::git::read(&path, revision)?;
+    let files: Vec<(String, super::Content)> =
+        read.files.into_iter().map(|(path, content)| (path, content.into())).collect();
+    Ok(Some(release_id(&files)))
+}
+
 /// Cross-host facts every template context needs, computed once per run.
 /// Lists are minijinja values (reference-counted), so handing one to each of
 /// 500 host contexts copies a pointer, not the list.
@@ -124,6 +142,7 @@ pub(crate) struct Derived {
     /// Each load balancer's name, address and effective VRRP priority.
     balancers: Vec<(String, String, u8)>,
     database_address: Value,
+    database_ip: Option<std::net::IpAddr>,
 }
 
 impl Derived {
@@ -132,7 +151,7 @@ impl Derived {
         let database_address = stack
             .hosts_with(Role::Database)
             .next()
-            .map(|host| stack.database.bind_address.as_ref().map_or(host.address.value, |bind| bind.value).to_string());
+            .map(|host| stack.database.bind_address.as_ref().map_or(host.address.value, |bind| bind.value));
         let strings = |items: Vec<String>| Value::from(items);
         Derived {
             upstreams: strings(topology::nginx_upstreams(stack).iter().map(ToString::to_string).collect()),
@@ -157,7 +176,8 @@ impl Derived {
                     (host.name.value.clone(), topology::vrrp_address(stack, host).to_string(), priority)
                 })
                 .collect(),
-            database_address: Value::from(database_address),
+            database_address: Value::from(database_address.map(|address| address.to_string())),
+            database_ip: database_address,
         }
     }
 }
@@ -388,14 +408,20 @@ impl HostContext<'_> {
                 address => self.derived.database_address.clone(),
                 port => database.port.value, name => database.name.value.clone(), user => database.user.value.clone(),
                 password => self.secrets.get(&database.password),
+                url => self.derived.database_ip.map(|address| database_url(
+                    address, database.port.value, &database.name.value, &database.user.value, self.secrets.get(&database.password),
+                )),
             },
         };
         let service = &catalog::GUNICORN;
         self.install(state, service, None, || context.clone())?;
+        let id = release_id(&self.sources.app);
         let releases = Releases {
             directory: format!("{}/releases", app.directory.value),
             link: format!("{}/current", app.directory.value),
-            id: release_id(&self.sources.app),
+            inventory_id: self.sources.inventory_id.clone().unwrap_or_else(|| id.clone()),
+            deploy: None,
+            id,
             keep: app.keep_releases.value,
             requirements: app.requirements.as_ref().and_then(|file| self.sources.requirements(&file.value)),
             files: self.sources.app.clone(),
@@ -564,6 +590,31 @@ fn backup_context(backup: &crate::inventory::BackupSettings) -> minijinja::Value
 /// A release's id: the first 12 hex digits of a digest of its files (paths
 /// and contents, in order), so every host computes the same id for the same
 /// code, and unchanged code is no new release.
+/// `DATABASE_URL` as dj-database-url, SQLAlchemy and most twelve-factor
+/// apps read it: `mysql://USER:PASSWORD@HOST:PORT/NAME`, the user, password
+/// and name percent-encoded (a password may hold any character, and an
+/// `@`, `:` or `/` in it would end its part of the URL).
+fn database_url(address: std::net::IpAddr, port: u16, name: &str, user: &str, password: &str) -> String {
+    let host = match address {
+        std::net::IpAddr::V4(address) => address.to_string(),
+        std::net::IpAddr::V6(address) => format!("[{address}]"),
+    };
+    format!("mysql://{}:{}@{host}:{port}/{}", percent_encode(user), percent_encode(password), percent_encode(name))
+}
+
+/// Every byte but RFC 3986's unreserved ones (`A-Z a-z 0-9 - . _ ~`) as `%XX`.
+fn percent_encode(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
 fn release_id(files: &[(String, super::Content)]) -> String {
     use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();
@@ -574,4 +625,17 @@ fn release_id(files: &[(String, super::Content)]) -> String {
         hasher.update(content);
     }
     hasher.finalize().iter().take(6).map(|byte| format!("{byte:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::database_url;
+
+    #[test]
+    fn database_url_encodes_what_would_end_a_part() {
+        let url = database_url("10.0.0.13".parse().expect("address"), 3306, "app", "app", "p@ss:w/rd%?#$ é");
+        assert_eq!(url, "mysql://app:p%40ss%3Aw%2Frd%25%3F%23%24%20%C3%A9@10.0.0.13:3306/app");
+        let url = database_url("fd00::13".parse().expect("address"), 3307, "app_db", "app", "secret");
+        assert_eq!(url, "mysql://app:secret@[fd00::13]:3307/app_db");
+    }
 }

@@ -118,9 +118,9 @@ pub(crate) fn apply_under_load(lab: &Lab, inventory: &Path, what: &str) -> Outpu
 }
 
 /// `infra rollback` while a load runs through the virtual IP; asserts no request failed.
-pub(crate) fn rollback_under_load(lab: &Lab) -> Output {
+pub(crate) fn rollback_under_load(lab: &Lab, inventory: &Path) -> Output {
     under_load(lab, "rollback", || {
-        lab.command().args(["rollback", "--yes", "-i"]).arg(&lab.inventory).output().expect("infra runs")
+        lab.command().args(["rollback", "--yes", "-i"]).arg(inventory).output().expect("infra runs")
     })
 }
 
@@ -314,7 +314,8 @@ pub(crate) fn two_web_and_two_app_hosts_change_with_zero_failed_requests() {
         releases["hosts"].as_array().expect("hosts").iter().filter_map(|host| host["current"].as_str()).collect();
     assert_eq!(current.len(), 2, "{releases}");
     assert_eq!(current[0], current[1], "every app host serves the same release: {releases}");
-    a_git_deploy_of_code_a_package_and_a_migration_then_a_rollback(&lab);
+    let deployed = a_git_deploy_of_code_a_package_and_a_migration_then_a_rollback(&lab);
+    a_deployed_release_stays_until_the_inventory_names_another(&lab, &deployed);
 }
 
 /// A backup taken through `infra backup now`, more writes, then `infra

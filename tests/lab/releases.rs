@@ -95,19 +95,28 @@ pub(crate) fn releases_switch_under_load_and_roll_back_in_seconds(lab: &Lab) {
     assert_eq!(lab.serving_release(), v2, "Gunicorn serves the new release after its graceful reload");
 
     let started = Instant::now();
-    let rollback = rollback_under_load(lab);
+    let rollback = rollback_under_load(lab, &v2_inventory);
     eprintln!("rollback to the previous release: {:.1} s under load", started.elapsed().as_secs_f64());
-    assert!(String::from_utf8_lossy(&rollback.stderr).contains(&format!("serves release {v1}")));
+    let stderr = String::from_utf8_lossy(&rollback.stderr);
+    assert!(stderr.contains(&format!("serves release {v1}")), "{stderr}");
+    assert!(stderr.contains(&format!("apply keeps release {v1} until")), "{stderr}");
     assert_eq!(lab.releases()["current"], v1.as_str());
     assert_eq!(lab.serving_release(), v1);
+    // The inventory still names v2, but the rollback was a choice: apply
+    // keeps v1 and says why, until the inventory's source changes.
     let plan = lab.plan(&v2_inventory, &["--no-progress"]);
-    let text = String::from_utf8_lossy(&plan.stdout);
-    assert!(text.contains(&format!("from release {v1} to {v2}")), "the inventory still asks for v2: {text}");
-    assert!(!text.contains("+ create"), "v2 is still unpacked: switching back uploads nothing: {text}");
+    let text = format!("{}{}", String::from_utf8_lossy(&plan.stdout), String::from_utf8_lossy(&plan.stderr));
+    assert!(text.contains(&format!("app-01 keeps release {v1}, which `infra rollback` put there")), "{text}");
+    assert!(!text.contains("from release"), "{text}");
 
     // Keeping two: deploying v3 removes v1, never the current (v2 after
     // the re-deploy) or the new one.
-    assert_success(&lab.apply(&v2_inventory, &[]), "re-deploy of v2");
+    let redeploy = lab.deploy(&v2_inventory, &[]);
+    assert_success(&redeploy, "re-deploy of v2");
+    let said = format!("{}{}", String::from_utf8_lossy(&redeploy.stdout), String::from_utf8_lossy(&redeploy.stderr));
+    assert!(said.contains(&format!("from release {v1} to release {v2}")), "deploy goes to v2: {said}");
+    assert!(!said.contains("+ create"), "v2 is still unpacked: switching back uploads nothing: {said}");
+    assert_eq!(lab.serving_release(), v2);
     let v3_inventory = lab.app_version("v3", 2);
     let plan = String::from_utf8_lossy(&lab.plan(&v3_inventory, &["--no-progress"]).stdout).into_owned();
     assert!(plan.contains(&format!("remove release {v1}")), "{plan}");
@@ -200,7 +209,10 @@ pub(crate) fn migrations_run_before_the_switch_and_a_failed_one_switches_nothing
     let migrating =
         lab.app_version_changed("mig1", AppChange { keep: 5, migrations: vec![first.clone()], ..AppChange::default() });
     let plan = String::from_utf8_lossy(&lab.plan(&migrating, &["--no-progress"]).stdout).into_owned();
-    assert!(plan.contains("migrate `python3 -m alembic upgrade head` before any host switches"), "{plan}");
+    assert!(
+        plan.contains("migrate `python3 -m alembic upgrade head` here, once for the fleet, before any host switches"),
+        "{plan}"
+    );
     let applied = lab.apply(&migrating, &[]);
     assert_success(&applied, "apply of a release with a migration");
     assert!(String::from_utf8_lossy(&applied.stderr).contains("app-01: migrating the database"));
@@ -372,7 +384,7 @@ fn current_releases(lab: &Lab, inventory: &Path) -> Vec<(String, String)> {
 /// while requests run through the virtual IP, then `infra rollback`: no
 /// request fails, every app host ends on the same release each time, and
 /// the rollback rebuilds nothing (v1's packages are untouched).
-pub(crate) fn a_git_deploy_of_code_a_package_and_a_migration_then_a_rollback(lab: &Lab) {
+pub(crate) fn a_git_deploy_of_code_a_package_and_a_migration_then_a_rollback(lab: &Lab) -> GitDeploy {
     let repository = app_repository(lab);
     let example = format!("source: {}/examples/app", env!("CARGO_MANIFEST_DIR"));
     let git_source = format!("source: {{git: {}, ref: v1}}", repository.display());
@@ -446,6 +458,94 @@ pub(crate) fn a_git_deploy_of_code_a_package_and_a_migration_then_a_rollback(lab
         assert!(present.contains(&v1_id) && present.contains(v2_id) && present.len() == 2, "{host}: {present:?}");
     }
     assert!(counter_at(&lab.vip) > 0, "v1 still serves");
+    GitDeploy { inventory, repository, v2_id: v2_id.clone() }
+}
+
+/// What [`a_git_deploy_of_code_a_package_and_a_migration_then_a_rollback`]
+/// leaves for the next scenario: its inventory (`ref: v1`), the app's
+/// repository, and the release v2 became.
+pub(crate) struct GitDeploy {
+    inventory: PathBuf,
+    repository: PathBuf,
+    v2_id: String,
+}
+
+/// The sequence that once left a fleet on two releases: after a deploy, a
+/// rollback and another deploy, a plain `apply` of the inventory (still
+/// `ref: v1`) keeps the deployed release on every host and says so; moving
+/// the inventory to v2 switches every host to it without running any
+/// migration again (v2's ran once, for the fleet, when it was deployed),
+/// and every host's record of migrated releases is the same.
+pub(crate) fn a_deployed_release_stays_until_the_inventory_names_another(lab: &Lab, deployed: &GitDeploy) {
+    let git = |args: &[&str]| super::support::git(&deployed.repository, args);
+    git(&["checkout", "-q", "v2"]);
+    let app = deployed.repository.join("app.py");
+    let code = std::fs::read_to_string(&app).expect("read");
+    std::fs::write(&app, format!("{code}\n# v4: v2 and one more migration\n")).expect("write");
+    let migration_file = deployed.repository.join("migrations/versions/0003_v4.py");
+    std::fs::write(migration_file, migration("0003_v4", "0002_v2", false)).expect("write");
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "v4: v2 with a second migration"]);
+    git(&["tag", "v4"]);
+
+    let deployed_v4 = lab.deploy(&deployed.inventory, &["--source", "v4"]);
+    assert_success(&deployed_v4, "deploy of v4");
+    let stderr = String::from_utf8_lossy(&deployed_v4.stderr);
+    assert_eq!(stderr.matches("migrating the database").count(), 1, "v4's migration runs once: {stderr}");
+    let v4 = current_releases(lab, &deployed.inventory);
+    let v4_id = v4[0].1.clone();
+    assert!(v4.iter().all(|(_, id)| *id == v4_id) && v4_id != deployed.v2_id, "{v4:?}");
+
+    let plan = lab.plan(&deployed.inventory, &["--no-progress"]);
+    let text = format!("{}{}", String::from_utf8_lossy(&plan.stdout), String::from_utf8_lossy(&plan.stderr));
+    assert!(
+        text.contains(&format!("app-01, app-03 keep release {v4_id}, which `infra deploy --source v4` put there")),
+        "{text}"
+    );
+    assert!(!text.contains("from release"), "nothing switches: {text}");
+    let applied = apply_under_load(lab, &deployed.inventory, "apply of the inventory that still says v1");
+    assert!(String::from_utf8_lossy(&applied.stderr).contains("keep release"), "apply warns too");
+    assert!(current_releases(lab, &deployed.inventory).iter().all(|(_, id)| *id == v4_id), "every host stays on v4");
+    let listed = lab.command().args(["releases", "-i"]).arg(&deployed.inventory).output().expect("infra runs");
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert_eq!(listed.matches("apply keeps it: `infra deploy --source v4` chose it").count(), 2, "{listed}");
+
+    let moved = std::fs::read_to_string(&deployed.inventory).expect("read").replacen("ref: v1", "ref: v2", 1);
+    let moved_inventory = deployed.inventory.with_file_name("git-deploy-v2.yml");
+    std::fs::write(&moved_inventory, moved).expect("write");
+    let plan = String::from_utf8_lossy(&lab.plan(&moved_inventory, &["--no-progress"]).stdout).into_owned();
+    assert!(plan.contains(&format!("from release {v4_id} to release {}", deployed.v2_id)), "{plan}");
+    assert!(plan.contains("the running app changes"), "{plan}");
+    assert!(!plan.contains("migrate `"), "v2 migrated when it was deployed: {plan}");
+    let applied = apply_under_load(lab, &moved_inventory, "apply of the inventory moved to v2");
+    assert!(!String::from_utf8_lossy(&applied.stderr).contains("migrating the database"));
+    let on_v2 = current_releases(lab, &moved_inventory);
+    assert!(on_v2.iter().all(|(_, id)| *id == deployed.v2_id), "every host on v2: {on_v2:?}");
+    let addresses: std::collections::BTreeMap<String, String> =
+        super::bench::bench_inventory(7).1.into_iter().collect();
+    let version = lab.ssh_ok(&addresses["db-01"], "mariadb -N -B app -e 'SELECT version_num FROM alembic_version'");
+    assert_eq!(version.trim(), "0003_v4", "going back to v2 ran no migration, up or down");
+    let ledgers: Vec<String> =
+        on_v2.iter().map(|(host, _)| lab.ssh_ok(&addresses[host], "sort /var/lib/infra/migrated")).collect();
+    assert_eq!(ledgers[0], ledgers[1], "one record of migrated releases on every app host");
+    for id in [&deployed.v2_id, &v4_id] {
+        assert_eq!(ledgers[0].lines().filter(|line| line == id).count(), 1, "{id} once in: {}", ledgers[0]);
+    }
+    assert!(counter_at(&lab.vip) > 0, "v2 serves");
+
+    // A host that knows of no migration (a host new to the fleet): a run
+    // limited to it still reads the others' record, so v4 does not migrate
+    // again, and the host learns that it did.
+    lab.ssh_ok(&addresses["app-03"], "rm /var/lib/infra/migrated");
+    let forward = std::fs::read_to_string(&deployed.inventory).expect("read").replacen("ref: v1", "ref: v4", 1);
+    let forward_inventory = deployed.inventory.with_file_name("git-deploy-v4.yml");
+    std::fs::write(&forward_inventory, forward).expect("write");
+    let plan = lab.plan(&forward_inventory, &["--no-progress", "--limit", "app-03"]);
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(text.contains(&format!("to release {v4_id}")) && !text.contains("migrate `"), "{text}");
+    let learns = text.lines().find(|line| line.contains("record that release")).unwrap_or_default();
+    assert!(learns.contains(&v4_id), "app-03 learns that v4 migrated: {text}");
+    assert!(!text.contains("app-01 ("), "only app-03 is planned: {text}");
 }
 
 /// `infra rollback -i inventory` under load.

@@ -11,7 +11,7 @@
 use crate::catalog::{self, CheckPlan, Part};
 use crate::desired::{Checker, HostState, ManagedFile, ReleaseRecord, release_marks};
 use crate::facts::PENDING_JOURNAL;
-use crate::plan::{FileAction, HostPlan, PackagesPlan, ReleasePlan};
+use crate::plan::{ChoicePlan, FileAction, HostPlan, PackagesPlan, ReleasePlan};
 
 pub const NEW: &str = ".infra-new";
 pub const BACKUP: &str = ".infra-backup";
@@ -298,13 +298,49 @@ fn restore_link(link: &str) -> String {
     )
 }
 
-/// Shell lines writing `record` into the release `directory`: serialized
-/// here and passed through a quoted heredoc, so no value is ever shell.
+/// Shell lines writing `record` into the release `directory`.
 fn write_record(directory: &str, record: &ReleaseRecord) -> String {
-    let json = serde_json::to_string(record).unwrap_or_default();
-    let path = quote(&format!("{directory}/{}", release_marks::RECORD));
+    write_json(&format!("{directory}/{}", release_marks::RECORD), record)
+}
+
+/// Shell lines writing `value` as one line of JSON to `path`: serialized
+/// here and passed through a quoted heredoc, so no value is ever shell.
+fn write_json(path: &str, value: &impl serde::Serialize) -> String {
+    let json = serde_json::to_string(value).unwrap_or_default();
     let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{json}\n"));
-    format!("base64 -d > {path} <<'INFRA_EOF'\n{encoded}\nINFRA_EOF\n")
+    format!("base64 -d > {} <<'INFRA_EOF'\n{encoded}\nINFRA_EOF\n", quote(path))
+}
+
+/// Shell lines appending release ids to the host's migration ledger.
+fn append_to_ledger<'a>(ids: impl IntoIterator<Item = &'a String>) -> String {
+    let ids: Vec<String> = ids.into_iter().map(|id| quote(id)).collect();
+    if ids.is_empty() {
+        return String::new();
+    }
+    format!("mkdir -p /var/lib/infra\nprintf '%s\\n' {} >> {}\n", ids.join(" "), quote(release_marks::MIGRATION_LEDGER))
+}
+
+/// What the host's release choice becomes once it is healthy: `by` and
+/// `at` complete a recorded one. Written with the commit, so a host that
+/// failed keeps the choice it had.
+pub fn settle_choice(release: &ReleasePlan, by: &str, at: &str) -> String {
+    match &release.choice {
+        ChoicePlan::Keep => String::new(),
+        ChoicePlan::Forget => choice_script(None),
+        ChoicePlan::Record(choice) => {
+            let choice = crate::desired::ReleaseChoice { by: by.to_string(), at: at.to_string(), ..choice.clone() };
+            choice_script(Some(&choice))
+        }
+    }
+}
+
+/// Shell lines recording `choice` as the host's release choice, or
+/// forgetting the one it has.
+pub fn choice_script(choice: Option<&crate::desired::ReleaseChoice>) -> String {
+    match choice {
+        None => format!("rm -f {}\n", quote(release_marks::CHOICE)),
+        Some(choice) => format!("mkdir -p /var/lib/infra\n{}", write_json(release_marks::CHOICE, choice)),
+    }
 }
 
 /// The first lines of the release steps that outlive a killed apply on the
@@ -412,10 +448,13 @@ pub fn migrate(release: &ReleasePlan) -> Option<String> {
     let words = release.migrate.as_ref()?;
     let id = release.switch_to.as_deref()?;
     let directory = format!("{}/{id}", release.directory);
+    // Recorded the moment it succeeds: whatever happens to this host
+    // next, the database has migrated.
     Some(format!(
-        "set -e\n{RELEASE_STEP_LOCK}{}touch {}\n",
+        "set -e\n{RELEASE_STEP_LOCK}{}touch {}\n{}",
         as_app(&directory, words),
-        quote(&format!("{directory}/{}", release_marks::MIGRATED))
+        quote(&format!("{directory}/{}", release_marks::MIGRATED)),
+        append_to_ledger([&id.to_string()]),
     ))
 }
 
@@ -476,6 +515,7 @@ pub fn commit(plan: &HostPlan, files: &[&ManagedFile]) -> String {
                 quote(&format!("{}/{serving}/{}", releases.directory, release_marks::HEALTHY))
             ));
         }
+        script.push_str(&append_to_ledger(&releases.record_migrations));
         for id in &releases.prune {
             script.push_str(&format!("rm -rf {}\n", quote(&format!("{}/{id}", releases.directory))));
         }

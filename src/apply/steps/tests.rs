@@ -258,6 +258,9 @@ fn migrating(words: &[&str]) -> ReleasePlan {
         files: 1,
         migrate: Some(words.iter().map(|word| word.to_string()).collect()),
         packages: None,
+        record_migrations: vec!["aaaaaaaaaaaa".into()],
+        choice: Default::default(),
+        change: None,
     }
 }
 
