@@ -138,6 +138,21 @@ proptest! {
         check_directory_field("  port: 3306", "backup:\n    directory", &value, script, "directory='{value}'");
     }
 
+    /// `app.health` reaches a shell command line: whatever the grammar
+    /// accepts arrives at curl as exactly the URL and `Host` header meant.
+    #[test]
+    fn health_requests(
+        path in field("/[a-z0-9?&=._~-]{0,10}[ ;'\"$`#]{0,1}"),
+        host in field("[a-z0-9-]{1,8}(\\.[a-z0-9-]{1,8}){0,2}[ ;'$]{0,1}"),
+    ) {
+        let health = format!("  source: app\n  health: {{path: {}, status: 200, host: {}}}", yaml_string(&path), yaml_string(&host));
+        let Some(state) = rendered(VALID.replacen("  source: app", &health, 1)) else { return Ok(()) };
+        let arguments = curl_arguments(&state, "app-01", "Gunicorn answers HTTP");
+        prop_assert_eq!(arguments.last().cloned(), Some(format!("http://10.20.0.31:8000{path}")), "{:?}", arguments);
+        let header = format!("Host: {}", host.to_ascii_lowercase());
+        prop_assert!(arguments.contains(&header), "{:?}", arguments);
+    }
+
     #[test]
     fn interfaces(value in field("[a-z0-9._-]{1,16}[ #}]{0,1}")) {
         let edit = |value: &str| VALID.replacen("interface: eth0", &format!("interface: {}", yaml_string(value)), 1);
@@ -150,6 +165,26 @@ proptest! {
         prop_assert!(reference.contains(&instance) && reference.contains(&address));
         prop_assert_eq!(actual, reference.replace(SENTINEL, &value));
     }
+}
+
+/// Runs the health check `description` of `host` with a `curl` that writes
+/// each argument it was given on a line of its own (and says `200`).
+fn curl_arguments(state: &DesiredState, host: &str, description: &str) -> Vec<String> {
+    let host = state.hosts.iter().find(|candidate| candidate.name == host).expect("host rendered");
+    let check = host.health_checks.iter().find(|check| check.description == description).expect("the probe");
+    let bin = tempfile::tempdir().expect("temporary directory");
+    let curl = bin.path().join("curl");
+    std::fs::write(
+        &curl,
+        "#!/bin/sh
+for argument; do printf '%s\\n' \"$argument\" >&2; done\necho 200\n",
+    )
+    .expect("write");
+    Command::new("chmod").arg("+x").arg(&curl).status().expect("chmod");
+    let path = format!("{}:/usr/bin:/bin", bin.path().display());
+    let output = Command::new("sh").args(["-c", &check.command]).env("PATH", path).output().expect("sh runs");
+    assert!(output.status.success(), "{}: {}", check.command, String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stderr).lines().map(String::from).collect()
 }
 
 /// The hardest values the grammar accepts, through `infra validate` with

@@ -75,7 +75,31 @@ pub enum Probe {
     /// An HTTP request that must answer with success, on loopback or on the
     /// host's own address (a service that listens only there); `tls` probes
     /// the TLS port and exist only where TLS is configured.
-    Http { description: &'static str, path: &'static str, on: Listener, tls: bool },
+    Http { description: &'static str, path: RequestPath, on: Listener, tls: bool },
+}
+
+/// What an HTTP probe asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestPath {
+    /// A path infra's own configuration answers (`/healthz`).
+    Fixed(&'static str),
+    /// The app itself, as `app.health` says to ask it ([`AppRequest`]).
+    App,
+}
+
+/// The request a probe of the app makes (`app.health`): by default `GET /`,
+/// healthy when it answers below 400, with the address asked as its `Host`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppRequest<'a> {
+    pub path: &'a str,
+    pub status: Option<u16>,
+    pub host: Option<&'a str>,
+}
+
+impl Default for AppRequest<'_> {
+    fn default() -> Self {
+        AppRequest { path: "/", status: None, host: None }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,7 +206,12 @@ pub const GUNICORN: Service = Service {
     journal: &["infra-app"],
     packages: &["gunicorn", "python3-flask", "python3-pymysql"],
     files: &[GUNICORN_CONFIG, APP_UNIT, APP_ENVIRONMENT],
-    probes: &[Probe::Http { description: "Gunicorn answers HTTP", path: "/", on: Listener::OwnAddress, tls: false }],
+    probes: &[Probe::Http {
+        description: "Gunicorn answers HTTP",
+        path: RequestPath::App,
+        on: Listener::OwnAddress,
+        tls: false,
+    }],
 };
 
 pub const NGINX_MAIN: ConfigFile =
@@ -199,8 +228,18 @@ pub const NGINX: Service = Service {
     packages: &["nginx"],
     files: &[NGINX_MAIN, NGINX_SITE],
     probes: &[
-        Probe::Http { description: "Nginx answers", path: "/healthz", on: Listener::Loopback, tls: false },
-        Probe::Http { description: "Nginx proxies to the app", path: "/", on: Listener::Loopback, tls: false },
+        Probe::Http {
+            description: "Nginx answers",
+            path: RequestPath::Fixed("/healthz"),
+            on: Listener::Loopback,
+            tls: false,
+        },
+        Probe::Http {
+            description: "Nginx proxies to the app",
+            path: RequestPath::App,
+            on: Listener::Loopback,
+            tls: false,
+        },
     ],
 };
 
@@ -219,11 +258,16 @@ pub const HAPROXY: Service = Service {
     probes: &[
         Probe::Http {
             description: "HAProxy answers on the frontend",
-            path: "/healthz",
+            path: RequestPath::Fixed("/healthz"),
             on: Listener::Loopback,
             tls: false,
         },
-        Probe::Http { description: "HAProxy answers over TLS", path: "/healthz", on: Listener::Loopback, tls: true },
+        Probe::Http {
+            description: "HAProxy answers over TLS",
+            path: RequestPath::Fixed("/healthz"),
+            on: Listener::Loopback,
+            tls: true,
+        },
     ],
 };
 
@@ -283,22 +327,44 @@ pub fn until_it_passes(probe: &str) -> String {
 
 impl Probe {
     /// The command that runs this probe on a host at `address`, the
-    /// service listening on `port` (or, for a TLS probe, on `tls_port`);
-    /// none for a TLS probe where TLS is not configured.
-    pub fn command(&self, address: std::net::IpAddr, port: u16, tls_port: Option<u16>) -> Option<String> {
-        match self {
-            Probe::Command { command, .. } => Some((*command).to_string()),
-            Probe::Http { path, on, tls, .. } => {
-                let host = match on {
-                    Listener::Loopback => "127.0.0.1".to_string(),
-                    Listener::OwnAddress => address.to_string(),
-                };
-                // Certificate trust is checked before apply; a TLS probe
-                // checks that the service serves TLS.
-                let (scheme, flags, port) = if *tls { ("https", "-fsSk", tls_port?) } else { ("http", "-fsS", port) };
-                Some(format!("curl {flags} -o /dev/null {scheme}://{host}:{port}{path}"))
-            }
-        }
+    /// service listening on `port` (or, for a TLS probe, on `tls_port`),
+    /// asking the app as `app` says; none for a TLS probe where TLS is not
+    /// configured. One shell command (a group when it checks the status),
+    /// so it can stand before `&&` and inside `$(…)`.
+    pub fn command(
+        &self,
+        address: std::net::IpAddr,
+        port: u16,
+        tls_port: Option<u16>,
+        app: AppRequest,
+    ) -> Option<String> {
+        let Probe::Http { path, on, tls, .. } = self else {
+            let Probe::Command { command, .. } = self else { return None };
+            return Some((*command).to_string());
+        };
+        let host = match (on, address) {
+            (Listener::Loopback, _) => "127.0.0.1".to_string(),
+            (Listener::OwnAddress, std::net::IpAddr::V6(address)) => format!("[{address}]"),
+            (Listener::OwnAddress, address) => address.to_string(),
+        };
+        // Certificate trust is checked before apply; a TLS probe
+        // checks that the service serves TLS.
+        let (scheme, insecure, port) = if *tls { ("https", "k", tls_port?) } else { ("http", "", port) };
+        let request = match path {
+            RequestPath::Fixed(path) => AppRequest { path, ..AppRequest::default() },
+            RequestPath::App => app,
+        };
+        let url = crate::transport::shell_quote(&format!("{scheme}://{host}:{port}{}", request.path));
+        let header = request.host.map_or_else(String::new, |name| {
+            format!(" -H {}", crate::transport::shell_quote(&format!("Host: {name}")))
+        });
+        Some(match request.status {
+            None => format!("curl -fsS{insecure} -o /dev/null{header} {url}"),
+            Some(status) => format!(
+                "{{ code=$(curl -sS{insecure} -o /dev/null -w '%{{http_code}}'{header} {url}); [ \"$code\" = {status} ] || {{ echo \"{url_text} answered HTTP ${{code:-nothing}}, not {status}\"; false; }}; }}",
+                url_text = format!("{scheme}://{host}:{port}{}", request.path).replace(['"', '$', '`', '\\'], ""),
+            ),
+        })
     }
 
     pub fn description(&self) -> &'static str {
@@ -347,14 +413,37 @@ mod tests {
     fn a_tls_probe_exists_only_with_a_tls_port() {
         let address = std::net::IpAddr::from([10, 0, 0, 1]);
         let [frontend, tls] = HAPROXY.probes else { panic!("HAProxy has two probes") };
+        let app = AppRequest::default();
         assert_eq!(
-            frontend.command(address, 80, None).as_deref(),
-            Some("curl -fsS -o /dev/null http://127.0.0.1:80/healthz")
+            frontend.command(address, 80, None, app).as_deref(),
+            Some("curl -fsS -o /dev/null 'http://127.0.0.1:80/healthz'")
         );
-        assert_eq!(tls.command(address, 80, None), None);
+        assert_eq!(tls.command(address, 80, None, app), None);
         assert_eq!(
-            tls.command(address, 80, Some(443)).as_deref(),
-            Some("curl -fsSk -o /dev/null https://127.0.0.1:443/healthz")
+            tls.command(address, 80, Some(443), app).as_deref(),
+            Some("curl -fsSk -o /dev/null 'https://127.0.0.1:443/healthz'")
         );
+    }
+
+    /// `app.health` reaches the probes of the app, and only those.
+    #[test]
+    fn the_app_is_asked_as_app_health_says() {
+        let address = std::net::IpAddr::from([10, 0, 0, 21]);
+        let app = AppRequest { path: "/up?full=1", status: Some(200), host: Some("www.example.com") };
+        let [gunicorn] = GUNICORN.probes else { panic!("Gunicorn has one probe") };
+        let command = gunicorn.command(address, 8000, None, app).expect("a probe");
+        assert_eq!(
+            command,
+            "{ code=$(curl -sS -o /dev/null -w '%{http_code}' -H 'Host: www.example.com' 'http://10.0.0.21:8000/up?full=1'); [ \"$code\" = 200 ] || { echo \"http://10.0.0.21:8000/up?full=1 answered HTTP ${code:-nothing}, not 200\"; false; }; }"
+        );
+        let [nginx, proxied] = NGINX.probes else { panic!("Nginx has two probes") };
+        assert_eq!(
+            nginx.command(address, 80, None, app).as_deref(),
+            Some("curl -fsS -o /dev/null 'http://127.0.0.1:80/healthz'")
+        );
+        let proxied = proxied.command(address, 80, None, AppRequest { status: None, ..app }).expect("a probe");
+        assert_eq!(proxied, "curl -fsS -o /dev/null -H 'Host: www.example.com' 'http://127.0.0.1:80/up?full=1'");
+        let ipv6 = gunicorn.command("fd00::21".parse().expect("address"), 8000, None, AppRequest::default());
+        assert_eq!(ipv6.as_deref(), Some("curl -fsS -o /dev/null 'http://[fd00::21]:8000/'"));
     }
 }

@@ -144,7 +144,12 @@ pub fn restore(args: &RestoreArgs, style: Style) -> anyhow::Result<ExitCode> {
         .iter()
         .filter_map(|app| {
             let port = stack.port(app, Role::App)?;
-            let probe = catalog::GUNICORN.probes.first()?.command(app.address.value, port, None)?;
+            let probe = catalog::GUNICORN.probes.first()?.command(
+                app.address.value,
+                port,
+                None,
+                crate::render::app_request(stack.app.health.as_ref()),
+            )?;
             Some(App { name: app.name.value.clone(), probe })
         })
         .collect();

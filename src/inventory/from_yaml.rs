@@ -417,10 +417,12 @@ fn app(decoder: &mut Decoder, node: &Node) -> Option<AppSettings> {
     let python = fields
         .optional("python")
         .and_then(|node| decoder.grammar(node, "`python` of `app`", "invalid-python", grammar::python_requirement));
+    let health = fields.optional("health").and_then(|node| app_health(decoder, node));
     let settings = AppSettings {
         span: node.span,
         env,
         python,
+        health,
         migrate,
         requirements,
         keep_releases: or_default(keep, keep_node.is_some(), KEEP_RELEASES, &fields)?,
@@ -434,6 +436,27 @@ fn app(decoder: &mut Decoder, node: &Node) -> Option<AppSettings> {
     };
     fields.finish(decoder);
     Some(settings)
+}
+
+/// `app.health`: `{path: /healthz, status: 200, host: www.example.com}`,
+/// each optional.
+fn app_health(decoder: &mut Decoder, node: &Node) -> Option<AppHealth> {
+    let mut fields = decoder.fields(node, "`health` of `app`")?;
+    let path_node = fields.optional("path");
+    let path = path_node
+        .and_then(|node| decoder.grammar(node, "`path` of `app.health`", "invalid-health-path", grammar::http_path));
+    let status = fields.optional("status").and_then(|node| decoder.integer(node, "`status` of `app.health`", 100, 599));
+    let host = fields
+        .optional("host")
+        .and_then(|node| decoder.grammar(node, "`host` of `app.health`", "invalid-host-name", grammar::host_header));
+    let health = AppHealth {
+        span: node.span,
+        path: or_default(path, path_node.is_some(), "/".to_string(), &fields)?,
+        status,
+        host,
+    };
+    fields.finish(decoder);
+    Some(health)
 }
 
 /// `app.source`: a directory (`./app`), or a git repository and the

@@ -185,6 +185,27 @@ pub fn server_name(text: &str) -> Result<String, &'static str> {
     if text.len() <= 253 && name.split('.').all(label_ok) { Ok(text.to_ascii_lowercase()) } else { Err(EXPECTED) }
 }
 
+/// The path of an HTTP request (`app.health.path`): `/` and then RFC 3986's
+/// path and query characters, without `%`-escapes, quotes, backslashes or spaces,
+/// at most 256 bytes. It reaches a shell command line (quoted) and a URL.
+pub fn http_path(text: &str) -> Result<String, &'static str> {
+    const EXPECTED: &str = "a request path starting with `/` (like `/healthz` or `/up?full=1`): letters, digits and `/ - . _ ~ ? & = + : @ ! , ;`, at most 256 characters";
+    let valid = text.starts_with('/')
+        && text.len() <= 256
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-._~?&=+:@!,;".contains(&b));
+    if valid { Ok(text.to_string()) } else { Err(EXPECTED) }
+}
+
+/// A `Host` header (`app.health.host`): a host name, as `server_name`
+/// takes one, but never `_` or a wildcard.
+pub fn host_header(text: &str) -> Result<String, &'static str> {
+    const EXPECTED: &str = "a host name like `www.example.com`";
+    if text == "_" || text.starts_with("*.") {
+        return Err(EXPECTED);
+    }
+    server_name(text).map_err(|_| EXPECTED)
+}
+
 /// A Linux network interface name (keepalived's `interface`): at most 15
 /// bytes of letters, digits, `_`, `.` and `-`, as the kernel allows.
 pub fn interface(text: &str) -> Result<String, &'static str> {

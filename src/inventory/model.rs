@@ -313,6 +313,27 @@ pub struct AppSettings {
     /// The Python the app needs (`>=3.11`), checked against each app
     /// host's: plan refuses a host that does not satisfy it.
     pub python: Option<Spanned<String>>,
+    /// How apply and rollback ask the app whether a release serves.
+    pub health: Option<AppHealth>,
+}
+
+/// `app.health`: the request every health check of the app makes (on each
+/// app host's Gunicorn, and through each web host's Nginx), for apps that
+/// answer `/` with a redirect or a login page, or check the `Host` header
+/// (Django's `ALLOWED_HOSTS`).
+#[derive(Clone, Debug, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct AppHealth {
+    #[schemars(skip)]
+    pub span: Span,
+    /// The path requested (default `/`): `/healthz`, `/up?full=1`.
+    #[schemars(with = "Option::<String>")]
+    pub path: Spanned<String>,
+    /// The status that means healthy (default: any below 400).
+    pub status: Option<Spanned<u16>>,
+    /// The `Host` header sent (default: the address requested): a name the
+    /// app accepts, like one in Django's `ALLOWED_HOSTS`.
+    pub host: Option<Spanned<String>>,
 }
 
 /// One value of `app.env`.

@@ -6,6 +6,7 @@
 //! result is [`DesiredState`], in stage order; no host is contacted.
 
 mod roles;
+pub(crate) use roles::app_request;
 mod templates;
 
 use std::cell::RefCell;

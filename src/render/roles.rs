@@ -300,8 +300,9 @@ impl HostContext<'_> {
     /// The service's probes, for a service listening on `port` (and
     /// `tls_port` where TLS is configured).
     fn probes(&self, state: &mut HostState, service: &Service, port: u16, tls_port: Option<u16>) {
+        let app = app_request(self.stack.app.health.as_ref());
         for probe in service.probes {
-            if let Some(command) = probe.command(self.host.address.value, port, tls_port) {
+            if let Some(command) = probe.command(self.host.address.value, port, tls_port, app) {
                 state.health_checks.push(HealthCheck { description: probe.description().into(), command });
             }
         }
@@ -590,6 +591,16 @@ fn backup_context(backup: &crate::inventory::BackupSettings) -> minijinja::Value
 /// A release's id: the first 12 hex digits of a digest of its files (paths
 /// and contents, in order), so every host computes the same id for the same
 /// code, and unchanged code is no new release.
+/// The request `app.health` asks the app's probes to make, or the default
+/// one (`GET /`, healthy below 400).
+pub(crate) fn app_request(health: Option<&crate::inventory::AppHealth>) -> catalog::AppRequest<'_> {
+    health.map_or_else(catalog::AppRequest::default, |health| catalog::AppRequest {
+        path: &health.path.value,
+        status: health.status.as_ref().map(|status| status.value),
+        host: health.host.as_ref().map(|host| host.value.as_str()),
+    })
+}
+
 /// `DATABASE_URL` as dj-database-url, SQLAlchemy and most twelve-factor
 /// apps read it: `mysql://USER:PASSWORD@HOST:PORT/NAME`, the user, password
 /// and name percent-encoded (a password may hold any character, and an

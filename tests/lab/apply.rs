@@ -211,6 +211,20 @@ pub(crate) fn a_failing_health_check_rolls_the_host_back(lab: &Lab) {
         std::thread::sleep(Duration::from_millis(250));
     }
     assert_eq!(lab.plan(&lab.inventory, &["--detailed-exitcode"]).status.code(), Some(0));
+
+    // `app.health` asks for a status the app does not answer: the app
+    // host's change (one more worker) is rolled back, and the error says
+    // what the app answered.
+    let text = std::fs::read_to_string(&lab.inventory).expect("inventory");
+    let strict = text.replacen("status: 200", "status: 204", 1).replacen("workers: 2", "workers: 3", 1);
+    let strict_inventory = lab.state.path().join("strict-health.yml");
+    std::fs::write(&strict_inventory, strict).expect("write");
+    let output = lab.apply(&strict_inventory, &["--health-timeout", "2"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("apply failed on `app-01` at step `health checks`"), "{stderr}");
+    assert!(stderr.contains("answered HTTP 200, not 204"), "the app's answer: {stderr}");
+    assert_eq!(lab.plan(&lab.inventory, &["--detailed-exitcode"]).status.code(), Some(0));
 }
 
 pub(crate) fn saved_plans_apply_exactly_and_refuse_drift(lab: &Lab) {

@@ -231,11 +231,13 @@ pub fn health(host: &HostState, seconds: u32) -> Option<String> {
         ));
     }
     all_pass.push_str("}\n");
-    let mut report =
-        String::from("  echo \"$failed\" >&2\n  [ -z \"$failed_output\" ] || echo \"$failed_output\" >&2\n");
+    // The services' logs first and the failed check last: an error shows
+    // the end of this output, and the check's own words matter most.
+    let mut report = String::new();
     for service in &host.services {
         report.push_str(&service_log(&service.name, seconds + 10));
     }
+    report.push_str("  echo \"$failed\" >&2\n  [ -z \"$failed_output\" ] || echo \"$failed_output\" >&2\n");
     Some(format!(
         "{all_pass}passes=0\ntries=0\nwhile [ $passes -lt {HEALTHY_RISE} ]; do\n\
          if all_pass; then passes=$((passes + 1)); else passes=0; fi\n\
