@@ -168,18 +168,21 @@ os_release() {
   printf 'O %s %s\n' "${id:-unknown}" "${codename:-unknown}"
 }
 # `R ID MTIME VENV MIGRATED HEALTHY` and `M ID RECORD` for each complete
-# release in $1 (see release_facts in mod.rs), with one stat for all.
+# release in $1 (see release_facts in mod.rs), with one stat for all. The
+# time is the complete mark's, written once when the release was unpacked:
+# the directory's own changes whenever anything runs inside it.
 releases() {
   complete=''
   for d in "$1"/*/; do
     d=${d%/}
     id=${d##*/}
     case $id in *[!0-9a-f]*) continue ;; esac
-    [ ${#id} -eq 12 ] && [ -e "$d/$2" ] && complete="$complete $d"
+    [ ${#id} -eq 12 ] && [ -e "$d/$2" ] && complete="$complete $d/$2"
   done
   [ -n "$complete" ] || return 0
   # shellcheck disable=SC2086 # release paths: the directory and hex ids
-  stat -c '%Y %n' -- $complete | while read -r mtime d; do
+  stat -c '%Y %n' -- $complete | while read -r mtime mark; do
+    d=${mark%/*}
     id=${d##*/}
     venv=-
     [ -r "$d/$3" ] && { IFS= read -r venv < "$d/$3" || :; }
