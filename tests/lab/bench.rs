@@ -107,6 +107,55 @@ pub(crate) fn bench_plan_against_the_ssh_floor() {
     }
 }
 
+/// `bash bench/plan-then-apply.sh`: `infra plan` then `infra apply` of a
+/// change, the apply riding the plan's warm SSH masters, against the same
+/// two runs with the masters off (`INFRA_SSH_PERSIST=0`: each run connects
+/// afresh), interleaved on one lab. Prints both medians and the ratio, and
+/// the apply alone.
+pub(crate) fn bench_apply_after_plan_against_fresh_runs() {
+    if !lab_available("bench_apply_after_plan_against_fresh_runs") {
+        return;
+    }
+    use_bench_release();
+    let lab = Lab::up();
+    assert_success(&lab.apply(&lab.inventory, &[]), "first converge");
+    let inventories =
+        [lab.inventory.clone(), lab.inventory_with("bench-leastconn.yml", "balance: roundrobin", "balance: leastconn")];
+    let run = |persist: bool, verb: &str, inventory: &Path| {
+        let mut command = lab.command();
+        command.env("INFRA_VRRP_SECRET", VRRP_SECRET).env("INFRA_DB_PASSWORD", DB_PASSWORD);
+        if !persist {
+            command.env("INFRA_SSH_PERSIST", "0");
+        }
+        let extra: &[&str] = if verb == "apply" { &["--yes"] } else { &[] };
+        let started = Instant::now();
+        let output = command.arg(verb).args(extra).args(["--no-progress", "-i"]).arg(inventory).output().expect("runs");
+        assert_success(&output, verb);
+        started.elapsed()
+    };
+    let (mut fresh, mut warm, mut fresh_apply, mut warm_apply) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for round in 0..7 {
+        // Each pair changes the balancing back or forth: a real apply.
+        for (persist, totals, applies) in [(false, &mut fresh, &mut fresh_apply), (true, &mut warm, &mut warm_apply)] {
+            let inventory = &inventories[(round * 2 + usize::from(persist) + 1) % 2];
+            let plan = run(persist, "plan", inventory);
+            let apply = run(persist, "apply", inventory);
+            totals.push(plan + apply);
+            applies.push(apply);
+        }
+    }
+    let ms = |samples: Vec<Duration>| median(samples).as_secs_f64() * 1000.0;
+    let (fresh, warm, fresh_apply, warm_apply) = (ms(fresh), ms(warm), ms(fresh_apply), ms(warm_apply));
+    println!(
+        "BENCH plan then apply of a change, 5 hosts: fresh connections median {fresh:.0} ms, warm {warm:.0} ms, ratio {:.2}",
+        warm / fresh
+    );
+    println!(
+        "BENCH the apply alone: fresh median {fresh_apply:.0} ms, after the plan {warm_apply:.0} ms, ratio {:.2}",
+        warm_apply / fresh_apply
+    );
+}
+
 /// `bash bench/release-reuse.sh`: a release with PyPI packages (wheels
 /// fetched with a cold cache, installed on the host) against the next,
 /// code-only release (the packages hard-linked), in one run. Prints both

@@ -129,8 +129,12 @@ const ALONE_ONCE: [Alone; 4] = [
 ];
 
 /// Benchmarks: only when named or with `--ignored` (bench/*.sh).
-const BENCHMARKS: [Alone; 3] = [
+const BENCHMARKS: [Alone; 4] = [
     Alone { name: "bench::bench_plan_through_a_bastion", run: super::bench::bench_plan_through_a_bastion },
+    Alone {
+        name: "bench::bench_apply_after_plan_against_fresh_runs",
+        run: super::bench::bench_apply_after_plan_against_fresh_runs,
+    },
     Alone { name: "bench::bench_plan_against_the_ssh_floor", run: super::bench::bench_plan_against_the_ssh_floor },
     Alone {
         name: "bench::bench_code_only_release_against_the_first",
