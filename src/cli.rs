@@ -382,6 +382,9 @@ pub struct PlanArgs {
     /// Save the plan, with the fingerprint of every host's facts, for `infra apply FILE`.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Plan what `infra deploy --source REF` would do: the app hosts, from this branch, tag or commit of `app.source`.
+    #[arg(long, value_name = "REF")]
+    pub source: Option<String>,
     /// No live view of each host's progress, even on a terminal (plain lines on stderr instead).
     #[arg(long)]
     pub no_progress: bool,

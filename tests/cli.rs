@@ -296,6 +296,14 @@ fn deploy_from_a_revision_needs_a_git_source() {
     let output = infra().args(["deploy", "--source=-x", "--yes", "-i", "inventories/five-server.yml"]).output();
     let stderr = String::from_utf8_lossy(&output.expect("infra runs").stderr).into_owned();
     assert!(stderr.contains("is not a branch, tag or commit"), "{stderr}");
+    // `plan --source` previews a deploy, under the same rules.
+    let output = infra().args(["plan", "--source", "v2", "-i", "inventories/five-server.yml"]).output();
+    let stderr = String::from_utf8_lossy(&output.expect("infra runs").stderr).into_owned();
+    assert!(stderr.contains("`--source v2` names a git revision"), "{stderr}");
+    let output =
+        infra().args(["plan", "--source", "v2", "--out", "p.json", "-i", "inventories/five-server.yml"]).output();
+    let stderr = String::from_utf8_lossy(&output.expect("infra runs").stderr).into_owned();
+    assert!(stderr.contains("`--out` cannot save the plan of a deploy yet"), "{stderr}");
 }
 
 #[test]

@@ -51,18 +51,7 @@ pub fn deploy(args: &DeployArgs, style: Style) -> anyhow::Result<ExitCode> {
     let timings = Timings::default();
     let code =
         super::with_rendered_overridden(&inventory, args.converge.strict, &overrides, style, |stack, mut rendered| {
-            if !rendered.state.hosts.iter().any(|host| host.releases.is_some()) {
-                bail!("deploy changed nothing: the inventory has no app hosts");
-            }
-            // An explicit choice: it switches whatever release an earlier
-            // one keeps, and a plain apply keeps it in turn.
-            let command = match &args.source {
-                Some(revision) => format!("infra deploy --source {revision}"),
-                None => "infra deploy".to_string(),
-            };
-            for releases in rendered.state.hosts.iter_mut().filter_map(|host| host.releases.as_mut()) {
-                releases.deploy = Some(command.clone());
-            }
+            super::deploy::mark_as_deploy(&mut rendered, args.source.as_deref())?;
             timings.record("load, check and render", timings.elapsed());
             apply_rendered(&apply, style, None, &inventory, stack, rendered, true, &timings)
         });

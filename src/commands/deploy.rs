@@ -8,6 +8,24 @@ use crate::facts::Connected;
 use crate::plan::{PackagesPlan, Plan, ReleasePlan};
 use crate::transport::shell_quote;
 
+/// Marks every app host's release as chosen by `infra deploy` (with
+/// `--source REV` when given): plan then switches whatever release an
+/// earlier choice keeps, and records this one for a plain apply to keep.
+/// Errs when the inventory has no app hosts: a deploy would change nothing.
+pub(crate) fn mark_as_deploy(rendered: &mut crate::render::Rendered, source: Option<&str>) -> anyhow::Result<()> {
+    if !rendered.state.hosts.iter().any(|host| host.releases.is_some()) {
+        anyhow::bail!("deploy changed nothing: the inventory has no app hosts");
+    }
+    let command = match source {
+        Some(revision) => format!("infra deploy --source {revision}"),
+        None => "infra deploy".to_string(),
+    };
+    for releases in rendered.state.hosts.iter_mut().filter_map(|host| host.releases.as_mut()) {
+        releases.deploy = Some(command.clone());
+    }
+    Ok(())
+}
+
 /// The deploy's header, ending with a blank line.
 pub(crate) async fn summary(desired: &DesiredState, plan: &Plan, connected: &Connected) -> String {
     let app_hosts: Vec<(&str, &Releases)> =

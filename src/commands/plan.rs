@@ -18,7 +18,16 @@ pub fn run(args: &PlanArgs, style: Style, stdout_style: Style) -> anyhow::Result
     let timings = Timings::default();
     let inventory = super::inventory_of(&args.inventory)?;
     let started = std::time::Instant::now();
-    let code = super::with_rendered(&inventory, args.strict, style, |_, rendered| {
+    if args.source.is_some() && args.out.is_some() {
+        anyhow::bail!(
+            "`--out` cannot save the plan of a deploy yet: `infra deploy --source REF` shows this plan and asks before it changes anything"
+        );
+    }
+    let overrides = super::Overrides { revision: args.source.clone() };
+    let code = super::with_rendered_overridden(&inventory, args.strict, &overrides, style, |_, mut rendered| {
+        if args.source.is_some() {
+            super::deploy::mark_as_deploy(&mut rendered, args.source.as_deref())?;
+        }
         timings.record("load, check and render", started.elapsed());
         plan_hosts(args, &inventory, stdout_style, rendered, &timings)
     });
@@ -35,7 +44,10 @@ fn plan_hosts(
     rendered: Rendered,
     timings: &Timings,
 ) -> anyhow::Result<ExitCode> {
-    let (hosts, witnesses) = super::limited_with_witnesses(rendered.state.hosts, &args.limit)?;
+    // A deploy's plan is of the app hosts only, as `infra deploy` is.
+    let deploy_limit = [crate::topology::Role::App.name().to_string()];
+    let limits = if args.source.is_some() && args.limit.is_empty() { &deploy_limit[..] } else { &args.limit[..] };
+    let (hosts, witnesses) = super::limited_with_witnesses(rendered.state.hosts, limits)?;
     let desired = crate::desired::DesiredState { hosts, virtual_ip: rendered.state.virtual_ip };
     let read: Vec<_> = desired.hosts.iter().chain(&witnesses).cloned().collect();
     let gathered = timings.phase("connect and read facts", || {

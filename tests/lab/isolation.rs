@@ -27,7 +27,9 @@ pub(crate) fn no_secret_in(lab: &Lab, what: &str, output: &Output) {
 }
 
 /// Runs `during` while every host's process command lines are read over and
-/// over (the reading script itself carries no secret); returns both.
+/// over (the reading script itself carries no secret); returns both. Each
+/// watcher reads at least [`WATCH_ROUNDS`] times whatever the machine's
+/// load: the watchers stop on the count as well as on `during`'s end.
 pub(crate) fn watching_command_lines(lab: &Lab, during: impl FnOnce() -> Output) -> (Output, String) {
     let stop = AtomicBool::new(false);
     std::thread::scope(|scope| {
@@ -38,7 +40,7 @@ pub(crate) fn watching_command_lines(lab: &Lab, during: impl FnOnce() -> Output)
                 scope.spawn(move || {
                     let mut seen = String::new();
                     let mut rounds = 0;
-                    while !stop.load(Ordering::Relaxed) {
+                    while rounds < WATCH_ROUNDS || !stop.load(Ordering::Relaxed) {
                         let output = lab.ssh(
                             &address(host),
                             "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f 2>/dev/null; echo; done",
@@ -56,13 +58,16 @@ pub(crate) fn watching_command_lines(lab: &Lab, during: impl FnOnce() -> Output)
         let mut all = String::new();
         for watcher in watchers {
             let (seen, rounds) = watcher.join().expect("watcher");
-            assert!(rounds > 3, "the command lines were read only {rounds} times");
+            assert!(rounds >= WATCH_ROUNDS, "the command lines were read only {rounds} times");
             all.push_str(&seen);
         }
         assert!(all.contains("sshd"), "the watchers saw no processes at all");
         (output, all)
     })
 }
+
+/// How many times at least each watcher reads the command lines.
+const WATCH_ROUNDS: usize = 4;
 
 pub(crate) fn plans_and_saved_plans_hold_no_secret(lab: &Lab) {
     let saved = lab.state.path().join("leak-check.plan.json");

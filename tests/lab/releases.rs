@@ -488,6 +488,13 @@ pub(crate) fn a_deployed_release_stays_until_the_inventory_names_another(lab: &L
     git(&["commit", "-q", "-m", "v4: v2 with a second migration"]);
     git(&["tag", "v4"]);
 
+    // `plan --source` shows what the deploy will do, and changes nothing.
+    let preview = lab.plan(&deployed.inventory, &["--no-progress", "--source", "v4"]);
+    let preview = String::from_utf8_lossy(&preview.stdout).into_owned();
+    assert_eq!(preview.matches("▸ migrate").count(), 1, "{preview}");
+    assert!(preview.contains("what `infra deploy --source v4` asks for"), "{preview}");
+    assert!(preview.contains("record that `infra deploy --source v4` chose release"), "{preview}");
+    assert!(!preview.contains("web-00"), "a deploy's plan is of the app hosts: {preview}");
     let deployed_v4 = lab.deploy(&deployed.inventory, &["--source", "v4"]);
     assert_success(&deployed_v4, "deploy of v4");
     let stderr = String::from_utf8_lossy(&deployed_v4.stderr);
