@@ -122,6 +122,18 @@ pub struct Releases {
     /// is the transaction.
     #[serde(skip)]
     pub files: Vec<(String, Arc<[u8]>)>,
+    /// Directories kept across releases (`app.shared`), relative to a
+    /// release: each is a link in every release to its directory under
+    /// [`shared_root`], made when the release is unpacked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared: Vec<String>,
+}
+
+/// Where shared directories live (`app.shared`): `shared` beside the
+/// releases `directory` (`/srv/app/shared` for `/srv/app/releases`).
+pub fn shared_root(directory: &str) -> String {
+    let parent = std::path::Path::new(directory).parent().and_then(|parent| parent.to_str());
+    format!("{}/shared", parent.unwrap_or("/srv/app"))
 }
 
 /// Where a release's code came from: the inventory's `app.source`, and for
@@ -214,6 +226,15 @@ pub struct Requirements {
     pub digest: String,
     /// The distributions it names, for the plan.
     pub names: Vec<String>,
+    /// Requirements infra installs beside the file's: Gunicorn, pinned to
+    /// the catalog's default version, when the file does not name it (a release's `.venv` sees no Debian package, so its
+    /// server must be in it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub added: Vec<String>,
+    /// The Gunicorn version the release serves with, when the
+    /// requirements pin it exactly (or infra adds it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gunicorn: Option<String>,
 }
 
 impl Releases {

@@ -98,13 +98,19 @@ fn previous_healthy(facts: &HostFacts) -> Result<String, RollbackError> {
 pub async fn roll_back<R: Remote>(
     remotes: &BTreeMap<String, R>,
     hosts: &[HostState],
+    facts: &BTreeMap<String, HostFacts>,
     id: &str,
     choice: Option<&ReleaseChoice>,
     switched: impl Fn(&str, Duration),
 ) -> Result<(), RollbackError> {
     for host in hosts {
         let remote = remotes.get(&host.name).ok_or_else(|| RollbackError::NoConnection(host.name.clone()))?;
-        let took = switch(remote, host, id).await?;
+        let servers = facts.get(&host.name).map(|facts| {
+            let server = |release: Option<String>| release.and_then(|release| facts.servers.get(&release).cloned());
+            (server(current(facts)), server(Some(id.to_string())))
+        });
+        let (from, to) = servers.unwrap_or_default();
+        let took = switch(remote, host, id, catalog::gunicorn::switch(from.as_deref(), to.as_deref())).await?;
         remote.run_script(&crate::apply::choice_script(choice)).await?;
         switched(&host.name, took);
     }
@@ -125,9 +131,16 @@ pub fn rollback_choice(
 }
 
 /// One host: the link renamed onto release `id` and Gunicorn reloaded
-/// gracefully, then its probe waited for; on failure the old link comes
-/// back (reloaded again) and the error says so.
-pub async fn switch<R: Remote>(remote: &R, host: &HostState, id: &str) -> Result<Duration, RollbackError> {
+/// gracefully (or restarted, `server`, when the release serves with
+/// another Gunicorn: [`catalog::gunicorn::switch`]), then its probe waited
+/// for; on failure the old link comes back (the same way) and the error
+/// says so.
+pub async fn switch<R: Remote>(
+    remote: &R,
+    host: &HostState,
+    id: &str,
+    server: String,
+) -> Result<Duration, RollbackError> {
     let not_an_app_host = || RollbackError::NotAnAppHost(host.name.clone());
     let releases = host.releases.as_ref().ok_or_else(not_an_app_host)?;
     let probe = gunicorn_probe(host).ok_or_else(not_an_app_host)?;
@@ -135,7 +148,7 @@ pub async fn switch<R: Remote>(remote: &R, host: &HostState, id: &str) -> Result
     let to_new = format!(
         "set -e\nold=$(readlink {link})\n{}{}echo \"$old\"\n",
         crate::apply::switch_link(&releases.link, &releases.target(id)),
-        catalog::gunicorn::reload(),
+        server,
         link = shell_quote(&releases.link),
     );
     let old = remote.run_script(&to_new).await?.trim().to_string();
@@ -144,7 +157,7 @@ pub async fn switch<R: Remote>(remote: &R, host: &HostState, id: &str) -> Result
     // the mark after it, and the status is the probe's.
     let wait = format!("(\n{}) && touch {healthy}\n", catalog::until_it_passes(probe));
     if let Err(error) = remote.run_script(&wait).await {
-        let back = format!("{}{}", crate::apply::switch_link(&releases.link, &old), catalog::gunicorn::reload());
+        let back = format!("{}{server}", crate::apply::switch_link(&releases.link, &old));
         remote.run_script(&back).await?;
         return Err(RollbackError::Unhealthy { host: host.name.clone(), id: id.to_string(), error: Box::new(error) });
     }

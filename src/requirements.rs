@@ -23,6 +23,22 @@ pub fn parse(text: &str) -> Result<Vec<String>, RequirementError> {
     Ok(entries(text)?.into_iter().map(|(name, _)| name).collect())
 }
 
+/// The version `name` (normalised, as [`parse`] gives it) is pinned to
+/// with a single `==`, no wildcard and no marker: what pip will install,
+/// known before it runs. `None` when the file does not pin it that way.
+pub fn exact_pin(text: &str, name: &str) -> Option<String> {
+    let (_, line) = entries(text).ok()?.into_iter().find(|(entry, _)| entry == name)?;
+    let rest = line[line.find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))?..].trim_start();
+    let rest = match rest.strip_prefix('[') {
+        Some(extras) => extras[extras.find(']')? + 1..].trim_start(),
+        None => rest,
+    };
+    let version = rest.strip_prefix("==")?.trim();
+    let exact =
+        !version.is_empty() && version.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '!'));
+    exact.then(|| version.to_string())
+}
+
 /// One requirement that differs between two releases.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case", tag = "change")]
@@ -351,6 +367,17 @@ mod tests {
     fn names_specifiers_extras_and_markers_parse() {
         let text = "# the app\nFlask==3.1.0\nSQLAlchemy[asyncio]>=2.0,<2.1  # ORM\n\nzope.interface==7.1 ; python_version >= \"3.11\"\n";
         assert_eq!(parse(text), Ok(vec!["flask".into(), "sqlalchemy".into(), "zope-interface".into()]));
+    }
+
+    #[test]
+    fn only_a_single_exact_pin_says_which_version_pip_installs() {
+        let text = "Flask==3.1.0\ngunicorn[gevent] == 22.0.0  # the server\nwerkzeug>=3\nclick==8.*\nsix==1.16 ; python_version < \"4\"\n";
+        assert_eq!(exact_pin(text, "gunicorn").as_deref(), Some("22.0.0"));
+        assert_eq!(exact_pin(text, "flask").as_deref(), Some("3.1.0"));
+        assert_eq!(exact_pin(text, "werkzeug"), None, "a range");
+        assert_eq!(exact_pin(text, "click"), None, "a wildcard");
+        assert_eq!(exact_pin(text, "six"), None, "a marker may leave it out");
+        assert_eq!(exact_pin(text, "humanize"), None, "not named");
     }
 
     #[test]

@@ -48,6 +48,8 @@ def index():
         count=count,
         client=request.remote_addr,
         scheme=request.scheme,
+        # `gunicorn/23.0.0`: the server the release's `.venv` brought.
+        server=request.environ.get("SERVER_SOFTWARE"),
     )
 
 

@@ -199,11 +199,29 @@ pub const APP_ENVIRONMENT: ConfigFile = ConfigFile {
     ..config("/etc/infra/app.env", "app.env.j2", None, Trigger::Restart)
 };
 
+/// The app's listening socket: a change to it (the bind address) restarts
+/// the socket, and with it Gunicorn (`Requires=`).
+pub const APP_SOCKET: ConfigFile =
+    config("/etc/systemd/system/infra-app.socket", "infra-app.socket.j2", Some(Checker::SystemdUnit), Trigger::Restart);
+
+/// The socket Gunicorn serves on, held by systemd so that a restart of
+/// Gunicorn refuses no connection. Started before [`GUNICORN`]; no package
+/// provides it, so it is started, never restarted, when it is not running
+/// (a restart would restart Gunicorn with it).
+pub const GUNICORN_SOCKET: Service = Service {
+    name: "gunicorn-socket",
+    unit: "infra-app.socket",
+    journal: &["infra-app.socket"],
+    packages: &[],
+    files: &[APP_SOCKET],
+    probes: &[],
+};
+
 /// Gunicorn serving the app; a change to the app's code reloads it too.
 pub const GUNICORN: Service = Service {
     name: "gunicorn",
     unit: "infra-app",
-    journal: &["infra-app"],
+    journal: &["infra-app", "infra-app.socket"],
     packages: &["gunicorn", "python3-flask", "python3-pymysql"],
     files: &[GUNICORN_CONFIG, APP_UNIT, APP_ENVIRONMENT],
     probes: &[Probe::Http {
@@ -309,7 +327,8 @@ pub const FIREWALL: Service = Service {
 };
 
 /// Every service, in the order a host with all roles installs them.
-pub const SERVICES: [&Service; 7] = [&MARIADB, &BACKUP, &GUNICORN, &NGINX, &HAPROXY, &KEEPALIVED, &FIREWALL];
+pub const SERVICES: [&Service; 8] =
+    [&MARIADB, &BACKUP, &GUNICORN_SOCKET, &GUNICORN, &NGINX, &HAPROXY, &KEEPALIVED, &FIREWALL];
 
 impl Service {
     /// The files whose change sets off `trigger`.

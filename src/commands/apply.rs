@@ -293,7 +293,8 @@ fn fetch_wheelhouses(
     let mut wheelhouses = std::collections::BTreeMap::new();
     for host in &plan.hosts {
         let Some(release) = &host.releases else { continue };
-        let Some(package_plan @ plan::PackagesPlan::Install { file, python, arch, .. }) = &release.packages else {
+        let Some(package_plan @ plan::PackagesPlan::Install { file, added, python, arch, .. }) = &release.packages
+        else {
             continue;
         };
         let Some(key) = package_plan.wheelhouse_key().filter(|key| !wheelhouses.contains_key(key)) else { continue };
@@ -303,7 +304,10 @@ fn fetch_wheelhouses(
             .find(|candidate| candidate.name == host.host)
             .and_then(|candidate| candidate.releases.as_ref()?.file(file))
             .with_context(|| format!("the release for `{}` has no `{file}`", host.host))?;
-        let text = String::from_utf8_lossy(requirements).into_owned();
+        let mut text = String::from_utf8_lossy(requirements).into_owned();
+        for requirement in added {
+            text.push_str(&format!("\n{requirement}\n"));
+        }
         let started = Instant::now();
         let tar = crate::wheels::wheelhouse(&key, &text, python, arch)
             .with_context(|| format!("cannot fetch the wheels `{}` needs", host.host))?;

@@ -76,7 +76,10 @@ fn host_line(release: Option<&ReleasePlan>, id: &str) -> String {
     if release.migrate.is_some() {
         steps.push("migrate".into());
     }
-    steps.push("switch".into());
+    steps.push(match &release.server {
+        Some(server) => format!("switch, restarting Gunicorn: {server}"),
+        None => "switch".into(),
+    });
     let from =
         release.current.as_deref().map_or_else(|| "no release".to_string(), |current| format!("release {current}"));
     format!("{from} → {id} ({})", steps.join(", "))

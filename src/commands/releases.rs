@@ -169,7 +169,8 @@ pub fn rollback(args: &RollbackArgs, style: Style) -> anyhow::Result<ExitCode> {
                 let mut switches = switches.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 switches.push(serde_json::json!({"host": host, "seconds": took.as_secs_f64()}));
             };
-            Ok(crate::releases::roll_back(connections, &hosts, &target, choice.as_ref(), switched).await?)
+            Ok(crate::releases::roll_back(connections, &hosts, &gathered.facts, &target, choice.as_ref(), switched)
+                .await?)
         },
     ))?;
     let seconds = started.elapsed().as_secs_f64();

@@ -120,6 +120,12 @@ pub struct HostFacts {
     /// For each release with installed packages, their requirements' digest.
     #[serde(default)]
     pub venvs: BTreeMap<String, String>,
+    /// For each release, the Gunicorn it serves with: its `.venv`'s version,
+    /// or [`SYSTEM_SERVER`] (Debian's) for a release without a `.venv`.
+    /// Absent when its `.venv` has none (one made before releases brought
+    /// their own server): not known.
+    #[serde(default)]
+    pub servers: BTreeMap<String, String>,
     /// The releases whose migration ran, as this host knows: its
     /// migration ledger (every release the fleet migrated by the time the
     /// host last switched) and the `.infra-migrated` marks of its releases.
@@ -308,10 +314,11 @@ pub fn tree_digest(files: &[crate::desired::ManagedFile]) -> String {
 }
 
 /// `K TARGET` (`K -` for no link, `K !` for something else there), one
-/// `R ID MTIME VENV MIGRATED HEALTHY` per complete release directory
+/// `R ID MTIME VENV MIGRATED HEALTHY SERVER` per complete release directory
 /// (`VENV`: the digest of the requirements its `.venv` holds, `-` for none;
 /// `MIGRATED`: whether its migration ran; `HEALTHY`: whether it passed its
-/// health checks here), `M ID JSON` with its `.infra-release` when it has
+/// health checks here; `SERVER`: the version of the Gunicorn in its
+/// `.venv`, `system` without one, `-` for a `.venv` without Gunicorn), `M ID JSON` with its `.infra-release` when it has
 /// one, `G ID` for each release the host's migration ledger names, `H
 /// JSON` with the operator's release choice, and `Y VERSION ARCH` of the
 /// host's Python (what wheels must be built for).
@@ -377,8 +384,11 @@ pub fn parse(host: &HostState, output: &str) -> Result<HostFacts, FactsError> {
                     target => LinkFact::Link(target.to_string()),
                 });
             }
-            ["R", id, mtime, venv, migrated, healthy] if host.releases.is_some() && is_release_id(id) => {
+            ["R", id, mtime, venv, migrated, healthy, server] if host.releases.is_some() && is_release_id(id) => {
                 facts.releases.push((id.to_string(), mtime.parse().map_err(|_| unexpected())?));
+                if is_server_version(server) {
+                    facts.servers.insert(id.to_string(), server.to_string());
+                }
                 if is_release_id(venv) {
                     facts.venvs.insert(id.to_string(), venv.to_string());
                 }
@@ -499,6 +509,19 @@ pub fn parse(host: &HostState, output: &str) -> Result<HostFacts, FactsError> {
 /// in the directory is not infra's to list or prune.
 pub fn is_release_id(text: &str) -> bool {
     text.len() == 12 && text.bytes().all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
+}
+
+/// [`HostFacts::servers`]' word for Debian's own Gunicorn.
+pub const SYSTEM_SERVER: &str = "system";
+
+/// A Gunicorn version as a dist-info directory names it (`23.0.0`,
+/// `22.0.0.post1`), or [`SYSTEM_SERVER`]; never `-` or anything a host
+/// made up to reach a message.
+fn is_server_version(text: &str) -> bool {
+    text == SYSTEM_SERVER
+        || (text.len() <= 40
+            && text.starts_with(|c: char| c.is_ascii_digit())
+            && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'!' | b'_')))
 }
 
 fn is_python(version: &str, arch: &str) -> bool {

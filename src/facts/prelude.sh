@@ -103,11 +103,17 @@ listeners() {
     done
   done
 }
-# One listener: ss's `users:(("name",pid=N,fd=M))` names the process, its
-# cgroup the unit.
+# One listener: ss's `users:(("name",pid=N,fd=M),...)` names the process,
+# its cgroup the unit. A socket systemd holds for a service lists systemd
+# (pid 1) too: the service's process is the one that says whose it is.
 listener() {
-  pid=${2##*pid=}
-  pid=${pid%%[!0-9]*}
+  users=$2 pid=
+  while :; do
+    case $users in *pid=*) ;; *) break ;; esac
+    users=${users#*pid=}
+    pid=${users%%[!0-9]*}
+    [ "$pid" = 1 ] || break
+  done
   unit=- name=-
   if [ -n "$pid" ]; then
     { while IFS= read -r line; do
@@ -167,7 +173,7 @@ os_release() {
   fi
   printf 'O %s %s\n' "${id:-unknown}" "${codename:-unknown}"
 }
-# `R ID MTIME VENV MIGRATED HEALTHY` and `M ID RECORD` for each complete
+# `R ID MTIME VENV MIGRATED HEALTHY SERVER` and `M ID RECORD` for each complete
 # release in $1 (see release_facts in mod.rs), with one stat for all. The
 # time is the complete mark's, written once when the release was unpacked:
 # the directory's own changes whenever anything runs inside it.
@@ -189,7 +195,16 @@ releases() {
     migrated=- healthy=-
     [ -e "$d/$4" ] && migrated=migrated
     [ -e "$d/$5" ] && healthy=healthy
-    printf 'R %s %s %s %s %s\n' "$id" "$mtime" "${venv:--}" "$migrated" "$healthy"
+    # The Gunicorn the release serves with: its `.venv`'s, by the version
+    # in its metadata's name (a glob, no program), else Debian's.
+    server=system
+    if [ -d "$d/.venv" ]; then
+      server=-
+      for info in "$d"/.venv/lib/python3*/site-packages/gunicorn-*.dist-info; do
+        [ -d "$info" ] && { server=${info##*/gunicorn-}; server=${server%.dist-info}; }
+      done
+    fi
+    printf 'R %s %s %s %s %s %s\n' "$id" "$mtime" "${venv:--}" "$migrated" "$healthy" "$server"
     [ -s "$d/$6" ] && release_record "M $id" "$d/$6"
   done
 }

@@ -68,6 +68,7 @@ fn releases_in(directory: &str, link: &str) -> crate::desired::Releases {
         python: None,
         origin: Default::default(),
         files: vec![],
+        shared: vec![],
     }
 }
 

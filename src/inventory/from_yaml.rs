@@ -418,8 +418,10 @@ fn app(decoder: &mut Decoder, node: &Node) -> Option<AppSettings> {
         .optional("python")
         .and_then(|node| decoder.grammar(node, "`python` of `app`", "invalid-python", grammar::python_requirement));
     let health = fields.optional("health").and_then(|node| app_health(decoder, node));
+    let shared = fields.optional("shared").map(|node| app_shared(decoder, node)).unwrap_or_default();
     let settings = AppSettings {
         span: node.span,
+        shared,
         env,
         python,
         health,
@@ -436,6 +438,36 @@ fn app(decoder: &mut Decoder, node: &Node) -> Option<AppSettings> {
     };
     fields.finish(decoder);
     Some(settings)
+}
+
+/// `app.shared`: directories of [`grammar::shared_directory`], none inside
+/// another (one link would hide the other).
+fn app_shared(decoder: &mut Decoder, node: &Node) -> Vec<Spanned<String>> {
+    let Some(items) = decoder.sequence(node, "`shared` of `app`") else { return Vec::new() };
+    let mut shared: Vec<Spanned<String>> = Vec::new();
+    for item in items {
+        let Some(directory) =
+            decoder.grammar(item, "a directory of `app.shared`", "invalid-path", grammar::shared_directory)
+        else {
+            continue;
+        };
+        let inside = |outer: &str, inner: &str| inner == outer || inner.starts_with(&format!("{outer}/"));
+        if let Some(other) =
+            shared.iter().find(|other| inside(&other.value, &directory.value) || inside(&directory.value, &other.value))
+        {
+            decoder.report(
+                Diagnostic::error(
+                    "overlapping-shared",
+                    format!("`{}` and `{}` overlap in `app.shared`", other.value, directory.value),
+                )
+                .at(item.span, "overlaps an earlier entry")
+                .help("list each shared directory once, and none inside another"),
+            );
+            continue;
+        }
+        shared.push(directory);
+    }
+    shared
 }
 
 /// `app.health`: `{path: /healthz, status: 200, host: www.example.com}`,

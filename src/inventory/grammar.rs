@@ -101,6 +101,21 @@ pub fn source_file(text: &str) -> Result<String, &'static str> {
     Ok(text.to_string())
 }
 
+/// A directory of `app.shared` (`media`, `var/uploads`): relative to a
+/// release, of [`host_directory`]'s components (so no `..`, nothing
+/// hidden: a release's `.venv` and marks are never shared), at most four
+/// deep. It is pasted into the unpack script and names a link in every
+/// release.
+pub fn shared_directory(text: &str) -> Result<String, &'static str> {
+    const EXPECTED: &str = "a directory inside each release, like `media` or `var/uploads`: components of letters, digits, `.`, `_` and `-` starting with a letter or digit";
+    let component_ok = |part: &str| {
+        part.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && part.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    };
+    let valid = (1..=128).contains(&text.len()) && text.split('/').count() <= 4 && text.split('/').all(component_ok);
+    if valid { Ok(text.to_string()) } else { Err(EXPECTED) }
+}
+
 /// A git revision to deploy (`app.source.ref`, `infra deploy --source`):
 /// a branch, tag or commit name as git writes them, never starting with
 /// `-` (it would read as an option) and without git's revision operators

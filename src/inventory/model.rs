@@ -315,6 +315,12 @@ pub struct AppSettings {
     pub python: Option<Spanned<String>>,
     /// How apply and rollback ask the app whether a release serves.
     pub health: Option<AppHealth>,
+    /// Directories that outlive releases (`[media, log]`): kept in
+    /// `directory/shared`, owned by the app's user, and linked into every
+    /// release at the same path. Uploads and logs go there; everything
+    /// else in a release is read-only to the app.
+    #[schemars(with = "Option::<Vec::<String>>")]
+    pub shared: Vec<Spanned<String>>,
 }
 
 /// `app.health`: the request every health check of the app makes (on each

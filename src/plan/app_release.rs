@@ -54,6 +54,33 @@ pub struct ReleasePlan {
     /// where the new one's comes from, when the link switches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change: Option<ReleaseChange>,
+    /// The shared directories (`app.shared`) a new release links to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared: Vec<String>,
+    /// The Gunicorn the switch moves to, when it is not (or not known to
+    /// be) the running release's: Gunicorn restarts instead of reloading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerChange>,
+}
+
+/// The running release's Gunicorn and the next one's, each a version,
+/// [`crate::facts::SYSTEM_SERVER`] for Debian's, or `None` when not known
+/// (a range in the requirements, or a `.venv` without one).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ServerChange {
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+impl std::fmt::Display for ServerChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = |server: &Option<String>| match server.as_deref() {
+            Some(crate::facts::SYSTEM_SERVER) => "Debian's Gunicorn".to_string(),
+            Some(version) => format!("Gunicorn {version}"),
+            None => "a Gunicorn of unknown version".to_string(),
+        };
+        write!(f, "the release serves with {} instead of {}", name(&self.to), name(&self.from))
+    }
 }
 
 /// What apply does with the host's [`ReleaseChoice`].
@@ -96,6 +123,9 @@ pub enum PackagesPlan {
         file: String,
         digest: String,
         names: Vec<String>,
+        /// Installed beside the file's: [`crate::desired::Requirements::added`].
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        added: Vec<String>,
         python: String,
         arch: String,
     },
@@ -149,6 +179,15 @@ pub fn plan_releases(host: &HostState, facts: &HostFacts) -> (Option<ReleasePlan
         files: releases.files.len(),
         migrate: releases.migrate.clone().filter(|_| switch_to.is_some() && !facts.migrated.contains(&releases.id)),
         change: switch_to.as_ref().map(|_| release_change(releases, facts, current.as_deref())),
+        shared: if new { releases.shared.clone() } else { Vec::new() },
+        server: switch_to.as_ref().and(current.as_ref()).and_then(|current| {
+            let change = ServerChange {
+                from: facts.servers.get(current).cloned(),
+                to: next_server(releases, facts, packages.as_ref()),
+            };
+            let same = crate::catalog::gunicorn::same_server(change.from.as_deref(), change.to.as_deref());
+            (!same).then_some(change)
+        }),
         current,
         switch_to,
         prune,
@@ -189,7 +228,21 @@ fn kept_release(releases: &Releases, facts: &HostFacts, kept: &str) -> Option<Re
         record_migrations: Vec::new(),
         choice: ChoicePlan::Keep,
         change: None,
+        shared: Vec::new(),
+        server: None,
     })
+}
+
+/// The Gunicorn the desired release will serve with: Debian's without
+/// requirements, else its `.venv`'s as the host says (made already, or the
+/// one it is linked from), else what its requirements pin.
+fn next_server(releases: &Releases, facts: &HostFacts, packages: Option<&PackagesPlan>) -> Option<String> {
+    let Some(requirements) = &releases.requirements else { return Some(crate::facts::SYSTEM_SERVER.to_string()) };
+    match packages {
+        None => facts.servers.get(&releases.id).cloned(),
+        Some(PackagesPlan::Reuse { from, .. }) => facts.servers.get(from).cloned(),
+        Some(PackagesPlan::Install { .. }) => requirements.gunicorn.clone(),
+    }
 }
 
 /// An explicit deploy records its choice when it deploys a release the
@@ -324,6 +377,7 @@ fn packages_plan(releases: &Releases, facts: &HostFacts) -> Result<Option<Packag
         file: requirements.file.clone(),
         digest: requirements.digest.clone(),
         names: requirements.names.clone(),
+        added: requirements.added.clone(),
         python,
         arch,
     }))
@@ -375,6 +429,7 @@ mod tests {
             python: None,
             origin: crate::desired::Origin { source: "../app".into(), revision: Some("v1".into()), commit: None },
             files: vec![],
+            shared: vec![],
         };
         let address = "10.0.0.31".parse().expect("address");
         HostState {
@@ -415,6 +470,71 @@ mod tests {
 
     fn release(plan: &HostPlan) -> &ReleasePlan {
         plan.releases.as_ref().expect("a release plan")
+    }
+
+    /// An app host switching to `id`, whose requirements pin Gunicorn to
+    /// `gunicorn` (`None`: a range), with Gunicorn's unit as render makes it.
+    fn with_requirements(id: &str, gunicorn: Option<&str>) -> HostState {
+        let mut host = app_host("app-01", id, id, None);
+        let releases = host.releases.as_mut().expect("releases");
+        releases.requirements = Some(crate::desired::Requirements {
+            file: "requirements.txt".into(),
+            digest: "abcdef012345".into(),
+            names: vec!["gunicorn".into()],
+            added: vec![],
+            gunicorn: gunicorn.map(String::from),
+        });
+        host.services.push(crate::desired::ManagedService {
+            name: crate::catalog::GUNICORN.unit.into(),
+            reload_on: vec![releases.link.clone()],
+            restart_on: vec![],
+            enabled: true,
+        });
+        host
+    }
+
+    /// Issue 27: a reload keeps the master's own code, so a switch to a
+    /// release with another (or an unknown) Gunicorn restarts it, and one
+    /// with the same Gunicorn reloads it.
+    #[test]
+    fn a_switch_restarts_gunicorn_only_when_the_release_brings_another() {
+        let mut facts = serving(V1, &[V1], &[V1]);
+        facts.python = Some(("3.13".into(), "x86_64".into()));
+        facts.servers.insert(V1.into(), "23.0.0".into());
+        let running = crate::facts::ServiceFact { active: true, enabled: true };
+        facts.services.insert(crate::catalog::GUNICORN.unit.into(), running);
+        let plan_for = |gunicorn: Option<&str>, facts: &HostFacts| {
+            super::super::plan_host(&with_requirements(V2, gunicorn), facts)
+        };
+
+        let same = plan_for(Some("23.0.0"), &facts);
+        assert_eq!(release(&same).server, None);
+        assert_eq!(same.reload.iter().map(|change| change.name.as_str()).collect::<Vec<_>>(), ["infra-app"]);
+        assert!(same.restart.is_empty());
+
+        let other = plan_for(Some("22.0.0"), &facts);
+        assert_eq!(other.restart.len(), 1, "{other:?}");
+        assert_eq!(other.restart[0].because, ["the release serves with Gunicorn 22.0.0 instead of Gunicorn 23.0.0"]);
+        assert!(other.reload.is_empty());
+
+        let range = plan_for(None, &facts);
+        assert_eq!(release(&range).server, Some(ServerChange { from: Some("23.0.0".into()), to: None }));
+
+        // Made already (or linked from a release with the same packages): the host's word.
+        facts.venvs.insert(V4.into(), "abcdef012345".into());
+        facts.servers.insert(V4.into(), "23.0.0".into());
+        facts.releases.push((V4.into(), 9));
+        let linked = plan_for(None, &facts);
+        assert!(matches!(release(&linked).packages, Some(PackagesPlan::Reuse { .. })));
+        assert_eq!(release(&linked).server, None, "{linked:?}");
+
+        // Debian's server before: the release's own is another.
+        facts.servers.insert(V1.into(), crate::facts::SYSTEM_SERVER.into());
+        let from_debian = plan_for(Some("23.0.0"), &facts);
+        assert_eq!(
+            from_debian.restart[0].because,
+            ["the release serves with Gunicorn 23.0.0 instead of Debian's Gunicorn"]
+        );
     }
 
     #[test]

@@ -174,7 +174,14 @@ pub fn plan_host(host: &HostState, facts: &HostFacts) -> HostPlan {
         if service.enabled && !fact.is_some_and(|fact| fact.enabled) {
             enable.push(service.name.clone());
         }
-        let restart_because: Vec<String> = service.restart_on.iter().filter(|path| changed(path)).cloned().collect();
+        let mut restart_because: Vec<String> =
+            service.restart_on.iter().filter(|path| changed(path)).cloned().collect();
+        // A reload keeps the master's own code: another Gunicorn needs a restart.
+        if let Some(server) = releases.as_ref().and_then(|releases| releases.server.as_ref())
+            && service.name == crate::catalog::GUNICORN.unit
+        {
+            restart_because.push(server.to_string());
+        }
         let reload_because: Vec<String> = service.reload_on.iter().filter(|path| changed(path)).cloned().collect();
         if !active {
             start.push(service.name.clone());
@@ -242,7 +249,14 @@ pub(crate) fn interface_refusal(host: &HostState, facts: &HostFacts) -> Option<S
 /// installed by hand): the service would fail to start, or worse, the
 /// other one would go on answering.
 pub(crate) fn port_refusal(host: &HostState, facts: &HostFacts) -> Option<String> {
-    let ours = |unit: &str| host.services.iter().any(|service| service.unit_name() == unit);
+    // Only systemd (pid 1, in `init.scope`) holds a socket whose service
+    // is not running: one of infra's sockets, when one is active.
+    let our_socket_listens = host.services.iter().any(|service| {
+        service.name.ends_with(".socket") && facts.services.get(&service.name).is_some_and(|fact| fact.active)
+    });
+    let ours = |unit: &str| {
+        host.services.iter().any(|service| service.unit_name() == unit) || (unit == "init.scope" && our_socket_listens)
+    };
     let taken = facts.listeners.iter().find(|listening| !ours(&listening.unit))?;
     let service =
         host.ports.iter().find(|port| port.port == taken.port).map_or("infra's service", |port| &port.service);

@@ -70,9 +70,13 @@ fn a_target_must_exist_be_an_id_and_be_on_every_host() {
 /// order, and the hosts reported switched.
 type Ran = (Result<(), RollbackError>, Vec<(String, String)>, Vec<String>);
 
-/// Runs a rollback to OLD on the fake; the host named `fails` fails its probe.
-fn roll_back_on_fake(fails: &'static str) -> Ran {
+/// Runs a rollback to OLD on the fake; the host named `fails` fails its
+/// probe; every host's OLD and NEW serve with Gunicorn `servers`.
+fn roll_back_on_fake(fails: &'static str, servers: [&str; 2]) -> Ran {
     let hosts = app_hosts();
+    let mut each = facts(&[(OLD, 100), (NEW, 300)], NEW, &[OLD, NEW]);
+    each.servers = [(OLD, servers[0]), (NEW, servers[1])].map(|(id, server)| (id.into(), server.into())).into();
+    let all: BTreeMap<String, HostFacts> = hosts.iter().map(|host| (host.name.clone(), each.clone())).collect();
     let fake = Fake::new(move |host, script| {
         if script.starts_with("set -e\nold=$(readlink") {
             return Ok(format!("releases/{NEW}\n"));
@@ -85,7 +89,7 @@ fn roll_back_on_fake(fails: &'static str) -> Ran {
     let remotes: BTreeMap<String, _> = hosts.iter().map(|host| (host.name.clone(), fake.remote(&host.name))).collect();
     let switched = Mutex::new(Vec::new());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let outcome = runtime.block_on(roll_back(&remotes, &hosts, OLD, None, |host, _| {
+    let outcome = runtime.block_on(roll_back(&remotes, &hosts, &all, OLD, None, |host, _| {
         switched.lock().expect("switched").push(host.to_string());
     }));
     (outcome, fake.scripts(), switched.into_inner().expect("switched"))
@@ -93,7 +97,7 @@ fn roll_back_on_fake(fails: &'static str) -> Ran {
 
 #[test]
 fn hosts_switch_one_at_a_time_each_healthy_before_the_next() {
-    let (outcome, scripts, switched) = roll_back_on_fake("none");
+    let (outcome, scripts, switched) = roll_back_on_fake("none", ["23.0.0", "23.0.0"]);
     assert!(outcome.is_ok(), "{outcome:?}");
     assert_eq!(switched, ["app-01", "app-02"]);
     let steps: Vec<(&str, bool)> =
@@ -109,11 +113,23 @@ fn hosts_switch_one_at_a_time_each_healthy_before_the_next() {
 
 #[test]
 fn an_unhealthy_host_is_switched_back_and_the_next_is_not_touched() {
-    let (outcome, scripts, switched) = roll_back_on_fake("app-01");
+    let (outcome, scripts, switched) = roll_back_on_fake("app-01", ["23.0.0", "23.0.0"]);
     assert!(matches!(&outcome, Err(RollbackError::Unhealthy { host, .. }) if host == "app-01"), "{outcome:?}");
     assert!(switched.is_empty());
     assert_eq!(scripts.len(), 3, "switch, wait, switch back: {scripts:?}");
     let back = &scripts[2].1;
     assert!(back.contains(&format!("releases/{NEW}")) && back.contains("systemctl reload infra-app"), "{back}");
     assert!(scripts.iter().all(|(host, _)| host == "app-01"), "app-02 was touched: {scripts:?}");
+}
+
+/// Issue 27: a release that serves with another Gunicorn than the running
+/// one is switched to with a restart, and switched back the same way (a
+/// reload would keep the master's own code).
+#[test]
+fn another_gunicorn_is_restarted_into_both_ways() {
+    let (outcome, scripts, _) = roll_back_on_fake("app-01", ["22.0.0", "23.0.0"]);
+    assert!(outcome.is_err());
+    for script in [&scripts[0].1, &scripts[2].1] {
+        assert!(script.contains("systemctl restart infra-app") && !script.contains("reload"), "{script}");
+    }
 }

@@ -52,7 +52,18 @@ impl Sources {
         let (_, content) = self.app.iter().find(|(relative, _)| relative == file)?;
         let text = std::str::from_utf8(content).ok()?;
         let names = crate::requirements::parse(text).ok()?;
-        Some(crate::desired::Requirements { file: file.to_string(), digest: crate::requirements::digest(text), names })
+        let server = catalog::gunicorn::DISTRIBUTION;
+        let (added, gunicorn) = if names.iter().any(|name| name == server) {
+            (Vec::new(), crate::requirements::exact_pin(text, server))
+        } else {
+            let version = catalog::gunicorn::DEFAULT_VERSION;
+            (vec![format!("{server}=={version}")], Some(version.to_string()))
+        };
+        // What the `.venv` holds: the file, what infra adds, and its
+        // layout (isolated from Debian's packages since issue 27), so a
+        // `.venv` of another layout is rebuilt, never reused.
+        let digest = crate::requirements::digest(&format!("{text}\0{}\0isolated", added.join("\n")));
+        Some(crate::desired::Requirements { file: file.to_string(), digest, names, added, gunicorn })
     }
 
     /// What is wrong with `app.requirements`: a file the source does not
@@ -126,7 +137,7 @@ fn inventory_release(stack: &Stack) -> Result<Option<String>, RenderError> {
     let read = crate::git::read(&path, revision)?;
     let files: Vec<(String, super::Content)> =
         read.files.into_iter().map(|(path, content)| (path, content.into())).collect();
-    Ok(Some(release_id(&files)))
+    Ok(Some(release_id(&files, &app.shared)))
 }
 
 /// Cross-host facts every template context needs, computed once per run.
@@ -397,6 +408,7 @@ impl HostContext<'_> {
                 module => app.module.value.clone(), bind => app.bind.value.to_string(), workers => app.workers.value,
                 user => catalog::gunicorn::USER,
                 directory => format!("{}/current", app.directory.value),
+                venv => app.requirements.is_some(),
                 env => app.env.iter().map(|(name, value)| {
                     let value = match value {
                         crate::inventory::EnvValue::Plain(text) => text.value.as_str(),
@@ -414,9 +426,10 @@ impl HostContext<'_> {
                 )),
             },
         };
+        self.install(state, &catalog::GUNICORN_SOCKET, None, || context.clone())?;
         let service = &catalog::GUNICORN;
         self.install(state, service, None, || context.clone())?;
-        let id = release_id(&self.sources.app);
+        let id = release_id(&self.sources.app, &app.shared);
         let releases = Releases {
             directory: format!("{}/releases", app.directory.value),
             link: format!("{}/current", app.directory.value),
@@ -430,6 +443,7 @@ impl HostContext<'_> {
             origin: self.sources.origin.clone().unwrap_or_default(),
             python: app.python.as_ref().map(|python| python.value.clone()),
             module: app.module.value.split(':').next().unwrap_or_default().to_string(),
+            shared: app.shared.iter().map(|directory| directory.value.clone()).collect(),
         };
         // A release's files change nothing Gunicorn serves: the switch of
         // the link does.
@@ -626,7 +640,7 @@ fn percent_encode(text: &str) -> String {
     encoded
 }
 
-fn release_id(files: &[(String, super::Content)]) -> String {
+fn release_id(files: &[(String, super::Content)], shared: &[crate::source::Spanned<String>]) -> String {
     use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();
     for (relative, content) in files {
@@ -634,6 +648,12 @@ fn release_id(files: &[(String, super::Content)]) -> String {
         hasher.update(relative.as_bytes());
         hasher.update((content.len() as u64).to_le_bytes());
         hasher.update(content);
+    }
+    // The shared directories are linked into the release: another set
+    // makes another release (without any, the id is the code's alone).
+    for directory in shared {
+        hasher.update(b"\0shared\0");
+        hasher.update(directory.value.as_bytes());
     }
     hasher.finalize().iter().take(6).map(|byte| format!("{byte:02x}")).collect()
 }

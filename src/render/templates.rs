@@ -11,13 +11,14 @@ use minijinja::syntax::SyntaxConfig;
 use minijinja::{Environment, UndefinedBehavior};
 
 /// The built-in templates, by the name an override file must have.
-pub const BUILT_IN: [(&str, &str); 15] = [
+pub const BUILT_IN: [(&str, &str); 16] = [
     ("haproxy.cfg.j2", include_str!("../../templates/haproxy.cfg.j2")),
     ("keepalived.conf.j2", include_str!("../../templates/keepalived.conf.j2")),
     ("nginx.conf.j2", include_str!("../../templates/nginx.conf.j2")),
     ("nginx-site.conf.j2", include_str!("../../templates/nginx-site.conf.j2")),
     ("gunicorn.conf.py.j2", include_str!("../../templates/gunicorn.conf.py.j2")),
     ("infra-app.service.j2", include_str!("../../templates/infra-app.service.j2")),
+    ("infra-app.socket.j2", include_str!("../../templates/infra-app.socket.j2")),
     ("app.env.j2", include_str!("../../templates/app.env.j2")),
     ("mariadb.cnf.j2", include_str!("../../templates/mariadb.cnf.j2")),
     ("database.sql.j2", include_str!("../../templates/database.sql.j2")),

@@ -64,6 +64,7 @@ const SUITE: [&[Shared]; 2] = [
         a_risky_database_change_takes_a_backup_first,
         releases_switch_under_load_and_roll_back_in_seconds,
         a_release_brings_its_own_packages_and_code_only_releases_reuse_them,
+        a_release_serves_with_its_own_gunicorn_and_a_new_one_restarts_with_no_failed_request,
         a_release_that_crashes_at_import_stops_at_the_first_host,
         a_killed_deploy_leaves_current_valid_and_the_next_run_completes_it,
         migrations_run_before_the_switch_and_a_failed_one_switches_nothing,

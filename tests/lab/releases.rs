@@ -188,6 +188,41 @@ pub(crate) fn a_release_brings_its_own_packages_and_code_only_releases_reuse_the
     assert_success(&lab.apply(&lab.inventory, &[]), "apply back to the example app");
 }
 
+/// The Gunicorn the app's responses through the virtual IP say served
+/// them (`SERVER_SOFTWARE`, set by the worker the master forked).
+fn server_at(vip: &str) -> String {
+    let (status, body) = http_get(vip, "/").expect("the virtual IP answers");
+    assert_eq!(status, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("the app's JSON, got {body}"));
+    json["server"].as_str().unwrap_or_default().to_string()
+}
+
+/// Issue 27: a release's `.venv` sees no Debian package and serves with
+/// its own Gunicorn: infra's default when the requirements name none, the
+/// project's pin when they do. A switch to another Gunicorn restarts it (a
+/// reload keeps the master's code), and the socket systemd holds refuses
+/// no connection meanwhile, forward and back.
+pub(crate) fn a_release_serves_with_its_own_gunicorn_and_a_new_one_restarts_with_no_failed_request(lab: &Lab) {
+    let default = "gunicorn/23.0.0";
+    assert_eq!(server_at(&lab.vip), default, "the example app names no Gunicorn: infra's default serves");
+    let app = address("app-01");
+    let master = lab.ssh_ok(&app, "tr '\\0' ' ' < /proc/$(systemctl show -p MainPID --value infra-app)/cmdline");
+    assert!(master.contains("/srv/app/current/.venv/bin/gunicorn"), "the master runs the release's Gunicorn: {master}");
+    let path = lab.ssh_ok(&app, "/srv/app/current/.venv/bin/python -c 'import sys; print(sys.path)'");
+    assert!(!path.contains("dist-packages"), "the release's Python sees no Debian package: {path}");
+    let pymysql = lab.ssh_ok(&app, "/srv/app/current/.venv/bin/python -c 'import pymysql; print(pymysql.__file__)'");
+    assert!(pymysql.starts_with("/srv/app/"), "the release's own PyMySQL, not Debian's: {pymysql}");
+
+    let pinned = lab.app_version_with("gunicorn22", 5, Some(("gunicorn==22.0.0\n", "gunicorn")));
+    let plan = String::from_utf8_lossy(&lab.plan(&pinned, &["--no-progress"]).stdout).into_owned();
+    assert!(plan.contains("the release serves with Gunicorn 22.0.0 instead of Gunicorn 23.0.0"), "{plan}");
+    apply_under_load(lab, &pinned, "apply of a release pinning gunicorn==22.0.0");
+    assert_eq!(server_at(&lab.vip), "gunicorn/22.0.0", "the project's pin serves");
+    rollback_under_load(lab, &pinned);
+    assert_eq!(server_at(&lab.vip), default, "the rollback restarted into the earlier release's Gunicorn");
+    assert_success(&lab.apply(&lab.inventory, &[]), "apply back to the example app");
+}
+
 /// An Alembic migration after `down`: records that it ran, or fails as a
 /// real migration would.
 fn migration(revision: &str, down: &str, fail: bool) -> String {

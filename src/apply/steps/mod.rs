@@ -188,8 +188,12 @@ pub fn services(plan: &HostPlan, host: &HostState) -> Option<String> {
         }
     }
     for service in &plan.start {
-        // Installing a package may have started it with its default config.
-        script.push_str(&format!("systemctl restart {}\n", quote(service)));
+        // Installing a package may have started it with its default
+        // config. No package provides a socket, and restarting one would
+        // restart the service it feeds (a restart of that service may
+        // have started it already).
+        let verb = if service.ends_with(".socket") { "start" } else { "restart" };
+        script.push_str(&format!("systemctl {verb} {}\n", quote(service)));
     }
     for change in &plan.hooks {
         if let Some(hook) = host.hooks.iter().find(|hook| hook.name == change.name) {
@@ -379,9 +383,40 @@ pub fn unpack(
             quote(&path)
         ));
     }
+    script.push_str(&link_shared(release, &format!("{}/.{id}.partial", release.directory)));
     script.push_str(&write_record(&format!("{}/.{id}.partial", release.directory), record));
     script.push_str(&format!("touch {partial}/{COMPLETE}\nmv -T {partial} {target}\n"));
     Some(script)
+}
+
+/// Each shared directory (`app.shared`) made if missing, owned by the
+/// app's user (what is in it stays as it is), and linked into the release
+/// being unpacked at `partial`, in place of whatever the source had there.
+fn link_shared(release: &ReleasePlan, partial: &str) -> String {
+    let root = crate::desired::shared_root(&release.directory);
+    let user = catalog::gunicorn::USER;
+    let mut script = String::new();
+    for directory in &release.shared {
+        let (shared, link) = (format!("{root}/{directory}"), format!("{partial}/{directory}"));
+        let parent =
+            |path: &str| std::path::Path::new(path).parent().and_then(|parent| parent.to_str()).map(String::from);
+        let (shared_parent, link_parent) = (parent(&shared).unwrap_or_default(), parent(&link).unwrap_or_default());
+        script.push_str(&format!(
+            "mkdir -p {}
+install -d -o {user} -g {user} -m 0750 {}
+mkdir -p {}
+rm -rf {}
+ln -s {} {}
+",
+            quote(&shared_parent),
+            quote(&shared),
+            quote(&link_parent),
+            quote(&link),
+            quote(&shared),
+            quote(&link),
+        ));
+    }
+    script
 }
 
 /// Where wheelhouses are unpacked on hosts, one directory per
@@ -411,18 +446,19 @@ pub fn packages(release: &ReleasePlan, wheelhouse: Option<&[u8]>) -> Option<Stri
                 quote(&donor),
             ));
         }
-        PackagesPlan::Install { file, .. } => {
+        PackagesPlan::Install { file, added, .. } => {
             use base64::Engine;
             let key = packages.wheelhouse_key().unwrap_or_default();
             let wheels = quote(&format!("{WHEELHOUSES}/{key}"));
             let encoded = base64::engine::general_purpose::STANDARD.encode(wheelhouse.unwrap_or_default());
             let requirements = quote(&format!("{root}/{file}"));
+            let added: String = added.iter().map(|requirement| format!(" {}", quote(requirement))).collect();
             script.push_str(&format!(
                 "if [ ! -e {wheels}/.complete ]; then\n  rm -rf {wheels}\n  mkdir -p {wheels}\n  \
                  base64 -d <<'INFRA_EOF' | tar -x -C {wheels}\n{encoded}\nINFRA_EOF\n  touch {wheels}/.complete\nfi\n\
-                 python3 -m venv --without-pip --system-site-packages {venv}\n\
+                 /usr/bin/python3 -m venv --without-pip {venv}\n\
                  {venv}/bin/python $(ls {wheels}/pip-*.whl | head -n 1)/pip install --quiet --no-index --no-cache-dir \
-                 --disable-pip-version-check --find-links {wheels} -r {requirements} 1>&2\n"
+                 --disable-pip-version-check --find-links {wheels} -r {requirements}{added} 1>&2\n"
             ));
         }
     }
@@ -559,11 +595,13 @@ pub fn rollback(plan: &HostPlan, files: &[&ManagedFile]) -> String {
     }
     script.push_str(&forget_new_release(plan));
     script.push_str("systemctl daemon-reload\n");
-    for change in plan.restart.iter().chain(&plan.reload) {
-        script.push_str(&format!("systemctl restart {} || true\n", quote(&change.name)));
-    }
+    // Stopped first: a socket this apply started holds the port the old
+    // service listens on by itself.
     for service in &plan.start {
         script.push_str(&format!("systemctl stop {} || true\n", quote(service)));
+    }
+    for change in plan.restart.iter().chain(&plan.reload) {
+        script.push_str(&format!("systemctl restart {} || true\n", quote(&change.name)));
     }
     script.push_str(&format!("rm -f {PENDING_JOURNAL}\n"));
     script

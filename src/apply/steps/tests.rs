@@ -261,6 +261,8 @@ fn migrating(words: &[&str]) -> ReleasePlan {
         record_migrations: vec!["aaaaaaaaaaaa".into()],
         choice: Default::default(),
         change: None,
+        shared: vec![],
+        server: None,
     }
 }
 
