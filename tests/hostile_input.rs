@@ -323,3 +323,32 @@ fn an_ssh_destination_or_jump_that_is_an_option_is_refused() {
         assert!(!planted.exists(), "{key}: {value} ran a program on this machine");
     }
 }
+
+/// Issue 27: `app.shared` names links the unpack script makes in each
+/// release as root: a path out of the release, a hidden one (the
+/// release's `.venv` and marks) or two that overlap are refused by
+/// validate at their line.
+#[test]
+fn shared_directories_out_of_the_release_hidden_or_overlapping_are_refused() {
+    for (shared, expected) in [
+        ("[../../etc]", "a directory of `app.shared`"),
+        ("[/etc/cron.d]", "a directory of `app.shared`"),
+        ("[.venv]", "a directory of `app.shared`"),
+        ("[media, media/avatars]", "`media` and `media/avatars` overlap in `app.shared`"),
+    ] {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let inventory = five_server_copy(directory.path(), |text| {
+            text.replacen("  shared: [media]\n", &format!("  shared: {shared}\n"), 1)
+        });
+        let output = infra()
+            .args(["validate", "--no-checkers", "-i"])
+            .arg(&inventory)
+            .env("INFRA_DB_PASSWORD", "pw")
+            .env("INFRA_VRRP_SECRET", "secret")
+            .output()
+            .expect("infra runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{shared}: {stderr}");
+        assert!(stderr.contains(expected), "{shared}: {stderr}");
+    }
+}

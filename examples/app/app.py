@@ -9,9 +9,10 @@ once per release (`app.migrate`) before any host switches to it.
 """
 
 import os
+import re
 import socket
 
-from flask import Flask, jsonify, request
+from flask import Flask, abort, jsonify, request, send_from_directory
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -51,6 +52,25 @@ def index():
         # `gunicorn/23.0.0`: the server the release's `.venv` brought.
         server=request.environ.get("SERVER_SOFTWARE"),
     )
+
+
+# Uploads go to `media`, a shared directory (`app.shared` in the
+# inventory): a link in every release to one directory that outlives them.
+MEDIA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "media")
+MEDIA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}(\.[a-z0-9]{1,8})?")
+
+
+@app.route("/media/<name>", methods=["GET", "PUT"])
+def media(name):
+    if not MEDIA_NAME.fullmatch(name):
+        abort(404)
+    if request.method == "PUT":
+        partial = os.path.join(MEDIA, f".{name}.partial")
+        with open(partial, "wb") as upload:
+            upload.write(request.get_data())
+        os.replace(partial, os.path.join(MEDIA, name))
+        return "stored\n", 201
+    return send_from_directory(MEDIA, name)
 
 
 @app.route("/healthz")

@@ -117,6 +117,10 @@ fn render_host(out: &mut String, host: &HostPlan, palette: Palette) {
                 "    {}+ unpack{} release {id} ({} files) in {}/{id}",
                 palette.green, palette.reset, releases.files, releases.directory
             );
+            if !releases.shared.is_empty() {
+                let root = crate::desired::shared_root(&releases.directory);
+                let _ = writeln!(out, "      linking {} from {root}", releases.shared.join(", "));
+            }
         }
         match &releases.packages {
             Some(crate::plan::PackagesPlan::Install { file, names, python, .. }) => {

@@ -223,6 +223,41 @@ pub(crate) fn a_release_serves_with_its_own_gunicorn_and_a_new_one_restarts_with
     assert_success(&lab.apply(&lab.inventory, &[]), "apply back to the example app");
 }
 
+/// `PUT path` with `body` through `host`'s port 80: the status.
+fn http_put(host: &str, path: &str, body: &str) -> u16 {
+    use std::io::{Read, Write};
+    let address = format!("{host}:80").parse().expect("an address");
+    let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(2)).expect("connects");
+    stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let request = format!("PUT {path} HTTP/1.0\r\nHost: {host}\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    stream.write_all(request.as_bytes()).expect("sends");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("reads");
+    response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or_default()
+}
+
+/// Issue 27: `app.shared` directories outlive releases. An upload through
+/// the virtual IP lands in `/srv/app/shared/media` (the app's user owns
+/// it; the release itself stays read-only to the app), and is still served
+/// after a deploy of another release and a rollback.
+pub(crate) fn an_upload_survives_a_deploy_and_a_rollback(lab: &Lab) {
+    let app = address("app-01");
+    let proof = format!("uploaded at {:?}\n", std::time::SystemTime::now());
+    assert_eq!(http_put(&lab.vip, "/media/proof.txt", &proof), 201, "the upload is stored");
+    let layout = lab.ssh_ok(&app, "readlink /srv/app/current/media; stat -c '%U %a' /srv/app/shared/media");
+    assert_eq!(layout, "/srv/app/shared/media\nwww-data 750\n");
+    let read_only = lab.ssh(&app, "runuser -u www-data -- touch /srv/app/current/written-by-the-app");
+    assert!(!read_only.status.success(), "the release is not the app's to write");
+    let served = || http_get(&lab.vip, "/media/proof.txt").expect("the virtual IP answers");
+
+    let v2 = lab.app_version("upload-v2", 5);
+    deploy_under_load(lab, &v2, &[], "deploy of another release after an upload");
+    assert_eq!(served(), (200, proof.clone()), "the upload survives the deploy");
+    rollback_under_load(lab, &v2);
+    assert_eq!(served(), (200, proof), "and the rollback");
+    assert_success(&lab.apply(&lab.inventory, &[]), "apply back to the example app");
+}
+
 /// An Alembic migration after `down`: records that it ran, or fails as a
 /// real migration would.
 fn migration(revision: &str, down: &str, fail: bool) -> String {

@@ -293,3 +293,28 @@ fn a_dollar_in_an_app_command_reaches_systemd_doubled() {
     assert!(script.contains("app 'echo' '$${INFRA_DB_PASSWORD}' '$$$$' <"), "{script}");
     assert!(script.contains("'`echo ${INFRA_DB_PASSWORD} $$`'\" exited"), "the message shows the words as written");
 }
+
+/// Issue 27: a new release links each shared directory in place of what
+/// its source had there, after making the directory (owned by the app's
+/// user) if it is missing; it never empties one.
+#[test]
+fn an_unpacked_release_links_its_shared_directories() {
+    let mut release = migrating(&["true"]);
+    release.shared = vec!["media".into(), "var/log".into()];
+    let files = vec![("media/README".to_string(), std::sync::Arc::<[u8]>::from(&b"from git"[..]))];
+    let script = unpack(&release, &files, &ReleaseRecord::default()).expect("a new release unpacks");
+    let partial = "'/srv/app/releases/.aaaaaaaaaaaa.partial";
+    for expected in [
+        "install -d -o www-data -g www-data -m 0750 '/srv/app/shared/media'\n".to_string(),
+        format!("rm -rf {partial}/media'\nln -s '/srv/app/shared/media' {partial}/media'\n"),
+        "mkdir -p '/srv/app/shared/var'\ninstall -d -o www-data -g www-data -m 0750 '/srv/app/shared/var/log'\n".into(),
+        format!(
+            "mkdir -p {partial}/var'\nrm -rf {partial}/var/log'\nln -s '/srv/app/shared/var/log' {partial}/var/log'\n"
+        ),
+    ] {
+        assert!(script.contains(&expected), "{expected:?} in {script}");
+    }
+    let linked = script.find("ln -s '/srv/app/shared/media'").expect("linked");
+    assert!(script.find("media/README").expect("unpacked") < linked, "the link replaces the source's directory");
+    assert!(!script.contains("rm -rf '/srv/app/shared"), "a shared directory is never emptied");
+}
