@@ -58,6 +58,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// Run a command as root on a host, or on every host of a role in parallel, one block of output per host.
     Exec(ExecArgs),
+    /// Run a one-off app command (`python manage.py createsuperuser`) on an app host, in the current release, as the app's user with its environment; interactive from a terminal.
+    Run(RunArgs),
     /// Draw the topology from the clients inward: the virtual IP, each tier, every flow the firewall allows.
     Diagram(DiagramArgs),
     /// Print the inventory's JSON schema, for editors: `# yaml-language-server: $schema=infra.schema.json`.
@@ -113,6 +115,20 @@ pub struct ExecArgs {
     #[arg(value_name = "HOST|ROLE", add = ArgValueCandidates::new(crate::completion::hosts_and_roles))]
     pub hosts: String,
     /// The command, after `--`; run by the host's `sh` as root, as `ssh HOST COMMAND` would.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// An app host, or a role or `all` (its first app host); the first app host by default.
+    #[arg(value_name = "HOST|ROLE", add = ArgValueCandidates::new(crate::completion::hosts_and_roles))]
+    pub host: Option<String>,
+    /// The command, after `--`: its words, run as they are (no shell), in the current release.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,
     #[command(flatten)]

@@ -127,6 +127,16 @@ pub struct Releases {
     /// [`shared_root`], made when the release is unpacked.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shared: Vec<String>,
+    /// Commands each app host runs in the release before it switches to
+    /// it, and after (`app.before_switch`, `app.after_switch`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub before_switch: Vec<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after_switch: Vec<Vec<String>>,
+    /// The instance units of the app's processes (`app.processes`): a
+    /// rollback restarts them onto the release it switches to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<String>,
 }
 
 /// Where shared directories live (`app.shared`): `shared` beside the

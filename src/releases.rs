@@ -145,6 +145,7 @@ pub async fn switch<R: Remote>(
     let releases = host.releases.as_ref().ok_or_else(not_an_app_host)?;
     let probe = gunicorn_probe(host).ok_or_else(not_an_app_host)?;
     let started = Instant::now();
+    let server = format!("{server}{}", catalog::gunicorn::restart_processes(&releases.processes));
     let to_new = format!(
         "set -e\nold=$(readlink {link})\n{}{}echo \"$old\"\n",
         crate::apply::switch_link(&releases.link, &releases.target(id)),

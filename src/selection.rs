@@ -24,6 +24,8 @@ pub enum NoMatch {
     },
     #[error("no host of the inventory has the role `{0}`")]
     EmptyRole(&'static str),
+    #[error("`{asked}` is not an app host; the app hosts are {app_hosts}")]
+    NotAnAppHost { asked: String, app_hosts: String },
 }
 
 impl NoMatch {
@@ -31,7 +33,7 @@ impl NoMatch {
     pub fn suggestion(&self) -> Option<&str> {
         match self {
             NoMatch::Unknown { suggestion, .. } => suggestion.as_deref(),
-            NoMatch::EmptyRole(_) => None,
+            NoMatch::EmptyRole(_) | NoMatch::NotAnAppHost { .. } => None,
         }
     }
 }
@@ -56,6 +58,16 @@ pub fn select<'a, T: Selectable>(hosts: &'a [T], asked: &str) -> Result<Vec<&'a 
         }
     }
     Err(no_match(hosts, asked))
+}
+
+/// The one app host a one-off command runs on: the first app host
+/// `asked` selects (the first of the inventory when nothing is asked).
+pub fn app_host<'a, T: Selectable>(hosts: &'a [T], asked: Option<&str>) -> Result<&'a T, NoMatch> {
+    let selected = select(hosts, asked.unwrap_or(Role::App.name()))?;
+    selected.into_iter().find(|host| host.has_role(Role::App)).ok_or_else(|| {
+        let app_hosts: Vec<&str> = hosts.iter().filter(|host| host.has_role(Role::App)).map(Selectable::name).collect();
+        NoMatch::NotAnAppHost { asked: asked.unwrap_or_default().to_string(), app_hosts: quoted_list(&app_hosts) }
+    })
 }
 
 /// Whether `host` is one that `asked` names.
@@ -135,5 +147,17 @@ mod tests {
         let empty = select(&HOSTS, "database").expect_err("no host has it");
         assert_eq!(empty.to_string(), "no host of the inventory has the role `database`");
         assert_eq!(select(&HOSTS, "loadbalancer").expect_err("typo").suggestion(), Some("load_balancer"));
+    }
+
+    #[test]
+    fn a_one_off_command_runs_on_one_app_host() {
+        let hosts = [Named("web-01", Role::Web), Named("app-01", Role::App), Named("app-02", Role::App)];
+        let chosen = |asked| app_host(&hosts, asked).map(|host| host.0);
+        assert_eq!(chosen(None), Ok("app-01"), "the first app host by default");
+        assert_eq!(chosen(Some("app-02")), Ok("app-02"));
+        assert_eq!(chosen(Some("all")), Ok("app-01"), "a selection's first app host");
+        let refused = chosen(Some("web-01")).expect_err("not an app host");
+        assert_eq!(refused.to_string(), "`web-01` is not an app host; the app hosts are `app-01`, `app-02`");
+        assert_eq!(app_host(&HOSTS, None).map(|host| host.0), Err(NoMatch::EmptyRole("app")));
     }
 }

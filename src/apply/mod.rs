@@ -303,6 +303,9 @@ async fn run_steps<C: Connector>(
         if let Some(script) = steps::health(host, context.settings.health_seconds) {
             step("health checks", script).await?;
         }
+        if let Some(script) = plan.releases.as_ref().and_then(|release| steps::switch_hooks(release, true)) {
+            step("running the release's after-switch commands", script).await?;
+        }
         let mut commit = steps::commit(plan, &files);
         if let Some(release) = &plan.releases {
             commit.push_str(&steps::settle_choice(release, &context.operator, &context.started));
@@ -350,6 +353,8 @@ fn before_swap<C: Connector>(
         if !host.roles.contains(&Role::Database) {
             found.extend(migration(plan, context));
         }
+        let hooks = steps::switch_hooks(release, false);
+        found.extend(hooks.map(|script| ("running the release's before-switch commands", script)));
     }
     found.extend(steps::backup_first(plan, host).map(|script| ("backing up the database", script)));
     found

@@ -153,6 +153,8 @@ fn id_of_time(time: &str) -> String {
 pub struct App {
     pub name: String,
     pub probe: String,
+    /// The instance units of the app's processes (`app.processes`).
+    pub processes: Vec<String>,
 }
 
 /// The restore itself, every host locked: check the backup, stop the app
@@ -170,14 +172,14 @@ pub async fn load<R: Remote>(
     let apps: Vec<(&App, &R)> = apps.iter().filter_map(|app| Some((app, remotes.get(&app.name)?))).collect();
     let names: Vec<&str> = apps.iter().map(|(app, _)| app.name.as_str()).collect();
     say(format!("stopping the app tier ({})", names.join(", ")));
-    for (_, remote) in &apps {
-        remote.run_script(&catalog::gunicorn::stop()).await.map_err(StoreError::from)?;
+    for (app, remote) in &apps {
+        remote.run_script(&catalog::gunicorn::stop(&app.processes)).await.map_err(StoreError::from)?;
     }
     say(format!("loading `{id}`"));
     let loaded = store::run(database, Verb::Restore(id, until)).await;
     say("starting the app tier".to_string());
-    for (_, remote) in &apps {
-        remote.run_script(&catalog::gunicorn::start()).await.map_err(StoreError::from)?;
+    for (app, remote) in &apps {
+        remote.run_script(&catalog::gunicorn::start(&app.processes)).await.map_err(StoreError::from)?;
     }
     for (app, remote) in &apps {
         let wait = catalog::until_it_passes(&app.probe);

@@ -16,16 +16,63 @@ pub const DISTRIBUTION: &str = "gunicorn";
 /// which Nginx also runs as).
 pub const USER: &str = "www-data";
 
-/// Stops the app (a restore loads the database while nothing writes), its
-/// socket first: a connection to a socket left listening would start the
-/// app again.
-pub fn stop() -> String {
-    format!("systemctl stop {} {}\n", GUNICORN_SOCKET.unit, GUNICORN.unit)
+/// How an app command's standard streams reach whoever runs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Streams {
+    /// Piped (apply's import check and migrations, `infra run` without a
+    /// terminal): output is collected, nothing reads a terminal.
+    Pipe,
+    /// A terminal of its own (`infra run` from a terminal): prompts,
+    /// line editing and Ctrl-C reach the command.
+    Terminal,
 }
 
-/// Starts the app again.
-pub fn start() -> String {
-    format!("systemctl start {} {}\n", GUNICORN_SOCKET.unit, GUNICORN.unit)
+/// The command line that runs `words` as [`USER`], in `directory` (a
+/// release, or the `current` link), with the environment file
+/// `environment` (a shell word: a quoted path or `"$variable"`) read by
+/// systemd, which wrote its quoting, and the release's `.venv` first on
+/// `PATH`: the environment Gunicorn's workers have. The service manager
+/// expands `$NAME` and `${NAME}` in a command it runs, so each `$` is
+/// doubled: a word is passed as written, and a secret of the environment
+/// file never reaches a command line.
+pub fn app_command(directory: &str, environment: &str, words: &[impl AsRef<str>], streams: Streams) -> String {
+    use crate::transport::shell_quote as quote;
+    let command: Vec<String> = words.iter().map(|word| quote(&word.as_ref().replace('$', "$$"))).collect();
+    let streams = match streams {
+        Streams::Pipe => "--pipe",
+        Streams::Terminal => "--pty",
+    };
+    format!(
+        "systemd-run --quiet --wait --collect {streams} --uid={USER} --gid={USER} \\\n  \
+         -p EnvironmentFile={environment} -p WorkingDirectory={dir} -E PATH={path} \\\n  \
+         /bin/sh -c 'exec \"$@\"' app {command}",
+        dir = quote(directory),
+        path = quote(&format!("{directory}/.venv/bin:/usr/local/bin:/usr/bin:/bin")),
+        command = command.join(" "),
+    )
+}
+
+/// Stops the app (a restore loads the database while nothing writes), its
+/// socket first (a connection to a socket left listening would start the
+/// app again), and its `processes` (instance units), which write too.
+pub fn stop(processes: &[String]) -> String {
+    format!("systemctl stop {} {}{}\n", GUNICORN_SOCKET.unit, GUNICORN.unit, units(processes))
+}
+
+/// Starts the app again, and its processes.
+pub fn start(processes: &[String]) -> String {
+    format!("systemctl start {} {}{}\n", GUNICORN_SOCKET.unit, GUNICORN.unit, units(processes))
+}
+
+/// A switch's restart of the app's processes onto the release the link
+/// points at now (each resolves the link when it starts); nothing
+/// without any.
+pub fn restart_processes(processes: &[String]) -> String {
+    if processes.is_empty() { String::new() } else { format!("systemctl restart{}\n", units(processes)) }
+}
+
+fn units(processes: &[String]) -> String {
+    processes.iter().map(|unit| format!(" {}", crate::transport::shell_quote(unit))).collect()
 }
 
 /// A graceful reload: new workers from the `current` release, in-flight

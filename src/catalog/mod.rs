@@ -217,6 +217,34 @@ pub const GUNICORN_SOCKET: Service = Service {
     probes: &[],
 };
 
+/// The unit of one of the app's processes (`app.processes`), a template
+/// whose instances are `infra-app-NAME@1` … `@COUNT`: one file per process,
+/// at [`process_unit_path`]. Rendered by the app role beside Gunicorn.
+pub const APP_PROCESS_TEMPLATE: &str = "infra-app-process.service.j2";
+
+/// Where the unit of the process `name` lives.
+pub fn process_unit_path(name: &str) -> String {
+    format!("/etc/systemd/system/{}", process_unit_file(name))
+}
+
+/// The unit file of the process `name`: `infra-app-worker@.service`.
+pub fn process_unit_file(name: &str) -> String {
+    format!("infra-app-{name}@.service")
+}
+
+/// The instance `index` (from 1) of the process `name`.
+pub fn process_instance(name: &str, index: u32) -> String {
+    format!("infra-app-{name}@{index}.service")
+}
+
+/// Every instance unit of the processes `(name, count)`, in order.
+pub fn process_instances<'a>(processes: impl IntoIterator<Item = (&'a str, u32)>) -> Vec<String> {
+    processes
+        .into_iter()
+        .flat_map(|(name, count)| (1..=count).map(move |index| process_instance(name, index)))
+        .collect()
+}
+
 /// Gunicorn serving the app; a change to the app's code reloads it too.
 pub const GUNICORN: Service = Service {
     name: "gunicorn",
@@ -417,7 +445,7 @@ mod tests {
         let catalogued: Vec<&str> =
             SERVICES.iter().flat_map(|service| service.files).map(|file| file.template).collect();
         for (name, _) in crate::render::BUILT_IN {
-            assert!(catalogued.contains(&name), "{name} is not in the catalog");
+            assert!(catalogued.contains(&name) || name == APP_PROCESS_TEMPLATE, "{name} is not in the catalog");
         }
     }
 

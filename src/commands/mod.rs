@@ -62,6 +62,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Ssh(args) => remote::ssh(&args, style),
         Command::Logs(args) => remote::logs(&args, style),
         Command::Exec(args) => remote::exec(&args, style),
+        Command::Run(args) => remote::run(&args, style),
         Command::Diagram(args) => diagram::run(&args, style),
         Command::Completions { shell } => manual::completions(shell),
         Command::Man(args) => manual::man(&args),

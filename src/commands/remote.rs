@@ -1,4 +1,4 @@
-//! `infra ssh`, `logs` and `exec`: the daily commands on hosts named by
+//! `infra ssh`, `logs`, `exec` and `run`: the daily commands on hosts named by
 //! host or role, through the inventory's SSH settings (user, key,
 //! known_hosts, bastion, sudo). This module parses, calls and prints; the
 //! journal command is the catalog's, the ssh command line the transport's.
@@ -8,7 +8,7 @@ use std::os::unix::process::CommandExt;
 use std::process::ExitCode;
 
 use crate::catalog::verbs::{self, LogWindow};
-use crate::cli::{ExecArgs, LogsArgs, SshArgs};
+use crate::cli::{ExecArgs, LogsArgs, RunArgs, SshArgs};
 use crate::diagnostic::Style;
 use crate::facts;
 use crate::report::Silent;
@@ -28,6 +28,29 @@ pub fn ssh(args: &SshArgs, style: Style) -> anyhow::Result<ExitCode> {
     let settings = super::transport_settings(&args.connection);
     let terminal = std::io::stdin().is_terminal();
     let error = crate::transport::interactive::command(&target, &settings, &args.command, terminal).exec();
+    Err(anyhow::Error::new(error).context("cannot run `ssh` (is openssh-client installed?)"))
+}
+
+/// Replaces this process with `ssh` to one app host running the command
+/// as the app does ([`crate::catalog::gunicorn::app_command`]) in the
+/// current release: a terminal of its own when this one has one, so
+/// prompts work; its exit status is this one's.
+pub fn run(args: &RunArgs, style: Style) -> anyhow::Result<ExitCode> {
+    use crate::catalog::gunicorn::{Streams, app_command};
+    let Some(stack) = valid_stack(&args.inventory, style)? else { return Ok(ExitCode::FAILURE) };
+    let host = selection::app_host(&stack.hosts, args.host.as_deref())?;
+    let target = crate::topology::ssh_target(&stack, host);
+    let terminal = std::io::stdin().is_terminal();
+    let streams = if terminal { Streams::Terminal } else { Streams::Pipe };
+    let environment = crate::transport::shell_quote(crate::catalog::APP_ENVIRONMENT.path);
+    let link = format!("{}/current", stack.app.directory.value);
+    let mut remote = app_command(&link, &environment, &args.command, streams);
+    if target.privilege == crate::transport::Privilege::Sudo {
+        remote = format!("sudo -n -- {remote}");
+    }
+    stderrln!("run: on `{}`, in {link}, as {}", host.name.value, crate::catalog::gunicorn::USER);
+    let settings = super::transport_settings(&args.connection);
+    let error = crate::transport::interactive::command(&target, &settings, &[remote], terminal).exec();
     Err(anyhow::Error::new(error).context("cannot run `ssh` (is openssh-client installed?)"))
 }
 

@@ -140,6 +140,9 @@ pub fn restore(args: &RestoreArgs, style: Style) -> anyhow::Result<ExitCode> {
         stderrln!("restore cancelled: nothing was changed");
         return Ok(ExitCode::FAILURE);
     }
+    let processes = catalog::process_instances(
+        stack.app.processes.iter().map(|process| (process.name.value.as_str(), process.count.value)),
+    );
     let probes: Vec<App> = apps
         .iter()
         .filter_map(|app| {
@@ -150,7 +153,7 @@ pub fn restore(args: &RestoreArgs, style: Style) -> anyhow::Result<ExitCode> {
                 None,
                 crate::render::app_request(stack.app.health.as_ref()),
             )?;
-            Some(App { name: app.name.value.clone(), probe })
+            Some(App { name: app.name.value.clone(), probe, processes: processes.clone() })
         })
         .collect();
     let apps: Vec<Target> = apps.into_iter().map(|host| topology::ssh_target(&stack, host)).collect();

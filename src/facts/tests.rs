@@ -69,6 +69,9 @@ fn releases_in(directory: &str, link: &str) -> crate::desired::Releases {
         origin: Default::default(),
         files: vec![],
         shared: vec![],
+        before_switch: vec![],
+        after_switch: vec![],
+        processes: vec![],
     }
 }
 

@@ -396,32 +396,22 @@ fn app(decoder: &mut Decoder, node: &Node) -> Option<AppSettings> {
     let requirements = fields
         .optional("requirements")
         .and_then(|node| decoder.grammar(node, "`requirements` of `app`", "invalid-path", grammar::source_file));
-    let migrate = fields.optional("migrate").and_then(|node| {
-        let items = decoder.sequence(node, "`migrate` of `app`")?;
-        if items.is_empty() {
-            decoder.report(
-                Diagnostic::error("invalid-command", "`migrate` of `app` is an empty command")
-                    .at(node.span, "no words")
-                    .help("name the command, like `[python3, -m, alembic, upgrade, head]`, or remove `migrate`"),
-            );
-            return None;
-        }
-        let words: Vec<String> = items
-            .iter()
-            .filter_map(|item| decoder.grammar(item, "a word of `migrate`", "invalid-command", grammar::command_word))
-            .map(|word| word.value)
-            .collect();
-        (words.len() == items.len() && !words.is_empty()).then(|| Spanned::new(words, node.span))
-    });
+    let migrate = fields.optional("migrate").and_then(|node| app_command(decoder, node, "migrate", false));
+    let before_switch = fields.optional("before_switch").map(|node| app_commands(decoder, node, "before_switch"));
+    let after_switch = fields.optional("after_switch").map(|node| app_commands(decoder, node, "after_switch"));
     let env = fields.optional("env").map(|node| app_env(decoder, node)).unwrap_or_default();
     let python = fields
         .optional("python")
         .and_then(|node| decoder.grammar(node, "`python` of `app`", "invalid-python", grammar::python_requirement));
     let health = fields.optional("health").and_then(|node| app_health(decoder, node));
     let shared = fields.optional("shared").map(|node| app_shared(decoder, node)).unwrap_or_default();
+    let processes = fields.optional("processes").map(|node| app_processes(decoder, node)).unwrap_or_default();
     let settings = AppSettings {
         span: node.span,
         shared,
+        processes,
+        before_switch: before_switch.unwrap_or_default(),
+        after_switch: after_switch.unwrap_or_default(),
         env,
         python,
         health,
@@ -438,6 +428,37 @@ fn app(decoder: &mut Decoder, node: &Node) -> Option<AppSettings> {
     };
     fields.finish(decoder);
     Some(settings)
+}
+
+/// One command of the app (`migrate`, an entry of `before_switch`): the
+/// words of its command line, each of [`grammar::command_word`]. `key`
+/// names the setting; `entry` when the command is one of a list.
+fn app_command(decoder: &mut Decoder, node: &Node, key: &str, entry: bool) -> Option<Spanned<Vec<String>>> {
+    let what = if entry { format!("an entry of `{key}` of `app`") } else { format!("`{key}` of `app`") };
+    let items = decoder.sequence(node, &what)?;
+    if items.is_empty() {
+        let remove = if entry { "the entry" } else { &format!("`{key}`") };
+        decoder.report(
+            Diagnostic::error("invalid-command", format!("{what} is an empty command"))
+                .at(node.span, "no words")
+                .help(format!("name the command, like `[python3, -m, alembic, upgrade, head]`, or remove {remove}")),
+        );
+        return None;
+    }
+    let word = format!("a word of `{key}`");
+    let words: Vec<String> = items
+        .iter()
+        .filter_map(|item| decoder.grammar(item, &word, "invalid-command", grammar::command_word))
+        .map(|word| word.value)
+        .collect();
+    (words.len() == items.len()).then(|| Spanned::new(words, node.span))
+}
+
+/// `before_switch` and `after_switch`: a list of commands, each a list of
+/// words (`[[python3, manage.py, collectstatic, --noinput]]`).
+fn app_commands(decoder: &mut Decoder, node: &Node, key: &str) -> Vec<Spanned<Vec<String>>> {
+    let Some(items) = decoder.sequence(node, &format!("`{key}` of `app`")) else { return Vec::new() };
+    items.iter().filter_map(|item| app_command(decoder, item, key, true)).collect()
 }
 
 /// `app.shared`: directories of [`grammar::shared_directory`], none inside
@@ -468,6 +489,46 @@ fn app_shared(decoder: &mut Decoder, node: &Node) -> Vec<Spanned<String>> {
         shared.push(directory);
     }
     shared
+}
+
+/// `app.processes`: each a name (once), a command and a count.
+fn app_processes(decoder: &mut Decoder, node: &Node) -> Vec<AppProcess> {
+    let Some(items) = decoder.sequence(node, "`processes` of `app`") else { return Vec::new() };
+    let mut processes: Vec<AppProcess> = Vec::new();
+    for item in items {
+        let Some(process) = app_process(decoder, item) else { continue };
+        if processes.iter().any(|other| other.name.value == process.name.value) {
+            decoder.report(
+                Diagnostic::error(
+                    "duplicate-process",
+                    format!("two processes of `app.processes` are named `{}`", process.name.value),
+                )
+                .at(process.name.span, "named again here")
+                .help("give each process its own name"),
+            );
+            continue;
+        }
+        processes.push(process);
+    }
+    processes
+}
+
+fn app_process(decoder: &mut Decoder, node: &Node) -> Option<AppProcess> {
+    let mut fields = decoder.fields(node, "a process of `app.processes`")?;
+    let name = fields
+        .required(decoder, "name")
+        .and_then(|node| decoder.grammar(node, "`name` of a process", "invalid-process-name", grammar::process_name));
+    let command = fields.required(decoder, "command").and_then(|node| app_command(decoder, node, "command", false));
+    let count_node = fields.optional("count");
+    let count = count_node.and_then(|node| decoder.integer(node, "`count` of a process", 1, 32));
+    let process = AppProcess {
+        span: node.span,
+        count: or_default(count, count_node.is_some(), 1, &fields)?,
+        name: name?,
+        command: command?,
+    };
+    fields.finish(decoder);
+    Some(process)
 }
 
 /// `app.health`: `{path: /healthz, status: 200, host: www.example.com}`,

@@ -116,6 +116,19 @@ pub fn shared_directory(text: &str) -> Result<String, &'static str> {
     if valid { Ok(text.to_string()) } else { Err(EXPECTED) }
 }
 
+/// The name of one of `app.processes`: a lowercase letter, then lowercase
+/// letters, digits and inner `-`, at most 24 (`worker`, `beat`). It names
+/// systemd units (`infra-app-worker@1`) and a file under /etc/systemd.
+pub fn process_name(text: &str) -> Result<String, &'static str> {
+    const EXPECTED: &str =
+        "a lowercase letter, then lowercase letters, digits and `-` (like `worker` or `beat`), at most 24 characters";
+    let valid = (1..=24).contains(&text.len())
+        && text.starts_with(|c: char| c.is_ascii_lowercase())
+        && !text.ends_with('-')
+        && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if valid { Ok(text.to_string()) } else { Err(EXPECTED) }
+}
+
 /// A git revision to deploy (`app.source.ref`, `infra deploy --source`):
 /// a branch, tag or commit name as git writes them, never starting with
 /// `-` (it would read as an option) and without git's revision operators

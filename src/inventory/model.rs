@@ -321,6 +321,41 @@ pub struct AppSettings {
     /// else in a release is read-only to the app.
     #[schemars(with = "Option::<Vec::<String>>")]
     pub shared: Vec<Spanned<String>>,
+    /// Commands run on each app host in the new release, as the app, before
+    /// the host switches to it (after its import check and the release's
+    /// migration): `[[python3, manage.py, collectstatic, --noinput]]`. A
+    /// failure stops the apply with the host still on its release.
+    #[schemars(with = "Option::<Vec::<Vec::<String>>>")]
+    pub before_switch: Vec<Spanned<Vec<String>>>,
+    /// Commands run on each app host once it serves the new release and
+    /// passed its health checks; a failure switches the host back.
+    #[schemars(with = "Option::<Vec::<Vec::<String>>>")]
+    pub after_switch: Vec<Spanned<Vec<String>>>,
+    /// The app's background processes (workers, schedulers), Procfile-like:
+    /// each runs as systemd units from the serving release, restarted onto
+    /// the new release when a host switches, and back with a rollback.
+    #[schemars(with = "Option::<Vec::<AppProcess>>")]
+    pub processes: Vec<AppProcess>,
+}
+
+/// One of `app.processes`: `{name: worker, command: [celery, -A, proj,
+/// worker], count: 2}`.
+#[derive(Clone, Debug, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct AppProcess {
+    #[schemars(skip)]
+    pub span: Span,
+    /// Lowercase letters, digits and `-` (`worker`, `beat`): its units are
+    /// `infra-app-NAME@1` … `@COUNT`.
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// Its words, run in the release with the app's environment and the
+    /// release's `.venv` first on `PATH` (no shell).
+    #[schemars(with = "Vec::<String>")]
+    pub command: Spanned<Vec<String>>,
+    /// How many run on each app host (default 1).
+    #[schemars(with = "Option::<u32>")]
+    pub count: Spanned<u32>,
 }
 
 /// `app.health`: the request every health check of the app makes (on each

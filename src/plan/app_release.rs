@@ -54,6 +54,12 @@ pub struct ReleasePlan {
     /// where the new one's comes from, when the link switches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change: Option<ReleaseChange>,
+    /// The commands run in the release before the host switches to it,
+    /// and after it is healthy on it (`app.before_switch`, `after_switch`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub before_switch: Vec<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after_switch: Vec<Vec<String>>,
     /// The shared directories (`app.shared`) a new release links to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shared: Vec<String>,
@@ -180,6 +186,8 @@ pub fn plan_releases(host: &HostState, facts: &HostFacts) -> (Option<ReleasePlan
         migrate: releases.migrate.clone().filter(|_| switch_to.is_some() && !facts.migrated.contains(&releases.id)),
         change: switch_to.as_ref().map(|_| release_change(releases, facts, current.as_deref())),
         shared: if new { releases.shared.clone() } else { Vec::new() },
+        before_switch: if switch_to.is_some() { releases.before_switch.clone() } else { Vec::new() },
+        after_switch: if switch_to.is_some() { releases.after_switch.clone() } else { Vec::new() },
         server: switch_to.as_ref().and(current.as_ref()).and_then(|current| {
             let change = ServerChange {
                 from: facts.servers.get(current).cloned(),
@@ -229,6 +237,8 @@ fn kept_release(releases: &Releases, facts: &HostFacts, kept: &str) -> Option<Re
         choice: ChoicePlan::Keep,
         change: None,
         shared: Vec::new(),
+        before_switch: Vec::new(),
+        after_switch: Vec::new(),
         server: None,
     })
 }
@@ -430,6 +440,9 @@ mod tests {
             origin: crate::desired::Origin { source: "../app".into(), revision: Some("v1".into()), commit: None },
             files: vec![],
             shared: vec![],
+            before_switch: vec![],
+            after_switch: vec![],
+            processes: vec![],
         };
         let address = "10.0.0.31".parse().expect("address");
         HostState {

@@ -150,6 +150,15 @@ fn render_host(out: &mut String, host: &HostPlan, palette: Palette) {
                 printable(&migrate.join(" "))
             );
         }
+        for words in &releases.before_switch {
+            let _ = writeln!(
+                out,
+                "    {}▸ run{} `{}` before the switch",
+                palette.cyan,
+                palette.reset,
+                printable(&words.join(" "))
+            );
+        }
         if let Some(to) = &releases.switch_to {
             let from = releases.current.as_ref().map_or_else(|| "no release".to_string(), |id| format!("release {id}"));
             let _ = writeln!(
@@ -161,6 +170,15 @@ fn render_host(out: &mut String, host: &HostPlan, palette: Palette) {
                 let _ = writeln!(out, "      the running app changes: now {}", printable(&change.from));
                 let _ = writeln!(out, "      next {}", printable(&change.to));
             }
+        }
+        for words in &releases.after_switch {
+            let _ = writeln!(
+                out,
+                "    {}▸ run{} `{}` once the host is healthy on it",
+                palette.cyan,
+                palette.reset,
+                printable(&words.join(" "))
+            );
         }
         if !releases.record_migrations.is_empty() {
             let _ = writeln!(

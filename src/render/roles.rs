@@ -444,12 +444,52 @@ impl HostContext<'_> {
             python: app.python.as_ref().map(|python| python.value.clone()),
             module: app.module.value.split(':').next().unwrap_or_default().to_string(),
             shared: app.shared.iter().map(|directory| directory.value.clone()).collect(),
+            before_switch: app.before_switch.iter().map(|command| command.value.clone()).collect(),
+            after_switch: app.after_switch.iter().map(|command| command.value.clone()).collect(),
+            processes: catalog::process_instances(
+                app.processes.iter().map(|process| (process.name.value.as_str(), process.count.value)),
+            ),
         };
         // A release's files change nothing Gunicorn serves: the switch of
         // the link does.
         Self::reload_also(state, service.unit, [releases.link.clone()]);
+        self.processes(state, &releases.link)?;
         state.releases = Some(releases);
         self.probes(state, service, self.port(Role::App)?, None);
+        Ok(())
+    }
+
+    /// The app's processes (`app.processes`): a unit file each, and its
+    /// instances as services, restarted when the unit, the environment or
+    /// the release (`link`) changes.
+    fn processes(&self, state: &mut HostState, link: &str) -> Result<(), RenderError> {
+        for process in &self.stack.app.processes {
+            let name = &process.name.value;
+            let context = context! {
+                app => context! { user => catalog::gunicorn::USER, directory => link },
+                process => context! { name => name, count => process.count.value, command => process.command.value.clone() },
+            };
+            let rendered = self.renderer.render(catalog::APP_PROCESS_TEMPLATE, &self.host.name.value, context)?;
+            let path = catalog::process_unit_path(name);
+            state.files.push(ManagedFile {
+                path: path.clone(),
+                content: rendered.output,
+                mode: 0o644,
+                owner: "root".to_string(),
+                group: "root".to_string(),
+                sensitive: rendered.sensitive,
+                checker: Some(Checker::SystemdUnit),
+                origin: format!("template {}", catalog::APP_PROCESS_TEMPLATE),
+            });
+            for index in 1..=process.count.value {
+                state.services.push(ManagedService {
+                    name: catalog::process_instance(name, index),
+                    reload_on: Vec::new(),
+                    restart_on: vec![path.clone(), catalog::APP_ENVIRONMENT.path.to_string(), link.to_string()],
+                    enabled: true,
+                });
+            }
+        }
         Ok(())
     }
 

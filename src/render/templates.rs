@@ -11,7 +11,7 @@ use minijinja::syntax::SyntaxConfig;
 use minijinja::{Environment, UndefinedBehavior};
 
 /// The built-in templates, by the name an override file must have.
-pub const BUILT_IN: [(&str, &str); 16] = [
+pub const BUILT_IN: [(&str, &str); 17] = [
     ("haproxy.cfg.j2", include_str!("../../templates/haproxy.cfg.j2")),
     ("keepalived.conf.j2", include_str!("../../templates/keepalived.conf.j2")),
     ("nginx.conf.j2", include_str!("../../templates/nginx.conf.j2")),
@@ -19,6 +19,7 @@ pub const BUILT_IN: [(&str, &str); 16] = [
     ("gunicorn.conf.py.j2", include_str!("../../templates/gunicorn.conf.py.j2")),
     ("infra-app.service.j2", include_str!("../../templates/infra-app.service.j2")),
     ("infra-app.socket.j2", include_str!("../../templates/infra-app.socket.j2")),
+    ("infra-app-process.service.j2", include_str!("../../templates/infra-app-process.service.j2")),
     ("app.env.j2", include_str!("../../templates/app.env.j2")),
     ("mariadb.cnf.j2", include_str!("../../templates/mariadb.cnf.j2")),
     ("database.sql.j2", include_str!("../../templates/database.sql.j2")),
@@ -105,6 +106,7 @@ fn configured() -> Result<Environment<'static>, TemplateError> {
     environment.set_syntax(syntax.map_err(|error| TemplateError::Invalid { name: "syntax".into(), error })?);
     environment.add_filter("sql_string", sql_string);
     environment.add_filter("systemd_quote", systemd_quote);
+    environment.add_filter("systemd_word", systemd_word);
     environment.add_filter("py_string", py_string);
     environment.add_filter("sh_string", sh_string);
     environment.add_filter("backup_sealing_key", |password: &str| crate::backup::sealing_key(password));
@@ -141,6 +143,17 @@ fn sql_string(value: &str) -> String {
 fn systemd_quote(value: &str) -> String {
     let escaped = value.replace('\\', "\\\\").replace('"', "\\\"").replace('$', "\\$");
     format!("\"{escaped}\"")
+}
+
+/// One word of a systemd `ExecStart=` line, for words of
+/// `grammar::command_word` (no space, quote or backslash): systemd's own
+/// expansions (`$NAME`, `%i`) doubled away, and a lone `;` (which would
+/// start another command) escaped.
+fn systemd_word(value: &str) -> String {
+    if value == ";" {
+        return "\\;".to_string();
+    }
+    value.replace('$', "$$").replace('%', "%%")
 }
 
 /// A single-quoted shell word: nothing inside it is expanded.

@@ -87,3 +87,40 @@ fn read_until(reader: impl std::io::Read + Send + 'static, needle: &'static str,
     });
     receiver.recv_timeout(timeout).is_ok()
 }
+
+/// Issue 27: `infra run -- COMMAND` runs a one-off command on an app host
+/// the way Gunicorn's workers run: as the app's user, in the current
+/// release, with the app's environment and the release's `.venv`; its
+/// words reach the command as written, its exit status is infra's, and
+/// from a terminal it gets one (prompts work).
+pub(crate) fn infra_run_runs_a_one_off_command_as_the_app_in_the_current_release(lab: &Lab) {
+    let inventory = lab.inventory.display().to_string();
+    let probe = "import os, sys; print(os.getuid() == os.geteuid() != 0, os.getcwd().startswith('/srv/app/releases/'), sys.prefix, os.environ['DATABASE_NAME'], sys.argv[1])";
+    let output =
+        lab.infra(&["run", "-i", &inventory, "--", "python3", "-c", probe, "$HOME ${DATABASE_PASSWORD} 'x'"], None);
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert_eq!(stdout, "True True /srv/app/current/.venv app $HOME ${DATABASE_PASSWORD} 'x'\n", "{stderr}");
+    assert!(stderr.contains("run: on `app-01`, in /srv/app/current, as www-data"), "{stderr}");
+
+    // The app's own code and database, as a management command would use them.
+    let query = "from app import engine, text\nwith engine.connect() as c: print(c.execute(text('SELECT count FROM hits')).scalar_one() > 0)";
+    let output = lab.infra(&["run", "-i", &inventory, "app", "--", "python3", "-c", query], None);
+    assert_eq!(text(&output).0, "True\n", "{}", text(&output).1);
+
+    let output = lab.infra(&["run", "-i", &inventory, "--", "sh", "-c", "exit 3"], None);
+    assert_eq!(output.status.code(), Some(3), "the command's status is infra's");
+    let output = lab.infra(&["run", "-i", &inventory, "web-01", "--", "true"], None);
+    assert!(text(&output).1.contains("`web-01` is not an app host; the app hosts are `app-01`"), "{}", text(&output).1);
+
+    // From a terminal (script(1) gives infra one), the command has one too.
+    let infra = lab.command().get_program().to_string_lossy().into_owned();
+    let line = format!("{infra} run -i {inventory} -- python3 -c 'import sys; print(\"tty\", sys.stdin.isatty())'");
+    let output = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .envs(lab.command().get_envs().filter_map(|(key, value)| Some((key, value?))))
+        .output()
+        .expect("script runs");
+    let (stdout, stderr) = text(&output);
+    assert!(stdout.contains("tty True"), "{stdout}{stderr}");
+}

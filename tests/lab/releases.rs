@@ -631,3 +631,47 @@ fn under_load_rollback(lab: &Lab, inventory: &Path) -> Output {
         lab.command().args(["rollback", "--yes", "--format", "json", "-i"]).arg(inventory).output().expect("infra runs")
     })
 }
+
+/// `inventory` with `app.before_switch` and `app.after_switch` set to the
+/// YAML flow lists `before` and `after`.
+fn with_switch_hooks(inventory: &Path, before: &str, after: &str) -> PathBuf {
+    let text = std::fs::read_to_string(inventory).expect("inventory");
+    let hooks = format!("  shared: [media]\n  before_switch: {before}\n  after_switch: {after}\n");
+    assert!(text.contains("  shared: [media]\n"), "the lab inventory shares media");
+    let path = inventory.with_extension("hooks.yml");
+    std::fs::write(&path, text.replacen("  shared: [media]\n", &hooks, 1)).expect("write");
+    path
+}
+
+/// Issue 27: a release's commands per phase. `before_switch` runs on the
+/// host in the new release, as the app, before it switches (a failure
+/// switches nothing); `after_switch` once it is healthy there (a failure
+/// switches it back).
+pub(crate) fn release_hooks_run_before_and_after_the_switch_and_a_failing_one_switches_back(lab: &Lab) {
+    let app = address("app-01");
+    let before_id = lab.serving_release();
+    let inventory = lab.app_version("hooks", 5);
+    // A script of the release marks each phase in the shared media.
+    let script = "import os, sys\nopen(os.path.join('media', sys.argv[1] + '-' + os.path.basename(os.getcwd())), 'w').write('ok')\n";
+    std::fs::write(lab.state.path().join("app-hooks/hookmark.py"), script).expect("write");
+    let hooked = with_switch_hooks(&inventory, "[[python3, hookmark.py, before]]", "[[python3, hookmark.py, after]]");
+    let plan = String::from_utf8_lossy(&lab.plan(&hooked, &["--no-progress"]).stdout).into_owned();
+    assert!(plan.contains("▸ run `python3 hookmark.py before` before the switch"), "{plan}");
+    assert!(plan.contains("▸ run `python3 hookmark.py after` once the host is healthy on it"), "{plan}");
+    apply_under_load(lab, &hooked, "apply of a release with switch hooks");
+    let id = lab.serving_release();
+    assert_ne!(id, before_id);
+    let marks = lab.ssh_ok(&app, &format!("cat /srv/app/shared/media/before-{id} /srv/app/shared/media/after-{id}"));
+    assert_eq!(marks, "okok", "each ran in the new release, as the app");
+
+    for (marker, before, after) in
+        [("hooks-fail-before", "[[/bin/false]]", "[]"), ("hooks-fail-after", "[]", "[[/bin/false]]")]
+    {
+        let failing = with_switch_hooks(&lab.app_version(marker, 5), before, after);
+        let output = lab.apply(&failing, &[]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success() && stderr.contains("`/bin/false` exited with status 1"), "{marker}: {stderr}");
+        assert_eq!(lab.serving_release(), id, "{marker}: the host serves the release it served");
+    }
+    assert_success(&lab.apply(&lab.inventory, &[]), "apply back to the example app");
+}

@@ -496,29 +496,34 @@ pub fn migrate(release: &ReleasePlan) -> Option<String> {
     ))
 }
 
-/// A command run as the app's user, in `directory` (a release), with the
-/// app's environment file (read by systemd, which wrote its quoting) and
-/// the release's `.venv` first on `PATH`; its output goes to stderr. The
-/// service manager expands `$NAME` and `${NAME}` in a command it runs, so
-/// each `$` is doubled: a word is passed as written, and a secret of the
-/// environment file never reaches a command line.
+/// The release's `before_switch` (`after: false`) or `after_switch`
+/// commands, run in the release the host switches to, in order; the first
+/// that fails stops the script with its own output and status.
+pub fn switch_hooks(release: &ReleasePlan, after: bool) -> Option<String> {
+    let id = release.switch_to.as_deref()?;
+    let commands = if after { &release.after_switch } else { &release.before_switch };
+    if commands.is_empty() {
+        return None;
+    }
+    let directory = format!("{}/{id}", release.directory);
+    Some(commands.iter().map(|words| as_app(&directory, words)).collect())
+}
+
+/// A command run as the app's user in `directory` (a release), as
+/// [`catalog::gunicorn::app_command`] runs it, with the environment file
+/// as this apply will leave it; its output goes to stderr.
 fn as_app(directory: &str, words: &[impl AsRef<str>]) -> String {
-    let command: Vec<String> = words.iter().map(|word| quote(&word.as_ref().replace('$', "$$"))).collect();
-    // The environment file as this apply will leave it: the staged one
-    // when it changes (on a first apply, the only one).
+    // The staged environment file when it changes (on a first apply, the
+    // only one).
+    let command =
+        catalog::gunicorn::app_command(directory, "\"$environment\"", words, catalog::gunicorn::Streams::Pipe);
     format!(
         "environment={env}\n[ -e \"$environment{NEW}\" ] && environment=\"$environment{NEW}\"\n\
          # shellcheck disable=SC2016 # the failure message shows the command as written\n\
-         systemd-run --quiet --wait --pipe --collect --uid={user} --gid={user} \\\n  \
-         -p EnvironmentFile=\"$environment\" -p WorkingDirectory={dir} -E PATH={path} \\\n  \
-         /bin/sh -c 'exec \"$@\"' app {command} < /dev/null 1>&2 || \\\n  \
+         {command} < /dev/null 1>&2 || \\\n  \
          {{ status=$?; echo {shown}\" exited with status $status\" >&2; exit 1; }}\n",
         shown = quote(&format!("`{}`", words.iter().map(|word| word.as_ref()).collect::<Vec<_>>().join(" "))),
         env = catalog::APP_ENVIRONMENT.path,
-        dir = quote(directory),
-        path = quote(&format!("{directory}/.venv/bin:/usr/local/bin:/usr/bin:/bin")),
-        command = command.join(" "),
-        user = catalog::gunicorn::USER,
     )
 }
 

@@ -262,6 +262,8 @@ fn migrating(words: &[&str]) -> ReleasePlan {
         choice: Default::default(),
         change: None,
         shared: vec![],
+        before_switch: vec![],
+        after_switch: vec![],
         server: None,
     }
 }

@@ -18,7 +18,9 @@ fn run<T>(future: impl std::future::Future<Output = T>) -> T {
 }
 
 fn apps() -> Vec<App> {
-    ["app-01", "app-02"].map(|name| App { name: name.into(), probe: format!("curl -fsS http://{name}/") }).into()
+    ["app-01", "app-02"]
+        .map(|name| App { name: name.into(), probe: format!("curl -fsS http://{name}/"), processes: vec![] })
+        .into()
 }
 
 /// Each script as a phase: `check`, `stop`, `restore`, `start`, `wait`.
