@@ -380,7 +380,7 @@ fn summary(plan: &HostPlan, files: usize) -> String {
     if files > 0 {
         parts.push(format!("{files} files"));
     }
-    let services = plan.reload.len() + plan.restart.len() + plan.start.len();
+    let services = plan.reload.len() + plan.restart.len() + plan.start.len() + plan.retire.len();
     if services > 0 {
         parts.push(format!("{services} services"));
     }

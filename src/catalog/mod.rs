@@ -237,6 +237,29 @@ pub fn process_instance(name: &str, index: u32) -> String {
     format!("infra-app-{name}@{index}.service")
 }
 
+/// Whether `unit` is an instance of an app process as
+/// [`process_instance`] names it (what a host may list: nothing else is
+/// ever stopped because a host said so).
+pub fn is_process_instance(unit: &str) -> bool {
+    let Some((name, index)) = unit
+        .strip_prefix("infra-app-")
+        .and_then(|rest| rest.strip_suffix(".service"))
+        .and_then(|rest| rest.split_once('@'))
+    else {
+        return false;
+    };
+    is_process_name(name) && index.parse::<u32>().is_ok_and(|number| number >= 1 && number.to_string() == index)
+}
+
+/// A process name as units carry it: a lowercase letter, then lowercase
+/// letters, digits and inner `-`, at most 24 (the inventory's grammar).
+pub fn is_process_name(text: &str) -> bool {
+    (1..=24).contains(&text.len())
+        && text.starts_with(|c: char| c.is_ascii_lowercase())
+        && !text.ends_with('-')
+        && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 /// Every instance unit of the processes `(name, count)`, in order.
 pub fn process_instances<'a>(processes: impl IntoIterator<Item = (&'a str, u32)>) -> Vec<String> {
     processes

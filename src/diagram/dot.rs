@@ -60,6 +60,9 @@ pub fn write(diagram: &Diagram) -> String {
         let _ = writeln!(out, "    label={}; style=\"rounded,dashed\"; color=\"#9e9e9e\";", quoted(tier.role.name()));
         for node in &tier.hosts {
             let mut label = format!("{}\n{}\n{}", node.name, node.address, role_names(&node.roles));
+            if !node.processes.is_empty() {
+                label.push_str(&format!("\n+ {}", node.processes.join(", ")));
+            }
             if let Some(note) = live_note(node.live) {
                 label.push_str(&format!("\n{note}"));
             }

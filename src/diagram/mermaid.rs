@@ -27,6 +27,9 @@ pub fn write(diagram: &Diagram) -> String {
         let _ = writeln!(out, "  subgraph {}[{}]", id(&End::Tier(tier.role)), quoted(tier.role.name()));
         for node in &tier.hosts {
             let mut label = format!("{}<br/>{}<br/>{}", node.name, node.address, role_names(&node.roles));
+            if !node.processes.is_empty() {
+                label.push_str(&format!("<br/>+ {}", node.processes.join(", ")));
+            }
             if let Some(note) = live_note(node.live) {
                 label.push_str(&format!("<br/>{note}"));
             }

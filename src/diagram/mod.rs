@@ -42,6 +42,8 @@ pub struct Node {
     pub name: String,
     pub address: IpAddr,
     pub roles: Vec<Role>,
+    /// The app's processes beside Gunicorn on an app host (`worker ×2`).
+    pub processes: Vec<String>,
     pub live: Option<Live>,
 }
 
@@ -106,6 +108,16 @@ impl Diagram {
                         name: host.name.value.clone(),
                         address: host.address.value,
                         roles: host.roles.iter().map(|role| role.value).collect(),
+                        processes: if host.roles.iter().any(|role| role.value == Role::App) {
+                            stack
+                                .app
+                                .processes
+                                .iter()
+                                .map(|process| format!("{} ×{}", process.name.value, process.count.value))
+                                .collect()
+                        } else {
+                            Vec::new()
+                        },
                         live: None,
                     })
                     .collect(),

@@ -95,3 +95,20 @@ fn whole_tier_flows_are_one_arrow() {
     let dot_text = dot::write(&picture);
     assert!(dot_text.contains("rankdir=LR") && dot_text.contains("ltail=cluster_web, lhead=cluster_app"), "{dot_text}");
 }
+
+/// Issue 27: the app's processes are drawn on each app host, beside
+/// Gunicorn.
+#[test]
+fn app_hosts_show_their_processes() {
+    let inventory = VALID.replace(
+        "  source: app\n",
+        "  source: app\n  processes:\n    - {name: worker, command: [celery, worker], count: 2}\n    - {name: beat, command: [celery, beat]}\n",
+    );
+    let picture = Diagram::of(&stack(&inventory));
+    let mermaid = mermaid::write(&picture);
+    assert!(mermaid.contains("<br/>+ worker ×2, beat ×1"), "{mermaid}");
+    let app_hosts = picture.tiers.iter().find(|tier| tier.role == Role::App).expect("an app tier");
+    assert!(app_hosts.hosts.iter().all(|host| host.processes == ["worker ×2", "beat ×1"]));
+    let web = picture.tiers.iter().find(|tier| tier.role == Role::Web).expect("a web tier");
+    assert!(web.hosts.iter().all(|host| host.processes.is_empty()));
+}

@@ -126,6 +126,10 @@ pub struct HostFacts {
     /// their own server): not known.
     #[serde(default)]
     pub servers: BTreeMap<String, String>,
+    /// The instances of app processes (`infra-app-worker@1.service`)
+    /// enabled at boot on an app host.
+    #[serde(default)]
+    pub process_instances: std::collections::BTreeSet<String>,
     /// The releases whose migration ran, as this host knows: its
     /// migration ledger (every release the fleet migrated by the time the
     /// host last switched) and the `.infra-migrated` marks of its releases.
@@ -320,8 +324,9 @@ pub fn tree_digest(files: &[crate::desired::ManagedFile]) -> String {
 /// health checks here; `SERVER`: the version of the Gunicorn in its
 /// `.venv`, `system` without one, `-` for a `.venv` without Gunicorn), `M ID JSON` with its `.infra-release` when it has
 /// one, `G ID` for each release the host's migration ledger names, `H
-/// JSON` with the operator's release choice, and `Y VERSION ARCH` of the
-/// host's Python (what wheels must be built for).
+/// JSON` with the operator's release choice, `X UNIT` for each enabled
+/// instance of an app process, and `Y VERSION ARCH` of the host's Python
+/// (what wheels must be built for).
 fn release_facts(releases: &crate::desired::Releases) -> String {
     use crate::desired::release_marks::{CHOICE, COMPLETE, HEALTHY, MIGRATED, MIGRATION_LEDGER, PACKAGES, RECORD};
     let (link, dir) = (quote(&releases.link), quote(&releases.directory));
@@ -329,6 +334,7 @@ fn release_facts(releases: &crate::desired::Releases) -> String {
         "if [ -L {link} ]; then echo \"K $(readlink {link})\"; elif [ -e {link} ]; then echo 'K !'; else echo 'K -'; fi\n\
          releases {dir} {COMPLETE} {PACKAGES} {MIGRATED} {HEALTHY} {RECORD}\n\
          release_ledgers {MIGRATION_LEDGER} {CHOICE}\n\
+         app_processes\n\
          python_facts\n"
     )
 }
@@ -406,6 +412,9 @@ pub fn parse(host: &HostState, output: &str) -> Result<HostFacts, FactsError> {
                 if let Ok(record) = serde_json::from_str(record) {
                     facts.records.insert(id.to_string(), record);
                 }
+            }
+            ["X", unit] if host.releases.is_some() && crate::catalog::is_process_instance(unit) => {
+                facts.process_instances.insert(unit.to_string());
             }
             ["G", id] if host.releases.is_some() && is_release_id(id) => {
                 facts.migrated.insert(id.to_string());

@@ -208,6 +208,15 @@ releases() {
     [ -s "$d/$6" ] && release_record "M $id" "$d/$6"
   done
 }
+# `X UNIT` for each instance of an app process enabled at boot (its link
+# in multi-user.target.wants): what an apply that no longer wants it must
+# stop. A glob, no program.
+app_processes() {
+  for unit in /etc/systemd/system/multi-user.target.wants/infra-app-*@*.service; do
+    [ -L "$unit" ] && echo "X ${unit##*/}"
+  done
+  return 0
+}
 # `G ID` for each release the fleet's migration ledger $1 names, and `H
 # CHOICE` with the release choice $2 (about 4 KiB at most), when there is one.
 release_ledgers() {

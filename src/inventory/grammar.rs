@@ -122,11 +122,7 @@ pub fn shared_directory(text: &str) -> Result<String, &'static str> {
 pub fn process_name(text: &str) -> Result<String, &'static str> {
     const EXPECTED: &str =
         "a lowercase letter, then lowercase letters, digits and `-` (like `worker` or `beat`), at most 24 characters";
-    let valid = (1..=24).contains(&text.len())
-        && text.starts_with(|c: char| c.is_ascii_lowercase())
-        && !text.ends_with('-')
-        && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if valid { Ok(text.to_string()) } else { Err(EXPECTED) }
+    if crate::catalog::is_process_name(text) { Ok(text.to_string()) } else { Err(EXPECTED) }
 }
 
 /// A git revision to deploy (`app.source.ref`, `infra deploy --source`):

@@ -550,6 +550,27 @@ mod tests {
         );
     }
 
+    /// Issue 27: instances the host runs that the inventory no longer has
+    /// are stopped; those it still has are left alone.
+    #[test]
+    fn instances_of_processes_no_longer_wanted_retire() {
+        let mut host = app_host("app-01", V1, V1, None);
+        host.services.push(crate::desired::ManagedService {
+            name: "infra-app-worker@1.service".into(),
+            reload_on: vec![],
+            restart_on: vec![],
+            enabled: true,
+        });
+        let mut facts = serving(V1, &[V1], &[V1]);
+        facts.process_instances =
+            ["infra-app-worker@1.service", "infra-app-worker@2.service", "infra-app-beat@1.service"]
+                .map(String::from)
+                .into();
+        let plan = super::super::plan_host(&host, &facts);
+        assert_eq!(plan.retire, ["infra-app-beat@1.service", "infra-app-worker@2.service"]);
+        assert!(!plan.is_empty());
+    }
+
     #[test]
     fn a_release_migrates_once_for_the_fleet_and_every_switching_host_records_it() {
         let hosts = [app_host("app-01", V2, V2, None), app_host("app-02", V2, V2, None)];

@@ -221,13 +221,16 @@ fn render_host(out: &mut String, host: &HostPlan, palette: Palette) {
         for change in changes {
             let _ = writeln!(
                 out,
-                "    {}↻ {verb}{} {} (because {} changed)",
+                "    {}↻ {verb}{} {} (because {})",
                 palette.cyan,
                 palette.reset,
                 change.name,
-                change.because.join(", ")
+                because(&change.because)
             );
         }
+    }
+    for unit in &host.retire {
+        let _ = writeln!(out, "    {}■ stop{} {unit} (no longer in `app.processes`)", palette.red, palette.reset);
     }
     for service in &host.enable {
         let _ = writeln!(out, "    {}▸ enable{} {service}", palette.cyan, palette.reset);
@@ -235,6 +238,18 @@ fn render_host(out: &mut String, host: &HostPlan, palette: Palette) {
     for service in &host.start {
         let _ = writeln!(out, "    {}▸ start{} {service}", palette.cyan, palette.reset);
     }
+}
+
+/// Why a service restarts, reloads or a hook runs: the files that changed
+/// (`/etc/nginx/nginx.conf changed`), then any other reason in its words.
+fn because(reasons: &[String]) -> String {
+    let (paths, others): (Vec<&String>, Vec<&String>) = reasons.iter().partition(|reason| reason.starts_with('/'));
+    let mut parts: Vec<String> = Vec::new();
+    if !paths.is_empty() {
+        parts.push(format!("{} changed", paths.iter().map(|path| path.as_str()).collect::<Vec<_>>().join(", ")));
+    }
+    parts.extend(others.into_iter().cloned());
+    parts.join("; ")
 }
 
 fn render_diff(out: &mut String, diff: &str, palette: Palette) {

@@ -70,6 +70,11 @@ pub struct HostPlan {
     pub restart: Vec<ServiceChange>,
     pub enable: Vec<String>,
     pub start: Vec<String>,
+    /// Instances of app processes the host runs at boot that the inventory
+    /// no longer has (a process removed, a count lowered): stopped and
+    /// disabled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retire: Vec<String>,
     pub hooks: Vec<ServiceChange>,
     /// The app's release: the switch of `current`, old releases removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -123,6 +128,7 @@ impl HostPlan {
             && self.restart.is_empty()
             && self.enable.is_empty()
             && self.start.is_empty()
+            && self.retire.is_empty()
             && self.hooks.is_empty()
             && self.releases.is_none()
     }
@@ -206,6 +212,12 @@ pub fn plan_host(host: &HostState, facts: &HostFacts) -> HostPlan {
         .or_else(|| ssh_refusal(host, facts, &files))
         .or(release_refusal);
     let dpkg_busy = facts.dpkg_busy.clone().filter(|_| !install.is_empty());
+    let retire: Vec<String> = facts
+        .process_instances
+        .iter()
+        .filter(|unit| !host.services.iter().any(|service| service.unit_name() == **unit))
+        .cloned()
+        .collect();
     HostPlan {
         host: host.name.clone(),
         address: host.address.to_string(),
@@ -220,6 +232,7 @@ pub fn plan_host(host: &HostState, facts: &HostFacts) -> HostPlan {
         restart,
         enable,
         start,
+        retire,
         hooks,
         releases,
         refusal,

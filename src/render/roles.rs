@@ -702,6 +702,48 @@ fn release_id(files: &[(String, super::Content)], shared: &[crate::source::Spann
 mod tests {
     use super::database_url;
 
+    /// Issue 27: a process's unit runs its words through the `current`
+    /// link with systemd's own expansions doubled away, and each instance
+    /// is a service that a switch of the link restarts.
+    #[test]
+    fn a_process_is_a_unit_whose_instances_restart_with_the_release() {
+        let inventory = crate::rules::test_support::VALID.replace(
+            "  source: app\n",
+            "  source: app\n  processes:\n    - {name: worker, command: [celery, -A, proj, worker, --pidfile=%n, \"$HOME\", \";\"], count: 2}\n",
+        );
+        let stack = crate::rules::test_support::stack(&inventory);
+        let rendered = crate::render::render(&stack, crate::render::SecretMode::Placeholder).expect("renders");
+        let host = rendered.state.hosts.iter().find(|host| host.releases.is_some()).expect("an app host");
+        let unit = host.file("/etc/systemd/system/infra-app-worker@.service").expect("the process's unit");
+        let text = String::from_utf8_lossy(&unit.content);
+        assert!(
+            text.contains(
+                "ExecStart=/bin/sh -c 'exec \"$$@\"' worker celery -A proj worker --pidfile=%%n $$HOME \\;\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("WorkingDirectory=/srv/app/current\n"), "{text}");
+        let instances: Vec<&str> = host
+            .services
+            .iter()
+            .map(|service| service.name.as_str())
+            .filter(|name| name.starts_with("infra-app-worker"))
+            .collect();
+        assert_eq!(instances, ["infra-app-worker@1.service", "infra-app-worker@2.service"]);
+        let first = host.services.iter().find(|service| service.name == instances[0]).expect("an instance");
+        assert!(first.restart_on.contains(&"/srv/app/current".to_string()), "{:?}", first.restart_on);
+        assert!(crate::catalog::is_process_instance(instances[1]));
+        for other in [
+            "infra-app.service",
+            "infra-app-worker@0.service",
+            "infra-app-worker@01.service",
+            "ssh.service",
+            "infra-app-Worker@1.service",
+        ] {
+            assert!(!crate::catalog::is_process_instance(other), "{other}");
+        }
+    }
+
     #[test]
     fn database_url_encodes_what_would_end_a_part() {
         let url = database_url("10.0.0.13".parse().expect("address"), 3306, "app", "app", "p@ss:w/rd%?#$ é");

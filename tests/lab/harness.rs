@@ -67,6 +67,7 @@ const SUITE: [&[Shared]; 2] = [
         a_release_serves_with_its_own_gunicorn_and_a_new_one_restarts_with_no_failed_request,
         an_upload_survives_a_deploy_and_a_rollback,
         release_hooks_run_before_and_after_the_switch_and_a_failing_one_switches_back,
+        app_processes_follow_deploys_and_rollbacks_and_a_lower_count_stops_the_rest,
         a_release_that_crashes_at_import_stops_at_the_first_host,
         a_killed_deploy_leaves_current_valid_and_the_next_run_completes_it,
         migrations_run_before_the_switch_and_a_failed_one_switches_nothing,

@@ -675,3 +675,64 @@ pub(crate) fn release_hooks_run_before_and_after_the_switch_and_a_failing_one_sw
     }
     assert_success(&lab.apply(&lab.inventory, &[]), "apply back to the example app");
 }
+
+/// `inventory` with `app.processes` set to the YAML flow list `processes`.
+fn with_processes(inventory: &Path, name: &str, processes: &str) -> PathBuf {
+    let text = std::fs::read_to_string(inventory).expect("inventory");
+    assert!(text.contains("  shared: [media]\n"), "the lab inventory shares media");
+    let path = inventory.with_file_name(format!("{name}.yml"));
+    let settings = format!("  shared: [media]\n  processes: {processes}\n");
+    std::fs::write(&path, text.replacen("  shared: [media]\n", &settings, 1)).expect("write");
+    path
+}
+
+/// Issue 27: `app.processes` run as systemd units from the serving
+/// release: each instance starts with the app, is restarted onto the new
+/// release by a deploy and back by a rollback; lowering a count stops and
+/// disables the extra instances, removing the process stops the rest.
+pub(crate) fn app_processes_follow_deploys_and_rollbacks_and_a_lower_count_stops_the_rest(lab: &Lab) {
+    let app = address("app-01");
+    let worker = |count: u32| format!("[{{name: worker, command: [python3, worker.py], count: {count}}}]");
+    // Each instance's beat names the release it runs from, and its pid is the unit's.
+    let beats_from = |release: &str| {
+        let check = "for i in 1 2; do read -r release pid < /srv/app/shared/media/worker-$i && \
+                     [ \"$pid\" = \"$(systemctl show -p MainPID --value infra-app-worker@$i)\" ] && echo \"$release\"; done";
+        for _ in 0..40 {
+            if lab.ssh_ok(&app, check) == format!("{release}\n{release}\n") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        panic!("the workers never beat from release {release}: {}", lab.ssh_ok(&app, check));
+    };
+    let two = with_processes(&lab.inventory, "workers-2", &worker(2));
+    let plan = String::from_utf8_lossy(&lab.plan(&two, &["--no-progress"]).stdout).into_owned();
+    assert!(
+        plan.contains("▸ start infra-app-worker@1.service") && plan.contains("▸ start infra-app-worker@2.service"),
+        "{plan}"
+    );
+    apply_under_load(lab, &two, "apply that starts two workers");
+    let v1 = lab.serving_release();
+    beats_from(&v1);
+
+    let v2 = with_processes(&lab.app_version("workers-v2", 5), "workers-v2", &worker(2));
+    deploy_under_load(lab, &v2, &[], "deploy of a release with workers");
+    let v2_id = lab.serving_release();
+    assert_ne!(v2_id, v1);
+    beats_from(&v2_id);
+    rollback_under_load(lab, &v2);
+    beats_from(&v1);
+
+    let one = with_processes(&lab.inventory, "workers-1", &worker(1));
+    let plan = String::from_utf8_lossy(&lab.plan(&one, &["--no-progress"]).stdout).into_owned();
+    assert!(plan.contains("■ stop infra-app-worker@2.service (no longer in `app.processes`)"), "{plan}");
+    assert!(!plan.contains("worker@1"), "the first instance stays as it is: {plan}");
+    assert_success(&lab.apply(&one, &[]), "apply of one worker");
+    let states =
+        "systemctl is-active infra-app-worker@1 infra-app-worker@2; systemctl is-enabled infra-app-worker@2 || true";
+    assert_eq!(lab.ssh(&app, states).stdout, b"active\ninactive\ndisabled\n");
+    assert_success(&lab.apply(&lab.inventory, &[]), "apply without workers");
+    let gone = lab.ssh(&app, "systemctl is-active infra-app-worker@1 || true");
+    assert_eq!(String::from_utf8_lossy(&gone.stdout), "inactive\n");
+    assert_eq!(lab.plan(&lab.inventory, &["--detailed-exitcode"]).status.code(), Some(0), "nothing left to change");
+}

@@ -179,6 +179,9 @@ pub fn services(plan: &HostPlan, host: &HostState) -> Option<String> {
     if plan.files.iter().any(|file| file.path.starts_with("/etc/systemd/")) {
         script.push_str("systemctl daemon-reload\n");
     }
+    for unit in &plan.retire {
+        script.push_str(&format!("systemctl disable -q --now {}\n", quote(unit)));
+    }
     for service in &plan.enable {
         script.push_str(&format!("systemctl enable -q {}\n", quote(service)));
     }
@@ -607,6 +610,9 @@ pub fn rollback(plan: &HostPlan, files: &[&ManagedFile]) -> String {
     }
     for change in plan.restart.iter().chain(&plan.reload) {
         script.push_str(&format!("systemctl restart {} || true\n", quote(&change.name)));
+    }
+    for unit in &plan.retire {
+        script.push_str(&format!("systemctl enable -q --now {} || true\n", quote(unit)));
     }
     script.push_str(&format!("rm -f {PENDING_JOURNAL}\n"));
     script
