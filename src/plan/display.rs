@@ -150,15 +150,7 @@ fn render_host(out: &mut String, host: &HostPlan, palette: Palette) {
                 printable(&migrate.join(" "))
             );
         }
-        for words in &releases.before_switch {
-            let _ = writeln!(
-                out,
-                "    {}▸ run{} `{}` before the switch",
-                palette.cyan,
-                palette.reset,
-                printable(&words.join(" "))
-            );
-        }
+        app_commands(out, &releases.before_switch, "before the switch", palette);
         if let Some(to) = &releases.switch_to {
             let from = releases.current.as_ref().map_or_else(|| "no release".to_string(), |id| format!("release {id}"));
             let _ = writeln!(
@@ -171,15 +163,7 @@ fn render_host(out: &mut String, host: &HostPlan, palette: Palette) {
                 let _ = writeln!(out, "      next {}", printable(&change.to));
             }
         }
-        for words in &releases.after_switch {
-            let _ = writeln!(
-                out,
-                "    {}▸ run{} `{}` once the host is healthy on it",
-                palette.cyan,
-                palette.reset,
-                printable(&words.join(" "))
-            );
-        }
+        app_commands(out, &releases.after_switch, "once the host is healthy on it", palette);
         if !releases.record_migrations.is_empty() {
             let _ = writeln!(
                 out,
@@ -237,6 +221,13 @@ fn render_host(out: &mut String, host: &HostPlan, palette: Palette) {
     }
     for service in &host.start {
         let _ = writeln!(out, "    {}▸ start{} {service}", palette.cyan, palette.reset);
+    }
+}
+
+/// One `▸ run` line per command of a release phase, `when` saying which.
+fn app_commands(out: &mut String, commands: &[Vec<String>], when: &str, palette: Palette) {
+    for words in commands {
+        let _ = writeln!(out, "    {}▸ run{} `{}` {when}", palette.cyan, palette.reset, printable(&words.join(" ")));
     }
 }
 

@@ -721,6 +721,12 @@ pub(crate) fn app_processes_follow_deploys_and_rollbacks_and_a_lower_count_stops
     assert_ne!(v2_id, v1);
     beats_from(&v2_id);
     rollback_under_load(lab, &v2);
+    // Back to the newest healthy release before v2 (an earlier scenario's,
+    // or v1): wherever the link points now, the workers follow.
+    let back = lab.serving_release();
+    assert_ne!(back, v2_id);
+    beats_from(&back);
+    assert_success(&lab.apply(&two, &[]), "apply back to the inventory's release");
     beats_from(&v1);
 
     let one = with_processes(&lab.inventory, "workers-1", &worker(1));
