@@ -22,6 +22,8 @@ pub enum WheelsError {
     },
     #[error("`pip download` could not fetch wheels for Python {python} on {arch}:\n{stderr}")]
     Download { python: String, arch: String, stderr: String },
+    #[error("`pip download` could not reach the package index from this machine: {problem}\n\npip said:\n{stderr}")]
+    Unreachable { problem: &'static str, stderr: String },
     #[error("`{requirement}` has no wheel, and building one from its source failed:\n{stderr}")]
     Build { requirement: String, stderr: String },
     #[error(
@@ -91,6 +93,11 @@ fn download(directory: &Path, requirements: &str, python: &str, arch: &str) -> R
             None => break,
             Some(stderr) => stderr,
         };
+        // pip ends a failed fetch with "No matching distribution" too: a
+        // network failure must not read as a packaging one.
+        if let Some(problem) = network_problem(&stderr) {
+            return Err(WheelsError::Unreachable { problem, stderr });
+        }
         match sdist_only(&stderr).filter(|requirement| !tried.contains(requirement)) {
             Some(requirement) => {
                 build_pure_wheel(&requirement, &built, python, arch)?;
@@ -140,6 +147,31 @@ fn download_error(mut stderr: String, python: &str, arch: &str) -> WheelsError {
         stderr.push_str("\n\nhint: install pip on this machine (`apt-get install python3-pip` on Debian): infra downloads the app's wheels with it");
     }
     WheelsError::Download { python: python.into(), arch: arch.into(), stderr }
+}
+
+/// What kept pip from the index, in words with the fix, when its error
+/// says it never got an answer: a certificate this machine does not trust
+/// (a proxy that intercepts TLS), or no connection at all.
+fn network_problem(stderr: &str) -> Option<&'static str> {
+    const CERTIFICATE: [&str; 3] =
+        ["CERTIFICATE_VERIFY_FAILED", "certificate verify failed", "problem confirming the ssl certificate"];
+    const CONNECTION: [&str; 7] = [
+        "Failed to establish a new connection",
+        "Temporary failure in name resolution",
+        "Name or service not known",
+        "Network is unreachable",
+        "Connection refused",
+        "Read timed out",
+        "ProxyError",
+    ];
+    if CERTIFICATE.iter().any(|sign| stderr.contains(sign)) {
+        return Some(
+            "its TLS certificate is not one this machine trusts (a proxy that intercepts TLS?): give pip the proxy's CA with `PIP_CERT=/path/to/ca.pem` (or `pip config set global.cert /path/to/ca.pem`), or install it in this machine's trust store",
+        );
+    }
+    CONNECTION.iter().any(|sign| stderr.contains(sign)).then_some(
+        "no connection: check this machine's network and proxy settings (`HTTPS_PROXY`), or point pip at a mirror it can reach (`PIP_INDEX_URL`)",
+    )
 }
 
 /// The requirement pip found no wheel for (`docopt==0.6.2` of `No
@@ -199,5 +231,20 @@ mod tests {
         assert_eq!(sdist_only(stderr).as_deref(), Some("docopt==0.6.2"));
         assert_eq!(sdist_only("ERROR: No matching distribution found for --evil"), None);
         assert_eq!(sdist_only("ERROR: network unreachable"), None);
+    }
+
+    /// Issue 27: behind a TLS-intercepting proxy pip still ends with "No
+    /// matching distribution found", which read as a missing wheel.
+    #[test]
+    fn a_certificate_or_connection_failure_is_named_as_such() {
+        let proxy = "WARNING: Retrying (Retry(total=4, connect=None, read=None, redirect=None, status=None)) after connection broken by 'SSLError(SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate in certificate chain (_ssl.c:1000)'))': /simple/flask/\nERROR: Could not find a version that satisfies the requirement Flask==3.1.0 (from versions: none)\nERROR: No matching distribution found for Flask==3.1.0";
+        assert!(network_problem(proxy).is_some_and(|problem| problem.contains("PIP_CERT")));
+        let offline = "WARNING: Retrying (Retry(total=4)) after connection broken by 'NewConnectionError('<pip._vendor.urllib3.connection.HTTPSConnection object at 0x7f>: Failed to establish a new connection: [Errno -3] Temporary failure in name resolution')': /simple/flask/\nERROR: No matching distribution found for Flask==3.1.0";
+        assert!(network_problem(offline).is_some_and(|problem| problem.contains("HTTPS_PROXY")));
+        let missing = "ERROR: Could not find a version that satisfies the requirement docopt==0.6.2 (from versions: none)\nERROR: No matching distribution found for docopt==0.6.2";
+        assert_eq!(network_problem(missing), None, "a real missing wheel is not a network failure");
+        let error =
+            WheelsError::Unreachable { problem: network_problem(proxy).expect("a problem"), stderr: proxy.into() };
+        assert!(error.to_string().starts_with("`pip download` could not reach the package index from this machine: its TLS certificate is not one this machine trusts"));
     }
 }
