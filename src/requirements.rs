@@ -39,6 +39,15 @@ pub fn exact_pin(text: &str, name: &str) -> Option<String> {
     exact.then(|| version.to_string())
 }
 
+/// `text` without the lines that require `name` (normalised, as [`parse`]
+/// gives it), comments and other lines kept as written; `None` when no
+/// line requires it (a dependency of another distribution).
+pub fn without(text: &str, name: &str) -> Option<String> {
+    let requires = |line: &str| entries(line).ok().is_some_and(|found| found.iter().any(|(entry, _)| entry == name));
+    let kept: Vec<&str> = text.lines().filter(|line| !requires(line)).collect();
+    (kept.len() < text.lines().count()).then(|| kept.iter().map(|line| format!("{line}\n")).collect())
+}
+
 /// One requirement that differs between two releases.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case", tag = "change")]
@@ -378,6 +387,14 @@ mod tests {
         assert_eq!(exact_pin(text, "click"), None, "a wildcard");
         assert_eq!(exact_pin(text, "six"), None, "a marker may leave it out");
         assert_eq!(exact_pin(text, "humanize"), None, "not named");
+    }
+
+    #[test]
+    fn a_distribution_is_taken_out_by_name_and_the_rest_stays_as_written() {
+        let text =
+            "# pinned\nmysqlclient==2.2.4  # the driver\nDjango==5.1\nMySQLclient[x]>=2 ; python_version > \"3\"\n";
+        assert_eq!(without(text, "mysqlclient").as_deref(), Some("# pinned\nDjango==5.1\n"));
+        assert_eq!(without(text, "sqlparse"), None, "a dependency, not a line of the file");
     }
 
     #[test]

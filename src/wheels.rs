@@ -30,6 +30,8 @@ pub enum WheelsError {
         "`{requirement}` has no wheel for Python {python} on {arch}, and its source builds one for this machine's platform only: pin a version with wheels for the hosts (building on a host of their platform is not supported yet)"
     )]
     NotPure { requirement: String, python: String, arch: String },
+    #[error("{}", no_wheels_report(refused, python, arch))]
+    NoWheels { refused: Vec<(String, WheelsError)>, python: String, arch: String },
     #[error("cannot use the wheel cache `{}`", path.display())]
     Cache {
         path: PathBuf,
@@ -82,13 +84,15 @@ fn download(directory: &Path, requirements: &str, python: &str, arch: &str) -> R
     let _ = std::fs::remove_dir_all(directory);
     std::fs::create_dir_all(directory).map_err(cache)?;
     let file = directory.join("requirements.txt");
-    std::fs::write(&file, requirements).map_err(cache)?;
     let built = cache_root().join("built");
     std::fs::create_dir_all(&built).map_err(|error| WheelsError::Cache { path: built.clone(), error })?;
     // pip stops at the first distribution without a fitting wheel: each
-    // round builds that one (when it is pure Python) and asks again.
-    let mut tried = Vec::new();
+    // round builds that one (when it is pure Python) and asks again. One
+    // that cannot be built is noted and taken out of the file, so the next
+    // round finds the next: every one is reported at once.
+    let (mut text, mut tried, mut refused) = (requirements.to_string(), Vec::new(), Vec::new());
     loop {
+        std::fs::write(&file, &text).map_err(cache)?;
         let stderr = match pip_download(directory, &file, &built, python, arch)? {
             None => break,
             Some(stderr) => stderr,
@@ -98,13 +102,29 @@ fn download(directory: &Path, requirements: &str, python: &str, arch: &str) -> R
         if let Some(problem) = network_problem(&stderr) {
             return Err(WheelsError::Unreachable { problem, stderr });
         }
-        match sdist_only(&stderr).filter(|requirement| !tried.contains(requirement)) {
-            Some(requirement) => {
-                build_pure_wheel(&requirement, &built, python, arch)?;
-                tried.push(requirement);
+        let Some(requirement) = sdist_only(&stderr).filter(|requirement| !tried.contains(requirement)) else {
+            if refused.is_empty() {
+                return Err(download_error(stderr, python, arch));
             }
-            None => return Err(download_error(stderr, python, arch)),
+            break;
+        };
+        tried.push(requirement.clone());
+        match build_pure_wheel(&requirement, &built, python, arch) {
+            Ok(()) => {}
+            Err(error @ (WheelsError::Build { .. } | WheelsError::NotPure { .. })) => {
+                let rest = crate::requirements::without(&text, &distribution_name(&requirement));
+                refused.push((requirement, error));
+                match rest {
+                    Some(rest) => text = rest,
+                    // Another distribution's dependency: the file cannot go on without it.
+                    None => break,
+                }
+            }
+            Err(error) => return Err(error),
         }
+    }
+    if !refused.is_empty() {
+        return Err(WheelsError::NoWheels { refused, python: python.into(), arch: arch.into() });
     }
     std::fs::write(directory.join(".complete"), "").map_err(cache)
 }
@@ -147,6 +167,57 @@ fn download_error(mut stderr: String, python: &str, arch: &str) -> WheelsError {
         stderr.push_str("\n\nhint: install pip on this machine (`apt-get install python3-pip` on Debian): infra downloads the app's wheels with it");
     }
     WheelsError::Download { python: python.into(), arch: arch.into(), stderr }
+}
+
+/// A requirement's distribution name, normalised (`MySQLclient` of
+/// `MySQLclient[x]==2.2.4`).
+fn distribution_name(requirement: &str) -> String {
+    let name =
+        requirement.split(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c))).next().unwrap_or_default();
+    name.to_ascii_lowercase().replace(['_', '.'], "-")
+}
+
+/// Every distribution that has no wheel infra can use, each with why, and
+/// what to do about them.
+fn no_wheels_report(refused: &[(String, WheelsError)], python: &str, arch: &str) -> String {
+    let mut report = format!(
+        "{} of the app's requirements {} no wheel for Python {python} on {arch} that infra can use:",
+        refused.len(),
+        if refused.len() == 1 { "has" } else { "have" }
+    );
+    for (requirement, error) in refused {
+        let why = match error {
+            WheelsError::NotPure { .. } => "its source builds a wheel for this machine's platform only".to_string(),
+            WheelsError::Build { stderr, .. } => {
+                format!(
+                    "building one from its source failed here: {}",
+                    crate::sanitize::printable(&build_cause(stderr))
+                )
+            }
+            other => other.to_string(),
+        };
+        report.push_str(&format!("\n  - {requirement}: {why}"));
+    }
+    report.push_str("\n\nhint: pin versions that publish manylinux wheels for the hosts' Python, or use a pure-Python alternative (PyMySQL for mysqlclient); distributions that compile are not built on the hosts yet");
+    report
+}
+
+/// The line of a failed build that says why: the build's own exception
+/// (`Exception: Can not find valid pkg-config name.`), not pip's framing
+/// around it; else its last line.
+fn build_cause(stderr: &str) -> String {
+    let framing =
+        ["subprocess-exited-with-error", "originates from a subprocess", "metadata-generation-failed", "See above"];
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(|line| line.trim_start_matches(|c: char| c.is_whitespace() || "│╰─>".contains(c)).trim_end())
+        .filter(|line| !line.is_empty())
+        .collect();
+    let cause = lines.iter().rev().find(|line| {
+        (line.contains("Exception:") || line.contains("Error:") || line.starts_with("error:"))
+            && !framing.iter().any(|frame| line.contains(frame))
+    });
+    cause.or(lines.last()).map_or_else(String::new, |line| line.to_string())
 }
 
 /// What kept pip from the index, in words with the fix, when its error
@@ -231,6 +302,36 @@ mod tests {
         assert_eq!(sdist_only(stderr).as_deref(), Some("docopt==0.6.2"));
         assert_eq!(sdist_only("ERROR: No matching distribution found for --evil"), None);
         assert_eq!(sdist_only("ERROR: network unreachable"), None);
+    }
+
+    /// Issue 27: every distribution without a usable wheel is named in
+    /// one report, each with its reason.
+    #[test]
+    fn every_distribution_without_a_wheel_is_reported_at_once() {
+        let refused = vec![
+            (
+                "mysqlclient==2.2.4".to_string(),
+                WheelsError::Build {
+                    requirement: "mysqlclient==2.2.4".into(),
+                    stderr: "error: subprocess-exited-with-error\n\n  Exception: Can not find valid pkg-config name.\n  Specify MYSQLCLIENT_CFLAGS and MYSQLCLIENT_LDFLAGS env vars manually\n".into(),
+                },
+            ),
+            (
+                "lxml==4.9.1".to_string(),
+                WheelsError::NotPure { requirement: "lxml==4.9.1".into(), python: "3.13".into(), arch: "x86_64".into() },
+            ),
+        ];
+        let report = no_wheels_report(&refused, "3.13", "x86_64");
+        assert_eq!(
+            report.lines().take(3).collect::<Vec<_>>(),
+            [
+                "2 of the app's requirements have no wheel for Python 3.13 on x86_64 that infra can use:",
+                "  - mysqlclient==2.2.4: building one from its source failed here: Exception: Can not find valid pkg-config name.",
+                "  - lxml==4.9.1: its source builds a wheel for this machine's platform only",
+            ]
+        );
+        assert!(report.contains("hint: pin versions that publish manylinux wheels"));
+        assert_eq!(distribution_name("MySQLclient[x]==2.2.4"), "mysqlclient");
     }
 
     /// Issue 27: behind a TLS-intercepting proxy pip still ends with "No
