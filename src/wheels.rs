@@ -321,16 +321,8 @@ mod tests {
                 WheelsError::NotPure { requirement: "lxml==4.9.1".into(), python: "3.13".into(), arch: "x86_64".into() },
             ),
         ];
-        let report = no_wheels_report(&refused, "3.13", "x86_64");
-        assert_eq!(
-            report.lines().take(3).collect::<Vec<_>>(),
-            [
-                "2 of the app's requirements have no wheel for Python 3.13 on x86_64 that infra can use:",
-                "  - mysqlclient==2.2.4: building one from its source failed here: Exception: Can not find valid pkg-config name.",
-                "  - lxml==4.9.1: its source builds a wheel for this machine's platform only",
-            ]
-        );
-        assert!(report.contains("hint: pin versions that publish manylinux wheels"));
+        let error = WheelsError::NoWheels { refused, python: "3.13".into(), arch: "x86_64".into() };
+        insta::assert_snapshot!(error.to_string());
         assert_eq!(distribution_name("MySQLclient[x]==2.2.4"), "mysqlclient");
     }
 
@@ -346,6 +338,6 @@ mod tests {
         assert_eq!(network_problem(missing), None, "a real missing wheel is not a network failure");
         let error =
             WheelsError::Unreachable { problem: network_problem(proxy).expect("a problem"), stderr: proxy.into() };
-        assert!(error.to_string().starts_with("`pip download` could not reach the package index from this machine: its TLS certificate is not one this machine trusts"));
+        insta::assert_snapshot!(error.to_string());
     }
 }
