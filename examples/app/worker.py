@@ -19,7 +19,9 @@ def stop(*_):
 
 signal.signal(signal.SIGTERM, stop)
 release = os.path.basename(os.getcwd())
-beat = os.path.join("media", f"worker-{os.environ.get('INFRA_PROCESS_INSTANCE', '0')}")
+instance = os.environ.get("INFRA_PROCESS_INSTANCE", "0")
+beat = os.path.join("media", f"worker-{instance}")
+print(f"worker {instance}: release {release}", flush=True)
 while running:
     with open(beat + ".partial", "w") as partial:
         partial.write(f"{release} {os.getpid()}\n")

@@ -272,7 +272,9 @@ pub fn process_instances<'a>(processes: impl IntoIterator<Item = (&'a str, u32)>
 pub const GUNICORN: Service = Service {
     name: "gunicorn",
     unit: "infra-app",
-    journal: &["infra-app", "infra-app.socket"],
+    // The app's processes (`infra-app-worker@1`) log with it: one place
+    // for the app's journal (`infra logs app-01 gunicorn`).
+    journal: &["infra-app", "infra-app.socket", "infra-app-*@*.service"],
     packages: &["gunicorn", "python3-flask", "python3-pymysql"],
     files: &[GUNICORN_CONFIG, APP_UNIT, APP_ENVIRONMENT],
     probes: &[Probe::Http {

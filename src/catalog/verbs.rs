@@ -45,7 +45,8 @@ pub fn logs_command(services: &[&Service], window: LogWindow) -> String {
     let mut command = format!("journalctl --no-pager --output=short-iso --lines={}", window.lines);
     for unit in services.iter().flat_map(|service| service.journal) {
         command.push_str(" --unit=");
-        command.push_str(unit);
+        // A pattern (the app's processes) is journalctl's to match, not the shell's.
+        command.push_str(&if unit.contains('*') { crate::transport::shell_quote(unit) } else { unit.to_string() });
     }
     if window.follow {
         command.push_str(" --follow");
@@ -80,6 +81,11 @@ mod tests {
         assert_eq!(
             command,
             "journalctl --no-pager --output=short-iso --lines=50 --unit=infra-backup.service --unit=infra-backup.timer --follow"
+        );
+        let command = logs_command(&[&GUNICORN], LogWindow { lines: 20, follow: false });
+        assert!(
+            command.ends_with("--unit=infra-app --unit=infra-app.socket --unit='infra-app-*@*.service'"),
+            "{command}"
         );
     }
 }

@@ -714,6 +714,10 @@ pub(crate) fn app_processes_follow_deploys_and_rollbacks_and_a_lower_count_stops
     apply_under_load(lab, &two, "apply that starts two workers");
     let v1 = lab.serving_release();
     beats_from(&v1);
+    // Their journal is the app's: `infra logs HOST gunicorn` shows it.
+    let logs = lab.infra(&["logs", "-i", &two.display().to_string(), "app-01", "gunicorn", "-n", "20000"], None);
+    let logs = String::from_utf8_lossy(&logs.stdout).into_owned();
+    assert!(logs.contains(&format!("worker 2: release {v1}")), "the worker's own line is in the app's journal");
 
     let v2 = with_processes(&lab.app_version("workers-v2", 5), "workers-v2", &worker(2));
     deploy_under_load(lab, &v2, &[], "deploy of a release with workers");
