@@ -251,8 +251,8 @@ fn report(plan: &Plan, outcome: &apply::Outcome, elapsed: Duration) -> anyhow::R
     match outcome.failures.as_slice() {
         [] => {
             stderrln!(
-                "Applied: {} hosts changed in {:.1} s ({} files created, {} changed, {} packages installed, {} reloads, {} restarts, {} starts)",
-                outcome.changed.len(),
+                "Applied: {} changed in {:.1} s ({} files created, {} changed, {} packages installed, {} reloads, {} restarts, {} starts)",
+                super::plural(outcome.changed.len(), "host"),
                 elapsed.as_secs_f64(),
                 summary.create,
                 summary.update,
