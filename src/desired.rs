@@ -20,6 +20,11 @@ pub struct DesiredState {
     pub hosts: Vec<HostState>,
     /// The load balancers' virtual IP: apply changes its holder last.
     pub virtual_ip: Option<IpAddr>,
+    /// Hosts a limited run reads but plans nothing for: the other app
+    /// hosts (their migration records), and the web hosts a release's
+    /// static files are published to before any app host switches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub witnesses: Vec<HostState>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -57,6 +62,10 @@ pub struct HostState {
     /// the `current` link that picks one, and how many are kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub releases: Option<Releases>,
+    /// A web host's directory of releases' static files (`app.static`):
+    /// facts list the releases published there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub static_releases: Option<String>,
 }
 
 /// An interface a host's configuration names, what for, and the setting
@@ -137,6 +146,53 @@ pub struct Releases {
     /// rollback restarts them onto the release it switches to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub processes: Vec<String>,
+    /// The release's static files (`app.static`), published to the web
+    /// hosts before the first app host switches to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub static_files: Option<StaticFiles>,
+}
+
+/// Where a release's static files come from and where web hosts keep
+/// them: `ROOT/ID/…`, served at `/static/ID/…`.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct StaticFiles {
+    /// The web hosts' static root (`web.static_root`).
+    pub root: String,
+    pub source: StaticSource,
+}
+
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StaticSource {
+    /// A directory of the release (relative to it), published as the
+    /// release has it: this machine has its files already.
+    Directory(String),
+    /// Commands that fill `$STATIC_ROOT` on an app host, in the release.
+    Build(Vec<Vec<String>>),
+}
+
+/// The URL path release `id`'s static files are served at (`app.static`),
+/// `STATIC_URL` to the app: Nginx serves `/static/` from the static root.
+pub fn static_url(id: &str) -> String {
+    format!("/static/{id}/")
+}
+
+/// The names of a release's own environment
+/// ([`release_marks::ENVIRONMENT`]).
+pub fn release_environment_names(static_files: bool) -> Vec<&'static str> {
+    if static_files { vec!["INFRA_RELEASE", "STATIC_URL"] } else { vec!["INFRA_RELEASE"] }
+}
+
+impl Releases {
+    /// The text of release `id`'s own environment file: which release it
+    /// is, and with `app.static` the URL its static files are served at.
+    pub fn environment(&self, id: &str) -> String {
+        let mut text = format!("INFRA_RELEASE={id}\n");
+        if self.static_files.is_some() {
+            text.push_str(&format!("STATIC_URL={}\n", static_url(id)));
+        }
+        text
+    }
 }
 
 /// Where shared directories live (`app.shared`): `shared` beside the
@@ -221,6 +277,10 @@ pub mod release_marks {
     pub const HEALTHY: &str = ".infra-healthy";
     /// Its [`super::ReleaseRecord`].
     pub const RECORD: &str = ".infra-release";
+    /// The release's own environment (`INFRA_RELEASE`, and `STATIC_URL`
+    /// with `app.static`), `NAME=value` lines read by Gunicorn's config at
+    /// each load, by the app's processes and by its commands.
+    pub const ENVIRONMENT: &str = ".infra-env";
     /// The digest of the requirements its `.venv` holds, written last.
     pub const PACKAGES: &str = ".venv/.infra-requirements";
 }

@@ -41,6 +41,7 @@ mod shellcheck;
 pub mod source;
 pub mod stack;
 pub mod starter;
+pub mod static_files;
 pub mod timings;
 pub mod tls;
 pub mod topology;

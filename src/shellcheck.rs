@@ -59,11 +59,12 @@ pub(crate) fn assert_clean(scripts: &[(String, String)]) {
     assert!(report.is_empty(), "shellcheck finds problems in scripts infra sends:\n{report}");
 }
 
-/// The desired state of the test inventory, with a migration, secrets as placeholders.
+/// The desired state of the test inventory, with a migration and static
+/// files to build, secrets as placeholders.
 fn desired() -> crate::desired::DesiredState {
     let text = crate::rules::test_support::broken(
         "  source: app\n",
-        "  source: app\n  migrate: [python3, -m, alembic, upgrade, head]\n",
+        "  source: app\n  migrate: [python3, -m, alembic, upgrade, head]\n  static: {build: [[python3, manage.py, collectstatic, --noinput]]}\n",
     );
     let stack = crate::rules::test_support::stack(&text);
     crate::render::render(&stack, crate::render::SecretMode::Placeholder).expect("the test inventory renders").state
@@ -84,6 +85,9 @@ fn converge_scripts(
         }
         Ok(if script == crate::catalog::keepalived::ADDRESSES_SCRIPT && host == "lb-01" {
             "V 10.20.0.10\n"
+        } else if script.starts_with("# infra step: building the release's static files") {
+            // One file, so the publication's script writes one too.
+            "F c2l0ZS5jc3M= Ym9keSB7fQo=\nEND\n"
         } else {
             ""
         }

@@ -51,6 +51,10 @@ def index():
         scheme=request.scheme,
         # `gunicorn/23.0.0`: the server the release's `.venv` brought.
         server=request.environ.get("SERVER_SOFTWARE"),
+        # The serving release, and where its static files are served
+        # (`app.static`): infra sets both for each release.
+        release=os.environ.get("INFRA_RELEASE"),
+        static=os.environ.get("STATIC_URL"),
     )
 
 

@@ -128,7 +128,11 @@ fn migrating_alone<'a, 'h>(
     hosts: &'a mut [(&'h HostPlan, &'h HostState)],
     serial: usize,
 ) -> impl Iterator<Item = &'a [(&'h HostPlan, &'h HostState)]> {
-    let migrates = |plan: &HostPlan| plan.releases.as_ref().is_some_and(|release| release.migrate.is_some());
+    // Publishing a release's static files goes first and alone too: its
+    // pages must find them on every web host.
+    let migrates = |plan: &HostPlan| {
+        plan.releases.as_ref().is_some_and(|release| release.migrate.is_some() || release.publish.is_some())
+    };
     hosts.sort_by_key(|(plan, _)| !migrates(plan));
     let alone = usize::from(hosts.first().is_some_and(|(plan, _)| migrates(plan)));
     let (first, rest) = hosts.split_at(alone.min(hosts.len()));
@@ -292,6 +296,13 @@ async fn run_steps<C: Connector>(
             return Err(error);
         }
     }
+    let publish = plan.releases.as_ref().and_then(|release| release.publish.as_ref().map(|publish| (release, publish)));
+    if let Some(publish) = publish
+        && let Err(error) = publish_static(publish, host, context, connection).await
+    {
+        let _ = connection.run_script(&format!("{}{}", steps::discard(&files), steps::forget_new_release(plan))).await;
+        return Err(error);
+    }
     let swapped = async {
         step("swapping files in", steps::swap(plan, &files, host)).await?;
         if let Some(script) = steps::services(plan, host) {
@@ -341,7 +352,10 @@ fn before_swap<C: Connector>(
     found.extend(steps::validate(host, files).map(|script| ("validating", script)));
     if let (Some(release), Some(desired)) = (&plan.releases, &host.releases) {
         let record = ReleaseRecord { origin: desired.origin.clone(), by: context.operator.clone() };
-        found.extend(steps::unpack(release, &desired.files, &record).map(|script| ("unpacking the release", script)));
+        found.extend(
+            steps::unpack(release, &desired.files, &desired.environment(&desired.id), &record)
+                .map(|script| ("unpacking the release", script)),
+        );
         let wheels = release.packages.as_ref().and_then(PackagesPlan::wheelhouse_key);
         let name = match release.packages {
             Some(PackagesPlan::Install { .. }) => "installing the release's packages",
@@ -358,6 +372,44 @@ fn before_swap<C: Connector>(
     }
     found.extend(steps::backup_first(plan, host).map(|script| ("backing up the database", script)));
     found
+}
+
+/// Publishes the release's static files (`app.static`) to the web hosts
+/// that lack them, before this host (the first of the run) switches: read
+/// from this host as data, written to each web host over its own
+/// connection.
+async fn publish_static<C: Connector>(
+    (release, publish): (&crate::plan::ReleasePlan, &crate::plan::StaticPublish),
+    host: &HostState,
+    context: &Context<'_, C>,
+    connection: &C::Remote,
+) -> Result<(), HostFailure> {
+    let reading = match publish.source {
+        crate::desired::StaticSource::Build(_) => "building the release's static files",
+        crate::desired::StaticSource::Directory(_) => "reading the release's static files",
+    };
+    context.reporter.step(&host.name, reading);
+    let script = format!("# infra step: {reading}\n{}", steps::static_files(release, publish));
+    let output = connection.run_script(&script).await.map_err(|error| failure(host, reading, remote_error(error)))?;
+    let files =
+        crate::static_files::parse_listing(&host.name, &output).map_err(|error| failure(host, reading, error))?;
+    let publishing = "publishing the release's static files";
+    context.reporter.step(&host.name, &format!("{publishing} to {}", publish.to.join(", ")));
+    let web_hosts: Vec<crate::static_files::WebHost> = context
+        .desired
+        .hosts
+        .iter()
+        .chain(&context.desired.witnesses)
+        .filter(|web| publish.to.contains(&web.name) || publish.prune.contains_key(&web.name))
+        .map(|web| crate::static_files::WebHost {
+            target: &web.target,
+            lacks: publish.to.contains(&web.name),
+            prune: publish.prune.get(&web.name).map_or(&[][..], Vec::as_slice),
+        })
+        .collect();
+    crate::static_files::publish(context.connector, (&publish.root, &publish.release), &files, &web_hosts)
+        .await
+        .map_err(|error| failure(host, publishing, remote_error(error)))
 }
 
 /// The release's migration, when this host is the first of the run to

@@ -72,6 +72,7 @@ fn host(index: usize, name: &str, role: Role) -> HostState {
         interfaces: Vec::new(),
         backups: None,
         releases: None,
+        static_releases: None,
     }
 }
 
@@ -93,6 +94,7 @@ fn run_from(
     let desired = DesiredState {
         hosts: HOSTS.iter().enumerate().map(|(index, (name, role))| host(index, name, *role)).collect(),
         virtual_ip: Some("10.0.0.100".parse().expect("address")),
+        witnesses: Vec::new(),
     };
     let facts: BTreeMap<String, HostFacts> =
         desired.hosts.iter().map(|host| (host.name.clone(), facts_of(host))).collect();

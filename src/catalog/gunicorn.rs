@@ -44,9 +44,11 @@ pub fn app_command(directory: &str, environment: &str, words: &[impl AsRef<str>]
     };
     format!(
         "systemd-run --quiet --wait --collect {streams} --uid={USER} --gid={USER} \\\n  \
-         -p EnvironmentFile={environment} -p WorkingDirectory={dir} -E PATH={path} \\\n  \
+         -p EnvironmentFile={environment} -p EnvironmentFile=-{release_environment} \\\n  \
+         -p WorkingDirectory={dir} -E PATH={path} \\\n  \
          /bin/sh -c 'exec \"$@\"' app {command}",
         dir = quote(directory),
+        release_environment = quote(&format!("{directory}/{}", crate::desired::release_marks::ENVIRONMENT)),
         path = quote(&format!("{directory}/.venv/bin:/usr/local/bin:/usr/bin:/bin")),
         command = command.join(" "),
     )

@@ -76,8 +76,8 @@ fn apply_rendered(
         None => args.limit.clone(),
     };
     let (hosts, witnesses) = super::limited_with_witnesses(rendered.state.hosts, &limits)?;
-    let desired = DesiredState { hosts, virtual_ip: rendered.state.virtual_ip };
-    let read: Vec<HostState> = desired.hosts.iter().chain(&witnesses).cloned().collect();
+    let desired = DesiredState { hosts, virtual_ip: rendered.state.virtual_ip, witnesses };
+    let read: Vec<HostState> = desired.hosts.iter().chain(&desired.witnesses).cloned().collect();
     let transport = super::transport_settings(&args.converge.connection);
     let run = Run { args, style, stack, transport, deploy, timings, read: &read };
     let inventory = canonical_display(inventory_path);

@@ -375,18 +375,24 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// release migrates once for the fleet, as the union of every app host's
 /// record says (docs/releases.md): a run limited to one app host reads the
 /// others' records too (and takes their locks), or a host new to the fleet
-/// would migrate a release the database is already past.
+/// would migrate a release the database is already past. With
+/// `app.static`, the web hosts too: a release's static files are on every
+/// one of them before an app host switches (`infra deploy` included).
 pub(crate) fn limited_with_witnesses(
     hosts: Vec<crate::desired::HostState>,
     limits: &[String],
 ) -> anyhow::Result<(Vec<crate::desired::HostState>, Vec<crate::desired::HostState>)> {
-    let app_hosts: Vec<crate::desired::HostState> =
-        hosts.iter().filter(|host| host.releases.is_some()).cloned().collect();
+    let static_files = hosts.iter().any(|host| host.releases.as_ref().is_some_and(|r| r.static_files.is_some()));
+    let read_too: Vec<crate::desired::HostState> = hosts
+        .iter()
+        .filter(|host| host.releases.is_some() || (static_files && host.static_releases.is_some()))
+        .cloned()
+        .collect();
     let kept = limited(hosts, limits)?;
     if !kept.iter().any(|host| host.releases.is_some()) {
         return Ok((kept, Vec::new()));
     }
-    let witnesses = app_hosts.into_iter().filter(|host| !kept.iter().any(|kept| kept.name == host.name)).collect();
+    let witnesses = read_too.into_iter().filter(|host| !kept.iter().any(|kept| kept.name == host.name)).collect();
     Ok((kept, witnesses))
 }
 

@@ -48,8 +48,8 @@ fn plan_hosts(
     let deploy_limit = [crate::topology::Role::App.name().to_string()];
     let limits = if args.source.is_some() && args.limit.is_empty() { &deploy_limit[..] } else { &args.limit[..] };
     let (hosts, witnesses) = super::limited_with_witnesses(rendered.state.hosts, limits)?;
-    let desired = crate::desired::DesiredState { hosts, virtual_ip: rendered.state.virtual_ip };
-    let read: Vec<_> = desired.hosts.iter().chain(&witnesses).cloned().collect();
+    let desired = crate::desired::DesiredState { hosts, virtual_ip: rendered.state.virtual_ip, witnesses };
+    let read: Vec<_> = desired.hosts.iter().chain(&desired.witnesses).cloned().collect();
     let gathered = timings.phase("connect and read facts", || {
         super::gather_facts_timed(&read, &args.connection, !args.no_progress, timings)
     })?;

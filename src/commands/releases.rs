@@ -46,7 +46,7 @@ struct Unpacked {
 pub fn list(args: &ReleasesArgs, style: Style) -> anyhow::Result<ExitCode> {
     let Some((_, stack)) = checked(&args.hosts.inventory, style)? else { return Ok(ExitCode::FAILURE) };
     let hosts = app_hosts(&stack)?;
-    let desired = crate::desired::DesiredState { hosts: hosts.clone(), virtual_ip: None };
+    let desired = crate::desired::DesiredState { hosts: hosts.clone(), virtual_ip: None, witnesses: Vec::new() };
     let gathered = super::gather_facts(&desired, &args.hosts.connection, false)?;
     for unreachable in &gathered.unreachable {
         stderrln!("error: {}", unreachable.error);
@@ -132,7 +132,7 @@ fn app_hosts(stack: &Stack) -> anyhow::Result<Vec<HostState>> {
 pub fn rollback(args: &RollbackArgs, style: Style) -> anyhow::Result<ExitCode> {
     let Some((inventory_path, stack)) = checked(&args.hosts.inventory, style)? else { return Ok(ExitCode::FAILURE) };
     let hosts = app_hosts(&stack)?;
-    let desired = crate::desired::DesiredState { hosts: hosts.clone(), virtual_ip: None };
+    let desired = crate::desired::DesiredState { hosts: hosts.clone(), virtual_ip: None, witnesses: Vec::new() };
     let gathered = super::gather_facts(&desired, &args.hosts.connection, false)?;
     if !gathered.unreachable.is_empty() {
         return Err(super::hosts::unreachable("rollback", "read", &gathered.unreachable));

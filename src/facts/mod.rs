@@ -151,6 +151,10 @@ pub struct HostFacts {
     /// Not part of the fingerprint.
     #[serde(default)]
     pub records: BTreeMap<String, crate::desired::ReleaseRecord>,
+    /// A web host's releases whose static files are published there
+    /// (`app.static`).
+    #[serde(default)]
+    pub static_releases: std::collections::BTreeSet<String>,
     /// The host's Python (`3.13`) and machine (`x86_64`): what wheels fit.
     #[serde(default)]
     pub python: Option<(String, String)>,
@@ -275,6 +279,9 @@ pub fn script(host: &HostState) -> String {
     }
     if let Some(releases) = &host.releases {
         script.push_str(&release_facts(releases));
+    }
+    if let Some(root) = &host.static_releases {
+        script.push_str(&format!("static_releases {}\n", quote(root)));
     }
     script.push_str("echo END\n");
     script
@@ -412,6 +419,9 @@ pub fn parse(host: &HostState, output: &str) -> Result<HostFacts, FactsError> {
                 if let Ok(record) = serde_json::from_str(record) {
                     facts.records.insert(id.to_string(), record);
                 }
+            }
+            ["W", id] if host.static_releases.is_some() && is_release_id(id) => {
+                facts.static_releases.insert(id.to_string());
             }
             ["X", unit] if host.releases.is_some() && crate::catalog::is_process_instance(unit) => {
                 facts.process_instances.insert(unit.to_string());
@@ -615,6 +625,9 @@ fn fingerprint(facts: &HostFacts) -> String {
     }
     if let Some((id, codename)) = &facts.os {
         text.push_str(&format!("os {id} {codename}\n"));
+    }
+    for id in &facts.static_releases {
+        text.push_str(&format!("static files of {id}\n"));
     }
     sha256_hex(text.as_bytes())
 }

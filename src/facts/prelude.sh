@@ -177,6 +177,18 @@ os_release() {
 # release in $1 (see release_facts in mod.rs), with one stat for all. The
 # time is the complete mark's, written once when the release was unpacked:
 # the directory's own changes whenever anything runs inside it.
+# W ID for each release whose static files are published under $1 (a
+# directory named by its id is whole: it was renamed into place).
+static_releases() {
+  for d in "$1"/*/; do
+    d=${d%/}
+    id=${d##*/}
+    case $id in *[!0-9a-f]*) continue ;; esac
+    [ ${#id} -eq 12 ] && [ -d "$d" ] && [ ! -L "$d" ] && echo "W $id"
+  done
+  return 0
+}
+
 releases() {
   complete=''
   for d in "$1"/*/; do

@@ -50,6 +50,7 @@ fn host(directory: &std::path::Path) -> HostState {
         interfaces: Vec::new(),
         backups: None,
         releases: None,
+        static_releases: None,
     }
 }
 
@@ -72,6 +73,7 @@ fn releases_in(directory: &str, link: &str) -> crate::desired::Releases {
         before_switch: vec![],
         after_switch: vec![],
         processes: vec![],
+        static_files: None,
     }
 }
 

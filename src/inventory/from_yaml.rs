@@ -406,8 +406,20 @@ fn app(decoder: &mut Decoder, node: &Node) -> Option<AppSettings> {
     let health = fields.optional("health").and_then(|node| app_health(decoder, node));
     let shared = fields.optional("shared").map(|node| app_shared(decoder, node)).unwrap_or_default();
     let processes = fields.optional("processes").map(|node| app_processes(decoder, node)).unwrap_or_default();
+    let static_node = fields.optional("static");
+    let static_files = static_node.and_then(|node| app_static(decoder, node));
+    if static_node.is_some() {
+        for (name, _) in env.iter().filter(|(name, _)| matches!(name.value.as_str(), "STATIC_URL" | "STATIC_ROOT")) {
+            decoder.report(
+                Diagnostic::error("invalid-env-name", format!("`{}` is set by infra when `app.static` is", name.value))
+                    .at(name.span, "set here")
+                    .help("remove it: each release's static files are served at `/static/RELEASE/`, which infra hands the app as `STATIC_URL`, and a build writes into the `STATIC_ROOT` infra names"),
+            );
+        }
+    }
     let settings = AppSettings {
         span: node.span,
+        static_files,
         shared,
         processes,
         before_switch: before_switch.unwrap_or_default(),
@@ -489,6 +501,38 @@ fn app_shared(decoder: &mut Decoder, node: &Node) -> Vec<Spanned<String>> {
         shared.push(directory);
     }
     shared
+}
+
+/// `app.static`: `{directory: static}` or `{build: [[…]]}`, exactly one.
+fn app_static(decoder: &mut Decoder, node: &Node) -> Option<AppStatic> {
+    let mut fields = decoder.fields(node, "`static` of `app`")?;
+    let directory = fields.optional("directory").and_then(|node| {
+        decoder.grammar(node, "`directory` of `app.static`", "invalid-path", grammar::shared_directory)
+    });
+    let build_node = fields.optional("build");
+    let build = build_node.map(|node| app_commands(decoder, node, "static.build")).unwrap_or_default();
+    fields.finish(decoder);
+    let both = directory.is_some() && build_node.is_some();
+    if both || (directory.is_none() && build_node.is_none()) {
+        let problem = if both { "names both a `directory` and `build` commands" } else { "names neither" };
+        decoder.report(
+            Diagnostic::error("invalid-static", format!("`static` of `app` {problem}"))
+                .at(node.span, "here")
+                .help("publish a directory of the release as it is (`{directory: static}`), or the files commands write into `$STATIC_ROOT` (`{build: [[python, manage.py, collectstatic, --noinput]]}`)"),
+        );
+        return None;
+    }
+    if let Some(node) = build_node.filter(|_| build.is_empty()) {
+        if matches!(&node.value, Value::Sequence(items) if items.is_empty()) {
+            decoder.report(
+                Diagnostic::error("invalid-command", "`build` of `app.static` has no commands")
+                    .at(node.span, "empty")
+                    .help("name the commands that fill `$STATIC_ROOT`, or publish a `directory` instead"),
+            );
+        }
+        return None;
+    }
+    Some(AppStatic { span: node.span, directory, build })
 }
 
 /// `app.processes`: each a name (once), a command and a count.

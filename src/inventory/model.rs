@@ -336,6 +336,31 @@ pub struct AppSettings {
     /// the new release when a host switches, and back with a rollback.
     #[schemars(with = "Option::<Vec::<AppProcess>>")]
     pub processes: Vec<AppProcess>,
+    /// The release's static files (`app.static`), published to every web
+    /// host before the first app host switches, served at
+    /// `/static/RELEASE/` (the app reads `STATIC_URL`), removed with the
+    /// release.
+    #[schemars(rename = "static")]
+    pub static_files: Option<AppStatic>,
+}
+
+/// `app.static`: where a release's static files come from, one of two:
+/// a directory of the release (`{directory: static}`), or commands that
+/// write them into `$STATIC_ROOT` in the release's environment (`{build:
+/// [[python, manage.py, collectstatic, --noinput]]}`).
+#[derive(Clone, Debug, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct AppStatic {
+    #[schemars(skip)]
+    pub span: Span,
+    /// A directory inside the release, published as it is in the source.
+    #[schemars(with = "Option::<String>")]
+    pub directory: Option<Spanned<String>>,
+    /// Commands run on one app host in the new release, as the app, with
+    /// `STATIC_ROOT` naming an empty directory they fill (Django's
+    /// `collectstatic` with `STATIC_ROOT = os.environ["STATIC_ROOT"]`).
+    #[schemars(with = "Option::<Vec::<Vec::<String>>>")]
+    pub build: Vec<Spanned<Vec<String>>>,
 }
 
 /// One of `app.processes`: `{name: worker, command: [celery, -A, proj,

@@ -67,6 +67,27 @@ pub struct ReleasePlan {
     /// be) the running release's: Gunicorn restarts instead of reloading.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerChange>,
+    /// The release's static files, published to the web hosts that lack
+    /// them before this host (the first to switch) does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish: Option<StaticPublish>,
+}
+
+/// A release's static files to publish (`app.static`): built or taken
+/// from the release by one app host's transaction, written to each web
+/// host that lacks them, and the releases no app host keeps any more
+/// removed there.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StaticPublish {
+    pub release: String,
+    /// The web hosts' directory of releases' files.
+    pub root: String,
+    pub source: crate::desired::StaticSource,
+    /// The web hosts that lack the release's files.
+    pub to: Vec<String>,
+    /// For each web host, the releases' files it removes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub prune: BTreeMap<String, Vec<String>>,
 }
 
 /// The running release's Gunicorn and the next one's, each a version,
@@ -202,6 +223,7 @@ pub fn plan_releases(host: &HostState, facts: &HostFacts) -> (Option<ReleasePlan
         packages,
         record_migrations: Vec::new(),
         choice,
+        publish: None,
     };
     (Some(plan), None)
 }
@@ -222,25 +244,34 @@ pub fn kept_choice<'a>(releases: &Releases, facts: &'a HostFacts) -> Option<&'a 
 /// A kept release changes nothing but what pruning removes around it.
 fn kept_release(releases: &Releases, facts: &HostFacts, kept: &str) -> Option<ReleasePlan> {
     let prune = prunable(&facts.releases, kept, Some(kept), &facts.healthy, releases.keep);
-    (!prune.is_empty()).then(|| ReleasePlan {
-        directory: releases.directory.clone(),
-        link: releases.link.clone(),
-        current: Some(kept.to_string()),
-        switch_to: None,
-        target: releases.target(kept),
-        prune,
-        new: false,
-        files: 0,
-        migrate: None,
-        packages: None,
-        record_migrations: Vec::new(),
-        choice: ChoicePlan::Keep,
-        change: None,
-        shared: Vec::new(),
-        before_switch: Vec::new(),
-        after_switch: Vec::new(),
-        server: None,
-    })
+    (!prune.is_empty()).then(|| ReleasePlan { prune, ..ReleasePlan::idle(releases, kept) })
+}
+
+impl ReleasePlan {
+    /// A plan that leaves the host on `current`, for a change beside the
+    /// switch (pruning, publishing static files).
+    pub(super) fn idle(releases: &Releases, current: &str) -> ReleasePlan {
+        ReleasePlan {
+            directory: releases.directory.clone(),
+            link: releases.link.clone(),
+            current: Some(current.to_string()),
+            switch_to: None,
+            target: releases.target(current),
+            prune: Vec::new(),
+            new: false,
+            files: 0,
+            migrate: None,
+            packages: None,
+            record_migrations: Vec::new(),
+            choice: ChoicePlan::Keep,
+            change: None,
+            shared: Vec::new(),
+            before_switch: Vec::new(),
+            after_switch: Vec::new(),
+            server: None,
+            publish: None,
+        }
+    }
 }
 
 /// The Gunicorn the desired release will serve with: Debian's without
@@ -443,6 +474,7 @@ mod tests {
             before_switch: vec![],
             after_switch: vec![],
             processes: vec![],
+            static_files: None,
         };
         let address = "10.0.0.31".parse().expect("address");
         HostState {
@@ -461,6 +493,7 @@ mod tests {
             interfaces: Vec::new(),
             backups: None,
             releases: Some(releases),
+            static_releases: None,
         }
     }
 
@@ -477,7 +510,7 @@ mod tests {
     }
 
     fn planned(hosts: &[HostState], facts: &BTreeMap<String, HostFacts>) -> Vec<HostPlan> {
-        let desired = DesiredState { hosts: hosts.to_vec(), virtual_ip: None };
+        let desired = DesiredState { hosts: hosts.to_vec(), virtual_ip: None, witnesses: Vec::new() };
         super::super::plan(&desired, facts, Vec::new()).hosts
     }
 
@@ -611,7 +644,7 @@ mod tests {
         let facts = HostFacts { choice: Some(choice.clone()), ..serving(V4, &[V1, V4], &[V1, V4]) };
         let unchanged = app_host("app-01", V1, V1, None);
         assert_eq!(plan_releases(&unchanged, &facts), (None, None), "nothing switches back");
-        let desired = DesiredState { hosts: vec![unchanged], virtual_ip: None };
+        let desired = DesiredState { hosts: vec![unchanged], virtual_ip: None, witnesses: Vec::new() };
         let warnings = kept_warnings(&desired, &BTreeMap::from([("app-01".to_string(), facts.clone())]));
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].starts_with("app-01 keeps release 444444444444, which `infra deploy --source v4` put there (ana@laptop, 20261203T070000Z); the inventory names release 111111111111"), "{}", warnings[0]);
@@ -680,5 +713,70 @@ mod tests {
             prunable(&hosts, "eeeeeeeeeeee", Some("bbbbbbbbbbbb"), &healthy, 2),
             ["aaaaaaaaaaaa", "cccccccccccc"]
         );
+    }
+
+    /// `app.static` building with `collectstatic`, on every app host.
+    fn with_static(mut host: HostState) -> HostState {
+        let releases = host.releases.as_mut().expect("releases");
+        releases.static_files = Some(crate::desired::StaticFiles {
+            root: "/var/www/infra".into(),
+            source: crate::desired::StaticSource::Build(vec![vec!["python3".into(), "manage.py".into()]]),
+        });
+        host
+    }
+
+    fn web_host(name: &str) -> HostState {
+        let mut host = app_host(name, V1, V1, None);
+        host.releases = None;
+        host.roles = vec![crate::topology::Role::Web];
+        host.static_releases = Some("/var/www/infra".into());
+        host
+    }
+
+    fn publishing(hosts: &[HostPlan]) -> Vec<(&str, &StaticPublish)> {
+        hosts.iter().filter_map(|plan| Some((plan.host.as_str(), plan.releases.as_ref()?.publish.as_ref()?))).collect()
+    }
+
+    #[test]
+    fn the_host_that_migrates_publishes_the_static_files_and_prunes_what_no_app_host_keeps() {
+        let hosts = [
+            with_static(app_host("app-01", V2, V2, None)),
+            with_static(app_host("app-02", V2, V2, None)),
+            web_host("web-01"),
+        ];
+        let facts = BTreeMap::from([
+            ("app-01".to_string(), serving(V1, &[V1], &[V1])),
+            ("app-02".to_string(), serving(V1, &[V1], &[V1])),
+            (
+                "web-01".to_string(),
+                HostFacts { static_releases: [V1.to_string(), V4.to_string()].into(), ..HostFacts::default() },
+            ),
+        ]);
+        let plans = planned(&hosts, &facts);
+        let published = publishing(&plans);
+        assert_eq!(published.len(), 1, "once for the fleet: {published:?}");
+        let (host, publish) = published[0];
+        assert_eq!(host, "app-01");
+        assert!(release(&plans[0]).migrate.is_some(), "the same host migrates, first and alone");
+        assert_eq!((publish.release.as_str(), publish.to.as_slice()), (V2, &["web-01".to_string()][..]));
+        assert_eq!(publish.prune.get("web-01"), Some(&vec![V4.to_string()]), "V1 stays for a rollback");
+    }
+
+    #[test]
+    fn web_hosts_that_have_the_files_get_none_and_a_new_one_gets_them_without_a_switch() {
+        let hosts = [with_static(app_host("app-01", V1, V1, None)), web_host("web-01"), web_host("web-02")];
+        let has = HostFacts { static_releases: [V1.to_string()].into(), ..HostFacts::default() };
+        let mut facts = BTreeMap::from([
+            ("app-01".to_string(), serving(V1, &[V1], &[V1])),
+            ("web-01".to_string(), has.clone()),
+            ("web-02".to_string(), has),
+        ]);
+        assert!(planned(&hosts, &facts).iter().all(HostPlan::is_empty), "converged");
+        facts.insert("web-02".to_string(), HostFacts::default());
+        let plans = planned(&hosts, &facts);
+        let published = publishing(&plans);
+        assert_eq!(published.len(), 1);
+        assert_eq!(published[0].1.to, ["web-02"]);
+        assert_eq!(release(&plans[0]).switch_to, None, "app-01 stays on its release");
     }
 }

@@ -151,6 +151,9 @@ fn render_host(out: &mut String, host: &HostPlan, palette: Palette) {
             );
         }
         app_commands(out, &releases.before_switch, "before the switch", palette);
+        if let Some(publish) = &releases.publish {
+            static_lines(out, publish, palette);
+        }
         if let Some(to) = &releases.switch_to {
             let from = releases.current.as_ref().map_or_else(|| "no release".to_string(), |id| format!("release {id}"));
             let _ = writeln!(
@@ -221,6 +224,41 @@ fn render_host(out: &mut String, host: &HostPlan, palette: Palette) {
     }
     for service in &host.start {
         let _ = writeln!(out, "    {}▸ start{} {service}", palette.cyan, palette.reset);
+    }
+}
+
+/// How a release's static files are made here and where they go.
+fn static_lines(out: &mut String, publish: &crate::plan::StaticPublish, palette: Palette) {
+    let id = &publish.release;
+    match &publish.source {
+        crate::desired::StaticSource::Build(commands) => {
+            app_commands(out, commands, "to build the release's static files into `$STATIC_ROOT`", palette)
+        }
+        crate::desired::StaticSource::Directory(directory) => {
+            let _ = writeln!(
+                out,
+                "    {}▸ read{} the release's static files from {directory}",
+                palette.cyan, palette.reset
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "    {}+ publish{} them to {} in {}/{id}, served at {}, before any host switches",
+        palette.green,
+        palette.reset,
+        publish.to.join(", "),
+        publish.root,
+        crate::desired::static_url(id)
+    );
+    for (host, gone) in &publish.prune {
+        let _ = writeln!(
+            out,
+            "    {}- remove{} the static files of release {} from {host} (no app host keeps it)",
+            palette.red,
+            palette.reset,
+            gone.join(", ")
+        );
     }
 }
 

@@ -12,6 +12,7 @@
 mod app_release;
 mod display;
 mod drift;
+mod static_release;
 
 pub use drift::{Drift, drift};
 
@@ -20,7 +21,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use app_release::plan_releases;
-pub use app_release::{ChoicePlan, PackagesPlan, ReleaseChange, ReleasePlan, kept_choice};
+pub use app_release::{ChoicePlan, PackagesPlan, ReleaseChange, ReleasePlan, StaticPublish, kept_choice};
 pub use display::{Palette, render_text};
 
 use crate::debian::Debian;
@@ -148,11 +149,13 @@ impl Plan {
 /// The whole plan: every desired host with facts is planned, in the desired
 /// state's (stage) order; hosts without facts are listed as unreachable.
 /// What concerns the fleet rather than one host comes last: which host
-/// migrates a release, and the app hosts that keep an operator's choice.
+/// migrates a release, which publishes its static files to the web hosts,
+/// and the app hosts that keep an operator's choice.
 pub fn plan(desired: &DesiredState, facts: &BTreeMap<String, HostFacts>, unreachable: Vec<Unreachable>) -> Plan {
     let mut hosts: Vec<HostPlan> =
         desired.hosts.iter().filter_map(|host| facts.get(&host.name).map(|facts| plan_host(host, facts))).collect();
     app_release::reconcile_migrations(&mut hosts, facts);
+    static_release::plan_static(&mut hosts, desired, facts);
     let warnings = app_release::kept_warnings(desired, facts);
     Plan { version: SCHEMA_VERSION, inventory: None, hosts, unreachable, warnings }
 }

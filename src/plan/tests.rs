@@ -43,6 +43,7 @@ fn host() -> HostState {
         interfaces: Vec::new(),
         backups: None,
         releases: None,
+        static_releases: None,
     }
 }
 
@@ -139,7 +140,7 @@ fn a_directory_in_the_way_is_shown() {
 #[test]
 fn summary_counts_every_kind_of_change() {
     let plan = plan(
-        &DesiredState { hosts: vec![host()], virtual_ip: None },
+        &DesiredState { hosts: vec![host()], virtual_ip: None, witnesses: Vec::new() },
         &[("web-01".to_string(), HostFacts::default())].into(),
         vec![],
     );

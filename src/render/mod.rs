@@ -124,7 +124,7 @@ pub fn render(stack: &Stack, mode: SecretMode) -> Result<Rendered, RenderError> 
         }
     }
     let virtual_ip = Some(stack.load_balancer.virtual_ip.value.addr());
-    Ok(Rendered { state: DesiredState { hosts, virtual_ip }, diagnostics })
+    Ok(Rendered { state: DesiredState { hosts, virtual_ip, witnesses: Vec::new() }, diagnostics })
 }
 
 /// The grammar a secret's value must follow in the file it lands in.

@@ -137,7 +137,7 @@ fn inventory_release(stack: &Stack) -> Result<Option<String>, RenderError> {
     let read = crate::git::read(&path, revision)?;
     let files: Vec<(String, super::Content)> =
         read.files.into_iter().map(|(path, content)| (path, content.into())).collect();
-    Ok(Some(release_id(&files, &app.shared)))
+    Ok(Some(release_id(&files, app)))
 }
 
 /// Cross-host facts every template context needs, computed once per run.
@@ -258,6 +258,7 @@ impl HostContext<'_> {
             interfaces: topology::interfaces(self.stack, self.host),
             backups: None,
             releases: None,
+            static_releases: None,
         };
         for role in topology::role_order().into_iter().filter(|role| self.host.has_role(*role)) {
             match role {
@@ -409,6 +410,8 @@ impl HostContext<'_> {
                 user => catalog::gunicorn::USER,
                 directory => format!("{}/current", app.directory.value),
                 venv => app.requirements.is_some(),
+                release_environment => crate::desired::release_marks::ENVIRONMENT,
+                release_names => crate::desired::release_environment_names(app.static_files.is_some()),
                 env => app.env.iter().map(|(name, value)| {
                     let value = match value {
                         crate::inventory::EnvValue::Plain(text) => text.value.as_str(),
@@ -429,7 +432,7 @@ impl HostContext<'_> {
         self.install(state, &catalog::GUNICORN_SOCKET, None, || context.clone())?;
         let service = &catalog::GUNICORN;
         self.install(state, service, None, || context.clone())?;
-        let id = release_id(&self.sources.app, &app.shared);
+        let id = release_id(&self.sources.app, app);
         let releases = Releases {
             directory: format!("{}/releases", app.directory.value),
             link: format!("{}/current", app.directory.value),
@@ -449,6 +452,10 @@ impl HostContext<'_> {
             processes: catalog::process_instances(
                 app.processes.iter().map(|process| (process.name.value.as_str(), process.count.value)),
             ),
+            static_files: app.static_files.as_ref().map(|config| crate::desired::StaticFiles {
+                root: self.stack.web.static_root.value.clone(),
+                source: static_source(config),
+            }),
         };
         // A release's files change nothing Gunicorn serves: the switch of
         // the link does.
@@ -507,6 +514,9 @@ impl HostContext<'_> {
         self.install(state, &catalog::NGINX, None, || context.clone())?;
         if let Some(source) = &web.static_source {
             Self::copies(state, &self.sources.static_site, &web.static_root.value, &source.value.display().to_string());
+        }
+        if self.stack.app.static_files.is_some() {
+            state.static_releases = Some(web.static_root.value.clone());
         }
         self.probes(state, &catalog::NGINX, self.port(Role::Web)?, None);
         Ok(())
@@ -642,9 +652,14 @@ fn backup_context(backup: &crate::inventory::BackupSettings) -> minijinja::Value
     }
 }
 
-/// A release's id: the first 12 hex digits of a digest of its files (paths
-/// and contents, in order), so every host computes the same id for the same
-/// code, and unchanged code is no new release.
+/// Where `app.static` takes a release's static files from.
+fn static_source(config: &crate::inventory::AppStatic) -> crate::desired::StaticSource {
+    match &config.directory {
+        Some(directory) => crate::desired::StaticSource::Directory(directory.value.clone()),
+        None => crate::desired::StaticSource::Build(config.build.iter().map(|command| command.value.clone()).collect()),
+    }
+}
+
 /// The request `app.health` asks the app's probes to make, or the default
 /// one (`GET /`, healthy below 400).
 pub(crate) fn app_request(health: Option<&crate::inventory::AppHealth>) -> catalog::AppRequest<'_> {
@@ -680,7 +695,12 @@ fn percent_encode(text: &str) -> String {
     encoded
 }
 
-fn release_id(files: &[(String, super::Content)], shared: &[crate::source::Spanned<String>]) -> String {
+/// A release's id: the first 12 hex digits of a digest of its files (paths
+/// and contents, in order), so every host computes the same id for the same
+/// code, and unchanged code is no new release.
+/// What the release is made of beside its files is part of it too: the
+/// shared directories linked into it, and how its static files are made.
+fn release_id(files: &[(String, super::Content)], app: &crate::inventory::AppSettings) -> String {
     use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();
     for (relative, content) in files {
@@ -691,9 +711,14 @@ fn release_id(files: &[(String, super::Content)], shared: &[crate::source::Spann
     }
     // The shared directories are linked into the release: another set
     // makes another release (without any, the id is the code's alone).
-    for directory in shared {
+    for directory in &app.shared {
         hasher.update(b"\0shared\0");
         hasher.update(directory.value.as_bytes());
+    }
+    // Without `app.static`, the id is what it was before there was one.
+    if let Some(config) = &app.static_files {
+        hasher.update(b"\0static\0");
+        hasher.update(serde_json::to_vec(&static_source(config)).unwrap_or_default());
     }
     hasher.finalize().iter().take(6).map(|byte| format!("{byte:02x}")).collect()
 }

@@ -68,6 +68,7 @@ const SUITE: [&[Shared]; 2] = [
         an_upload_survives_a_deploy_and_a_rollback,
         release_hooks_run_before_and_after_the_switch_and_a_failing_one_switches_back,
         app_processes_follow_deploys_and_rollbacks_and_a_lower_count_stops_the_rest,
+        static_files_are_published_per_release_and_roll_back_with_it,
         a_release_that_crashes_at_import_stops_at_the_first_host,
         a_killed_deploy_leaves_current_valid_and_the_next_run_completes_it,
         migrations_run_before_the_switch_and_a_failed_one_switches_nothing,

@@ -55,6 +55,11 @@ impl Lab {
             append("requirements.txt", requirement);
             append("app.py", &format!("import {module}  # noqa: E402\n"));
         }
+        for (name, text) in change.files {
+            let path = source.join(name);
+            std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+            std::fs::write(path, text).expect("write");
+        }
         for (name, migration) in change.migrations {
             std::fs::write(source.join("migrations/versions").join(format!("{name}.py")), migration).expect("write");
         }
@@ -78,6 +83,8 @@ pub(crate) struct AppChange<'a> {
     pub migrations: Vec<(&'a str, String)>,
     /// Code appended to `app.py`.
     pub code: &'a str,
+    /// Files written into the copy: path (relative to it) and text.
+    pub files: Vec<(&'a str, String)>,
 }
 
 pub(crate) fn releases_switch_under_load_and_roll_back_in_seconds(lab: &Lab) {
@@ -255,6 +262,78 @@ pub(crate) fn an_upload_survives_a_deploy_and_a_rollback(lab: &Lab) {
     assert_eq!(served(), (200, proof.clone()), "the upload survives the deploy");
     rollback_under_load(lab, &v2);
     assert_eq!(served(), (200, proof), "and the rollback");
+    assert_success(&lab.apply(&lab.inventory, &[]), "apply back to the example app");
+}
+
+/// Issue 27: a release's static files, built by its own command on the app
+/// host, are published to the web host before the switch and served at
+/// the release's own URL, which the app is told; the next release's
+/// deleted file is gone from its URL while the old release's files stay
+/// for a rollback; a failing build or one that leaves a link switches
+/// nothing.
+pub(crate) fn static_files_are_published_per_release_and_roll_back_with_it(lab: &Lab) {
+    // The build copies `assets` into `$STATIC_ROOT`, as `collectstatic` would.
+    let collect = "import os, shutil\nshutil.copytree('assets', os.environ['STATIC_ROOT'], dirs_exist_ok=True)\n";
+    let version = |marker: &str, css: &str, old: bool, build: &str| {
+        let mut files = vec![
+            ("collect.py", collect.to_string()),
+            ("fail.py", "raise SystemExit(3)\n".to_string()),
+            ("link.py", "import os\nos.symlink('/etc/shadow', os.environ['STATIC_ROOT'] + '/shadow')\n".to_string()),
+            ("assets/site.css", css.to_string()),
+        ];
+        if old {
+            files.push(("assets/old.css", "old\n".to_string()));
+        }
+        let inventory = lab.app_version_changed(marker, AppChange { keep: 5, files, ..AppChange::default() });
+        let text = std::fs::read_to_string(&inventory).expect("inventory");
+        let settings = format!("  shared: [media]\n  static: {{build: [[python3, {build}]]}}\n");
+        std::fs::write(&inventory, text.replacen("  shared: [media]\n", &settings, 1)).expect("write");
+        inventory
+    };
+    let index = || -> serde_json::Value {
+        let (_, body) = http_get(&lab.vip, "/").expect("the virtual IP answers");
+        serde_json::from_str(&body).expect("the app's JSON")
+    };
+    let get = |path: String| http_get(&lab.vip, &path).expect("the virtual IP answers");
+
+    let v1 = version("static-v1", "body { color: red }\n", true, "collect.py");
+    let plan = String::from_utf8_lossy(&lab.plan(&v1, &["--no-progress"]).stdout).into_owned();
+    assert!(plan.contains("▸ run `python3 collect.py` to build the release's static files"), "{plan}");
+    assert!(plan.contains("+ publish them to web-01 in /var/www/infra/"), "{plan}");
+    deploy_under_load(lab, &v1, &[], "deploy of a release with static files");
+    let first = lab.serving_release();
+    assert_eq!(index()["static"], format!("/static/{first}/").as_str(), "the app is told its release's URL");
+    assert_eq!(index()["release"], first.as_str());
+    assert_eq!(get(format!("/static/{first}/site.css")), (200, "body { color: red }\n".to_string()));
+    assert_eq!(get(format!("/static/{first}/old.css")).0, 200);
+
+    let v2 = version("static-v2", "body { color: blue }\n", false, "collect.py");
+    deploy_under_load(lab, &v2, &[], "deploy of a release whose static files changed");
+    let second = lab.serving_release();
+    assert_ne!(second, first);
+    assert_eq!(index()["static"], format!("/static/{second}/").as_str());
+    assert_eq!(get(format!("/static/{second}/site.css")), (200, "body { color: blue }\n".to_string()));
+    assert_eq!(get(format!("/static/{second}/old.css")).0, 404, "a file the release deleted is gone from its URL");
+    assert_eq!(get(format!("/static/{first}/site.css")).0, 200, "the earlier release's files stay for a rollback");
+    assert_eq!(lab.plan(&v2, &["--detailed-exitcode"]).status.code(), Some(0), "published once");
+
+    rollback_under_load(lab, &v2);
+    assert_eq!(lab.serving_release(), first, "back to the release before");
+    assert_eq!(index()["static"], format!("/static/{first}/").as_str(), "the rollback's workers have its URL");
+
+    // A build that fails, and one that leaves a link: nothing switches,
+    // and nothing of theirs is left on the web host.
+    let failing = version("static-fail", "x\n", false, "fail.py");
+    let output = lab.deploy(&failing, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("exited with status 3"), "{stderr}");
+    let linking = version("static-link", "y\n", false, "link.py");
+    let output = lab.deploy(&linking, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("not a plain file or directory"), "{stderr}");
+    assert_eq!(lab.serving_release(), first, "neither switched");
+    let left = lab.ssh_ok(&address("web-01"), "ls -A /var/www/infra | grep -c partial || true");
+    assert_eq!(left.trim(), "0", "no partial directory on the web host");
     assert_success(&lab.apply(&lab.inventory, &[]), "apply back to the example app");
 }
 

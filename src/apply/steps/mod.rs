@@ -366,6 +366,7 @@ const RELEASE_STEP_LOCK: &str = "mkdir -p /var/lib/infra\nexec 9>/var/lib/infra/
 pub fn unpack(
     release: &ReleasePlan,
     files: &[(String, std::sync::Arc<[u8]>)],
+    environment: &str,
     record: &ReleaseRecord,
 ) -> Option<String> {
     use base64::Engine;
@@ -388,6 +389,11 @@ pub fn unpack(
     }
     script.push_str(&link_shared(release, &format!("{}/.{id}.partial", release.directory)));
     script.push_str(&write_record(&format!("{}/.{id}.partial", release.directory), record));
+    script.push_str(&format!(
+        "printf '%s' {} > {}\n",
+        quote(environment),
+        quote(&format!("{}/.{id}.partial/{}", release.directory, release_marks::ENVIRONMENT))
+    ));
     script.push_str(&format!("touch {partial}/{COMPLETE}\nmv -T {partial} {target}\n"));
     Some(script)
 }
@@ -510,6 +516,29 @@ pub fn switch_hooks(release: &ReleasePlan, after: bool) -> Option<String> {
     }
     let directory = format!("{}/{id}", release.directory);
     Some(commands.iter().map(|words| as_app(&directory, words)).collect())
+}
+
+/// Lists a release's static files on this host for
+/// [`crate::static_files::parse_listing`]: a directory of the release as it
+/// is, or what the build commands (`app.static.build`) leave in an empty
+/// `STATIC_ROOT`, each run in the release as the app.
+pub fn static_files(release: &ReleasePlan, publish: &crate::plan::StaticPublish) -> String {
+    let directory = format!("{}/{}", release.directory, publish.release);
+    match &publish.source {
+        crate::desired::StaticSource::Directory(inside) => {
+            crate::static_files::listing_script(&format!("{directory}/{inside}"))
+        }
+        crate::desired::StaticSource::Build(commands) => {
+            let root = crate::static_files::build_directory(&release.directory, &publish.release);
+            let with_root = |words: &Vec<String>| {
+                let mut all = vec!["env".to_string(), format!("STATIC_ROOT={root}")];
+                all.extend(words.iter().cloned());
+                all
+            };
+            let commands: String = commands.iter().map(|words| as_app(&directory, &with_root(words))).collect();
+            crate::static_files::build_script(&root, &commands)
+        }
+    }
 }
 
 /// A command run as the app's user in `directory` (a release), as

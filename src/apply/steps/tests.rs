@@ -46,6 +46,7 @@ fn host(directory: &std::path::Path) -> HostState {
         interfaces: Vec::new(),
         backups: None,
         releases: None,
+        static_releases: None,
     }
 }
 
@@ -265,6 +266,7 @@ fn migrating(words: &[&str]) -> ReleasePlan {
         before_switch: vec![],
         after_switch: vec![],
         server: None,
+        publish: None,
     }
 }
 
@@ -304,7 +306,8 @@ fn an_unpacked_release_links_its_shared_directories() {
     let mut release = migrating(&["true"]);
     release.shared = vec!["media".into(), "var/log".into()];
     let files = vec![("media/README".to_string(), std::sync::Arc::<[u8]>::from(&b"from git"[..]))];
-    let script = unpack(&release, &files, &ReleaseRecord::default()).expect("a new release unpacks");
+    let script =
+        unpack(&release, &files, "INFRA_RELEASE=x\n", &ReleaseRecord::default()).expect("a new release unpacks");
     let partial = "'/srv/app/releases/.aaaaaaaaaaaa.partial";
     for expected in [
         "install -d -o www-data -g www-data -m 0750 '/srv/app/shared/media'\n".to_string(),
