@@ -34,6 +34,7 @@ pub mod requirements;
 pub mod role;
 pub mod rules;
 pub mod sanitize;
+pub mod sdist;
 pub mod secret;
 pub mod selection;
 #[cfg(test)]

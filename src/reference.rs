@@ -71,7 +71,15 @@ pub const ENVIRONMENT: &[Variable] = &[
     },
     Variable {
         name: "XDG_CACHE_HOME",
-        meaning: "Where the app's downloaded wheels are cached (`$XDG_CACHE_HOME/infra/wheels`, default `~/.cache`).",
+        meaning: "Where the app's downloaded wheels are cached (`$XDG_CACHE_HOME/infra/wheelhouses`, default `~/.cache`).",
+    },
+    Variable {
+        name: "PIP_INDEX_URL",
+        meaning: "The package index the app's wheels and source distributions come from (default `https://pypi.org/simple`): pip reads it, and so does infra when it fetches a source distribution (PEP 691's JSON).",
+    },
+    Variable {
+        name: "PIP_CERT",
+        meaning: "A CA file for the package index (a proxy that intercepts TLS): pip's, and curl's when infra fetches a source distribution.",
     },
 ];
 

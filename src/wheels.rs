@@ -1,8 +1,10 @@
 //! Wheelhouses: the wheels a release's requirements need, for one host
 //! Python and machine, downloaded once on this machine (`pip download`,
-//! binary wheels only; a pure-Python distribution published only as source
-//! is built into a wheel here, once, and found like the others) and kept
-//! in a cache, then handed to apply as a tar
+//! binary wheels only, so no distribution's code runs here; one published
+//! only as source goes in as its source distribution, fetched as a file
+//! ([`crate::sdist`]) with the wheels its build needs, and is built on
+//! each app host, which caches the wheel) and kept in a cache, then
+//! handed to apply as a tar
 //! that travels to the hosts over SSH. Hosts install from it with
 //! `--no-index`: they never need the internet. pip, not uv: it is on every
 //! machine with Python, it runs on the hosts from its own wheel (so hosts
@@ -24,12 +26,16 @@ pub enum WheelsError {
     Download { python: String, arch: String, stderr: String },
     #[error("`pip download` could not reach the package index from this machine: {problem}\n\npip said:\n{stderr}")]
     Unreachable { problem: &'static str, stderr: String },
-    #[error("`{requirement}` has no wheel, and building one from its source failed:\n{stderr}")]
-    Build { requirement: String, stderr: String },
+    #[error("`{requirement}` has no wheel for the hosts, and its source distribution cannot be used: {error}")]
+    Source {
+        requirement: String,
+        #[source]
+        error: crate::sdist::SdistError,
+    },
     #[error(
-        "`{requirement}` has no wheel for Python {python} on {arch}, and its source builds one for this machine's platform only: pin a version with wheels for the hosts (building on a host of their platform is not supported yet)"
+        "`{requirement}` has no wheel for the hosts, and another distribution depends on it: pin a version with wheels, or name it in the requirements file pinned (`NAME==VERSION`) so infra builds it on the hosts"
     )]
-    NotPure { requirement: String, python: String, arch: String },
+    Dependency { requirement: String },
     #[error("{}", no_wheels_report(refused, python, arch))]
     NoWheels { refused: Vec<(String, WheelsError)>, python: String, arch: String },
     #[error("cannot use the wheel cache `{}`", path.display())]
@@ -60,7 +66,9 @@ fn cache_root() -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")));
     let base = base.unwrap_or_else(std::env::temp_dir);
     // Absolute: pip runs in a directory of its own (see `pip_download`).
-    std::path::absolute(&base).unwrap_or(base).join("infra/wheels")
+    // `wheelhouses`, not the `wheels` of infra before source distributions
+    // went to the hosts: those hold wheels built on this machine.
+    std::path::absolute(&base).unwrap_or(base).join("infra/wheelhouses")
 }
 
 /// The wheelhouse `key` (see `PackagesPlan::wheelhouse_key`) for
@@ -73,7 +81,8 @@ pub fn wheelhouse(key: &str, requirements: &str, python: &str, arch: &str) -> Re
     let output = Command::new("tar")
         .arg("-C")
         .arg(&directory)
-        .args(["--exclude", ".complete", "--exclude", "requirements.txt", "-cf", "-", "."])
+        .args(["--exclude", ".complete", "--exclude", "requirements.txt", "--exclude", "build-requirements.in"])
+        .args(["-cf", "-", "."])
         .output()
         .map_err(|error| WheelsError::Spawn { program: "tar".into(), error })?;
     Ok(output.stdout)
@@ -82,18 +91,19 @@ pub fn wheelhouse(key: &str, requirements: &str, python: &str, arch: &str) -> Re
 fn download(directory: &Path, requirements: &str, python: &str, arch: &str) -> Result<(), WheelsError> {
     let cache = |error| WheelsError::Cache { path: directory.to_path_buf(), error };
     let _ = std::fs::remove_dir_all(directory);
-    std::fs::create_dir_all(directory).map_err(cache)?;
+    let sources = directory.join(SOURCES);
+    std::fs::create_dir_all(&sources).map_err(cache)?;
     let file = directory.join("requirements.txt");
-    let built = cache_root().join("built");
-    std::fs::create_dir_all(&built).map_err(|error| WheelsError::Cache { path: built.clone(), error })?;
     // pip stops at the first distribution without a fitting wheel: each
-    // round builds that one (when it is pure Python) and asks again. One
-    // that cannot be built is noted and taken out of the file, so the next
-    // round finds the next: every one is reported at once.
+    // round fetches that one's source distribution, takes it out of the
+    // file (its own requirements in) and asks again. One that cannot be
+    // fetched is noted and taken out too, so the next round finds the
+    // next: every one is reported at once.
     let (mut text, mut tried, mut refused) = (requirements.to_string(), Vec::new(), Vec::new());
+    let mut build_requires: Vec<String> = Vec::new();
     loop {
         std::fs::write(&file, &text).map_err(cache)?;
-        let stderr = match pip_download(directory, &file, &built, python, arch)? {
+        let stderr = match pip_download(directory, &file, python, arch)? {
             None => break,
             Some(stderr) => stderr,
         };
@@ -109,32 +119,54 @@ fn download(directory: &Path, requirements: &str, python: &str, arch: &str) -> R
             break;
         };
         tried.push(requirement.clone());
-        match build_pure_wheel(&requirement, &built, python, arch) {
-            Ok(()) => {}
-            Err(error @ (WheelsError::Build { .. } | WheelsError::NotPure { .. })) => {
-                let rest = crate::requirements::without(&text, &distribution_name(&requirement));
-                refused.push((requirement, error));
-                match rest {
-                    Some(rest) => text = rest,
-                    // Another distribution's dependency: the file cannot go on without it.
-                    None => break,
+        let Some(rest) = crate::requirements::without(&text, &distribution_name(&requirement)) else {
+            refused.push((requirement.clone(), WheelsError::Dependency { requirement }));
+            break;
+        };
+        text = rest;
+        match fetch_source(&requirement, &sources) {
+            Ok(fetched) => {
+                for line in fetched.requires {
+                    text.push_str(&format!("\n{line}\n"));
                 }
+                build_requires.extend(fetched.build_requires);
             }
-            Err(error) => return Err(error),
+            Err(error) => refused.push((requirement.clone(), WheelsError::Source { requirement, error })),
         }
     }
     if !refused.is_empty() {
         return Err(WheelsError::NoWheels { refused, python: python.into(), arch: arch.into() });
     }
+    if !build_requires.is_empty() {
+        // What the hosts' builds install first, from the same wheelhouse.
+        build_requires.sort();
+        build_requires.dedup();
+        let build_file = directory.join("build-requirements.in");
+        std::fs::write(&build_file, build_requires.join("\n") + "\n").map_err(cache)?;
+        std::fs::write(sources.join(BUILD_REQUIREMENTS), build_requires.join("\n") + "\n").map_err(cache)?;
+        if let Some(stderr) = pip_download(directory, &build_file, python, arch)? {
+            return Err(download_error(stderr, python, arch));
+        }
+    }
     std::fs::write(directory.join(".complete"), "").map_err(cache)
 }
 
-/// One `pip download` of binary wheels for the host's Python and machine,
-/// also finding the wheels built here; `Some(stderr)` when it fails.
+/// The directory of a wheelhouse with the source distributions app hosts
+/// build, and the file in it of what their builds need.
+pub const SOURCES: &str = "sources";
+pub const BUILD_REQUIREMENTS: &str = "build-requirements.txt";
+
+/// The source distribution of a pinned `requirement`, into `sources`.
+fn fetch_source(requirement: &str, sources: &Path) -> Result<crate::sdist::Fetched, crate::sdist::SdistError> {
+    let (name, version) = crate::sdist::pinned(requirement).ok_or(crate::sdist::SdistError::NotPinned)?;
+    crate::sdist::fetch(&name, &version, sources)
+}
+
+/// One `pip download` of binary wheels for the host's Python and machine;
+/// `Some(stderr)` when it fails.
 fn pip_download(
     directory: &Path,
     requirements: &Path,
-    built: &Path,
     python: &str,
     arch: &str,
 ) -> Result<Option<String>, WheelsError> {
@@ -143,8 +175,6 @@ fn pip_download(
     command
         .args(["-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--only-binary=:all:"])
         .args(["--python-version", python, "--implementation", "cp", "--abi", &abi, "--abi", "abi3", "--abi", "none"])
-        .arg("--find-links")
-        .arg(built)
         .arg("--dest")
         .arg(directory)
         .arg("-r")
@@ -187,37 +217,14 @@ fn no_wheels_report(refused: &[(String, WheelsError)], python: &str, arch: &str)
     );
     for (requirement, error) in refused {
         let why = match error {
-            WheelsError::NotPure { .. } => "its source builds a wheel for this machine's platform only".to_string(),
-            WheelsError::Build { stderr, .. } => {
-                format!(
-                    "building one from its source failed here: {}",
-                    crate::sanitize::printable(&build_cause(stderr))
-                )
-            }
+            WheelsError::Source { error, .. } => format!("its source distribution cannot be used: {error}"),
+            WheelsError::Dependency { .. } => "another distribution depends on it, and infra builds only the requirements the file names pinned (`NAME==VERSION`)".to_string(),
             other => other.to_string(),
         };
         report.push_str(&format!("\n  - {requirement}: {why}"));
     }
-    report.push_str("\n\nhint: pin versions that publish manylinux wheels for the hosts' Python, or use a pure-Python alternative (PyMySQL for mysqlclient); distributions that compile are not built on the hosts yet");
+    report.push_str("\n\nhint: a distribution without a wheel for the hosts is built on each app host from its source distribution, fetched from the index: pin it (`NAME==VERSION`) in the requirements file, and name what its build needs in `app.build_packages` (`[gcc, python3-dev, pkg-config, libmariadb-dev]` for mysqlclient) and what it needs at run time in `app.packages`; or pin a version that publishes manylinux wheels");
     report
-}
-
-/// The line of a failed build that says why: the build's own exception
-/// (`Exception: Can not find valid pkg-config name.`), not pip's framing
-/// around it; else its last line.
-fn build_cause(stderr: &str) -> String {
-    let framing =
-        ["subprocess-exited-with-error", "originates from a subprocess", "metadata-generation-failed", "See above"];
-    let lines: Vec<&str> = stderr
-        .lines()
-        .map(|line| line.trim_start_matches(|c: char| c.is_whitespace() || "│╰─>".contains(c)).trim_end())
-        .filter(|line| !line.is_empty())
-        .collect();
-    let cause = lines.iter().rev().find(|line| {
-        (line.contains("Exception:") || line.contains("Error:") || line.starts_with("error:"))
-            && !framing.iter().any(|frame| line.contains(frame))
-    });
-    cause.or(lines.last()).map_or_else(String::new, |line| line.to_string())
 }
 
 /// What kept pip from the index, in words with the fix, when its error
@@ -256,42 +263,6 @@ fn sdist_only(stderr: &str) -> Option<String> {
     plausible.then(|| requirement.to_string())
 }
 
-/// Builds `requirement` from its source distribution on this machine into
-/// `built`, once for every later release and host: only a pure-Python
-/// wheel (`-none-any`) fits every host; one that compiles for a platform
-/// is refused, as it would have to be built on a host of that platform.
-fn build_pure_wheel(requirement: &str, built: &Path, python: &str, arch: &str) -> Result<(), WheelsError> {
-    let name =
-        requirement.split(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c))).next().unwrap_or_default();
-    let scratch = tempfile::tempdir().map_err(|error| WheelsError::Cache { path: built.to_path_buf(), error })?;
-    let output = Command::new("python3")
-        .args(["-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--no-deps", "--no-binary", name])
-        .arg("--wheel-dir")
-        .arg(scratch.path())
-        .arg(requirement)
-        .current_dir(scratch.path())
-        .output()
-        .map_err(|error| WheelsError::Spawn { program: "python3 -m pip".into(), error })?;
-    let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
-    if !output.status.success() {
-        return Err(WheelsError::Build { requirement: requirement.into(), stderr });
-    }
-    let wheels: Vec<PathBuf> = std::fs::read_dir(scratch.path())
-        .map_err(|error| WheelsError::Cache { path: scratch.path().to_path_buf(), error })?
-        .flatten()
-        .map(|entry| entry.path())
-        .collect();
-    let pure = |path: &PathBuf| path.to_string_lossy().ends_with("-none-any.whl");
-    match wheels.as_slice() {
-        [wheel] if pure(wheel) => {
-            let target = built.join(wheel.file_name().unwrap_or_default());
-            std::fs::copy(wheel, &target).map_err(|error| WheelsError::Cache { path: target.clone(), error })?;
-            Ok(())
-        }
-        _ => Err(WheelsError::NotPure { requirement: requirement.into(), python: python.into(), arch: arch.into() }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,16 +281,20 @@ mod tests {
     fn every_distribution_without_a_wheel_is_reported_at_once() {
         let refused = vec![
             (
-                "mysqlclient==2.2.4".to_string(),
-                WheelsError::Build {
-                    requirement: "mysqlclient==2.2.4".into(),
-                    stderr: "error: subprocess-exited-with-error\n\n  Exception: Can not find valid pkg-config name.\n  Specify MYSQLCLIENT_CFLAGS and MYSQLCLIENT_LDFLAGS env vars manually\n".into(),
+                "mysqlclient>=2".to_string(),
+                WheelsError::Source {
+                    requirement: "mysqlclient>=2".into(),
+                    error: crate::sdist::SdistError::NotPinned,
                 },
             ),
             (
                 "lxml==4.9.1".to_string(),
-                WheelsError::NotPure { requirement: "lxml==4.9.1".into(), python: "3.13".into(), arch: "x86_64".into() },
+                WheelsError::Source {
+                    requirement: "lxml==4.9.1".into(),
+                    error: crate::sdist::SdistError::NotOnIndex { version: "4.9.1".into() },
+                },
             ),
+            ("cffi>=1".to_string(), WheelsError::Dependency { requirement: "cffi>=1".into() }),
         ];
         let error = WheelsError::NoWheels { refused, python: "3.13".into(), arch: "x86_64".into() };
         insta::assert_snapshot!(error.to_string());

@@ -406,6 +406,12 @@ fn app(decoder: &mut Decoder, node: &Node) -> Option<AppSettings> {
     let health = fields.optional("health").and_then(|node| app_health(decoder, node));
     let shared = fields.optional("shared").map(|node| app_shared(decoder, node)).unwrap_or_default();
     let processes = fields.optional("processes").map(|node| app_processes(decoder, node)).unwrap_or_default();
+    let packages =
+        fields.optional("packages").map(|node| debian_packages(decoder, node, "packages")).unwrap_or_default();
+    let build_packages = fields
+        .optional("build_packages")
+        .map(|node| debian_packages(decoder, node, "build_packages"))
+        .unwrap_or_default();
     let static_node = fields.optional("static");
     let static_files = static_node.and_then(|node| app_static(decoder, node));
     if static_node.is_some() {
@@ -420,6 +426,8 @@ fn app(decoder: &mut Decoder, node: &Node) -> Option<AppSettings> {
     let settings = AppSettings {
         span: node.span,
         static_files,
+        packages,
+        build_packages,
         shared,
         processes,
         before_switch: before_switch.unwrap_or_default(),
@@ -501,6 +509,13 @@ fn app_shared(decoder: &mut Decoder, node: &Node) -> Vec<Spanned<String>> {
         shared.push(directory);
     }
     shared
+}
+
+/// `app.packages`, `app.build_packages`: Debian package names.
+fn debian_packages(decoder: &mut Decoder, node: &Node, key: &str) -> Vec<Spanned<String>> {
+    let Some(items) = decoder.sequence(node, &format!("`{key}` of `app`")) else { return Vec::new() };
+    let what = format!("a package of `app.{key}`");
+    items.iter().filter_map(|item| decoder.grammar(item, &what, "invalid-package", grammar::debian_package)).collect()
 }
 
 /// `app.static`: `{directory: static}` or `{build: [[…]]}`, exactly one.

@@ -116,6 +116,18 @@ pub fn shared_directory(text: &str) -> Result<String, &'static str> {
     if valid { Ok(text.to_string()) } else { Err(EXPECTED) }
 }
 
+/// A Debian package name (`libmariadb-dev`, `python3-dev`, `g++`): a
+/// lowercase letter or digit, then lowercase letters, digits, `+ - .`, at
+/// most 64 (Debian Policy 5.6.1). It reaches `apt-get install`'s command
+/// line, quoted, and nothing else.
+pub fn debian_package(text: &str) -> Result<String, &'static str> {
+    const EXPECTED: &str = "a Debian package name like `libmariadb-dev`: lowercase letters, digits, `+`, `-` and `.`, starting with a letter or digit, at least two characters";
+    let valid = (2..=64).contains(&text.len())
+        && text.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b));
+    if valid { Ok(text.to_string()) } else { Err(EXPECTED) }
+}
+
 /// The name of one of `app.processes`: a lowercase letter, then lowercase
 /// letters, digits and inner `-`, at most 24 (`worker`, `beat`). It names
 /// systemd units (`infra-app-worker@1`) and a file under /etc/systemd.

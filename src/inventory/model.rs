@@ -342,6 +342,15 @@ pub struct AppSettings {
     /// release.
     #[schemars(rename = "static")]
     pub static_files: Option<AppStatic>,
+    /// Debian packages every app host installs for the app at run time
+    /// (`[libmariadb3]`, the library mysqlclient's wheel links).
+    #[schemars(with = "Option::<Vec::<String>>")]
+    pub packages: Vec<Spanned<String>>,
+    /// Debian packages every app host installs to build wheels of the
+    /// requirements published only as source (`[gcc, python3-dev,
+    /// pkg-config, libmariadb-dev]` for mysqlclient).
+    #[schemars(with = "Option::<Vec::<String>>")]
+    pub build_packages: Vec<Spanned<String>>,
 }
 
 /// `app.static`: where a release's static files come from, one of two:

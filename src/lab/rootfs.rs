@@ -33,6 +33,11 @@ pub const PACKAGES: [&str; 9] = [
 /// Packages cached to make a host look reused (`lab.preinstalled`:
 /// apache2 already on :80).
 pub const REUSED_HOST_PACKAGES: [&str; 1] = crate::inventory::LAB_PREINSTALLABLE;
+/// Packages cached for app hosts to build wheels from source
+/// distributions (`app.build_packages`: a compiler, Python's headers,
+/// MariaDB's client library for mysqlclient), and what those wheels link
+/// at run time.
+pub const BUILD_PACKAGES: [&str; 5] = ["gcc", "python3-dev", "pkg-config", "libmariadb-dev", "libmariadb3"];
 /// Bumped when the build steps change in a way the inputs do not show.
 const RECIPE_VERSION: u32 = 1;
 
@@ -96,10 +101,11 @@ fn find_mirror(sources: &str) -> Option<String> {
 fn key(release: Debian) -> String {
     let mut hasher = Sha256::new();
     hasher.update(format!(
-        "{RECIPE_VERSION}\n{}\n{INCLUDE}\n{}\n{}",
+        "{RECIPE_VERSION}\n{}\n{INCLUDE}\n{}\n{}\n{}",
         release.codename(),
         PACKAGES.join(","),
-        REUSED_HOST_PACKAGES.join(",")
+        REUSED_HOST_PACKAGES.join(","),
+        BUILD_PACKAGES.join(",")
     ));
     hasher.finalize().iter().take(8).map(|byte| format!("{byte:02x}")).collect()
 }
@@ -140,6 +146,7 @@ fn build(root: &Path, mirror: &str, release: Debian) -> Result<(), SystemError> 
     let mut download = vec!["apt-get", "install", "-y", "-qq", "--download-only"];
     download.extend(PACKAGES);
     download.extend(REUSED_HOST_PACKAGES);
+    download.extend(BUILD_PACKAGES);
     chroot(&download)?;
     // Each host gets its own SSH host keys and machine id at boot time.
     for entry in std::fs::read_dir(root.join("etc/ssh"))

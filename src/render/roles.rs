@@ -433,6 +433,12 @@ impl HostContext<'_> {
         let service = &catalog::GUNICORN;
         self.install(state, service, None, || context.clone())?;
         let id = release_id(&self.sources.app, app);
+        // What the app and the builds of its source-only requirements need.
+        for package in app.packages.iter().chain(&app.build_packages) {
+            if !state.packages.contains(&package.value) {
+                state.packages.push(package.value.clone());
+            }
+        }
         let releases = Releases {
             directory: format!("{}/releases", app.directory.value),
             link: format!("{}/current", app.directory.value),

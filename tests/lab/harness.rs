@@ -69,6 +69,8 @@ const SUITE: [&[Shared]; 2] = [
         release_hooks_run_before_and_after_the_switch_and_a_failing_one_switches_back,
         app_processes_follow_deploys_and_rollbacks_and_a_lower_count_stops_the_rest,
         static_files_are_published_per_release_and_roll_back_with_it,
+        a_compiled_dependency_is_built_on_the_app_host,
+        the_django_example_deploys_and_rolls_back_with_its_static_files_and_worker,
         a_release_that_crashes_at_import_stops_at_the_first_host,
         a_killed_deploy_leaves_current_valid_and_the_next_run_completes_it,
         migrations_run_before_the_switch_and_a_failed_one_switches_nothing,

@@ -184,8 +184,8 @@ pub(crate) fn a_release_brings_its_own_packages_and_code_only_releases_reuse_the
     );
     assert_eq!(version.trim(), "4.11.0");
 
-    // docopt 0.6.2 is published as source only (pure Python): infra builds
-    // its wheel once on this machine and ships it like the others.
+    // docopt 0.6.2 is published as source only (pure Python): infra ships
+    // its source distribution, and the app host builds its wheel.
     let source_only = lab.app_version_with("sdist", 5, Some(("docopt==0.6.2\n", "docopt")));
     assert_success(&lab.deploy(&source_only, &[]), "deploy of a release with a source-only package");
     let version = lab
@@ -334,6 +334,170 @@ pub(crate) fn static_files_are_published_per_release_and_roll_back_with_it(lab: 
     assert_eq!(lab.serving_release(), first, "neither switched");
     let left = lab.ssh_ok(&address("web-01"), "ls -A /var/www/infra | grep -c partial || true");
     assert_eq!(left.trim(), "0", "no partial directory on the web host");
+    assert_success(&lab.apply(&lab.inventory, &[]), "apply back to the example app");
+}
+
+/// Issue 27: requirements published only as source that compile
+/// (mysqlclient, psycopg2) are built on the app host, as the app's user,
+/// with what `app.build_packages` installs. Without the build packages
+/// every failing build is named in one run with its own reason, and
+/// nothing switches; with them, the release installs the built wheel
+/// and serves, and the next release reuses the host's build.
+pub(crate) fn a_compiled_dependency_is_built_on_the_app_host(lab: &Lab) {
+    let app = address("app-01");
+    let before = lab.serving_release();
+    let both = lab.app_version_with("compiled-fail", 5, Some(("mysqlclient==2.2.7\npsycopg2==2.9.10\n", "MySQLdb")));
+    let output = lab.apply(&both, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "mysqlclient-2.2.7: building its wheel failed on app-01: Exception: Can not find valid pkg-config name"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("psycopg2-2.9.10: building its wheel failed on app-01:"), "{stderr}");
+    assert!(stderr.contains("app.build_packages"), "{stderr}");
+    assert_eq!(lab.serving_release(), before, "nothing switched");
+
+    let compiled = lab.app_version_with("compiled", 5, Some(("mysqlclient==2.2.7\n", "MySQLdb")));
+    let text = std::fs::read_to_string(&compiled).expect("inventory");
+    let settings = "  shared: [media]\n  packages: [libmariadb3]\n  build_packages: [gcc, python3-dev, pkg-config, libmariadb-dev]\n";
+    std::fs::write(&compiled, text.replacen("  shared: [media]\n", settings, 1)).expect("write");
+    let started = Instant::now();
+    apply_under_load(lab, &compiled, "apply of a release with a compiled dependency");
+    eprintln!("first apply with mysqlclient built on the app host: {:.1} s", started.elapsed().as_secs_f64());
+    let version =
+        lab.ssh_ok(&app, "/srv/app/current/.venv/bin/python -c 'import MySQLdb; print(MySQLdb.version_info[:3])'");
+    assert_eq!(version.trim(), "(2, 2, 7)");
+    let built = lab.ssh_ok(&app, "ls /var/cache/infra/built-wheels/*/ && stat -c %U /srv/app/current/.venv");
+    assert!(built.contains("mysqlclient-2.2.7-cp3"), "{built}");
+    assert!(counter_at(&lab.vip) > 0, "the release with mysqlclient serves");
+    assert_success(&lab.apply(&lab.inventory, &[]), "apply back to the example app");
+}
+
+/// A copy of the Django example changed by `change`, and an inventory
+/// deploying it on this lab: inventories/lab-django.yml at its addresses.
+fn django_version(lab: &Lab, marker: &str, change: impl FnOnce(&Path)) -> PathBuf {
+    let source = lab.state.path().join(format!("django-{marker}"));
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/django");
+    let copied = Command::new("cp").arg("-rT").arg(&example).arg(&source).status().expect("cp runs");
+    assert!(copied.success(), "copy of the Django example");
+    change(&source);
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("inventories/lab-django.yml"))
+        .expect("inventories/lab-django.yml")
+        .replace("10.20.0.", crate::SUBNET_PREFIX)
+        .replace("/var/lib/infra/lab", &lab.state.path().display().to_string())
+        .replace("../examples/django", &source.display().to_string())
+        .replace("../examples", &format!("{}/examples", env!("CARGO_MANIFEST_DIR")));
+    let path = lab.state.path().join(format!("inventory-django-{marker}.yml"));
+    std::fs::write(&path, text).expect("write");
+    path
+}
+
+/// Issue 27's Django example on the lab: mysqlclient built on the app
+/// host, `collectstatic` per release, a worker taking jobs from the
+/// database, an upload and a one-off command. v2 brings a migration, a
+/// new compiled dependency and a changed worker; its deploy and the
+/// rollback fail no request, and the rollback puts the static files and
+/// the worker back on v1.
+pub(crate) fn the_django_example_deploys_and_rolls_back_with_its_static_files_and_worker(lab: &Lab) {
+    let index = || -> serde_json::Value {
+        let (status, body) = http_get(&lab.vip, "/").expect("the virtual IP answers");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap_or_else(|_| panic!("the example's JSON, got {body}"))
+    };
+    let worker_done_by = |expected: &str| {
+        assert_eq!(http_put(&lab.vip, "/jobs", "a job"), 201, "a job is queued");
+        for _ in 0..60 {
+            let (_, body) = http_get(&lab.vip, "/jobs").expect("the virtual IP answers");
+            if body.contains(&format!("\"{expected}\"")) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        panic!("no job was done by `{expected}`: {}", http_get(&lab.vip, "/jobs").expect("answers").1);
+    };
+    let v1 = django_version(lab, "v1", |_| {});
+    let started = Instant::now();
+    deploy_under_load(lab, &v1, &[], "first deploy of the Django example");
+    eprintln!(
+        "first deploy of the Django example (mysqlclient built on the host): {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let first = index();
+    let v1_id = first["release"].as_str().expect("a release").to_string();
+    let css = first["stylesheet"].as_str().expect("a stylesheet").to_string();
+    assert_eq!(css, format!("/static/{v1_id}/shop/site.css"));
+    assert_eq!(http_get(&lab.vip, &css).expect("served").0, 200);
+    let admin_css = format!("/static/{v1_id}/admin/css/base.css");
+    assert_eq!(http_get(&lab.vip, &admin_css).expect("served").0, 200, "collectstatic gathered Django's own files");
+    worker_done_by(&v1_id);
+    let proof = "uploaded to the Django example\n";
+    assert_eq!(http_put(&lab.vip, "/media/proof.txt", proof), 201);
+    let run = lab.infra(
+        &[
+            "run",
+            "-i",
+            &v1.display().to_string(),
+            "--",
+            "python3",
+            "manage.py",
+            "createsuperuser",
+            "--noinput",
+            "--username",
+            "admin",
+            "--email",
+            "admin@example.test",
+        ],
+        None,
+    );
+    assert_success(&run, "infra run -- python3 manage.py createsuperuser --noinput");
+
+    let v2 = django_version(lab, "v2", |source| {
+        let append = |file: &str, text: &str| {
+            let path = source.join(file);
+            let before = std::fs::read_to_string(&path).expect("read");
+            std::fs::write(&path, before + text).expect("write");
+        };
+        append("requirements.txt", "crcmod==1.7\n");
+        append(
+            "site_config/settings.py",
+            "\nimport crcmod._crcfunext  # noqa: E402,F401  (its C extension, built on the host)\n",
+        );
+        append("shop/models.py", "\n\nclass Note(models.Model):\n    text = models.CharField(max_length=64)\n");
+        std::fs::write(
+            source.join("shop/migrations/0002_note.py"),
+            "from django.db import migrations, models\n\n\nclass Migration(migrations.Migration):\n    dependencies = [(\"shop\", \"0001_initial\")]\n    operations = [\n        migrations.CreateModel(name=\"Note\", fields=[(\"id\", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name=\"ID\")), (\"text\", models.CharField(max_length=64))]),\n    ]\n",
+        )
+        .expect("write");
+        let work = source.join("shop/management/commands/work.py");
+        let text = std::fs::read_to_string(&work)
+            .expect("read")
+            .replace("job.done_by = release", "job.done_by = \"v2-\" + release");
+        std::fs::write(work, text).expect("write");
+        std::fs::write(source.join("shop/static/shop/site.css"), "body { color: blue; }\n").expect("write");
+    });
+    deploy_under_load(lab, &v2, &[], "deploy of the Django example's v2");
+    let second = index();
+    let v2_id = second["release"].as_str().expect("a release").to_string();
+    assert_ne!(v2_id, v1_id);
+    let css2 = format!("/static/{v2_id}/shop/site.css");
+    assert_eq!(second["stylesheet"], css2.as_str());
+    assert_eq!(http_get(&lab.vip, &css2).expect("served"), (200, "body { color: blue; }\n".to_string()));
+    worker_done_by(&format!("v2-{v2_id}"));
+
+    rollback_under_load(lab, &v2);
+    let back = index();
+    assert_eq!(back["release"], v1_id.as_str(), "the rollback serves v1");
+    assert_eq!(back["stylesheet"], css.as_str(), "with v1's static files");
+    assert_eq!(http_get(&lab.vip, &css).expect("served").0, 200);
+    worker_done_by(&v1_id);
+    assert_eq!(
+        http_get(&lab.vip, "/media/proof.txt").expect("served"),
+        (200, proof.to_string()),
+        "the upload survives"
+    );
     assert_success(&lab.apply(&lab.inventory, &[]), "apply back to the example app");
 }
 

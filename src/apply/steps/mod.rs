@@ -432,6 +432,61 @@ ln -s {} {}
 /// [`PackagesPlan::wheelhouse_key`].
 const WHEELHOUSES: &str = "/var/lib/infra/wheels";
 
+/// Where an app host keeps the wheels it built from source distributions,
+/// per Python and machine (`cp313-x86_64`): built once for every later
+/// release.
+const BUILT_WHEELS: &str = "/var/cache/infra/built-wheels";
+
+/// Builds a wheel from each source distribution of the wheelhouse
+/// `wheels` (see [`crate::wheels::SOURCES`]) that this host has not built
+/// before, as the app's user in a scratch directory, with the build's
+/// requirements from the wheelhouse and `app.build_packages` installed;
+/// sets `built` to the directory of built wheels. Every failing build is
+/// reported, each with the line of its output that says why.
+fn build_sources(wheels: &str) -> String {
+    use crate::wheels::{BUILD_REQUIREMENTS, SOURCES};
+    let user = catalog::gunicorn::USER;
+    let (sources, build_requirements) =
+        (quote(&format!("{wheels}/{SOURCES}")), quote(&format!("{wheels}/{SOURCES}/{BUILD_REQUIREMENTS}")));
+    format!(
+        r#"tag=$(/usr/bin/python3 -c 'import platform, sys; print("cp%d%d-%s" % (sys.version_info[0], sys.version_info[1], platform.machine()))')
+built={BUILT_WHEELS}/$tag
+mkdir -p "$built"
+failed=''
+for source in {sources}/*.tar.gz; do
+  [ -e "$source" ] || continue
+  name=${{source##*/}}
+  name=${{name%.tar.gz}}
+  [ -e "$built/$name.built" ] && continue
+  scratch=$(mktemp -d /tmp/infra-build.XXXXXX)
+  chown {user}:{user} "$scratch"
+  # shellcheck disable=SC2016 # expanded by the inner shell
+  if runuser -u {user} -- env HOME="$scratch" TMPDIR="$scratch" sh -c '
+      set -e
+      /usr/bin/python3 -m venv --without-pip "$1/env"
+      pip="$(ls "$2"/pip-*.whl | head -n 1)/pip"
+      "$1/env/bin/python" "$pip" install --quiet --no-index --no-cache-dir --disable-pip-version-check --find-links "$2" -r "$3"
+      "$1/env/bin/python" "$pip" wheel --no-index --no-cache-dir --disable-pip-version-check --no-deps --no-build-isolation --use-pep517 --find-links "$2" -w "$1/out" "$4"
+    ' sh "$scratch" {wheelhouse} {build_requirements} "$source" > "$scratch/log" 2>&1; then
+    cp "$scratch"/out/*.whl "$built"/
+    touch "$built/$name.built"
+  else
+    cause=$(grep -E '(Error|Exception):|^error:' "$scratch/log" | grep -v -e subprocess-exited -e 'See above' -e metadata-generation-failed -e 'originates from a subprocess' | tail -n 1 | sed 's/^[[:space:]]*//')
+    [ -n "$cause" ] || cause=$(tail -n 1 "$scratch/log")
+    echo "$name: building its wheel failed on $(uname -n): $cause" >&2
+    failed="$failed $name"
+  fi
+  rm -rf "$scratch"
+done
+if [ -n "$failed" ]; then
+  echo "these have no wheel for this host and are built here from source: name what their builds need (a compiler, headers) in app.build_packages" >&2
+  exit 1
+fi
+"#,
+        wheelhouse = quote(wheels),
+    )
+}
+
 /// Makes the release's `.venv` before anything is swapped in: hard links
 /// of another release's packages when the requirements match (nothing is
 /// installed), else an offline install from `wheelhouse` (a tar of wheels,
@@ -464,10 +519,13 @@ pub fn packages(release: &ReleasePlan, wheelhouse: Option<&[u8]>) -> Option<Stri
             let added: String = added.iter().map(|requirement| format!(" {}", quote(requirement))).collect();
             script.push_str(&format!(
                 "if [ ! -e {wheels}/.complete ]; then\n  rm -rf {wheels}\n  mkdir -p {wheels}\n  \
-                 base64 -d <<'INFRA_EOF' | tar -x -C {wheels}\n{encoded}\nINFRA_EOF\n  touch {wheels}/.complete\nfi\n\
-                 /usr/bin/python3 -m venv --without-pip {venv}\n\
+                 base64 -d <<'INFRA_EOF' | tar -x -C {wheels}\n{encoded}\nINFRA_EOF\n  touch {wheels}/.complete\nfi\n"
+            ));
+            script.push_str(&build_sources(&format!("{WHEELHOUSES}/{key}")));
+            script.push_str(&format!(
+                "/usr/bin/python3 -m venv --without-pip {venv}\n\
                  {venv}/bin/python $(ls {wheels}/pip-*.whl | head -n 1)/pip install --quiet --no-index --no-cache-dir \
-                 --disable-pip-version-check --find-links {wheels} -r {requirements}{added} 1>&2\n"
+                 --disable-pip-version-check --find-links {wheels} --find-links \"$built\" -r {requirements}{added} 1>&2\n"
             ));
         }
     }
